@@ -1,0 +1,62 @@
+//! The one error type of `hone-model`. Every variant that comes from user input names the
+//! file (and where it helps, the field) so the binary can print it as is.
+
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A GGUF file that cannot be read (truncated, bad magic, missing tensor or key).
+    #[error("{path}: not a readable GGUF model: {msg}")]
+    Gguf { path: PathBuf, msg: String },
+    /// A Hugging Face model folder or file that cannot be read (`config.json`, safetensors, ...).
+    #[error("{path}: {msg}")]
+    HfModel { path: PathBuf, msg: String },
+    /// A model whose architecture hone does not run.
+    #[error("{path}: unsupported architecture `{arch}` (hone runs the llama family: llama, mistral, qwen2)")]
+    UnsupportedArchitecture { path: PathBuf, arch: String },
+    /// A configuration value that is missing or out of range.
+    #[error("{path}: field `{field}`: {msg}")]
+    Config {
+        path: PathBuf,
+        field: String,
+        msg: String,
+    },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    /// Weight storage / kernel problems (shape not a multiple of the block size, ...).
+    #[error("quantization: {0}")]
+    Quant(String),
+    #[error("prompt is {tokens} tokens but the model's context is {context} tokens")]
+    ContextOverflow { tokens: usize, context: usize },
+    #[error("model `{name}` is not in the cache ({cache}); {hint}")]
+    ModelNotCached {
+        name: String,
+        cache: PathBuf,
+        hint: String,
+    },
+    #[error("model fetch failed: {0}")]
+    Fetch(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! hone-model: everything about running a model.
+//!
+//! Tokenizer, chat template, one llama-family model whose linear layers are pluggable
+//! (quantized, dense, later NF4 and LoRA), a paged KV cache, sampling and batched generation.
+
+pub mod chat_template;
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod generate;
+pub mod kv_cache;
+pub mod linear;
+pub mod llama;
+pub mod loader;
+pub mod quant;
+pub mod rope;
+pub mod sampler;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+
+pub use generate::{generate, FinishReason, GenOutput, GenRequest};
+pub use llama::Llama;
+pub use loader::{LoadOptions, LoadedModel, WeightMode};
+pub use quant::num_threads;
+pub use sampler::SamplingParams;
+
+/// Threads for every CPU kernel (the quantized matmuls' pool and rayon's, used by attention
+/// and dense matmuls). Call before the first model call.
+pub fn set_num_threads(n: usize) {
+    quant::set_num_threads(n);
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+}
