@@ -1,0 +1,168 @@
+//! The linear-layer seam: every projection of the model is a `dyn Linear`, so quantized,
+//! dense, NF4 and LoRA-wrapped weights plug in without the model file knowing which.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::sync::Arc;
+
+use crate::quant::{matmul_f32, QActivations, QFormat, QMatrix};
+
+/// The input of a linear layer: `m` rows of `cols` floats, plus its int8 quantization,
+/// computed at most once and shared by every layer that reads the same input (q/k/v,
+/// gate/up).
+pub struct LinearInput<'a> {
+    x: &'a [f32],
+    m: usize,
+    cols: usize,
+    q8: &'a RefCell<QActivations>,
+    q8_ready: Cell<bool>,
+}
+
+impl<'a> LinearInput<'a> {
+    /// `scratch` is reused storage for the quantized form.
+    pub fn new(x: &'a [f32], m: usize, cols: usize, scratch: &'a RefCell<QActivations>) -> Self {
+        debug_assert_eq!(x.len(), m * cols);
+        Self {
+            x,
+            m,
+            cols,
+            q8: scratch,
+            q8_ready: Cell::new(false),
+        }
+    }
+    pub fn f32(&self) -> &[f32] {
+        self.x
+    }
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// The activations quantized per block of 32 (computed on first use).
+    pub fn q8(&self) -> Ref<'_, QActivations> {
+        if !self.q8_ready.get() {
+            self.q8.borrow_mut().quantize(self.x, self.m, self.cols);
+            self.q8_ready.set(true);
+        }
+        self.q8.borrow()
+    }
+}
+
+/// One projection `y = x Wᵀ (+ b)`.
+pub trait Linear: Send + Sync {
+    fn in_features(&self) -> usize;
+    fn out_features(&self) -> usize;
+    /// `out` has `x.rows() * out_features()` floats and is overwritten.
+    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]);
+    /// The effective weight as dense f32, row-major `[out, in]` (for export, merging, tests).
+    fn dense_weight(&self) -> Vec<f32>;
+    fn bias(&self) -> Option<&[f32]>;
+    /// Bytes of weight storage.
+    fn storage_bytes(&self) -> usize;
+    /// A short name of the storage, e.g. `q4_1`, `f32`.
+    fn kind(&self) -> &'static str;
+}
+
+fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(b.len()) {
+            for (o, bb) in row.iter_mut().zip(b) {
+                *o += bb;
+            }
+        }
+    }
+}
+
+/// Weights kept in a block-quantized format, multiplied with int8 activations.
+pub struct QuantLinear {
+    w: Arc<QMatrix>,
+    bias: Option<Vec<f32>>,
+}
+
+impl QuantLinear {
+    /// The matrix is shared (a tied lm_head reads the token embedding's storage).
+    pub fn new(w: Arc<QMatrix>, bias: Option<Vec<f32>>) -> Self {
+        Self { w, bias }
+    }
+    pub fn matrix(&self) -> &QMatrix {
+        &self.w
+    }
+}
+
+impl Linear for QuantLinear {
+    fn in_features(&self) -> usize {
+        self.w.cols()
+    }
+    fn out_features(&self) -> usize {
+        self.w.rows()
+    }
+    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        self.w.matmul(&x.q8(), out);
+        add_bias(out, self.bias.as_deref());
+    }
+    fn dense_weight(&self) -> Vec<f32> {
+        self.w.dequantize()
+    }
+    fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+    fn storage_bytes(&self) -> usize {
+        self.w.storage_bytes() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+    fn kind(&self) -> &'static str {
+        match self.w.format() {
+            QFormat::Q4_0 => "q4_0",
+            QFormat::Q4_1 => "q4_1",
+            QFormat::Q8_0 => "q8_0",
+        }
+    }
+}
+
+/// Dense f32 weights (HF safetensors models, dequantized GGUF, the f32 reference path).
+pub struct DenseLinear {
+    w: Arc<Vec<f32>>,
+    out_f: usize,
+    in_f: usize,
+    bias: Option<Vec<f32>>,
+}
+
+impl DenseLinear {
+    /// `w` is row-major `[out_f, in_f]`.
+    pub fn new(w: Arc<Vec<f32>>, out_f: usize, in_f: usize, bias: Option<Vec<f32>>) -> Self {
+        assert_eq!(w.len(), out_f * in_f, "dense weight shape");
+        Self {
+            w,
+            out_f,
+            in_f,
+            bias,
+        }
+    }
+    pub fn weight(&self) -> &[f32] {
+        &self.w
+    }
+}
+
+impl Linear for DenseLinear {
+    fn in_features(&self) -> usize {
+        self.in_f
+    }
+    fn out_features(&self) -> usize {
+        self.out_f
+    }
+    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        matmul_f32(&self.w, self.out_f, self.in_f, x.f32(), x.rows(), out);
+        add_bias(out, self.bias.as_deref());
+    }
+    fn dense_weight(&self) -> Vec<f32> {
+        self.w.as_ref().clone()
+    }
+    fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+    fn storage_bytes(&self) -> usize {
+        (self.w.len() + self.bias.as_ref().map_or(0, |b| b.len())) * 4
+    }
+    fn kind(&self) -> &'static str {
+        "f32"
+    }
+}

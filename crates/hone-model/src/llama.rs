@@ -1,0 +1,497 @@
+//! The llama-family model (llama, mistral, qwen2): embedding, `n` pre-norm decoder blocks
+//! (grouped-query attention with rotary positions, SwiGLU MLP), final norm, lm_head.
+//!
+//! Inference runs a *ragged batch*: every sequence brings any number of new tokens (a whole
+//! prompt, a prefill chunk, or one decoded token), all rows go through each projection
+//! together, and attention reads each sequence's own positions from the paged KV cache. The
+//! same call therefore serves single-sequence generation, batched prefill and continuous
+//! batching. Each row's arithmetic does not depend on the other rows in the batch.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::config::ModelConfig;
+use crate::kv_cache::{KvCache, SeqCache};
+use crate::linear::{Linear, LinearInput};
+use crate::quant::{QActivations, QMatrix};
+use crate::rope::Rope;
+use crate::{Error, Result};
+
+/// Token embedding table, quantized (GGUF) or dense.
+pub enum Embedding {
+    Quant(Arc<QMatrix>),
+    Dense { w: Arc<Vec<f32>>, dim: usize },
+}
+
+impl Embedding {
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Embedding::Quant(q) => q.rows(),
+            Embedding::Dense { w, dim } => w.len() / dim,
+        }
+    }
+    pub fn lookup(&self, id: u32, out: &mut [f32]) {
+        match self {
+            Embedding::Quant(q) => q.dequantize_row(id as usize, out),
+            Embedding::Dense { w, dim } => {
+                let o = id as usize * dim;
+                out.copy_from_slice(&w[o..o + dim]);
+            }
+        }
+    }
+}
+
+/// The projections of one decoder block, by their Hugging Face / PEFT names.
+pub const MODULES: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+pub struct Block {
+    pub attn_norm: Vec<f32>,
+    pub q_proj: Box<dyn Linear>,
+    pub k_proj: Box<dyn Linear>,
+    pub v_proj: Box<dyn Linear>,
+    pub o_proj: Box<dyn Linear>,
+    pub ffn_norm: Vec<f32>,
+    pub gate_proj: Box<dyn Linear>,
+    pub up_proj: Box<dyn Linear>,
+    pub down_proj: Box<dyn Linear>,
+}
+
+impl Block {
+    /// A projection by its module name (`q_proj`, ..., `down_proj`).
+    pub fn module(&self, name: &str) -> Option<&dyn Linear> {
+        Some(match name {
+            "q_proj" => self.q_proj.as_ref(),
+            "k_proj" => self.k_proj.as_ref(),
+            "v_proj" => self.v_proj.as_ref(),
+            "o_proj" => self.o_proj.as_ref(),
+            "gate_proj" => self.gate_proj.as_ref(),
+            "up_proj" => self.up_proj.as_ref(),
+            "down_proj" => self.down_proj.as_ref(),
+            _ => return None,
+        })
+    }
+    pub fn module_mut(&mut self, name: &str) -> Option<&mut Box<dyn Linear>> {
+        Some(match name {
+            "q_proj" => &mut self.q_proj,
+            "k_proj" => &mut self.k_proj,
+            "v_proj" => &mut self.v_proj,
+            "o_proj" => &mut self.o_proj,
+            "gate_proj" => &mut self.gate_proj,
+            "up_proj" => &mut self.up_proj,
+            "down_proj" => &mut self.down_proj,
+            _ => return None,
+        })
+    }
+}
+
+/// Which logits a sequence of the batch wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    None,
+    Last,
+    All,
+}
+
+/// One sequence's part of a forward call.
+pub struct SeqInput<'a> {
+    pub cache: &'a mut SeqCache,
+    pub tokens: &'a [u32],
+    pub logits: Logits,
+}
+
+pub struct Llama {
+    pub config: ModelConfig,
+    pub embed: Embedding,
+    pub layers: Vec<Block>,
+    pub norm: Vec<f32>,
+    pub lm_head: Box<dyn Linear>,
+    pub tied_embeddings: bool,
+    rope: Rope,
+    hidden: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    eps: f32,
+}
+
+/// Per-call buffers, reused across layers.
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    tmp: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    q8: RefCell<QActivations>,
+}
+
+pub(crate) fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let s = 1.0 / (ss + eps).sqrt();
+        for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
+            *o = xv * s * wv;
+        }
+    }
+}
+
+#[inline]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent partial sums let the compiler vectorise.
+    let mut acc = [0f32; 8];
+    let (ac, ar) = a.split_at(a.len() / 8 * 8);
+    let (bc, br) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+impl Llama {
+    /// Assembles a model from its parts; checks every shape against the config.
+    pub fn new(
+        config: ModelConfig,
+        embed: Embedding,
+        layers: Vec<Block>,
+        norm: Vec<f32>,
+        lm_head: Box<dyn Linear>,
+        tied_embeddings: bool,
+    ) -> Result<Self> {
+        let hidden = config.hidden_size;
+        let n_heads = config.num_attention_heads;
+        let head_dim = config.head_dim();
+        let n_kv_heads = n_heads / config.n_kv_groups();
+        let ffn = config.intermediate_size;
+        let shape_err = |what: String| Error::Invalid(format!("model weights: {what}"));
+        if layers.len() != config.num_hidden_layers {
+            return Err(shape_err(format!(
+                "{} layers, config says {}",
+                layers.len(),
+                config.num_hidden_layers
+            )));
+        }
+        if norm.len() != hidden {
+            return Err(shape_err(format!("final norm has {} values", norm.len())));
+        }
+        if embed.vocab_size() != lm_head.out_features() || lm_head.in_features() != hidden {
+            return Err(shape_err("lm_head / embedding shapes disagree".into()));
+        }
+        for (i, b) in layers.iter().enumerate() {
+            let want = [
+                ("q_proj", n_heads * head_dim, hidden),
+                ("k_proj", n_kv_heads * head_dim, hidden),
+                ("v_proj", n_kv_heads * head_dim, hidden),
+                ("o_proj", hidden, n_heads * head_dim),
+                ("gate_proj", ffn, hidden),
+                ("up_proj", ffn, hidden),
+                ("down_proj", hidden, ffn),
+            ];
+            for (name, o, inp) in want {
+                let l = b.module(name).expect("known module");
+                if l.out_features() != o || l.in_features() != inp {
+                    return Err(shape_err(format!(
+                        "layer {i} {name} is [{}, {}], expected [{o}, {inp}]",
+                        l.out_features(),
+                        l.in_features()
+                    )));
+                }
+            }
+            if b.attn_norm.len() != hidden || b.ffn_norm.len() != hidden {
+                return Err(shape_err(format!("layer {i} norm size")));
+            }
+        }
+        let rope = Rope::new(&config)?;
+        Ok(Self {
+            eps: config.rms_norm_eps as f32,
+            hidden,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rope,
+            config,
+            embed,
+            layers,
+            norm,
+            lm_head,
+            tied_embeddings,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.lm_head.out_features()
+    }
+    pub fn max_context(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+    /// Floats per position per layer for K (and for V).
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+    /// A KV cache able to hold `tokens` positions.
+    pub fn new_cache(&self, tokens: usize) -> KvCache {
+        KvCache::for_tokens(self.layers.len(), self.kv_dim(), tokens)
+    }
+    /// A KV cache with room for sequences of these lengths (each fills whole blocks).
+    pub fn new_cache_for(&self, seq_lens: impl IntoIterator<Item = usize>) -> KvCache {
+        let bs = crate::kv_cache::DEFAULT_BLOCK_SIZE;
+        let blocks: usize = seq_lens.into_iter().map(|n| n.div_ceil(bs)).sum();
+        KvCache::new(self.layers.len(), self.kv_dim(), bs, blocks.max(1))
+    }
+    /// A KV cache within a memory budget in bytes.
+    pub fn new_cache_with_memory(&self, bytes: usize) -> KvCache {
+        KvCache::with_memory(self.layers.len(), self.kv_dim(), bytes)
+    }
+    /// Parameters (weights counted once when tied).
+    pub fn num_parameters(&self) -> usize {
+        let per_layer: usize = self
+            .layers
+            .iter()
+            .map(|b| {
+                MODULES
+                    .iter()
+                    .map(|m| {
+                        let l = b.module(m).expect("known");
+                        l.in_features() * l.out_features()
+                    })
+                    .sum::<usize>()
+                    + 2 * self.hidden
+            })
+            .sum();
+        let head = if self.tied_embeddings {
+            0
+        } else {
+            self.vocab_size() * self.hidden
+        };
+        per_layer + self.embed.vocab_size() * self.hidden + head + self.hidden
+    }
+
+    /// Runs the new tokens of every sequence through the model, appends their keys and values
+    /// to the cache, and returns the requested logits rows (in batch order, `vocab` floats each).
+    pub fn forward(&self, batch: &mut [SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<f32>> {
+        let vocab = self.vocab_size();
+        // Validate and reserve before touching anything.
+        for s in batch.iter_mut() {
+            if s.tokens.is_empty() {
+                return Err(Error::Invalid(
+                    "a sequence in the batch has no tokens".into(),
+                ));
+            }
+            if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= vocab) {
+                return Err(Error::Invalid(format!(
+                    "token id {bad} is outside the vocabulary ({vocab})"
+                )));
+            }
+            let end = s.cache.len() + s.tokens.len();
+            if end > self.max_context() {
+                return Err(Error::ContextOverflow {
+                    tokens: end,
+                    context: self.max_context(),
+                });
+            }
+            kv.reserve(s.cache, s.tokens.len())?;
+        }
+        // Row bookkeeping: (sequence index, absolute position).
+        let rows: Vec<(usize, usize)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let start = s.cache.len();
+                (0..s.tokens.len()).map(move |t| (i, start + t))
+            })
+            .collect();
+        let tables: Vec<&[u32]> = batch.iter().map(|s| s.cache.blocks()).collect();
+        let n = rows.len();
+        let (qd, kvd, ffn) = (
+            self.n_heads * self.head_dim,
+            self.kv_dim(),
+            self.config.intermediate_size,
+        );
+        let mut s = Scratch {
+            x: vec![0.0; n * self.hidden],
+            h: vec![0.0; n * self.hidden],
+            q: vec![0.0; n * qd],
+            k: vec![0.0; n * kvd],
+            v: vec![0.0; n * kvd],
+            attn: vec![0.0; n * qd],
+            tmp: vec![0.0; n * self.hidden],
+            gate: vec![0.0; n * ffn],
+            up: vec![0.0; n * ffn],
+            q8: RefCell::new(QActivations::new()),
+        };
+        let all_tokens = batch.iter().flat_map(|item| item.tokens.iter());
+        for (&tok, x) in all_tokens.zip(s.x.chunks_exact_mut(self.hidden)) {
+            self.embed.lookup(tok, x);
+        }
+        let window = self.config.sliding_window;
+        for (li, layer) in self.layers.iter().enumerate() {
+            // Attention.
+            rms_norm_into(&s.x, &layer.attn_norm, self.eps, &mut s.h);
+            {
+                let input = LinearInput::new(&s.h, n, self.hidden, &s.q8);
+                layer.q_proj.forward(&input, &mut s.q);
+                layer.k_proj.forward(&input, &mut s.k);
+                layer.v_proj.forward(&input, &mut s.v);
+            }
+            for (r, &(si, pos)) in rows.iter().enumerate() {
+                self.rope
+                    .apply(&mut s.q[r * qd..(r + 1) * qd], pos, self.n_heads);
+                self.rope
+                    .apply(&mut s.k[r * kvd..(r + 1) * kvd], pos, self.n_kv_heads);
+                kv.write(
+                    li,
+                    tables[si],
+                    pos,
+                    &s.k[r * kvd..(r + 1) * kvd],
+                    &s.v[r * kvd..(r + 1) * kvd],
+                );
+            }
+            self.attention(li, kv, &rows, &tables, &s.q, &mut s.attn, window);
+            {
+                let input = LinearInput::new(&s.attn, n, qd, &s.q8);
+                layer.o_proj.forward(&input, &mut s.tmp);
+            }
+            s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
+            // MLP.
+            rms_norm_into(&s.x, &layer.ffn_norm, self.eps, &mut s.h);
+            {
+                let input = LinearInput::new(&s.h, n, self.hidden, &s.q8);
+                layer.gate_proj.forward(&input, &mut s.gate);
+                layer.up_proj.forward(&input, &mut s.up);
+            }
+            s.gate
+                .iter_mut()
+                .zip(&s.up)
+                .for_each(|(g, u)| *g = silu(*g) * u);
+            {
+                let input = LinearInput::new(&s.gate, n, ffn, &s.q8);
+                layer.down_proj.forward(&input, &mut s.tmp);
+            }
+            s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
+        }
+        for si in batch.iter_mut() {
+            let k = si.tokens.len();
+            si.cache.advance(k);
+        }
+        // Logits only where asked.
+        let mut picked = Vec::new();
+        let mut r0 = 0;
+        for si in batch.iter() {
+            let k = si.tokens.len();
+            match si.logits {
+                Logits::None => {}
+                Logits::Last => picked.push(r0 + k - 1),
+                Logits::All => picked.extend(r0..r0 + k),
+            }
+            r0 += k;
+        }
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let d = self.hidden;
+        let mut sel = Vec::with_capacity(picked.len() * d);
+        for &r in &picked {
+            sel.extend_from_slice(&s.x[r * d..(r + 1) * d]);
+        }
+        let mut normed = vec![0.0; sel.len()];
+        rms_norm_into(&sel, &self.norm, self.eps, &mut normed);
+        let mut logits = vec![0.0; picked.len() * vocab];
+        let input = LinearInput::new(&normed, picked.len(), d, &s.q8);
+        self.lm_head.forward(&input, &mut logits);
+        Ok(logits)
+    }
+
+    /// Causal attention of every row's query over its own sequence's cached positions.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: usize,
+        kv: &KvCache,
+        rows: &[(usize, usize)],
+        tables: &[&[u32]],
+        q: &[f32],
+        out: &mut [f32],
+        window: Option<usize>,
+    ) {
+        let (hd, nh) = (self.head_dim, self.n_heads);
+        let groups = self.n_heads / self.n_kv_heads;
+        let qd = nh * hd;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (kc, vc) = kv.layer(layer);
+        out.par_chunks_mut(qd)
+            .zip(q.par_chunks(qd))
+            .zip(rows.par_iter())
+            .for_each(|((o_row, q_row), &(si, pos))| {
+                let table = tables[si];
+                let start = match window {
+                    Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+                    _ => 0,
+                };
+                let len = pos + 1 - start;
+                let mut scores = vec![0f32; len];
+                for h in 0..nh {
+                    let g = h / groups;
+                    let qh = &q_row[h * hd..(h + 1) * hd];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, sc) in scores.iter_mut().enumerate() {
+                        let off = kv.offset(table, start + j) + g * hd;
+                        *sc = dot(qh, &kc[off..off + hd]) * scale;
+                        max = max.max(*sc);
+                    }
+                    let mut sum = 0.0;
+                    for sc in scores.iter_mut() {
+                        *sc = (*sc - max).exp();
+                        sum += *sc;
+                    }
+                    let inv = 1.0 / sum;
+                    let oh = &mut o_row[h * hd..(h + 1) * hd];
+                    oh.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        let off = kv.offset(table, start + j) + g * hd;
+                        let p = p * inv;
+                        for (o, v) in oh.iter_mut().zip(&vc[off..off + hd]) {
+                            *o += p * v;
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Logits for every position of one token sequence, from an empty cache (tests, scoring).
+    pub fn logits_all(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut kv = self.new_cache(tokens.len());
+        let mut seq = SeqCache::new();
+        self.forward(
+            &mut [SeqInput {
+                cache: &mut seq,
+                tokens,
+                logits: Logits::All,
+            }],
+            &mut kv,
+        )
+    }
+}

@@ -1,0 +1,266 @@
+//! A tiny random llama (2 layers), written by the test as GGUF and as a Hugging Face folder:
+//! both load to the same logits, match candle-transformers' reference implementation, and the
+//! KV cache, batching and error paths behave.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::*;
+use hone_model::kv_cache::SeqCache;
+use hone_model::llama::{Llama, Logits, SeqInput};
+use hone_model::loader::{load_hf_llama, GgufFile, LoadOptions, LoadedModel, WeightMode};
+use hone_model::Error;
+
+fn tokens(n: usize, seed: u32) -> Vec<u32> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 977) >> 7) % VOCAB as u32)
+        .collect()
+}
+
+struct Tiny {
+    _dir: tempfile::TempDir,
+    gguf: std::path::PathBuf,
+    hf: std::path::PathBuf,
+}
+
+fn tiny() -> Tiny {
+    let dir = tempfile::tempdir().unwrap();
+    let w = tiny_weights(42);
+    let gguf = dir.path().join("tiny.gguf");
+    write_gguf(&gguf, &w, "llama");
+    let hf = dir.path().join("hf");
+    write_hf(&hf, &w);
+    Tiny {
+        _dir: dir,
+        gguf,
+        hf,
+    }
+}
+
+fn load_gguf(p: &std::path::Path, mode: WeightMode) -> Llama {
+    GgufFile::open(p)
+        .unwrap()
+        .llama(&LoadOptions { weights: mode })
+        .unwrap()
+}
+
+#[test]
+fn gguf_and_safetensors_give_identical_logits() {
+    let t = tiny();
+    let a = load_gguf(&t.gguf, WeightMode::Native);
+    let b = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let toks = tokens(40, 1);
+    let la = a.logits_all(&toks).unwrap();
+    let lb = b.logits_all(&toks).unwrap();
+    assert_eq!(la.len(), 40 * VOCAB);
+    assert_eq!(la, lb, "same weights, same code: bit-identical logits");
+    assert!(la.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn matches_candle_reference_implementation() {
+    // candle-transformers' quantized_llama reads the same GGUF (interleaved rope on the
+    // permuted rows); ours un-permutes and uses the Hugging Face layout.
+    let t = tiny();
+    let ours = load_gguf(&t.gguf, WeightMode::F32);
+    let mut f = std::fs::File::open(&t.gguf).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut reference = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+        ct,
+        &mut f,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let toks = tokens(24, 2);
+    let all = ours.logits_all(&toks).unwrap();
+    for (pos, &tok) in toks.iter().enumerate() {
+        let x = Tensor::new(&[tok], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let r: Vec<f32> = reference
+            .forward(&x, pos)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let o = &all[pos * VOCAB..(pos + 1) * VOCAB];
+        let d = max_rel_diff(o, &r);
+        assert!(d < 1e-4, "position {pos}: relative difference {d}");
+    }
+}
+
+#[test]
+fn incremental_decoding_equals_full_forward() {
+    let t = tiny();
+    let m = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let toks = tokens(30, 3);
+    let full = m.logits_all(&toks).unwrap();
+    let mut kv = m.new_cache(64);
+    let mut seq = SeqCache::new();
+    // A prefill chunk of 17, then one token at a time.
+    let mut got = m
+        .forward(
+            &mut [SeqInput {
+                cache: &mut seq,
+                tokens: &toks[..17],
+                logits: Logits::All,
+            }],
+            &mut kv,
+        )
+        .unwrap();
+    for i in 17..30 {
+        got.extend(
+            m.forward(
+                &mut [SeqInput {
+                    cache: &mut seq,
+                    tokens: &toks[i..i + 1],
+                    logits: Logits::Last,
+                }],
+                &mut kv,
+            )
+            .unwrap(),
+        );
+    }
+    assert_eq!(seq.len(), 30);
+    let d = max_rel_diff(&got, &full);
+    assert!(d < 1e-5, "relative difference {d}");
+}
+
+/// Logits of sequence `a` computed alone, and inside a batch with two other sequences of
+/// other lengths.
+fn alone_and_batched(m: &Llama) -> (Vec<f32>, Vec<f32>) {
+    let a = tokens(21, 4);
+    let b = tokens(9, 5);
+    let c = tokens(33, 6);
+    let alone = m.logits_all(&a).unwrap();
+    let mut kv = m.new_cache(128);
+    let (mut sa, mut sb, mut sc) = (SeqCache::new(), SeqCache::new(), SeqCache::new());
+    let out = m
+        .forward(
+            &mut [
+                SeqInput {
+                    cache: &mut sb,
+                    tokens: &b,
+                    logits: Logits::Last,
+                },
+                SeqInput {
+                    cache: &mut sa,
+                    tokens: &a,
+                    logits: Logits::All,
+                },
+                SeqInput {
+                    cache: &mut sc,
+                    tokens: &c,
+                    logits: Logits::None,
+                },
+            ],
+            &mut kv,
+        )
+        .unwrap();
+    assert_eq!(out.len(), (1 + 21) * VOCAB);
+    (alone, out[VOCAB..].to_vec())
+}
+
+#[test]
+fn batching_does_not_change_a_sequence_quantized_bitwise() {
+    let t = tiny();
+    let m = load_hf_llama(
+        &t.hf,
+        &LoadOptions {
+            weights: WeightMode::Q8,
+        },
+    )
+    .unwrap();
+    assert_eq!(m.layers[0].q_proj.kind(), "q8_0");
+    let (alone, batched) = alone_and_batched(&m);
+    assert_eq!(alone, batched);
+}
+
+#[test]
+fn batching_does_not_change_a_sequence_dense() {
+    let t = tiny();
+    let m = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let (alone, batched) = alone_and_batched(&m);
+    let d = max_rel_diff(&batched, &alone);
+    assert!(d < 1e-5, "relative difference {d}");
+}
+
+#[test]
+fn truncated_gguf_is_a_clear_error() {
+    let t = tiny();
+    let bytes = std::fs::read(&t.gguf).unwrap();
+    for keep in [10, 200, bytes.len() - 100] {
+        let p = t.gguf.with_file_name(format!("cut{keep}.gguf"));
+        std::fs::write(&p, &bytes[..keep]).unwrap();
+        let e = match GgufFile::open(&p) {
+            Err(e) => e,
+            Ok(_) => panic!("truncated file at {keep} bytes was accepted"),
+        };
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Gguf { .. }), "{msg}");
+        assert!(
+            msg.contains(&p.display().to_string()),
+            "names the file: {msg}"
+        );
+    }
+    let p = t.gguf.with_file_name("cut_tail.gguf");
+    std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+    let msg = GgufFile::open(&p).err().unwrap().to_string();
+    assert!(msg.contains("truncated"), "{msg}");
+}
+
+#[test]
+fn unknown_architecture_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gpt2.gguf");
+    write_gguf(&p, &tiny_weights(1), "gpt2");
+    let e = GgufFile::open(&p)
+        .unwrap()
+        .llama(&LoadOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::UnsupportedArchitecture { arch, .. } if arch == "gpt2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_tokenizer_is_a_clear_error() {
+    let t = tiny();
+    let e = LoadedModel::load_hf(&t.hf, &LoadOptions::default())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("tokenizer"), "{e}");
+}
+
+#[test]
+fn prompt_longer_than_context_is_an_error() {
+    let t = tiny();
+    let m = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let e = m.logits_all(&tokens(CTX + 1, 7)).err().unwrap();
+    assert!(
+        matches!(e, Error::ContextOverflow { tokens, context } if tokens == CTX + 1 && context == CTX),
+        "{e}"
+    );
+    let e = m.logits_all(&[VOCAB as u32 + 5]).err().unwrap();
+    assert!(e.to_string().contains("vocabulary"), "{e}");
+}
+
+#[test]
+fn missing_weight_in_hf_folder_names_it() {
+    let t = tiny();
+    let w: Vec<_> = tiny_weights(42)
+        .into_iter()
+        .filter(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight")
+        .collect();
+    let d = t.hf.with_file_name("hf_missing");
+    write_hf(&d, &w);
+    let e = load_hf_llama(&d, &LoadOptions::default()).err().unwrap();
+    assert!(
+        e.to_string().contains("model.layers.1.mlp.up_proj.weight"),
+        "{e}"
+    );
+}
