@@ -1,0 +1,719 @@
+//! LoRA adapters on disk in Python PEFT's format, so PEFT (`PeftModel.from_pretrained`) and
+//! vLLM load hone's adapters unchanged, and hone loads theirs:
+//!
+//! - `adapter_config.json`: PEFT's `LoraConfig` (`peft_type: "LORA"`, `r`, `lora_alpha`,
+//!   `target_modules`, `layers_to_transform`, `base_model_name_or_path`, ...);
+//! - `adapter_model.safetensors`: `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`
+//!   (`[r, in]`) and `...lora_B.weight` (`[out, r]`), attention projections under `.self_attn.`,
+//!   MLP projections under `.mlp.`; f32 when hone writes, f32 / f16 / bf16 when it reads, with
+//!   or without PEFT's adapter name (`.lora_A.default.weight`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use hone_model::llama::MODULES;
+use hone_model::lora::{LoraAdapter, LoraModule, LoraSpec};
+use serde_json::{json, Map, Value};
+
+use crate::atomic::write_atomic;
+use crate::{Error, Result};
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+/// What `adapter_config.json` holds besides the adapter's own shape.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterExtra {
+    /// Layers of the base model. When given and the adapter covers all of them,
+    /// `layers_to_transform` is left out (PEFT: every layer); otherwise it lists the layers.
+    pub n_layers: Option<usize>,
+    /// The LoRA dropout used in training (PEFT's `lora_dropout`; no effect at inference).
+    pub lora_dropout: f32,
+    /// More fields, written as given (they override the defaults of the same name).
+    pub fields: Map<String, Value>,
+}
+
+/// PEFT's parent module of a projection.
+fn parent(module: &str) -> &'static str {
+    match module {
+        "q_proj" | "k_proj" | "v_proj" | "o_proj" => "self_attn",
+        _ => "mlp",
+    }
+}
+
+/// PEFT's tensor name of one LoRA matrix (`which` is `A` or `B`).
+pub fn peft_key(layer: usize, module: &str, which: char) -> String {
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{module}.lora_{which}.weight",
+        parent(module)
+    )
+}
+
+/// A float that reads as an integer in JSON when it is one (`lora_alpha: 32`).
+fn json_number(x: f32) -> Value {
+    if x.fract() == 0.0 && x.abs() < 1e9 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}
+
+/// The `adapter_config.json` document.
+pub fn adapter_config_json(
+    adapter: &LoraAdapter,
+    base_model_name_or_path: &str,
+    extra: &AdapterExtra,
+) -> Value {
+    let spec = &adapter.spec;
+    let mut layers: Vec<usize> = adapter.modules.keys().map(|(l, _)| *l).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let all = extra
+        .n_layers
+        .is_some_and(|n| layers.len() == n && layers.iter().enumerate().all(|(i, &l)| i == l));
+    // Canonical order, only the modules the adapter has.
+    let targets: Vec<&str> = MODULES
+        .iter()
+        .copied()
+        .filter(|m| spec.target_modules.iter().any(|t| t == m))
+        .collect();
+    let mut cfg = json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": spec.r,
+        "lora_alpha": json_number(spec.alpha),
+        "lora_dropout": extra.lora_dropout,
+        "target_modules": targets,
+        "layers_to_transform": if all { Value::Null } else { json!(layers) },
+        "layers_pattern": Value::Null,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "base_model_name_or_path": base_model_name_or_path,
+        "inference_mode": true,
+        "use_rslora": false,
+        "use_dora": false,
+        "modules_to_save": Value::Null,
+        "init_lora_weights": true,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "revision": Value::Null,
+    });
+    let obj = cfg.as_object_mut().expect("object");
+    for (k, v) in &extra.fields {
+        obj.insert(k.clone(), v.clone());
+    }
+    cfg
+}
+
+/// Writes `dir/adapter_config.json` and `dir/adapter_model.safetensors` (f32), each atomically.
+/// The folder is created if needed; existing files are replaced.
+pub fn save_adapter(
+    dir: &Path,
+    adapter: &LoraAdapter,
+    base_model_name_or_path: &str,
+    extra: &AdapterExtra,
+) -> Result<()> {
+    if adapter.modules.is_empty() {
+        return Err(Error::Adapter {
+            path: dir.to_path_buf(),
+            msg: "the adapter has no modules".into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Tensors first: a config beside stale weights would describe the wrong adapter only for
+    // the instant between the two renames.
+    let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for ((l, name), m) in &adapter.modules {
+        if m.a.len() != m.r * m.in_f || m.b.len() != m.out_f * m.r {
+            return Err(Error::Adapter {
+                path: dir.to_path_buf(),
+                msg: format!("layer {l} {name}: matrices do not match r={} [{}, {}]", m.r, m.out_f, m.in_f),
+            });
+        }
+        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        bytes.push((peft_key(*l, name, 'A'), vec![m.r, m.in_f], le(&m.a)));
+        bytes.push((peft_key(*l, name, 'B'), vec![m.out_f, m.r], le(&m.b)));
+    }
+    let views = bytes
+        .iter()
+        .map(|(n, shape, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (n.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Adapter {
+            path: dir.join(WEIGHTS_FILE),
+            msg: e.to_string(),
+        })?;
+    let meta = Some(std::collections::HashMap::from([(
+        "format".to_string(),
+        "pt".to_string(),
+    )]));
+    let data = safetensors::serialize(views, meta).map_err(|e| Error::Adapter {
+        path: dir.join(WEIGHTS_FILE),
+        msg: e.to_string(),
+    })?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &data)?;
+    let cfg = adapter_config_json(adapter, base_model_name_or_path, extra);
+    let mut text = serde_json::to_string_pretty(&cfg).expect("json serializes");
+    text.push('\n');
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    Ok(())
+}
+
+/// `adapter_config.json`, as far as hone needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterConfig {
+    pub r: usize,
+    /// Effective alpha for `scale = alpha / r` (rsLoRA's `alpha / sqrt(r)` folded in).
+    pub alpha: f32,
+    pub lora_dropout: f32,
+    pub target_modules: Vec<String>,
+    pub layers_to_transform: Option<Vec<usize>>,
+    pub base_model_name_or_path: Option<String>,
+}
+
+/// Reads and checks `dir/adapter_config.json`.
+pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Adapter {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "not an adapter folder: no {CONFIG_FILE} (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
+                ),
+            })
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let err = |key: &str, msg: String| Error::Config {
+        path: path.clone(),
+        key: key.to_string(),
+        msg,
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Syntax {
+        path: path.clone(),
+        line: e.line(),
+        column: e.column(),
+        msg: e.to_string(),
+    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| err("(root)", "expected a JSON object".into()))?;
+    let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
+    if let Some(t) = get("peft_type") {
+        if t.as_str() != Some("LORA") {
+            return Err(err("peft_type", format!("hone reads LoRA adapters only, got {t}")));
+        }
+    }
+    let r = get("r")
+        .and_then(Value::as_u64)
+        .filter(|&r| r > 0)
+        .ok_or_else(|| err("r", "missing or not a positive integer".into()))? as usize;
+    let alpha = match get("lora_alpha") {
+        None => 8.0, // PEFT's default
+        Some(a) => a
+            .as_f64()
+            .filter(|a| *a > 0.0)
+            .ok_or_else(|| err("lora_alpha", format!("expected a positive number, got {a}")))?,
+    };
+    let rslora = get("use_rslora").and_then(Value::as_bool).unwrap_or(false);
+    // PEFT: scale = alpha / r, or alpha / sqrt(r) with rsLoRA.
+    let alpha = if rslora {
+        alpha * (r as f64).sqrt()
+    } else {
+        alpha
+    } as f32;
+    let unsupported = |key: &str, what: &str| err(key, format!("{what} is not supported by hone"));
+    if get("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
+        return Err(unsupported("fan_in_fan_out", "fan_in_fan_out = true (GPT-2 style Conv1D)"));
+    }
+    if get("use_dora").and_then(Value::as_bool) == Some(true) {
+        return Err(unsupported("use_dora", "DoRA"));
+    }
+    if let Some(b) = get("bias") {
+        if b.as_str() != Some("none") {
+            return Err(unsupported("bias", &format!("bias = {b} (trained biases)")));
+        }
+    }
+    if let Some(m) = get("modules_to_save") {
+        if m.as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(unsupported("modules_to_save", "fully trained extra modules"));
+        }
+    }
+    for k in ["rank_pattern", "alpha_pattern"] {
+        if get(k).and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
+            return Err(unsupported(k, "per-module ranks / alphas"));
+        }
+    }
+    let target_modules: Vec<String> = match get("target_modules") {
+        None => Vec::new(),
+        Some(Value::String(s)) if s == "all-linear" => MODULES.iter().map(|s| s.to_string()).collect(),
+        // A regex: the tensors tell which modules are adapted.
+        Some(Value::String(_)) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| err("target_modules", format!("expected module names, got {x}")))
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(err(
+                "target_modules",
+                format!("expected a list of module names, got {other}"),
+            ))
+        }
+    };
+    let layers_to_transform = match get("layers_to_transform") {
+        None => None,
+        Some(Value::Number(n)) => Some(vec![n
+            .as_u64()
+            .ok_or_else(|| err("layers_to_transform", format!("bad layer {n}")))?
+            as usize]),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|x| {
+                    x.as_u64()
+                        .map(|l| l as usize)
+                        .ok_or_else(|| err("layers_to_transform", format!("bad layer {x}")))
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Some(other) => {
+            return Err(err(
+                "layers_to_transform",
+                format!("expected a list of layer indices, got {other}"),
+            ))
+        }
+    };
+    let lora_dropout = get("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+    Ok(AdapterConfig {
+        r,
+        alpha,
+        lora_dropout,
+        target_modules,
+        layers_to_transform,
+        base_model_name_or_path: get("base_model_name_or_path")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// `(layer, module, is_b)` of a PEFT tensor name, or None if it is not a LoRA tensor of a
+/// llama-family projection.
+fn parse_key(key: &str) -> Option<(usize, &str, bool)> {
+    let k = key.strip_prefix("base_model.model.").unwrap_or(key);
+    let k = k.strip_prefix("model.layers.")?;
+    let (layer, rest) = k.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (par, rest) = rest.split_once('.')?;
+    let (module, rest) = rest.split_once('.')?;
+    let which = match rest {
+        "lora_A.weight" | "lora_A.default.weight" => false,
+        "lora_B.weight" | "lora_B.default.weight" => true,
+        _ => return None,
+    };
+    let module = MODULES.iter().copied().find(|m| *m == module)?;
+    (parent(module) == par).then_some((layer, module, which))
+}
+
+fn tensor_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+    let d = view.data();
+    Ok(match view.dtype() {
+        safetensors::Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        safetensors::Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        safetensors::Dtype::F16 => d
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        safetensors::Dtype::BF16 => d
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::Adapter {
+                path: path.to_path_buf(),
+                msg: format!("tensor `{name}` has dtype {other:?} (expected f32, f16 or bf16)"),
+            })
+        }
+    })
+}
+
+/// Reads an adapter folder written by hone or by Python PEFT.
+pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
+    let cfg = read_adapter_config(dir)?;
+    let wpath = dir.join(WEIGHTS_FILE);
+    let bytes = match std::fs::read(&wpath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bin = dir.join("adapter_model.bin");
+            let msg = if bin.is_file() {
+                format!("no {WEIGHTS_FILE}; adapter_model.bin (pickle) is not read by hone: re-save it with safe_serialization=True")
+            } else {
+                format!("missing {WEIGHTS_FILE}")
+            };
+            return Err(Error::Adapter {
+                path: dir.to_path_buf(),
+                msg,
+            });
+        }
+        Err(e) => return Err(Error::io(&wpath, e)),
+    };
+    let aerr = |msg: String| Error::Adapter {
+        path: wpath.clone(),
+        msg,
+    };
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| aerr(format!("not a readable safetensors file: {e}")))?;
+    let mut parts: BTreeMap<(usize, &str), (Option<(Vec<usize>, Vec<f32>)>, Option<(Vec<usize>, Vec<f32>)>)> =
+        BTreeMap::new();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    for name in &names {
+        let Some((layer, module, is_b)) = parse_key(name) else {
+            return Err(aerr(format!(
+                "unknown tensor `{name}` (expected e.g. `{}`)",
+                peft_key(0, "q_proj", 'A')
+            )));
+        };
+        let view = st.tensor(name).map_err(|e| aerr(format!("tensor `{name}`: {e}")))?;
+        let shape = view.shape().to_vec();
+        if shape.len() != 2 {
+            return Err(aerr(format!("tensor `{name}` has shape {shape:?}, expected 2-D")));
+        }
+        let v = tensor_f32(&wpath, name, &view)?;
+        let slot = parts.entry((layer, module)).or_default();
+        let place = if is_b { &mut slot.1 } else { &mut slot.0 };
+        if place.is_some() {
+            return Err(aerr(format!("tensor `{name}` appears twice (with and without `.default`)")));
+        }
+        *place = Some((shape, v));
+    }
+    if parts.is_empty() {
+        return Err(aerr("no LoRA tensors in the file".into()));
+    }
+    let mut modules = BTreeMap::new();
+    let mut layers = BTreeSet::new();
+    let mut present = BTreeSet::new();
+    for ((layer, module), (a, b)) in parts {
+        let which = |c| peft_key(layer, module, c);
+        let (sa, a) = a.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('B'), which('A'))))?;
+        let (sb, b) = b.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('A'), which('B'))))?;
+        let (r, in_f, out_f) = (sa[0], sa[1], sb[0]);
+        if r != cfg.r {
+            return Err(aerr(format!(
+                "`{}` has shape {sa:?}: rank {r}, but {CONFIG_FILE} says r = {}",
+                which('A'),
+                cfg.r
+            )));
+        }
+        if sb[1] != r {
+            return Err(aerr(format!(
+                "shape mismatch: `{}` is {sa:?} but `{}` is {sb:?} (expected [out, {r}])",
+                which('A'),
+                which('B')
+            )));
+        }
+        layers.insert(layer);
+        present.insert(module);
+        modules.insert(
+            (layer, module.to_string()),
+            LoraModule {
+                r,
+                in_f,
+                out_f,
+                a,
+                b,
+            },
+        );
+    }
+    let cerr = |key: &str, msg: String| Error::Config {
+        path: dir.join(CONFIG_FILE),
+        key: key.into(),
+        msg,
+    };
+    for m in &present {
+        if !cfg.target_modules.is_empty() && !cfg.target_modules.iter().any(|t| t == m) {
+            return Err(cerr(
+                "target_modules",
+                format!("does not list `{m}`, but {WEIGHTS_FILE} has LoRA tensors for it"),
+            ));
+        }
+    }
+    if let Some(lt) = &cfg.layers_to_transform {
+        if let Some(l) = layers.iter().find(|l| !lt.contains(l)) {
+            return Err(cerr(
+                "layers_to_transform",
+                format!("does not list layer {l}, but {WEIGHTS_FILE} has LoRA tensors for it"),
+            ));
+        }
+    }
+    let target_modules: Vec<String> = MODULES
+        .iter()
+        .filter(|m| present.contains(*m))
+        .map(|m| m.to_string())
+        .collect();
+    Ok(LoraAdapter {
+        spec: LoraSpec {
+            r: cfg.r,
+            alpha: cfg.alpha,
+            target_modules,
+            layers: layers.into_iter().collect(),
+        },
+        modules,
+    })
+}
+
+/// The folder an adapter path names (the folder itself, or the folder of one of its files).
+pub fn adapter_dir(p: &Path) -> PathBuf {
+    if p.is_file() {
+        p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    } else {
+        p.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_adapter(seed: u64, layers: &[usize], targets: &[&str]) -> LoraAdapter {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let r = 4;
+        let mut modules = BTreeMap::new();
+        for &l in layers {
+            for &t in targets {
+                let (out_f, in_f) = match t {
+                    "k_proj" | "v_proj" => (8, 16),
+                    "gate_proj" | "up_proj" => (32, 16),
+                    "down_proj" => (16, 32),
+                    _ => (16, 16),
+                };
+                modules.insert(
+                    (l, t.to_string()),
+                    LoraModule {
+                        r,
+                        in_f,
+                        out_f,
+                        a: (0..r * in_f).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                        b: (0..out_f * r).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    },
+                );
+            }
+        }
+        LoraAdapter {
+            spec: LoraSpec {
+                r,
+                alpha: 8.0,
+                target_modules: targets.iter().map(|s| s.to_string()).collect(),
+                layers: layers.to_vec(),
+            },
+            modules,
+        }
+    }
+
+    fn write_st(path: &Path, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, path).unwrap();
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let a = random_adapter(1, &[0, 2], &["q_proj", "v_proj", "down_proj"]);
+        save_adapter(d.path(), &a, "my/base", &AdapterExtra::default()).unwrap();
+        let b = load_adapter(d.path()).unwrap();
+        assert_eq!(a, b);
+        // Saving again over the same folder works (atomic replace), no temp files left.
+        save_adapter(d.path(), &a, "my/base", &AdapterExtra::default()).unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, [CONFIG_FILE, WEIGHTS_FILE]);
+    }
+
+    #[test]
+    fn writes_peft_names_and_config() {
+        let d = tempfile::tempdir().unwrap();
+        let a = random_adapter(2, &[1, 3], &["q_proj", "up_proj"]);
+        let extra = AdapterExtra {
+            n_layers: Some(4),
+            lora_dropout: 0.05,
+            ..Default::default()
+        };
+        save_adapter(d.path(), &a, "HuggingFaceTB/SmolLM2-135M-Instruct", &extra).unwrap();
+        let bytes = std::fs::read(d.path().join(WEIGHTS_FILE)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<&str> = st.names();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "base_model.model.model.layers.1.mlp.up_proj.lora_A.weight",
+                "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight",
+                "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight",
+                "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
+                "base_model.model.model.layers.3.mlp.up_proj.lora_A.weight",
+                "base_model.model.model.layers.3.mlp.up_proj.lora_B.weight",
+                "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight",
+                "base_model.model.model.layers.3.self_attn.q_proj.lora_B.weight",
+            ]
+        );
+        let t = st.tensor("base_model.model.model.layers.1.mlp.up_proj.lora_A.weight").unwrap();
+        assert_eq!(t.shape(), [4, 16]);
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        let t = st.tensor("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight").unwrap();
+        assert_eq!(t.shape(), [32, 4]);
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
+
+        let cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join(CONFIG_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(cfg["peft_type"], "LORA");
+        assert_eq!(cfg["task_type"], "CAUSAL_LM");
+        assert_eq!(cfg["r"], 4);
+        assert_eq!(cfg["lora_alpha"], 8);
+        assert!((cfg["lora_dropout"].as_f64().unwrap() - 0.05).abs() < 1e-7);
+        assert_eq!(cfg["target_modules"], json!(["q_proj", "up_proj"]));
+        assert_eq!(cfg["layers_to_transform"], json!([1, 3]));
+        assert_eq!(cfg["bias"], "none");
+        assert_eq!(cfg["fan_in_fan_out"], false);
+        assert_eq!(cfg["base_model_name_or_path"], "HuggingFaceTB/SmolLM2-135M-Instruct");
+        assert_eq!(cfg["inference_mode"], true);
+        assert_eq!(cfg["use_rslora"], false);
+        assert_eq!(cfg["modules_to_save"], Value::Null);
+        assert_eq!(cfg["init_lora_weights"], true);
+        assert_eq!(cfg["revision"], Value::Null);
+
+        // All layers of a 2-layer model: no layers_to_transform.
+        let a = random_adapter(3, &[0, 1], &["q_proj"]);
+        let extra = AdapterExtra {
+            n_layers: Some(2),
+            ..Default::default()
+        };
+        let cfg = adapter_config_json(&a, "b", &extra);
+        assert_eq!(cfg["layers_to_transform"], Value::Null);
+        let mut fields = Map::new();
+        fields.insert("revision".into(), json!("main"));
+        let cfg = adapter_config_json(&a, "b", &AdapterExtra { fields, ..extra });
+        assert_eq!(cfg["revision"], "main");
+    }
+
+    #[test]
+    fn reads_python_peft_files_with_default_names_and_half_precision() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["v_proj", "q_proj"],
+                "use_rslora": true, "bias": "none", "fan_in_fan_out": false, "modules_to_save": null}"#,
+        )
+        .unwrap();
+        let a: Vec<f32> = (0..2 * 3).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..5 * 2).map(|i| i as f32 - 4.0).collect();
+        let f16b = |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
+        let bf16b = |v: &[f32]| v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
+        write_st(
+            &d.path().join(WEIGHTS_FILE),
+            &[
+                ("base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight", safetensors::Dtype::F16, vec![2, 3], f16b(&a)),
+                ("base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight", safetensors::Dtype::BF16, vec![5, 2], bf16b(&b)),
+            ],
+        );
+        let ad = load_adapter(d.path()).unwrap();
+        assert_eq!(ad.spec.r, 2);
+        // rsLoRA: scale = alpha / sqrt(r).
+        assert!((ad.scale() - 4.0 / 2f32.sqrt()).abs() < 1e-6);
+        assert_eq!(ad.spec.target_modules, ["v_proj"]);
+        assert_eq!(ad.spec.layers, [0]);
+        let m = &ad.modules[&(0, "v_proj".to_string())];
+        assert_eq!((m.r, m.in_f, m.out_f), (2, 3, 5));
+        assert_eq!(m.a, a);
+        assert_eq!(m.b, b);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        // Missing config.
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("not an adapter folder") && e.contains(CONFIG_FILE), "{e}");
+        // Missing weights.
+        let a = random_adapter(4, &[0], &["q_proj"]);
+        save_adapter(p, &a, "b", &AdapterExtra::default()).unwrap();
+        std::fs::remove_file(p.join(WEIGHTS_FILE)).unwrap();
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains(&format!("missing {WEIGHTS_FILE}")), "{e}");
+        // Unknown key.
+        let z = |n: usize| vec![0u8; n * 4];
+        write_st(&p.join(WEIGHTS_FILE), &[("base_model.model.lm_head.weight", safetensors::Dtype::F32, vec![2, 2], z(4))]);
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("unknown tensor `base_model.model.lm_head.weight`"), "{e}");
+        // A module under the wrong parent is unknown too.
+        write_st(&p.join(WEIGHTS_FILE), &[("base_model.model.model.layers.0.mlp.q_proj.lora_A.weight", safetensors::Dtype::F32, vec![4, 2], z(8))]);
+        assert!(load_adapter(p).unwrap_err().to_string().contains("unknown tensor"));
+        // Rank disagreeing with the config.
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[
+                (&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![3, 16], z(48)),
+                (&peft_key(0, "q_proj", 'B'), safetensors::Dtype::F32, vec![16, 3], z(48)),
+            ],
+        );
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("rank 3, but adapter_config.json says r = 4"), "{e}");
+        // A and B disagreeing.
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[
+                (&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![4, 16], z(64)),
+                (&peft_key(0, "q_proj", 'B'), safetensors::Dtype::F32, vec![16, 2], z(32)),
+            ],
+        );
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("shape mismatch"), "{e}");
+        // A without B.
+        write_st(&p.join(WEIGHTS_FILE), &[(&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![4, 16], z(64))]);
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("has no matching") && e.contains("lora_B"), "{e}");
+        // Not safetensors.
+        std::fs::write(p.join(WEIGHTS_FILE), b"garbage").unwrap();
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("not a readable safetensors file"), "{e}");
+        // Bad config values.
+        for (cfg, want) in [
+            (r#"{"r": 0}"#, "`r`: missing or not a positive integer"),
+            (r#"{"r": 4, "peft_type": "IA3"}"#, "`peft_type`"),
+            (r#"{"r": 4, "use_dora": true}"#, "DoRA is not supported"),
+            (r#"{"r": 4, "bias": "all"}"#, "`bias`"),
+            (r#"{"r": 4, "modules_to_save": ["lm_head"]}"#, "`modules_to_save`"),
+            ("{\"r\": 4,\n oops}", "line 2"),
+        ] {
+            std::fs::write(p.join(CONFIG_FILE), cfg).unwrap();
+            let e = load_adapter(p).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains(CONFIG_FILE), "{cfg}: {e}");
+        }
+        // Config and tensors disagreeing about the modules.
+        save_adapter(p, &a, "b", &AdapterExtra::default()).unwrap();
+        std::fs::write(p.join(CONFIG_FILE), r#"{"r": 4, "lora_alpha": 8, "target_modules": ["v_proj"]}"#).unwrap();
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(e.contains("`target_modules`: does not list `q_proj`"), "{e}");
+    }
+}
