@@ -127,7 +127,10 @@ pub fn save_adapter(
         if m.a.len() != m.r * m.in_f || m.b.len() != m.out_f * m.r {
             return Err(Error::Adapter {
                 path: dir.to_path_buf(),
-                msg: format!("layer {l} {name}: matrices do not match r={} [{}, {}]", m.r, m.out_f, m.in_f),
+                msg: format!(
+                    "layer {l} {name}: matrices do not match r={} [{}, {}]",
+                    m.r, m.out_f, m.in_f
+                ),
             });
         }
         let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
@@ -205,7 +208,10 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
     if let Some(t) = get("peft_type") {
         if t.as_str() != Some("LORA") {
-            return Err(err("peft_type", format!("hone reads LoRA adapters only, got {t}")));
+            return Err(err(
+                "peft_type",
+                format!("hone reads LoRA adapters only, got {t}"),
+            ));
         }
     }
     let r = get("r")
@@ -228,7 +234,10 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     } as f32;
     let unsupported = |key: &str, what: &str| err(key, format!("{what} is not supported by hone"));
     if get("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
-        return Err(unsupported("fan_in_fan_out", "fan_in_fan_out = true (GPT-2 style Conv1D)"));
+        return Err(unsupported(
+            "fan_in_fan_out",
+            "fan_in_fan_out = true (GPT-2 style Conv1D)",
+        ));
     }
     if get("use_dora").and_then(Value::as_bool) == Some(true) {
         return Err(unsupported("use_dora", "DoRA"));
@@ -240,17 +249,25 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     }
     if let Some(m) = get("modules_to_save") {
         if m.as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(unsupported("modules_to_save", "fully trained extra modules"));
+            return Err(unsupported(
+                "modules_to_save",
+                "fully trained extra modules",
+            ));
         }
     }
     for k in ["rank_pattern", "alpha_pattern"] {
-        if get(k).and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
+        if get(k)
+            .and_then(Value::as_object)
+            .is_some_and(|o| !o.is_empty())
+        {
             return Err(unsupported(k, "per-module ranks / alphas"));
         }
     }
     let target_modules: Vec<String> = match get("target_modules") {
         None => Vec::new(),
-        Some(Value::String(s)) if s == "all-linear" => MODULES.iter().map(|s| s.to_string()).collect(),
+        Some(Value::String(s)) if s == "all-linear" => {
+            MODULES.iter().map(|s| s.to_string()).collect()
+        }
         // A regex: the tensors tell which modules are adapted.
         Some(Value::String(_)) => Vec::new(),
         Some(Value::Array(a)) => a
@@ -321,7 +338,11 @@ fn parse_key(key: &str) -> Option<(usize, &str, bool)> {
     (parent(module) == par).then_some((layer, module, which))
 }
 
-fn tensor_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+fn tensor_f32(
+    path: &Path,
+    name: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<Vec<f32>> {
     let d = view.data();
     Ok(match view.dtype() {
         safetensors::Dtype::F32 => d
@@ -375,8 +396,13 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
     };
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| aerr(format!("not a readable safetensors file: {e}")))?;
-    let mut parts: BTreeMap<(usize, &str), (Option<(Vec<usize>, Vec<f32>)>, Option<(Vec<usize>, Vec<f32>)>)> =
-        BTreeMap::new();
+    let mut parts: BTreeMap<
+        (usize, &str),
+        (
+            Option<(Vec<usize>, Vec<f32>)>,
+            Option<(Vec<usize>, Vec<f32>)>,
+        ),
+    > = BTreeMap::new();
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
     for name in &names {
@@ -386,16 +412,22 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
                 peft_key(0, "q_proj", 'A')
             )));
         };
-        let view = st.tensor(name).map_err(|e| aerr(format!("tensor `{name}`: {e}")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| aerr(format!("tensor `{name}`: {e}")))?;
         let shape = view.shape().to_vec();
         if shape.len() != 2 {
-            return Err(aerr(format!("tensor `{name}` has shape {shape:?}, expected 2-D")));
+            return Err(aerr(format!(
+                "tensor `{name}` has shape {shape:?}, expected 2-D"
+            )));
         }
         let v = tensor_f32(&wpath, name, &view)?;
         let slot = parts.entry((layer, module)).or_default();
         let place = if is_b { &mut slot.1 } else { &mut slot.0 };
         if place.is_some() {
-            return Err(aerr(format!("tensor `{name}` appears twice (with and without `.default`)")));
+            return Err(aerr(format!(
+                "tensor `{name}` appears twice (with and without `.default`)"
+            )));
         }
         *place = Some((shape, v));
     }
@@ -407,8 +439,10 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
     let mut present = BTreeSet::new();
     for ((layer, module), (a, b)) in parts {
         let which = |c| peft_key(layer, module, c);
-        let (sa, a) = a.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('B'), which('A'))))?;
-        let (sb, b) = b.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('A'), which('B'))))?;
+        let (sa, a) =
+            a.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('B'), which('A'))))?;
+        let (sb, b) =
+            b.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('A'), which('B'))))?;
         let (r, in_f, out_f) = (sa[0], sa[1], sb[0]);
         if r != cfg.r {
             return Err(aerr(format!(
@@ -477,7 +511,9 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
 /// The folder an adapter path names (the folder itself, or the folder of one of its files).
 pub fn adapter_dir(p: &Path) -> PathBuf {
     if p.is_file() {
-        p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        p.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     } else {
         p.to_path_buf()
     }
@@ -526,7 +562,12 @@ mod tests {
     fn write_st(path: &Path, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
         let views: Vec<_> = tensors
             .iter()
-            .map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .map(|(n, d, s, b)| {
+                (
+                    n.to_string(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
             .collect();
         safetensors::serialize_to_file(views, None, path).unwrap();
     }
@@ -575,10 +616,14 @@ mod tests {
                 "base_model.model.model.layers.3.self_attn.q_proj.lora_B.weight",
             ]
         );
-        let t = st.tensor("base_model.model.model.layers.1.mlp.up_proj.lora_A.weight").unwrap();
+        let t = st
+            .tensor("base_model.model.model.layers.1.mlp.up_proj.lora_A.weight")
+            .unwrap();
         assert_eq!(t.shape(), [4, 16]);
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
-        let t = st.tensor("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight").unwrap();
+        let t = st
+            .tensor("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight")
+            .unwrap();
         assert_eq!(t.shape(), [32, 4]);
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
@@ -595,7 +640,10 @@ mod tests {
         assert_eq!(cfg["layers_to_transform"], json!([1, 3]));
         assert_eq!(cfg["bias"], "none");
         assert_eq!(cfg["fan_in_fan_out"], false);
-        assert_eq!(cfg["base_model_name_or_path"], "HuggingFaceTB/SmolLM2-135M-Instruct");
+        assert_eq!(
+            cfg["base_model_name_or_path"],
+            "HuggingFaceTB/SmolLM2-135M-Instruct"
+        );
         assert_eq!(cfg["inference_mode"], true);
         assert_eq!(cfg["use_rslora"], false);
         assert_eq!(cfg["modules_to_save"], Value::Null);
@@ -627,13 +675,31 @@ mod tests {
         .unwrap();
         let a: Vec<f32> = (0..2 * 3).map(|i| i as f32 * 0.5).collect();
         let b: Vec<f32> = (0..5 * 2).map(|i| i as f32 - 4.0).collect();
-        let f16b = |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
-        let bf16b = |v: &[f32]| v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
+        let f16b = |v: &[f32]| {
+            v.iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect::<Vec<u8>>()
+        };
+        let bf16b = |v: &[f32]| {
+            v.iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                .collect::<Vec<u8>>()
+        };
         write_st(
             &d.path().join(WEIGHTS_FILE),
             &[
-                ("base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight", safetensors::Dtype::F16, vec![2, 3], f16b(&a)),
-                ("base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight", safetensors::Dtype::BF16, vec![5, 2], bf16b(&b)),
+                (
+                    "base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight",
+                    safetensors::Dtype::F16,
+                    vec![2, 3],
+                    f16b(&a),
+                ),
+                (
+                    "base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight",
+                    safetensors::Dtype::BF16,
+                    vec![5, 2],
+                    bf16b(&b),
+                ),
             ],
         );
         let ad = load_adapter(d.path()).unwrap();
@@ -654,7 +720,10 @@ mod tests {
         let p = d.path();
         // Missing config.
         let e = load_adapter(p).unwrap_err().to_string();
-        assert!(e.contains("not an adapter folder") && e.contains(CONFIG_FILE), "{e}");
+        assert!(
+            e.contains("not an adapter folder") && e.contains(CONFIG_FILE),
+            "{e}"
+        );
         // Missing weights.
         let a = random_adapter(4, &[0], &["q_proj"]);
         save_adapter(p, &a, "b", &AdapterExtra::default()).unwrap();
@@ -663,34 +732,87 @@ mod tests {
         assert!(e.contains(&format!("missing {WEIGHTS_FILE}")), "{e}");
         // Unknown key.
         let z = |n: usize| vec![0u8; n * 4];
-        write_st(&p.join(WEIGHTS_FILE), &[("base_model.model.lm_head.weight", safetensors::Dtype::F32, vec![2, 2], z(4))]);
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[(
+                "base_model.model.lm_head.weight",
+                safetensors::Dtype::F32,
+                vec![2, 2],
+                z(4),
+            )],
+        );
         let e = load_adapter(p).unwrap_err().to_string();
-        assert!(e.contains("unknown tensor `base_model.model.lm_head.weight`"), "{e}");
+        assert!(
+            e.contains("unknown tensor `base_model.model.lm_head.weight`"),
+            "{e}"
+        );
         // A module under the wrong parent is unknown too.
-        write_st(&p.join(WEIGHTS_FILE), &[("base_model.model.model.layers.0.mlp.q_proj.lora_A.weight", safetensors::Dtype::F32, vec![4, 2], z(8))]);
-        assert!(load_adapter(p).unwrap_err().to_string().contains("unknown tensor"));
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[(
+                "base_model.model.model.layers.0.mlp.q_proj.lora_A.weight",
+                safetensors::Dtype::F32,
+                vec![4, 2],
+                z(8),
+            )],
+        );
+        assert!(load_adapter(p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown tensor"));
         // Rank disagreeing with the config.
         write_st(
             &p.join(WEIGHTS_FILE),
             &[
-                (&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![3, 16], z(48)),
-                (&peft_key(0, "q_proj", 'B'), safetensors::Dtype::F32, vec![16, 3], z(48)),
+                (
+                    &peft_key(0, "q_proj", 'A'),
+                    safetensors::Dtype::F32,
+                    vec![3, 16],
+                    z(48),
+                ),
+                (
+                    &peft_key(0, "q_proj", 'B'),
+                    safetensors::Dtype::F32,
+                    vec![16, 3],
+                    z(48),
+                ),
             ],
         );
         let e = load_adapter(p).unwrap_err().to_string();
-        assert!(e.contains("rank 3, but adapter_config.json says r = 4"), "{e}");
+        assert!(
+            e.contains("rank 3, but adapter_config.json says r = 4"),
+            "{e}"
+        );
         // A and B disagreeing.
         write_st(
             &p.join(WEIGHTS_FILE),
             &[
-                (&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![4, 16], z(64)),
-                (&peft_key(0, "q_proj", 'B'), safetensors::Dtype::F32, vec![16, 2], z(32)),
+                (
+                    &peft_key(0, "q_proj", 'A'),
+                    safetensors::Dtype::F32,
+                    vec![4, 16],
+                    z(64),
+                ),
+                (
+                    &peft_key(0, "q_proj", 'B'),
+                    safetensors::Dtype::F32,
+                    vec![16, 2],
+                    z(32),
+                ),
             ],
         );
         let e = load_adapter(p).unwrap_err().to_string();
         assert!(e.contains("shape mismatch"), "{e}");
         // A without B.
-        write_st(&p.join(WEIGHTS_FILE), &[(&peft_key(0, "q_proj", 'A'), safetensors::Dtype::F32, vec![4, 16], z(64))]);
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[(
+                &peft_key(0, "q_proj", 'A'),
+                safetensors::Dtype::F32,
+                vec![4, 16],
+                z(64),
+            )],
+        );
         let e = load_adapter(p).unwrap_err().to_string();
         assert!(e.contains("has no matching") && e.contains("lora_B"), "{e}");
         // Not safetensors.
@@ -703,7 +825,10 @@ mod tests {
             (r#"{"r": 4, "peft_type": "IA3"}"#, "`peft_type`"),
             (r#"{"r": 4, "use_dora": true}"#, "DoRA is not supported"),
             (r#"{"r": 4, "bias": "all"}"#, "`bias`"),
-            (r#"{"r": 4, "modules_to_save": ["lm_head"]}"#, "`modules_to_save`"),
+            (
+                r#"{"r": 4, "modules_to_save": ["lm_head"]}"#,
+                "`modules_to_save`",
+            ),
             ("{\"r\": 4,\n oops}", "line 2"),
         ] {
             std::fs::write(p.join(CONFIG_FILE), cfg).unwrap();
@@ -712,8 +837,15 @@ mod tests {
         }
         // Config and tensors disagreeing about the modules.
         save_adapter(p, &a, "b", &AdapterExtra::default()).unwrap();
-        std::fs::write(p.join(CONFIG_FILE), r#"{"r": 4, "lora_alpha": 8, "target_modules": ["v_proj"]}"#).unwrap();
+        std::fs::write(
+            p.join(CONFIG_FILE),
+            r#"{"r": 4, "lora_alpha": 8, "target_modules": ["v_proj"]}"#,
+        )
+        .unwrap();
         let e = load_adapter(p).unwrap_err().to_string();
-        assert!(e.contains("`target_modules`: does not list `q_proj`"), "{e}");
+        assert!(
+            e.contains("`target_modules`: does not list `q_proj`"),
+            "{e}"
+        );
     }
 }

@@ -220,7 +220,10 @@ fn type_name(v: &Value) -> &'static str {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, col)
 }
 
@@ -455,10 +458,7 @@ impl TrainConfig {
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let mut root: Table = text.parse::<Table>().map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             Error::Syntax {
                 path: path.clone(),
                 line,
@@ -523,10 +523,7 @@ impl TrainConfig {
         }
         let dropout = r.float("lora.dropout", 0.05)?;
         if !(0.0..1.0).contains(&dropout) {
-            return Err(r.err(
-                "lora.dropout",
-                format!("must be in [0, 1), got {dropout}"),
-            ));
+            return Err(r.err("lora.dropout", format!("must be in [0, 1), got {dropout}")));
         }
         let lora = LoraSection {
             r: r_rank,
@@ -797,7 +794,10 @@ impl TrainConfig {
                 "train",
                 vec![
                     ("fast", Value::Boolean(t.fast)),
-                    ("checkpoint_every_epoch", Value::Boolean(t.checkpoint_every_epoch)),
+                    (
+                        "checkpoint_every_epoch",
+                        Value::Boolean(t.checkpoint_every_epoch),
+                    ),
                     ("log_every", i(t.log_every)),
                 ],
             ),
@@ -810,7 +810,8 @@ impl TrainConfig {
         if let Some(v) = &self.data.validation {
             sections[4].1.push(("validation", p(v)));
         }
-        let mut out = String::from("# The effective configuration of this run (defaults included).\n");
+        let mut out =
+            String::from("# The effective configuration of this run (defaults included).\n");
         for (name, keys) in sections {
             out.push_str(&format!("\n[{name}]\n"));
             for (k, v) in keys {
@@ -857,7 +858,10 @@ fn check_keys(root: &Table, path: &Path) -> Result<()> {
             if !keys.contains(&k.as_str()) {
                 return Err(err(
                     format!("{section}.{k}"),
-                    format!("unknown key (known keys in [{section}]: {})", keys.join(", ")),
+                    format!(
+                        "unknown key (known keys in [{section}]: {})",
+                        keys.join(", ")
+                    ),
                 ));
             }
         }
@@ -892,13 +896,19 @@ fn apply_override(root: &mut Table, o: &str, path: &Path) -> Result<String> {
     let Some(keys) = known_keys(section) else {
         return Err(err(
             key,
-            format!("unknown section `{section}` (known sections: {})", section_names()),
+            format!(
+                "unknown section `{section}` (known sections: {})",
+                section_names()
+            ),
         ));
     };
     if !keys.contains(&name) {
         return Err(err(
             key,
-            format!("unknown key (known keys in [{section}]: {})", keys.join(", ")),
+            format!(
+                "unknown key (known keys in [{section}]: {})",
+                keys.join(", ")
+            ),
         ));
     }
     let table = root
@@ -970,7 +980,10 @@ dir = "runs/nda-v1"
         assert!(!c.train.fast && c.train.checkpoint_every_epoch);
         assert_eq!(c.train.top_layers, None);
         assert_eq!(c.data.train, Path::new("/cfg/train.jsonl"));
-        assert_eq!(c.data.validation.as_deref(), Some(Path::new("/cfg/val.jsonl")));
+        assert_eq!(
+            c.data.validation.as_deref(),
+            Some(Path::new("/cfg/val.jsonl"))
+        );
         assert_eq!(c.output.dir, Path::new("/cfg/runs/nda-v1"));
         assert_eq!(c.source, Path::new("/cfg/run.toml"));
     }
@@ -1045,18 +1058,30 @@ dir = "runs/nda-v1"
         let e = err(MIN, &["optimizer.lr=1"]);
         assert!(e.contains("unknown section `optimizer`"), "{e}");
         let e = err(MIN, &["optim.lr=-1"]);
-        assert!(e.contains("(--set)") && e.contains("`optim.lr`") && e.contains("> 0"), "{e}");
+        assert!(
+            e.contains("(--set)") && e.contains("`optim.lr`") && e.contains("> 0"),
+            "{e}"
+        );
         let e = err(MIN, &["lora.r=abc"]);
-        assert!(e.contains("`lora.r`") && e.contains("expected an integer"), "{e}");
+        assert!(
+            e.contains("`lora.r`") && e.contains("expected an integer"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_sections_are_rejected_with_the_known_ones() {
         let e = err("[optim]\nlearning_rate = 1\n[data]\ntrain = \"t\"\n", &[]);
-        assert!(e.starts_with("/cfg/run.toml: `optim.learning_rate`: unknown key"), "{e}");
+        assert!(
+            e.starts_with("/cfg/run.toml: `optim.learning_rate`: unknown key"),
+            "{e}"
+        );
         assert!(e.contains("known keys in [optim]: lr, weight_decay"), "{e}");
         let e = err("[trainer]\nx = 1\n", &[]);
-        assert!(e.contains("`trainer`: unknown section") && e.contains("model, lora, optim"), "{e}");
+        assert!(
+            e.contains("`trainer`: unknown section") && e.contains("model, lora, optim"),
+            "{e}"
+        );
         let e = err("lr = 1\n", &[]);
         assert!(e.contains("`lr`: unknown top-level key"), "{e}");
         let e = err("lora = 1\n", &[]);
@@ -1079,8 +1104,14 @@ dir = "runs/nda-v1"
 
     #[test]
     fn unknown_target_module_is_rejected() {
-        let e = err(&format!("{MIN}[lora]\ntarget_modules = [\"q_proj\", \"qkv\"]\n"), &[]);
-        assert!(e.contains("`lora.target_modules`: unknown module \"qkv\""), "{e}");
+        let e = err(
+            &format!("{MIN}[lora]\ntarget_modules = [\"q_proj\", \"qkv\"]\n"),
+            &[],
+        );
+        assert!(
+            e.contains("`lora.target_modules`: unknown module \"qkv\""),
+            "{e}"
+        );
         assert!(e.contains("gate_proj") && e.contains("all-linear"), "{e}");
         let e = err(&format!("{MIN}[lora]\ntarget_modules = []\n"), &[]);
         assert!(e.contains("at least one module"), "{e}");
@@ -1090,7 +1121,11 @@ dir = "runs/nda-v1"
 
     #[test]
     fn all_linear_expands_to_the_seven_projections() {
-        let c = parse(&format!("{MIN}[lora]\ntarget_modules = \"all-linear\"\n"), &[]).unwrap();
+        let c = parse(
+            &format!("{MIN}[lora]\ntarget_modules = \"all-linear\"\n"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.lora.target_modules, MODULES);
         let c = parse(MIN, &["lora.target_modules=[\"v_proj\", \"all-linear\"]"]).unwrap();
         assert_eq!(c.lora.target_modules.len(), 7);
@@ -1106,7 +1141,10 @@ dir = "runs/nda-v1"
         let e = err(&format!("{MIN}[optim]\nlr = nan\n"), &[]);
         assert!(e.contains("`optim.lr`: expected a finite number"), "{e}");
         let e = err(&format!("{MIN}[optim]\nlr = \"fast\"\n"), &[]);
-        assert!(e.contains("`optim.lr`: expected a finite number, got a string"), "{e}");
+        assert!(
+            e.contains("`optim.lr`: expected a finite number, got a string"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1114,14 +1152,38 @@ dir = "runs/nda-v1"
         for (k, v, msg) in [
             ("lora", "dropout = 1.0", "`lora.dropout`: must be in [0, 1)"),
             ("lora", "alpha = 0", "`lora.alpha`: must be > 0"),
-            ("optim", "batch_size = 0", "`optim.batch_size`: must be at least 1"),
-            ("optim", "grad_accum = 0", "`optim.grad_accum`: must be at least 1"),
+            (
+                "optim",
+                "batch_size = 0",
+                "`optim.batch_size`: must be at least 1",
+            ),
+            (
+                "optim",
+                "grad_accum = 0",
+                "`optim.grad_accum`: must be at least 1",
+            ),
             ("optim", "epochs = 0", "`optim.epochs`: must be at least 1"),
-            ("optim", "warmup_ratio = 2", "`optim.warmup_ratio`: must be in [0, 1]"),
+            (
+                "optim",
+                "warmup_ratio = 2",
+                "`optim.warmup_ratio`: must be in [0, 1]",
+            ),
             ("optim", "grad_clip = -1", "`optim.grad_clip`: must be >= 0"),
-            ("optim", "scheduler = \"step\"", "`optim.scheduler`: unknown value \"step\""),
-            ("model", "quantize = \"int8\"", "`model.quantize`: unknown value \"int8\""),
-            ("model", "dtype = \"f16\"", "`model.dtype`: unknown value \"f16\""),
+            (
+                "optim",
+                "scheduler = \"step\"",
+                "`optim.scheduler`: unknown value \"step\"",
+            ),
+            (
+                "model",
+                "quantize = \"int8\"",
+                "`model.quantize`: unknown value \"int8\"",
+            ),
+            (
+                "model",
+                "dtype = \"f16\"",
+                "`model.dtype`: unknown value \"f16\"",
+            ),
             ("train", "fast = 1", "`train.fast`: expected true or false"),
         ] {
             let e = err(&format!("{MIN}[{k}]\n{v}\n"), &[]);
@@ -1139,16 +1201,31 @@ dir = "runs/nda-v1"
     fn layer_selections() {
         let layers = |v: &str| parse(&format!("{MIN}[lora]\nlayers = {v}\n"), &[]);
         assert_eq!(layers("\"all\"").unwrap().lora.layers, LayerSelection::All);
-        assert_eq!(layers("\"22-29\"").unwrap().lora.layers, LayerSelection::Range(22, 29));
-        assert_eq!(layers("[23, 22]").unwrap().lora.layers, LayerSelection::List(vec![22, 23]));
-        assert_eq!(layers("\"1,5\"").unwrap().lora.layers, LayerSelection::List(vec![1, 5]));
-        assert_eq!(layers("7").unwrap().lora.layers, LayerSelection::List(vec![7]));
+        assert_eq!(
+            layers("\"22-29\"").unwrap().lora.layers,
+            LayerSelection::Range(22, 29)
+        );
+        assert_eq!(
+            layers("[23, 22]").unwrap().lora.layers,
+            LayerSelection::List(vec![22, 23])
+        );
+        assert_eq!(
+            layers("\"1,5\"").unwrap().lora.layers,
+            LayerSelection::List(vec![1, 5])
+        );
+        assert_eq!(
+            layers("7").unwrap().lora.layers,
+            LayerSelection::List(vec![7])
+        );
         let c = layers("\"22-29\"").unwrap();
         assert_eq!(c.lora_layers(30).unwrap(), (22..30).collect::<Vec<_>>());
         let spec = c.lora_spec(30).unwrap();
         assert_eq!(spec.layers.len(), 8);
         assert_eq!((spec.r, spec.alpha), (16, 32.0));
-        assert_eq!(layers("\"all\"").unwrap().lora_layers(3).unwrap(), vec![0, 1, 2]);
+        assert_eq!(
+            layers("\"all\"").unwrap().lora_layers(3).unwrap(),
+            vec![0, 1, 2]
+        );
     }
 
     #[test]
@@ -1163,7 +1240,10 @@ dir = "runs/nda-v1"
         // Out of range for the model: only known with the model.
         let c = parse(&format!("{MIN}[lora]\nlayers = \"22-30\"\n"), &[]).unwrap();
         let e = c.lora_spec(30).unwrap_err().to_string();
-        assert!(e.contains("`lora.layers`: layer 30 does not exist: the model has 30 layers (0-29)"), "{e}");
+        assert!(
+            e.contains("`lora.layers`: layer 30 does not exist: the model has 30 layers (0-29)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1173,9 +1253,15 @@ dir = "runs/nda-v1"
         let e = c.lora_layers(4).unwrap_err().to_string();
         assert!(e.contains("`train.top_layers`: 8 layers asked for"), "{e}");
         let e = err(MIN, &["train.fast=true"]);
-        assert!(e.contains("`train.fast`") && e.contains("top layers"), "{e}");
+        assert!(
+            e.contains("`train.fast`") && e.contains("top layers"),
+            "{e}"
+        );
         let e = err(MIN, &["train.top_layers=2", "lora.layers=3-5"]);
-        assert!(e.contains("`train.top_layers`: conflicts with lora.layers"), "{e}");
+        assert!(
+            e.contains("`train.top_layers`: conflicts with lora.layers"),
+            "{e}"
+        );
         let e = err(MIN, &["train.top_layers=0"]);
         assert!(e.contains("must be at least 1"), "{e}");
     }
@@ -1184,13 +1270,22 @@ dir = "runs/nda-v1"
     fn echo_round_trips() {
         for sets in [
             vec![],
-            vec!["lora.layers=[1, 4]", "train.top_layers=3", "lora.layers=all"],
-            vec!["lora.layers=2-5", "train.fast=true", "lora.dropout=0.1", "optim.lr=3e-5"],
+            vec![
+                "lora.layers=[1, 4]",
+                "train.top_layers=3",
+                "lora.layers=all",
+            ],
+            vec![
+                "lora.layers=2-5",
+                "train.fast=true",
+                "lora.dropout=0.1",
+                "optim.lr=3e-5",
+            ],
         ] {
             let c = parse(EXAMPLE, &sets).unwrap();
             let text = c.to_toml();
-            let back = TrainConfig::parse(&text, Path::new("/elsewhere/train_config.toml"), &[])
-                .unwrap();
+            let back =
+                TrainConfig::parse(&text, Path::new("/elsewhere/train_config.toml"), &[]).unwrap();
             let mut back = back;
             back.source = c.source.clone();
             assert_eq!(back, c, "{text}");

@@ -32,10 +32,18 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     for (id, row) in embed.chunks_exact_mut(hidden).enumerate() {
         model.embed.lookup(id as u32, row);
     }
-    t.push(("model.embed_tokens.weight".to_string(), vec![vocab, hidden], embed));
+    t.push((
+        "model.embed_tokens.weight".to_string(),
+        vec![vocab, hidden],
+        embed,
+    ));
     for (i, b) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
-        t.push((format!("{p}.input_layernorm.weight"), vec![hidden], b.attn_norm.clone()));
+        t.push((
+            format!("{p}.input_layernorm.weight"),
+            vec![hidden],
+            b.attn_norm.clone(),
+        ));
         for name in hone_model::llama::MODULES {
             let lin = b.module(name).expect("known module");
             let par = if ["q_proj", "k_proj", "v_proj", "o_proj"].contains(&name) {
@@ -44,7 +52,11 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
                 "mlp"
             };
             let (o, inp) = (lin.out_features(), lin.in_features());
-            t.push((format!("{p}.{par}.{name}.weight"), vec![o, inp], lin.dense_weight()));
+            t.push((
+                format!("{p}.{par}.{name}.weight"),
+                vec![o, inp],
+                lin.dense_weight(),
+            ));
             if let Some(bias) = lin.bias() {
                 t.push((format!("{p}.{par}.{name}.bias"), vec![o], bias.to_vec()));
             }
@@ -55,7 +67,11 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
             b.ffn_norm.clone(),
         ));
     }
-    t.push(("model.norm.weight".to_string(), vec![hidden], model.norm.clone()));
+    t.push((
+        "model.norm.weight".to_string(),
+        vec![hidden],
+        model.norm.clone(),
+    ));
     if !model.tied_embeddings {
         t.push((
             "lm_head.weight".to_string(),
@@ -119,7 +135,9 @@ pub fn write_hf_model(m: &LoadedModel, out: &Path) -> Result<(usize, u64)> {
         .map_err(|e| Error::io(out, e))?;
     safetensors::serialize_to_file(views, meta, tmp.path())
         .map_err(|e| err(format!("model.safetensors: {e}")))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(&st_path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(&st_path, e))?;
     tmp.persist(&st_path)
         .map_err(|e| Error::io(&st_path, e.error))?;
     let size = std::fs::metadata(&st_path)
@@ -179,12 +197,10 @@ pub fn merge_adapter(base: &str, adapter_dir: &Path, out: &Path) -> Result<Merge
         },
     )?;
     let adapter = load_adapter(adapter_dir)?;
-    adapter
-        .attach(&mut m.model)
-        .map_err(|e| Error::Adapter {
-            path: adapter_dir.to_path_buf(),
-            msg: format!("does not fit the base model `{base}`: {e}"),
-        })?;
+    adapter.attach(&mut m.model).map_err(|e| Error::Adapter {
+        path: adapter_dir.to_path_buf(),
+        msg: format!("does not fit the base model `{base}`: {e}"),
+    })?;
     let (tensors, bytes) = write_hf_model(&m, out)?;
     Ok(MergeSummary {
         out: out.to_path_buf(),

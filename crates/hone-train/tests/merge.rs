@@ -31,8 +31,13 @@ fn tiny_merge_case(tied: bool) {
         0.5,
     );
     let adapter_dir = d.path().join("adapter");
-    save_adapter(&adapter_dir, &adapter, base_dir.to_str().unwrap(), &AdapterExtra::default())
-        .unwrap();
+    save_adapter(
+        &adapter_dir,
+        &adapter,
+        base_dir.to_str().unwrap(),
+        &AdapterExtra::default(),
+    )
+    .unwrap();
 
     let out = d.path().join("merged");
     let summary = merge_adapter(base_dir.to_str().unwrap(), &adapter_dir, &out).unwrap();
@@ -54,7 +59,10 @@ fn tiny_merge_case(tied: bool) {
     let st = std::fs::read(out.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&st).unwrap();
     assert_eq!(st.names().contains(&"lm_head.weight"), !tied);
-    assert!(st.tensors().iter().all(|(_, v)| v.dtype() == safetensors::Dtype::F32));
+    assert!(st
+        .tensors()
+        .iter()
+        .all(|(_, v)| v.dtype() == safetensors::Dtype::F32));
 
     let toks = tokens(20, VOCAB, 3);
     let plain = base.model.logits_all(&toks).unwrap();
@@ -66,7 +74,10 @@ fn tiny_merge_case(tied: bool) {
     let diff = max_rel_diff(&got, &want);
     let effect = max_rel_diff(&plain, &want);
     eprintln!("tiny (tied = {tied}): merged vs attached {diff:.2e}; adapter effect {effect:.2e}");
-    assert!(effect > 1e-2, "the adapter should change the logits ({effect})");
+    assert!(
+        effect > 1e-2,
+        "the adapter should change the logits ({effect})"
+    );
     assert!(diff < 1e-4, "merged vs base + adapter: {diff}");
 
     // Tokenizer and chat template carried over.
@@ -83,7 +94,10 @@ fn tiny_merge_case(tied: bool) {
 
     // Merging again into the same folder replaces it.
     merge_adapter(base_dir.to_str().unwrap(), &adapter_dir, &out).unwrap();
-    let again = load(&out, WeightMode::Native).model.logits_all(&toks).unwrap();
+    let again = load(&out, WeightMode::Native)
+        .model
+        .logits_all(&toks)
+        .unwrap();
     assert_eq!(again, got);
 }
 
@@ -109,7 +123,10 @@ fn merge_errors_are_clear() {
     let e = merge_adapter(b, &d.path().join("nope"), &d.path().join("o1"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("nope") && e.contains("adapter_config.json"), "{e}");
+    assert!(
+        e.contains("nope") && e.contains("adapter_config.json"),
+        "{e}"
+    );
 
     // An adapter for another model shape.
     let mut adapter = random_adapter(&base.model, 2, 4.0, &["q_proj"], &[1], 2, 0.1);
@@ -121,7 +138,10 @@ fn merge_errors_are_clear() {
     let e = merge_adapter(b, &adir, &d.path().join("o2"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("wrong") && e.contains("does not fit the base model"), "{e}");
+    assert!(
+        e.contains("wrong") && e.contains("does not fit the base model"),
+        "{e}"
+    );
     assert!(e.contains("layer 1 q_proj"), "{e}");
     assert!(!d.path().join("o2").exists(), "nothing written on error");
 
@@ -198,6 +218,9 @@ fn smollm2_merged_folder_matches_attached_gguf() {
         "SmolLM2 ({} tokens): merged folder vs GGUF + adapter {diff:.2e}; adapter effect {effect:.2e}",
         toks.len()
     );
-    assert!(effect > 1e-2, "the adapter should change the logits ({effect})");
+    assert!(
+        effect > 1e-2,
+        "the adapter should change the logits ({effect})"
+    );
     assert!(diff < 1e-4, "merged vs base + adapter: {diff}");
 }

@@ -56,10 +56,18 @@ pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) {
             ("mlp.up_proj", FFN, HIDDEN),
             ("mlp.down_proj", HIDDEN, FFN),
         ] {
-            t.push((format!("{p}.{n}.weight"), vec![o, inp], rand(o * inp, 0.3, 0.0)));
+            t.push((
+                format!("{p}.{n}.weight"),
+                vec![o, inp],
+                rand(o * inp, 0.3, 0.0),
+            ));
         }
     }
-    t.push(("model.norm.weight".into(), vec![HIDDEN], rand(HIDDEN, 0.2, 1.0)));
+    t.push((
+        "model.norm.weight".into(),
+        vec![HIDDEN],
+        rand(HIDDEN, 0.2, 1.0),
+    ));
     if !tied {
         t.push((
             "lm_head.weight".into(),
@@ -159,8 +167,12 @@ pub fn random_adapter(
                     r,
                     in_f,
                     out_f,
-                    a: (0..r * in_f).map(|_| rng.gen_range(-a_bound..a_bound)).collect(),
-                    b: (0..out_f * r).map(|_| rng.gen_range(-scale..scale)).collect(),
+                    a: (0..r * in_f)
+                        .map(|_| rng.gen_range(-a_bound..a_bound))
+                        .collect(),
+                    b: (0..out_f * r)
+                        .map(|_| rng.gen_range(-scale..scale))
+                        .collect(),
                 },
             );
         }
