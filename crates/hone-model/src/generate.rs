@@ -279,7 +279,7 @@ mod tests {
         let mut t = TextState::new(&stops);
         let (a, s) = t.update("Hello </e".into(), &stops);
         assert!(!s);
-        assert_eq!(a, "Hel"); // 5 bytes held back
+        assert_eq!(a, "Hell"); // 5 bytes held back
         let (b, s) = t.update("Hello </end> more".into(), &stops);
         assert!(s);
         assert_eq!(format!("{a}{b}"), "Hello ");

@@ -5,6 +5,7 @@
 
 pub mod chat_template;
 pub mod config;
+pub mod dense;
 pub mod error;
 pub mod fetch;
 pub mod generate;
@@ -12,6 +13,8 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod loader;
+pub mod lora;
+pub mod nf4;
 pub mod quant;
 pub mod rope;
 pub mod sampler;

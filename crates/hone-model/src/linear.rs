@@ -54,6 +54,8 @@ pub trait Linear: Send + Sync {
     fn out_features(&self) -> usize;
     /// `out` has `x.rows() * out_features()` floats and is overwritten.
     fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]);
+    /// The gradient through the frozen weight: `dx[m, in] = dy[m, out] · W` (training).
+    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]);
     /// The effective weight as dense f32, row-major `[out, in]` (for export, merging, tests).
     fn dense_weight(&self) -> Vec<f32>;
     fn bias(&self) -> Option<&[f32]>;
@@ -77,12 +79,18 @@ fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
 pub struct QuantLinear {
     w: Arc<QMatrix>,
     bias: Option<Vec<f32>>,
+    /// Dense copy for the backward pass, made on first use (training only).
+    dense: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl QuantLinear {
     /// The matrix is shared (a tied lm_head reads the token embedding's storage).
     pub fn new(w: Arc<QMatrix>, bias: Option<Vec<f32>>) -> Self {
-        Self { w, bias }
+        Self {
+            w,
+            bias,
+            dense: std::sync::OnceLock::new(),
+        }
     }
     pub fn matrix(&self) -> &QMatrix {
         &self.w
@@ -99,6 +107,20 @@ impl Linear for QuantLinear {
     fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
         self.w.matmul(&x.q8(), out);
         add_bias(out, self.bias.as_deref());
+    }
+    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        let w = self.dense.get_or_init(|| self.w.dequantize());
+        crate::dense::gemm(
+            m,
+            self.w.cols(),
+            self.w.rows(),
+            dy,
+            false,
+            w,
+            false,
+            dx,
+            false,
+        );
     }
     fn dense_weight(&self) -> Vec<f32> {
         self.w.dequantize()
@@ -152,6 +174,11 @@ impl Linear for DenseLinear {
     fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
         matmul_f32(&self.w, self.out_f, self.in_f, x.f32(), x.rows(), out);
         add_bias(out, self.bias.as_deref());
+    }
+    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        crate::dense::gemm(
+            m, self.in_f, self.out_f, dy, false, &self.w, false, dx, false,
+        );
     }
     fn dense_weight(&self) -> Vec<f32> {
         self.w.as_ref().clone()

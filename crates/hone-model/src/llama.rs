@@ -138,7 +138,8 @@ struct Scratch {
     q8: RefCell<QActivations>,
 }
 
-pub(crate) fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+/// `out = x / rms(x) * w`, row by row (rows of `w.len()` values).
+pub fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
@@ -244,6 +245,24 @@ impl Llama {
 
     pub fn vocab_size(&self) -> usize {
         self.lm_head.out_features()
+    }
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+    pub fn n_heads(&self) -> usize {
+        self.n_heads
+    }
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_kv_heads
+    }
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+    pub fn rms_eps(&self) -> f32 {
+        self.eps
     }
     pub fn max_context(&self) -> usize {
         self.config.max_position_embeddings

@@ -263,6 +263,29 @@ impl Rope {
         (&self.cos, &self.sin)
     }
 
+    /// The transpose `Rᵀ` of [`Rope::apply`]'s rotation (with the same attention factor):
+    /// carries gradients back through rope.
+    pub fn apply_transpose(&self, x: &mut [f32], pos: usize, n_heads: usize) {
+        assert_eq!(x.len(), n_heads * self.head_dim, "rope: head count");
+        let half = self.head_dim / 2;
+        let computed;
+        let (cos, sin) = match self.cos_sin(pos) {
+            Some(cs) => cs,
+            None => {
+                computed = self.compute_row(pos);
+                (&computed.0[..], &computed.1[..])
+            }
+        };
+        for head in x.chunks_exact_mut(self.head_dim) {
+            let (x1, x2) = head.split_at_mut(half);
+            for i in 0..half {
+                let (a, b) = (x1[i], x2[i]);
+                x1[i] = a * cos[i] + b * sin[i];
+                x2[i] = b * cos[i] - a * sin[i];
+            }
+        }
+    }
+
     /// Rotates one token's `n_heads` heads in place (`x.len() == n_heads * head_dim`).
     pub fn apply(&self, x: &mut [f32], pos: usize, n_heads: usize) {
         assert_eq!(
@@ -518,6 +541,28 @@ mod tests {
                 (score(10, 0) - score(3, 0)).abs() > 1e-3,
                 "score should depend on the offset"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod transpose_tests {
+    use super::*;
+
+    #[test]
+    fn transpose_is_the_adjoint_of_apply() {
+        let rope = Rope::from_inv_freq(vec![1.0, 0.1, 0.01, 0.001], 1.3, 64);
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin()).collect();
+        let y: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
+        for pos in [0, 5, 63, 100] {
+            let mut rx = x.clone();
+            rope.apply(&mut rx, pos, 2);
+            let mut ty = y.clone();
+            rope.apply_transpose(&mut ty, pos, 2);
+            // <R x, y> == <x, Rᵀ y>
+            let a: f32 = rx.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let b: f32 = x.iter().zip(&ty).map(|(a, b)| a * b).sum();
+            assert!((a - b).abs() < 1e-5, "pos {pos}: {a} vs {b}");
         }
     }
 }

@@ -534,6 +534,40 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Like [`Tokenizer::encode`], with each token's byte range in `text` (BOS / EOS added
+    /// by the tokenizer get empty ranges). Training uses it to map the chat template's
+    /// assistant spans onto tokens.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+        parse_special: bool,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let inner = &*self.inner;
+        let hf = if parse_special {
+            &inner.hf
+        } else {
+            &inner.hf_plain
+        };
+        let enc = hf.encode(text, inner.hf_add_special).map_err(tok_err)?;
+        let mut ids = Vec::with_capacity(enc.len() + 2);
+        let mut offs = Vec::with_capacity(enc.len() + 2);
+        if inner.add_bos {
+            if let Some(b) = inner.bos {
+                ids.push(b);
+                offs.push((0, 0));
+            }
+        }
+        ids.extend_from_slice(enc.get_ids());
+        offs.extend_from_slice(enc.get_offsets());
+        if inner.add_eos {
+            if let Some(e) = inner.eos {
+                ids.push(e);
+                offs.push((text.len(), text.len()));
+            }
+        }
+        Ok((ids, offs))
+    }
+
     /// Decodes ids to text (invalid UTF-8 becomes U+FFFD). `skip_special` drops special tokens
     /// (control tokens, BOS, EOS). An id outside the vocabulary is an error.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {

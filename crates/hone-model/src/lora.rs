@@ -1,0 +1,267 @@
+//! LoRA: a low-rank update `W + (alpha / r) · B A` beside any frozen linear layer.
+//!
+//! `LoraAdapter` holds the trainable matrices of every adapted module (PEFT's layout: A is
+//! `[r, in]`, B is `[out, r]`); `LoraLinear` wraps a frozen `dyn Linear` for inference, and
+//! `LoraAdapter::attach` wraps the targeted modules of a model.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use crate::linear::{Linear, LinearInput};
+use crate::llama::{Llama, MODULES};
+use crate::{Error, Result};
+
+/// One adapted module's matrices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraModule {
+    pub r: usize,
+    pub in_f: usize,
+    pub out_f: usize,
+    /// `[r, in_f]`, row-major.
+    pub a: Vec<f32>,
+    /// `[out_f, r]`, row-major.
+    pub b: Vec<f32>,
+}
+
+impl LoraModule {
+    /// PEFT's initialisation: A ~ kaiming-uniform (bound `1/sqrt(in)`), B = 0, so a fresh
+    /// adapter leaves the model unchanged.
+    pub fn init(r: usize, in_f: usize, out_f: usize, rng: &mut impl Rng) -> Self {
+        let bound = 1.0 / (in_f as f32).sqrt();
+        Self {
+            r,
+            in_f,
+            out_f,
+            a: (0..r * in_f)
+                .map(|_| rng.gen_range(-bound..bound))
+                .collect(),
+            b: vec![0.0; out_f * r],
+        }
+    }
+
+    /// `out[m, out_f] += scale · (x[m, in_f] Aᵀ) Bᵀ`.
+    pub fn add_to(&self, x: &[f32], m: usize, scale: f32, out: &mut [f32]) {
+        let mut u = vec![0f32; m * self.r];
+        crate::quant::matmul_f32(&self.a, self.r, self.in_f, x, m, &mut u);
+        for v in u.iter_mut() {
+            *v *= scale;
+        }
+        let mut d = vec![0f32; m * self.out_f];
+        crate::quant::matmul_f32(&self.b, self.out_f, self.r, &u, m, &mut d);
+        for (o, v) in out.iter_mut().zip(&d) {
+            *o += v;
+        }
+    }
+
+    /// `scale · B A`, `[out_f, in_f]`.
+    pub fn delta(&self, scale: f32) -> Vec<f32> {
+        let mut w = vec![0f32; self.out_f * self.in_f];
+        for o in 0..self.out_f {
+            for k in 0..self.r {
+                let bk = self.b[o * self.r + k] * scale;
+                if bk == 0.0 {
+                    continue;
+                }
+                let row = &self.a[k * self.in_f..(k + 1) * self.in_f];
+                for (wv, av) in w[o * self.in_f..(o + 1) * self.in_f].iter_mut().zip(row) {
+                    *wv += bk * av;
+                }
+            }
+        }
+        w
+    }
+}
+
+/// Where LoRA goes and how strong it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraSpec {
+    pub r: usize,
+    pub alpha: f32,
+    /// Module names (`q_proj`, ..., `down_proj`).
+    pub target_modules: Vec<String>,
+    /// Layer indices that get LoRA.
+    pub layers: Vec<usize>,
+}
+
+impl LoraSpec {
+    pub fn scale(&self) -> f32 {
+        self.alpha / self.r as f32
+    }
+
+    /// Checks the spec against a model: r > 0, known modules, layers in range.
+    pub fn validate(&self, n_layers: usize) -> Result<()> {
+        if self.r == 0 {
+            return Err(Error::Invalid("lora.r must be at least 1".into()));
+        }
+        if self.target_modules.is_empty() {
+            return Err(Error::Invalid("lora.target_modules is empty".into()));
+        }
+        for m in &self.target_modules {
+            if !MODULES.contains(&m.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "lora.target_modules: unknown module `{m}` (known: {}, or \"all-linear\")",
+                    MODULES.join(", ")
+                )));
+            }
+        }
+        if let Some(&l) = self.layers.iter().find(|&&l| l >= n_layers) {
+            return Err(Error::Invalid(format!(
+                "lora.layers: layer {l} does not exist (the model has {n_layers})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// All LoRA matrices of one adapter, keyed by (layer, module name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraAdapter {
+    pub spec: LoraSpec,
+    pub modules: BTreeMap<(usize, String), LoraModule>,
+}
+
+impl LoraAdapter {
+    /// A freshly initialised adapter for `model`.
+    pub fn init(model: &Llama, spec: LoraSpec, rng: &mut impl Rng) -> Result<Self> {
+        spec.validate(model.layers.len())?;
+        let mut modules = BTreeMap::new();
+        for &l in &spec.layers {
+            for name in &spec.target_modules {
+                let lin = model.layers[l].module(name).expect("validated");
+                modules.insert(
+                    (l, name.clone()),
+                    LoraModule::init(spec.r, lin.in_features(), lin.out_features(), rng),
+                );
+            }
+        }
+        Ok(Self { spec, modules })
+    }
+
+    pub fn scale(&self) -> f32 {
+        self.spec.scale()
+    }
+
+    /// Trainable parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.modules.values().map(|m| m.a.len() + m.b.len()).sum()
+    }
+
+    /// Wraps the adapted modules of `model` so inference includes the adapter.
+    pub fn attach(&self, model: &mut Llama) -> Result<()> {
+        self.spec.validate(model.layers.len())?;
+        let scale = self.scale();
+        for ((l, name), m) in &self.modules {
+            let slot = model.layers[*l]
+                .module_mut(name)
+                .ok_or_else(|| Error::Invalid(format!("unknown module {name}")))?;
+            if slot.in_features() != m.in_f || slot.out_features() != m.out_f {
+                return Err(Error::Invalid(format!(
+                    "adapter module layer {l} {name} is [{}, {}] but the model's is [{}, {}]: \
+                     the adapter was trained for another base model",
+                    m.out_f,
+                    m.in_f,
+                    slot.out_features(),
+                    slot.in_features()
+                )));
+            }
+            let base = std::mem::replace(slot, Box::new(Placeholder));
+            *slot = Box::new(LoraLinear {
+                base,
+                lora: m.clone(),
+                scale,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A frozen layer plus a LoRA update, for inference.
+pub struct LoraLinear {
+    pub base: Box<dyn Linear>,
+    pub lora: LoraModule,
+    pub scale: f32,
+}
+
+impl Linear for LoraLinear {
+    fn in_features(&self) -> usize {
+        self.base.in_features()
+    }
+    fn out_features(&self) -> usize {
+        self.base.out_features()
+    }
+    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        self.base.forward(x, out);
+        self.lora.add_to(x.f32(), x.rows(), self.scale, out);
+    }
+    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        self.base.backward_input(dy, m, dx);
+        // dx += scale · (dy B) A
+        let mut u = vec![0f32; m * self.lora.r];
+        crate::dense::gemm(
+            m,
+            self.lora.r,
+            self.lora.out_f,
+            dy,
+            false,
+            &self.lora.b,
+            false,
+            &mut u,
+            false,
+        );
+        u.iter_mut().for_each(|v| *v *= self.scale);
+        crate::dense::gemm(
+            m,
+            self.lora.in_f,
+            self.lora.r,
+            &u,
+            false,
+            &self.lora.a,
+            false,
+            dx,
+            true,
+        );
+    }
+    fn dense_weight(&self) -> Vec<f32> {
+        let mut w = self.base.dense_weight();
+        for (a, d) in w.iter_mut().zip(self.lora.delta(self.scale)) {
+            *a += d;
+        }
+        w
+    }
+    fn bias(&self) -> Option<&[f32]> {
+        self.base.bias()
+    }
+    fn storage_bytes(&self) -> usize {
+        self.base.storage_bytes() + (self.lora.a.len() + self.lora.b.len()) * 4
+    }
+    fn kind(&self) -> &'static str {
+        self.base.kind()
+    }
+}
+
+/// Stands in for a layer for the instant it is moved into its wrapper.
+struct Placeholder;
+
+impl Linear for Placeholder {
+    fn in_features(&self) -> usize {
+        0
+    }
+    fn out_features(&self) -> usize {
+        0
+    }
+    fn forward(&self, _: &LinearInput<'_>, _: &mut [f32]) {}
+    fn backward_input(&self, _: &[f32], _: usize, _: &mut [f32]) {}
+    fn dense_weight(&self) -> Vec<f32> {
+        Vec::new()
+    }
+    fn bias(&self) -> Option<&[f32]> {
+        None
+    }
+    fn storage_bytes(&self) -> usize {
+        0
+    }
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+}
