@@ -7,9 +7,15 @@
 
 pub mod adapter;
 pub mod atomic;
+pub mod backprop;
+pub mod bench;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod merge;
+pub mod optim;
+pub mod plot;
+pub mod trainer;
 
 pub use adapter::{load_adapter, save_adapter};
 pub use config::TrainConfig;

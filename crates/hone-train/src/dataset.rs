@@ -1,0 +1,88 @@
+//! Examples to training sequences: the chat template renders each conversation, the
+//! template's own assistant spans pick the tokens that carry loss, and examples longer than
+//! `max_seq_len` are skipped (never cut: a cut answer teaches the wrong thing) and counted.
+
+use std::path::Path;
+
+use hone_data::example::Example;
+use hone_model::chat_template::ChatTemplate;
+use hone_model::tokenizer::Tokenizer;
+
+use crate::backprop::TrainSeq;
+use crate::{Error, Result};
+
+/// Tokenized examples of one file, and what was skipped.
+#[derive(Debug, Default)]
+pub struct Tokenized {
+    pub seqs: Vec<TrainSeq>,
+    /// (line, tokens) of examples longer than `max_seq_len`.
+    pub too_long: Vec<(usize, usize)>,
+}
+
+/// Token ids of one conversation and, per token, whether it belongs to an assistant turn.
+pub fn tokenize(
+    tok: &Tokenizer,
+    tpl: &ChatTemplate,
+    ex: &Example,
+) -> Result<(Vec<u32>, Vec<bool>)> {
+    let (text, spans) = tpl.render_with_spans(&ex.messages)?;
+    let (ids, offs) = tok.encode_with_offsets(&text, true)?;
+    let mask = offs
+        .iter()
+        .map(|&(s, e)| e > s && spans.iter().any(|r| s < r.end && e > r.start))
+        .collect();
+    Ok((ids, mask))
+}
+
+/// Reads and tokenizes a JSONL file (instruction or chat format).
+pub fn load(
+    path: &Path,
+    tok: &Tokenizer,
+    tpl: &ChatTemplate,
+    max_seq_len: usize,
+) -> Result<Tokenized> {
+    let rows = hone_data::jsonl::read_examples(path).map_err(|e| Error::Invalid(e.to_string()))?;
+    if rows.is_empty() {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: 1,
+            msg: "the file has no examples".into(),
+        });
+    }
+    let mut out = Tokenized::default();
+    for (line, ex) in rows {
+        if !ex.messages.iter().any(|m| m.role == "assistant") {
+            return Err(Error::Data {
+                path: path.to_path_buf(),
+                line,
+                msg: "field `messages`: no assistant turn to learn from".into(),
+            });
+        }
+        let (ids, mask) = tokenize(tok, tpl, &ex).map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            line,
+            msg: e.to_string(),
+        })?;
+        if ids.len() > max_seq_len {
+            out.too_long.push((line, ids.len()));
+            continue;
+        }
+        let seq = TrainSeq::causal(ids, &mask);
+        if seq.loss_tokens() == 0 {
+            return Err(Error::Data {
+                path: path.to_path_buf(),
+                line,
+                msg: "the answer is empty".into(),
+            });
+        }
+        out.seqs.push(seq);
+    }
+    if out.seqs.is_empty() {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: 1,
+            msg: format!("every example is longer than max_seq_len = {max_seq_len} tokens"),
+        });
+    }
+    Ok(out)
+}

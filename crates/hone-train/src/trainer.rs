@@ -1,0 +1,482 @@
+//! The training run: data, batches, the optimizer loop, validation with early stopping,
+//! checkpoints (each epoch, and on interruption), resume, metrics and the loss plot.
+//!
+//! Everything random is a function of the seed and the position in the run (the shuffle of
+//! epoch `e`, the dropout of micro-step `s`), so a run resumed from a checkpoint takes the
+//! same steps as one that never stopped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hone_model::loader::{LoadOptions, LoadedModel, WeightMode};
+use hone_model::lora::LoraAdapter;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{load_adapter, save_adapter, AdapterExtra};
+use crate::atomic::write_atomic;
+use crate::backprop::{Backprop, LoraGrads, TrainSeq};
+use crate::config::{ComputeDtype, Quantize, Scheduler, TrainConfig};
+use crate::dataset;
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::{Error, Result};
+
+/// One optimizer step, as logged to `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+/// One finished epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+}
+
+/// Progress reports for the command line.
+pub enum Event<'a> {
+    Start {
+        total_steps: usize,
+        first_step: usize,
+        examples: usize,
+        too_long: usize,
+    },
+    Step(&'a StepRecord),
+    Epoch(&'a EpochRecord),
+    Note(String),
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub steps: usize,
+    pub epochs: usize,
+    pub final_train_loss: f64,
+    pub best_val_loss: Option<f64>,
+    pub early_stopped: bool,
+    pub interrupted: bool,
+    pub too_long: usize,
+    pub seconds: f64,
+    pub adapter_dir: PathBuf,
+}
+
+/// What a checkpoint holds besides the adapter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    /// Optimizer steps done.
+    step: usize,
+    /// The epoch in progress (0-based) and the optimizer steps of it already done.
+    epoch: usize,
+    step_in_epoch: usize,
+    best_val: Option<f64>,
+    bad_epochs: usize,
+    steps: Vec<StepRecord>,
+    epochs: Vec<EpochRecord>,
+    adam_t: u64,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    idx.shuffle(&mut rng);
+    idx
+}
+
+fn lr_for(cfg: &TrainConfig, step: usize, total: usize) -> f32 {
+    let peak = cfg.optim.lr as f32;
+    let warm = ((cfg.optim.warmup_ratio * total as f64).ceil() as usize).min(total);
+    if step < warm {
+        return peak * (step + 1) as f32 / warm as f32;
+    }
+    let progress = (step - warm) as f32 / (total - warm).max(1) as f32;
+    match cfg.optim.scheduler {
+        Scheduler::Cosine => crate::optim::lr_at(step, total, warm, peak),
+        Scheduler::Linear => peak * (1.0 - progress).max(0.0),
+        Scheduler::Constant => peak,
+    }
+}
+
+/// Loads the base model as the config asks (NF4 for QLoRA).
+pub fn load_base(cfg: &TrainConfig) -> Result<LoadedModel> {
+    if cfg.model.dtype == ComputeDtype::Bf16 {
+        return Err(Error::Config {
+            path: cfg.source.clone(),
+            key: "model.dtype".into(),
+            msg: "bf16 compute is not supported yet; use \"f32\"".into(),
+        });
+    }
+    let mode = match cfg.model.quantize {
+        Quantize::None => WeightMode::Native,
+        Quantize::Nf4 => WeightMode::F32,
+    };
+    let mut m = LoadedModel::load(&cfg.model.base, &LoadOptions { weights: mode })?;
+    if cfg.model.quantize == Quantize::Nf4 {
+        hone_model::nf4::quantize_model_nf4(&mut m.model, true)?;
+    }
+    Ok(m)
+}
+
+fn save_checkpoint(
+    out: &Path,
+    cfg: &TrainConfig,
+    adapter: &LoraAdapter,
+    opt: &AdamW,
+    state: &State,
+    n_layers: usize,
+) -> Result<()> {
+    let tmp = out.join(format!("{CHECKPOINT}.tmp"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    save_adapter(&tmp, adapter, &cfg.model.base, &extra(cfg, n_layers))?;
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, (m, v)) in opt.m.iter().zip(&opt.v).enumerate() {
+        for (name, t) in [("m", m), ("v", v)] {
+            tensors.push((
+                format!("{name}.{i}"),
+                vec![t.len()],
+                t.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .expect("consistent shape"),
+            )
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&tmp.join("optimizer.safetensors"), &bytes)?;
+    let st = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&tmp.join("state.json"), &st)?;
+    let dst = out.join(CHECKPOINT);
+    let old = out.join(format!("{CHECKPOINT}.old"));
+    let _ = std::fs::remove_dir_all(&old);
+    if dst.exists() {
+        std::fs::rename(&dst, &old).map_err(|e| Error::io(&dst, e))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn load_checkpoint(out: &Path, opt: &mut AdamW) -> Result<(LoraAdapter, State)> {
+    let dir = out.join(CHECKPOINT);
+    let adapter = load_adapter(&dir)?;
+    let st_path = dir.join("state.json");
+    let st: State =
+        serde_json::from_slice(&std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?)
+            .map_err(|e| Error::Adapter {
+                path: st_path.clone(),
+                msg: format!("unreadable checkpoint state: {e}"),
+            })?;
+    let op = dir.join("optimizer.safetensors");
+    let bytes = std::fs::read(&op).map_err(|e| Error::io(&op, e))?;
+    let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Adapter {
+        path: op.clone(),
+        msg: e.to_string(),
+    })?;
+    for (i, (m, v)) in opt.m.iter_mut().zip(opt.v.iter_mut()).enumerate() {
+        for (name, dst) in [("m", m), ("v", v)] {
+            let view = t
+                .tensor(&format!("{name}.{i}"))
+                .map_err(|e| Error::Adapter {
+                    path: op.clone(),
+                    msg: e.to_string(),
+                })?;
+            let vals: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if vals.len() != dst.len() {
+                return Err(Error::Adapter {
+                    path: op.clone(),
+                    msg: "optimizer state does not match the adapter".into(),
+                });
+            }
+            *dst = vals;
+        }
+    }
+    opt.t = st.adam_t;
+    Ok((adapter, st))
+}
+
+fn extra(cfg: &TrainConfig, n_layers: usize) -> AdapterExtra {
+    AdapterExtra {
+        n_layers: Some(n_layers),
+        lora_dropout: cfg.lora.dropout,
+        ..Default::default()
+    }
+}
+
+fn write_metrics(out: &Path, st: &State) -> Result<()> {
+    let mut s = String::new();
+    for r in &st.steps {
+        s.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
+        s.push('\n');
+    }
+    for e in &st.epochs {
+        s.push_str(&serde_json::to_string(e).map_err(|e| Error::Invalid(e.to_string()))?);
+        s.push('\n');
+    }
+    write_atomic(&out.join("metrics.jsonl"), s.as_bytes())?;
+    write_atomic(
+        &out.join("loss.svg"),
+        crate::plot::loss_svg(&st.steps, &st.epochs).as_bytes(),
+    )
+}
+
+/// Runs (or, with `resume`, continues) the training the config describes. `stop` is polled
+/// after every optimizer step: when set, a checkpoint is written and the run returns.
+pub fn run(
+    cfg: &TrainConfig,
+    resume: bool,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Summary> {
+    let t0 = Instant::now();
+    let out = cfg.output.dir.clone();
+    if resume {
+        let saved = out.join("train_config.toml");
+        let text = std::fs::read_to_string(&saved).map_err(|e| Error::io(&saved, e))?;
+        let prev = TrainConfig::parse(&text, &saved, &[])?;
+        if prev.to_toml() != cfg.to_toml() {
+            let a = prev.to_toml();
+            let b = cfg.to_toml();
+            let diff: Vec<String> = a
+                .lines()
+                .zip(b.lines())
+                .filter(|(x, y)| x != y)
+                .map(|(x, y)| format!("  was `{x}`, now `{y}`"))
+                .take(5)
+                .collect();
+            return Err(Error::Config {
+                path: saved,
+                key: "(resume)".into(),
+                msg: format!(
+                    "this run folder was made with another configuration:\n{}",
+                    diff.join("\n")
+                ),
+            });
+        }
+        if !out.join(CHECKPOINT).join("state.json").is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: no checkpoint to resume from",
+                out.display()
+            )));
+        }
+    }
+    let base = load_base(cfg)?;
+    let model = &base.model;
+    let n_layers = model.layers.len();
+    let spec = cfg.lora_spec(n_layers)?;
+    let train = dataset::load(
+        &cfg.data.train,
+        &base.tokenizer,
+        &base.template,
+        cfg.optim.max_seq_len,
+    )?;
+    let val = match &cfg.data.validation {
+        Some(p) => Some(dataset::load(
+            p,
+            &base.tokenizer,
+            &base.template,
+            cfg.optim.max_seq_len,
+        )?),
+        None => None,
+    };
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    if !resume {
+        cfg.write_echo(&out)?;
+    }
+    let mut init_rng = StdRng::seed_from_u64(cfg.optim.seed);
+    let mut adapter = LoraAdapter::init(model, spec, &mut init_rng)?;
+    let mut opt = AdamW::new(&adapter, cfg.optim.weight_decay as f32);
+    opt.eps = cfg.optim.adam_eps as f32;
+    let mut st = State {
+        step: 0,
+        epoch: 0,
+        step_in_epoch: 0,
+        best_val: None,
+        bad_epochs: 0,
+        steps: Vec::new(),
+        epochs: Vec::new(),
+        adam_t: 0,
+    };
+    if resume {
+        let (a, s) = load_checkpoint(&out, &mut opt)?;
+        if a.spec != adapter.spec {
+            return Err(Error::Invalid(
+                "the checkpoint's adapter does not match the configuration".into(),
+            ));
+        }
+        adapter = a;
+        st = s;
+    }
+    let n = train.seqs.len();
+    let bs = cfg.optim.batch_size;
+    let accum = cfg.optim.grad_accum;
+    let micro_per_epoch = n.div_ceil(bs);
+    let steps_per_epoch = micro_per_epoch.div_ceil(accum);
+    let total = steps_per_epoch * cfg.optim.epochs;
+    on_event(Event::Start {
+        total_steps: total,
+        first_step: st.step,
+        examples: n,
+        too_long: train.too_long.len(),
+    });
+    if !train.too_long.is_empty() {
+        on_event(Event::Note(format!(
+            "skipped {} training examples longer than max_seq_len = {} (first at line {})",
+            train.too_long.len(),
+            cfg.optim.max_seq_len,
+            train.too_long[0].0
+        )));
+    }
+    let mut cache: HashMap<usize, Vec<f32>> = HashMap::new();
+    let fast = cfg.train.fast;
+    let mut interrupted = false;
+    let mut early = false;
+    let mut last_loss = f64::NAN;
+    'epochs: while st.epoch < cfg.optim.epochs {
+        let order = epoch_order(n, cfg.optim.seed, st.epoch);
+        let micro: Vec<&[usize]> = order.chunks(bs).collect();
+        let mut epoch_loss = (0f64, 0usize);
+        for (k, group) in micro.chunks(accum).enumerate() {
+            if k < st.step_in_epoch {
+                continue;
+            }
+            let t = Instant::now();
+            let tokens: usize = group
+                .iter()
+                .flat_map(|b| b.iter())
+                .map(|&i| train.seqs[i].loss_tokens())
+                .sum();
+            let mut grads = LoraGrads::zeros(&adapter);
+            let mut loss_sum = 0.0;
+            let mut seen = 0usize;
+            for (j, mb) in group.iter().enumerate() {
+                let batch: Vec<TrainSeq> = mb.iter().map(|&i| train.seqs[i].clone()).collect();
+                seen += batch.iter().map(|s| s.ids.len()).sum::<usize>();
+                let bp = Backprop::new(model, &adapter, cfg.lora.dropout);
+                let seed = cfg
+                    .optim
+                    .seed
+                    .wrapping_mul(1_000_003)
+                    .wrapping_add((st.step * accum + j) as u64);
+                let loss = if fast && bp.first_lora_layer() > 0 {
+                    for &i in mb.iter() {
+                        if !cache.contains_key(&i) {
+                            let h = bp.hidden_at_first_lora(&[&train.seqs[i].ids[..]]);
+                            cache.insert(i, h.into_iter().next().unwrap_or_default());
+                        }
+                    }
+                    let hs: Vec<&[f32]> = mb.iter().map(|i| &cache[i][..]).collect();
+                    bp.step(&batch, Some(&hs), 1.0 / tokens as f32, seed, &mut grads)
+                } else {
+                    bp.step(&batch, None, 1.0 / tokens as f32, seed, &mut grads)
+                };
+                loss_sum += loss.loss_sum;
+            }
+            let gn = clip_grad_norm(&mut grads, cfg.optim.grad_clip as f32);
+            let lr = lr_for(cfg, st.step, total);
+            opt.step(&mut adapter, &grads, lr);
+            st.adam_t = opt.t;
+            let rec = StepRecord {
+                step: st.step + 1,
+                epoch: st.epoch + 1,
+                loss: loss_sum / tokens as f64,
+                lr: lr as f64,
+                grad_norm: gn as f64,
+                tokens_per_s: seen as f64 / t.elapsed().as_secs_f64(),
+            };
+            last_loss = rec.loss;
+            epoch_loss.0 += loss_sum;
+            epoch_loss.1 += tokens;
+            on_event(Event::Step(&rec));
+            st.steps.push(rec);
+            st.step += 1;
+            st.step_in_epoch = k + 1;
+            if stop.load(Ordering::SeqCst) {
+                save_checkpoint(&out, cfg, &adapter, &opt, &st, n_layers)?;
+                write_metrics(&out, &st)?;
+                interrupted = true;
+                break 'epochs;
+            }
+        }
+        // End of epoch: validation, best adapter, checkpoint.
+        let val_loss = val.as_ref().map(|v| {
+            let bp = Backprop::new(model, &adapter, 0.0);
+            let (mut s, mut t) = (0f64, 0usize);
+            for b in v.seqs.chunks(bs) {
+                let l = bp.eval_loss(b);
+                s += l.loss_sum;
+                t += l.tokens;
+            }
+            s / t.max(1) as f64
+        });
+        let rec = EpochRecord {
+            epoch: st.epoch + 1,
+            train_loss: if epoch_loss.1 > 0 {
+                epoch_loss.0 / epoch_loss.1 as f64
+            } else {
+                last_loss
+            },
+            val_loss,
+        };
+        on_event(Event::Epoch(&rec));
+        st.epochs.push(rec);
+        match val_loss {
+            Some(v) if st.best_val.is_none_or(|b| v < b) => {
+                st.best_val = Some(v);
+                st.bad_epochs = 0;
+                save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?;
+            }
+            Some(_) => st.bad_epochs += 1,
+            None => save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?,
+        }
+        st.epoch += 1;
+        st.step_in_epoch = 0;
+        if cfg.train.checkpoint_every_epoch || st.epoch == cfg.optim.epochs {
+            save_checkpoint(&out, cfg, &adapter, &opt, &st, n_layers)?;
+        }
+        write_metrics(&out, &st)?;
+        if val.is_some() && st.bad_epochs >= cfg.optim.patience.max(1) {
+            on_event(Event::Note(format!(
+                "early stop: validation loss has not improved for {} epoch(s); keeping the best adapter",
+                st.bad_epochs
+            )));
+            early = true;
+            break;
+        }
+    }
+    Ok(Summary {
+        steps: st.step,
+        epochs: st.epochs.len(),
+        final_train_loss: last_loss,
+        best_val_loss: st.best_val,
+        early_stopped: early,
+        interrupted,
+        too_long: train.too_long.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        adapter_dir: out,
+    })
+}

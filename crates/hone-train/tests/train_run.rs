@@ -1,0 +1,251 @@
+//! End-to-end training runs on a tiny random model that uses SmolLM2's real tokenizer and chat
+//! template (so the loss mask comes from a real template): resume equals an uninterrupted run,
+//! and bad inputs give clear errors. Skips when the SmolLM2 GGUF is absent.
+
+#[path = "../../hone-model/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hone_model::chat_template::ChatTemplate;
+use hone_model::tokenizer::Tokenizer;
+use hone_train::adapter::load_adapter;
+use hone_train::trainer::{run, Event};
+use hone_train::TrainConfig;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const VOCAB_REAL: usize = 49152;
+
+/// A 2-layer random llama with SmolLM2's vocabulary, tokenizer and template, as an HF folder.
+fn tiny_with_real_tokenizer(dir: &Path) -> Option<PathBuf> {
+    let gguf = common::smollm2()?;
+    let md = {
+        let mut f = std::fs::File::open(&gguf).unwrap();
+        candle_core::quantized::gguf_file::Content::read(&mut f)
+            .unwrap()
+            .metadata
+    };
+    let tok = Tokenizer::from_gguf_metadata(&md).unwrap();
+    let tpl = ChatTemplate::from_gguf_metadata(&md, &tok).unwrap();
+    let hf = dir.join("tiny");
+    let mut w = common::tiny_weights(3);
+    let mut rng = StdRng::seed_from_u64(4);
+    w[0] = (
+        "model.embed_tokens.weight".into(),
+        vec![VOCAB_REAL, common::HIDDEN],
+        (0..VOCAB_REAL * common::HIDDEN)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect(),
+    );
+    common::write_hf(&hf, &w);
+    let mut cfg = common::tiny_config_json();
+    cfg["vocab_size"] = VOCAB_REAL.into();
+    std::fs::write(hf.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::write(
+        hf.join("tokenizer.json"),
+        tok.to_tokenizer_json(false).unwrap(),
+    )
+    .unwrap();
+    let tc = serde_json::json!({
+        "chat_template": tpl.source(),
+        "bos_token": tpl.bos_token(),
+        "eos_token": tpl.eos_token(),
+    });
+    std::fs::write(hf.join("tokenizer_config.json"), tc.to_string()).unwrap();
+    Some(hf)
+}
+
+fn write_data(path: &Path, n: usize, offset: usize) {
+    let mut s = String::new();
+    for i in 0..n {
+        let k = i + offset;
+        s.push_str(
+            &serde_json::json!({
+                "instruction": format!("Classify clause {k}."),
+                "input": format!("The Receiving Party shall keep item {} confidential.", k * 7),
+                "output": if k % 2 == 0 { "confidentiality" } else { "term" },
+            })
+            .to_string(),
+        );
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn config(dir: &Path, base: &Path, extra: &str) -> PathBuf {
+    write_data(&dir.join("train.jsonl"), 10, 0);
+    write_data(&dir.join("val.jsonl"), 4, 100);
+    let p = dir.join("run.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[model]\nbase = \"{}\"\n[lora]\nr = 4\nalpha = 8\ntarget_modules = [\"q_proj\", \"v_proj\", \"down_proj\"]\n\
+             [optim]\nlr = 1e-3\nepochs = 3\nbatch_size = 4\ngrad_accum = 1\nmax_seq_len = 256\npatience = 5\n\
+             [data]\ntrain = \"train.jsonl\"\nvalidation = \"val.jsonl\"\n[output]\ndir = \"out\"\n{extra}",
+            base.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn adapter_values(dir: &Path) -> Vec<f32> {
+    load_adapter(dir)
+        .unwrap()
+        .modules
+        .values()
+        .flat_map(|m| m.a.iter().chain(m.b.iter()).copied())
+        .collect()
+}
+
+#[test]
+fn interrupted_and_killed_runs_resume_to_the_same_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    // Uninterrupted reference.
+    let ref_dir = tmp.path().join("ref");
+    std::fs::create_dir_all(&ref_dir).unwrap();
+    let cfg = TrainConfig::load(&config(&ref_dir, &base, ""), &[]).unwrap();
+    let never = AtomicBool::new(false);
+    let s = run(&cfg, false, &never, &mut |_| {}).unwrap();
+    assert_eq!(s.steps, 9, "3 epochs of ceil(10/4) steps");
+    assert!(ref_dir.join("out/metrics.jsonl").is_file());
+    assert!(ref_dir.join("out/loss.svg").is_file());
+    assert!(ref_dir.join("out/train_config.toml").is_file());
+    let want = adapter_values(&ref_dir.join("out/checkpoint"));
+
+    // Ctrl-C in the middle of epoch 2, then --resume.
+    let d2 = tmp.path().join("ctrlc");
+    std::fs::create_dir_all(&d2).unwrap();
+    let cfg2 = TrainConfig::load(&config(&d2, &base, ""), &[]).unwrap();
+    let stop = AtomicBool::new(false);
+    let s = run(&cfg2, false, &stop, &mut |e| {
+        if let Event::Step(r) = e {
+            if r.step == 4 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    })
+    .unwrap();
+    assert!(s.interrupted);
+    assert_eq!(s.steps, 4);
+    let s = run(&cfg2, true, &never, &mut |_| {}).unwrap();
+    assert_eq!(s.steps, 9);
+    assert_eq!(adapter_values(&d2.join("out/checkpoint")), want);
+
+    // Killed mid-epoch 2: only the end-of-epoch-1 checkpoint survives.
+    let d3 = tmp.path().join("kill");
+    std::fs::create_dir_all(&d3).unwrap();
+    let cfg3 = TrainConfig::load(&config(&d3, &base, ""), &[]).unwrap();
+    let stop3 = AtomicBool::new(false);
+    let saved = d3.join("epoch1");
+    run(&cfg3, false, &stop3, &mut |e| {
+        if let Event::Step(r) = e {
+            if r.step == 4 {
+                // Copy the epoch-1 checkpoint aside, then "kill" after this step.
+                copy_dir(&d3.join("out/checkpoint"), &saved);
+                stop3.store(true, Ordering::SeqCst);
+            }
+        }
+    })
+    .unwrap();
+    std::fs::remove_dir_all(d3.join("out/checkpoint")).unwrap();
+    copy_dir(&saved, &d3.join("out/checkpoint"));
+    let s = run(&cfg3, true, &never, &mut |_| {}).unwrap();
+    assert_eq!(s.steps, 9);
+    assert_eq!(adapter_values(&d3.join("out/checkpoint")), want);
+}
+
+fn copy_dir(a: &Path, b: &Path) {
+    std::fs::create_dir_all(b).unwrap();
+    for e in std::fs::read_dir(a).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
+    }
+}
+
+fn run_err(dir: &Path, base: &Path, extra: &str, tweak: impl Fn(&Path)) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = config(dir, base, extra);
+    tweak(dir);
+    let never = AtomicBool::new(false);
+    match TrainConfig::load(&p, &[]).and_then(|c| run(&c, false, &never, &mut |_| {})) {
+        Ok(_) => panic!("{}: expected an error", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let t = tmp.path();
+    // A malformed JSONL line names file and line.
+    let e = run_err(&t.join("a"), &base, "", |d| {
+        let p = d.join("train.jsonl");
+        let mut s = std::fs::read_to_string(&p).unwrap();
+        s.push_str("{\"instruction\": \"x\", \"output\": \n");
+        std::fs::write(&p, s).unwrap();
+    });
+    assert!(e.contains("train.jsonl:11"), "{e}");
+    // Missing field.
+    let e = run_err(&t.join("b"), &base, "", |d| {
+        std::fs::write(d.join("train.jsonl"), "{\"instruction\": \"x\"}\n").unwrap();
+    });
+    assert!(e.contains("train.jsonl:1") && e.contains("output"), "{e}");
+    // Empty answer.
+    let e = run_err(&t.join("c"), &base, "", |d| {
+        std::fs::write(
+            d.join("train.jsonl"),
+            "{\"instruction\": \"x\", \"input\": \"\", \"output\": \"\"}\n",
+        )
+        .unwrap();
+    });
+    assert!(e.contains("train.jsonl:1"), "{e}");
+    // Unknown target module and r = 0 are configuration errors naming the key.
+    let e = run_err(&t.join("d"), &base, "", |d| {
+        let p = d.join("run.toml");
+        let s = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"down_proj\"", "\"mlp_proj\"");
+        std::fs::write(&p, s).unwrap();
+    });
+    assert!(
+        e.contains("target_modules") && e.contains("mlp_proj"),
+        "{e}"
+    );
+    let e = run_err(&t.join("e"), &base, "", |d| {
+        let p = d.join("run.toml");
+        let s = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("r = 4", "r = 0");
+        std::fs::write(&p, s).unwrap();
+    });
+    assert!(e.contains("lora.r"), "{e}");
+    // A resume folder made with another configuration.
+    let d = t.join("f");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = config(&d, &base, "");
+    let never = AtomicBool::new(false);
+    let stop = AtomicBool::new(true); // stop after the first step
+    let c = TrainConfig::load(&p, &[]).unwrap();
+    run(&c, false, &stop, &mut |_| {}).unwrap();
+    let other = TrainConfig::load(&p, &["optim.lr=5e-4".to_string()]).unwrap();
+    let e = run(&other, true, &never, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("another configuration") && e.contains("lr"),
+        "{e}"
+    );
+    // The checkpoint is still there and the original config still resumes.
+    assert!(d.join("out/checkpoint/state.json").is_file());
+    run(&c, true, &never, &mut |_| {}).unwrap();
+}
