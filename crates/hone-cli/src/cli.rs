@@ -21,6 +21,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Chat with a model in the terminal.
     Chat(ChatArgs),
+    /// LoRA adapters: merge into the base model, inspect.
+    #[command(subcommand)]
+    Adapter(crate::cmd::adapter::AdapterCmd),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -45,6 +48,10 @@ pub struct ModelArgs {
     /// Keep weights as dense f32 (the slow reference path).
     #[arg(long)]
     pub f32: bool,
+    /// A LoRA adapter folder (PEFT format: adapter_config.json + adapter_model.safetensors)
+    /// applied on top of the model.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

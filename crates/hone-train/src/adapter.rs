@@ -370,6 +370,11 @@ fn tensor_f32(
     })
 }
 
+/// A tensor's shape and values.
+type Tensor = (Vec<usize>, Vec<f32>);
+/// The A and B tensors of one module, as they are found.
+type AbPair = (Option<Tensor>, Option<Tensor>);
+
 /// Reads an adapter folder written by hone or by Python PEFT.
 pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
     let cfg = read_adapter_config(dir)?;
@@ -396,13 +401,7 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
     };
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| aerr(format!("not a readable safetensors file: {e}")))?;
-    let mut parts: BTreeMap<
-        (usize, &str),
-        (
-            Option<(Vec<usize>, Vec<f32>)>,
-            Option<(Vec<usize>, Vec<f32>)>,
-        ),
-    > = BTreeMap::new();
+    let mut parts: BTreeMap<(usize, &str), AbPair> = BTreeMap::new();
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
     for name in &names {

@@ -129,17 +129,10 @@ pub fn write_hf_model(m: &LoadedModel, out: &Path) -> Result<(usize, u64)> {
         "pt".to_string(),
     )]));
     let st_path = out.join("model.safetensors");
-    let tmp = tempfile::Builder::new()
-        .prefix(".hone-tmp-")
-        .tempfile_in(out)
-        .map_err(|e| Error::io(out, e))?;
+    let tmp = crate::atomic::temp_beside(&st_path)?;
     safetensors::serialize_to_file(views, meta, tmp.path())
         .map_err(|e| err(format!("model.safetensors: {e}")))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(&st_path, e))?;
-    tmp.persist(&st_path)
-        .map_err(|e| Error::io(&st_path, e.error))?;
+    crate::atomic::persist(tmp, &st_path)?;
     let size = std::fs::metadata(&st_path)
         .map_err(|e| Error::io(&st_path, e))?
         .len();

@@ -3,8 +3,8 @@
 //! logits as hone (base + `attach`), within 1e-3 relative.
 //!
 //! Needs the venv and the fp32 HF copy of SmolLM2 made by `../shared/bench/peers/setup.sh`
-//! (`$PEERS_DIR`, default `~/.cache/hone-peers`: `hf-venv/bin/python` with torch + transformers
-//! + peft, and `models/smollm2-135m-instruct-f32`). Without them it prints why and passes.
+//! (`$PEERS_DIR`, default `~/.cache/hone-peers`: `hf-venv/bin/python` with torch, transformers
+//! and peft, and `models/smollm2-135m-instruct-f32`). Without them it prints why and passes.
 //! Run: `cargo test -p hone-train --test peft_interop -- --nocapture`.
 
 mod common;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns arguments into library calls and prints.
 
+pub mod adapter;
 mod bench;
 mod chat;
 mod generate;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(m) => model::run(m),
         Command::Generate(a) => generate::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Adapter(c) => adapter::run(c),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
     }
 }
@@ -38,7 +40,19 @@ pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
     let m = LoadedModel::load(&args.model, &opts)
         .with_context(|| format!("cannot load model `{}`", args.model));
     sp.finish_and_clear();
-    m
+    let mut m = m?;
+    if let Some(dir) = &args.adapter {
+        let a = hone_train::load_adapter(dir)
+            .with_context(|| format!("cannot load adapter {}", dir.display()))?;
+        a.attach(&mut m.model).with_context(|| {
+            format!(
+                "adapter {} does not fit model `{}`",
+                dir.display(),
+                args.model
+            )
+        })?;
+    }
+    Ok(m)
 }
 
 pub fn sampling(a: &SamplingArgs) -> Result<SamplingParams> {
