@@ -570,7 +570,15 @@ impl ModelConfig {
                 .unwrap_or(num_attention_heads),
             head_dim: f.opt_usize("head_dim")?,
             rms_norm_eps: f.f64("rms_norm_eps")?,
-            rope_theta: f.opt_f64("rope_theta")?.unwrap_or(10000.0),
+            // transformers 5 writes it inside `rope_parameters`.
+            rope_theta: match f.opt_f64("rope_theta")? {
+                Some(t) => t,
+                None => f
+                    .get("rope_parameters")
+                    .and_then(|p| p.get("rope_theta"))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(10000.0),
+            },
             rope_scaling,
             max_position_embeddings: f.usize("max_position_embeddings")?,
             vocab_size: f.usize("vocab_size")?,

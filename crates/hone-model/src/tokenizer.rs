@@ -167,6 +167,10 @@ struct Inner {
     add_eos: bool,
 }
 
+/// Token ids and each token's byte range in the encoded text.
+pub type Encoded = (Vec<u32>, Vec<(usize, usize)>);
+
+
 /// A text tokenizer. Cheap to clone (shared inner state); `Send + Sync`.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -541,7 +545,7 @@ impl Tokenizer {
         &self,
         text: &str,
         parse_special: bool,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    ) -> Result<Encoded> {
         let inner = &*self.inner;
         let hf = if parse_special {
             &inner.hf
@@ -882,3 +886,4 @@ mod tests {
         check::<DecodeStream>();
     }
 }
+

@@ -290,6 +290,7 @@ impl<'a> Backprop<'a> {
     }
 
     /// A projection with its LoRA (if any): `out = base(h) + scale · (drop(h) Aᵀ) Bᵀ`.
+    #[allow(clippy::too_many_arguments)]
     fn proj_forward(
         &self,
         l: usize,
@@ -383,7 +384,7 @@ impl<'a> Backprop<'a> {
             .map(|(g, u)| g * sigmoid(*g) * u)
             .collect();
         let mut dn = vec![0f32; n * d];
-        lora[DOWN] = self.proj_forward(l, DOWN, &act, n, &mut dn, rng.as_deref_mut(), save);
+        lora[DOWN] = self.proj_forward(l, DOWN, &act, n, &mut dn, rng, save);
         x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
         save.then(|| LayerSave {
             x_in: x_in.unwrap_or_default(),

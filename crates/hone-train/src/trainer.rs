@@ -384,9 +384,9 @@ pub fn run(
                     .wrapping_add((st.step * accum + j) as u64);
                 let loss = if fast && bp.first_lora_layer() > 0 {
                     for &i in mb.iter() {
-                        if !cache.contains_key(&i) {
+                        if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(i) {
                             let h = bp.hidden_at_first_lora(&[&train.seqs[i].ids[..]]);
-                            cache.insert(i, h.into_iter().next().unwrap_or_default());
+                            e.insert(h.into_iter().next().unwrap_or_default());
                         }
                     }
                     let hs: Vec<&[f32]> = mb.iter().map(|i| &cache[i][..]).collect();

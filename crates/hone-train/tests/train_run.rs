@@ -65,7 +65,7 @@ fn write_data(path: &Path, n: usize, offset: usize) {
             &serde_json::json!({
                 "instruction": format!("Classify clause {k}."),
                 "input": format!("The Receiving Party shall keep item {} confidential.", k * 7),
-                "output": if k % 2 == 0 { "confidentiality" } else { "term" },
+                "output": if k.is_multiple_of(2) { "confidentiality" } else { "term" },
             })
             .to_string(),
         );
