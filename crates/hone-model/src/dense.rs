@@ -15,6 +15,38 @@ pub fn gemm(
     c: &mut [f32],
     acc: bool,
 ) {
+    gemm_impl(m, n, k, a, a_t, b, b_t, c, acc, true)
+}
+
+/// [`gemm`] on the calling thread only (for callers that already run in parallel).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_serial(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    acc: bool,
+) {
+    gemm_impl(m, n, k, a, a_t, b, b_t, c, acc, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    acc: bool,
+    parallel: bool,
+) {
     assert_eq!(a.len(), m * k, "gemm: A length");
     assert_eq!(b.len(), k * n, "gemm: B length");
     assert_eq!(c.len(), m * n, "gemm: C length");
@@ -39,7 +71,7 @@ pub fn gemm(
         (1, n as isize)
     };
     let threads = crate::quant::num_threads();
-    let par = if threads <= 1 || m * n * k < 64 * 64 * 64 {
+    let par = if !parallel || threads <= 1 || m * n * k < 64 * 64 * 64 {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(threads)

@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 
-use hone_model::dense::gemm;
+use hone_model::dense::{gemm, gemm_serial};
 use hone_model::linear::{Linear, LinearInput};
 use hone_model::llama::{rms_norm_into, Llama, MODULES};
 use hone_model::lora::{LoraAdapter, LoraModule};
@@ -415,7 +415,7 @@ impl<'a> Backprop<'a> {
     /// Causal softmax probabilities `P = softmax(Q Kᵀ · scale)`, `[len, len]`.
     fn probs(qh: &[f32], kh: &[f32], len: usize, hd: usize, scale: f32) -> Vec<f32> {
         let mut s = vec![0f32; len * len];
-        gemm(len, len, hd, qh, false, kh, true, &mut s, false);
+        gemm_serial(len, len, hd, qh, false, kh, true, &mut s, false);
         for i in 0..len {
             let row = &mut s[i * len..(i + 1) * len];
             let mut max = f32::NEG_INFINITY;
@@ -454,7 +454,7 @@ impl<'a> Backprop<'a> {
                         let qh = Self::head(q, qd, off, len, h, hd);
                         let p = Self::probs(&qh, &kh, len, hd, scale);
                         let mut o = vec![0f32; len * hd];
-                        gemm(len, hd, len, &p, false, &vh, false, &mut o, false);
+                        gemm_serial(len, hd, len, &p, false, &vh, false, &mut o, false);
                         (h, o)
                     })
                     .collect()
@@ -502,10 +502,10 @@ impl<'a> Backprop<'a> {
                     let doh = Self::head(dattn, qd, off, len, h, hd);
                     let p = Self::probs(&qh, &kh, len, hd, scale);
                     // dV += Pᵀ dO
-                    gemm(len, hd, len, &p, true, &doh, false, &mut dv, true);
+                    gemm_serial(len, hd, len, &p, true, &doh, false, &mut dv, true);
                     // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
                     let mut ds = vec![0f32; len * len];
-                    gemm(len, len, hd, &doh, false, &vh, true, &mut ds, false);
+                    gemm_serial(len, len, hd, &doh, false, &vh, true, &mut ds, false);
                     for i in 0..len {
                         let pr = &p[i * len..(i + 1) * len];
                         let dr = &mut ds[i * len..(i + 1) * len];
@@ -516,8 +516,8 @@ impl<'a> Backprop<'a> {
                         dr[i + 1..].fill(0.0);
                     }
                     let mut dq = vec![0f32; len * hd];
-                    gemm(len, hd, len, &ds, false, &kh, false, &mut dq, false);
-                    gemm(len, hd, len, &ds, true, &qh, false, &mut dk, true);
+                    gemm_serial(len, hd, len, &ds, false, &kh, false, &mut dq, false);
+                    gemm_serial(len, hd, len, &ds, true, &qh, false, &mut dk, true);
                     dqs.push((h, dq));
                 }
                 (dqs, dk, dv)
