@@ -63,13 +63,22 @@ impl Document {
     /// Span texts (trimmed), from character offsets.
     pub fn span_texts(&self) -> std::result::Result<Vec<String>, String> {
         let chars: Vec<(usize, char)> = self.text.char_indices().collect();
-        let byte = |c: usize| if c >= chars.len() { self.text.len() } else { chars[c].0 };
+        let byte = |c: usize| {
+            if c >= chars.len() {
+                self.text.len()
+            } else {
+                chars[c].0
+            }
+        };
         self.spans
             .iter()
             .enumerate()
             .map(|(i, &[s, e])| {
                 if s > e || e > chars.len() {
-                    Err(format!("span {i} [{s}, {e}) is outside the text ({} characters)", chars.len()))
+                    Err(format!(
+                        "span {i} [{s}, {e}) is outside the text ({} characters)",
+                        chars.len()
+                    ))
                 } else {
                     Ok(self.text[byte(s)..byte(e)].trim().to_string())
                 }
@@ -82,7 +91,11 @@ pub fn read(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let ds: Dataset = serde_json::from_str(&text).map_err(|e| Error::Format {
         path: path.to_path_buf(),
-        msg: format!("not ContractNLI's JSON (line {}, column {}): {e}", e.line(), e.column()),
+        msg: format!(
+            "not ContractNLI's JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ),
     })?;
     Ok(ds)
 }
@@ -112,15 +125,25 @@ pub struct Imported {
 /// Span examples and evaluation documents for a data set.
 pub fn import(ds: &Dataset, path: &Path) -> Result<Imported> {
     let system = nda::system_prompt();
-    let mut out = Imported { examples: Vec::new(), documents: Vec::new() };
+    let mut out = Imported {
+        examples: Vec::new(),
+        documents: Vec::new(),
+    };
     for (k, doc) in ds.documents.iter().enumerate() {
-        let err = |msg: String| Error::Format { path: path.to_path_buf(), msg: format!("document {k} (id {}): {msg}", doc.id_string()) };
+        let err = |msg: String| Error::Format {
+            path: path.to_path_buf(),
+            msg: format!("document {k} (id {}): {msg}", doc.id_string()),
+        };
         let texts = doc.span_texts().map_err(err)?;
-        let set = doc.annotation_sets.first().ok_or_else(|| err("no annotation set".into()))?;
+        let set = doc
+            .annotation_sets
+            .first()
+            .ok_or_else(|| err("no annotation set".into()))?;
         let mut per_span: Vec<SpanAnswer> = vec![SpanAnswer::default(); texts.len()];
         let mut labels = BTreeMap::new();
         for (hyp, ann) in &set.annotations {
-            let label = DocLabel::from_choice(&ann.choice).ok_or_else(|| err(format!("{hyp}: unknown choice `{}`", ann.choice)))?;
+            let label = DocLabel::from_choice(&ann.choice)
+                .ok_or_else(|| err(format!("{hyp}: unknown choice `{}`", ann.choice)))?;
             if nda::check(hyp).is_none() {
                 return Err(err(format!("unknown hypothesis `{hyp}`")));
             }
@@ -130,12 +153,23 @@ pub fn import(ds: &Dataset, path: &Path) -> Result<Imported> {
                 DocLabel::NotMentioned => None,
             };
             for &s in &ann.spans {
-                let a = per_span.get_mut(s).ok_or_else(|| err(format!("{hyp}: evidence span {s} of {}", texts.len())))?;
+                let a = per_span
+                    .get_mut(s)
+                    .ok_or_else(|| err(format!("{hyp}: evidence span {s} of {}", texts.len())))?;
                 if let Some(p) = pol {
-                    a.checks.push(SpanCheck { id: hyp.clone(), label: p });
+                    a.checks.push(SpanCheck {
+                        id: hyp.clone(),
+                        label: p,
+                    });
                 }
             }
-            labels.insert(hyp.clone(), GoldLabel { label, spans: ann.spans.clone() });
+            labels.insert(
+                hyp.clone(),
+                GoldLabel {
+                    label,
+                    spans: ann.spans.clone(),
+                },
+            );
         }
         let id = doc.id_string();
         for (i, text) in texts.iter().enumerate() {
@@ -154,7 +188,10 @@ pub fn import(ds: &Dataset, path: &Path) -> Result<Imported> {
                     (true, true) => "mixed",
                 }
             };
-            let prev = (0..i).rev().map(|j| texts[j].as_str()).find(|t| !t.is_empty());
+            let prev = (0..i)
+                .rev()
+                .map(|j| texts[j].as_str())
+                .find(|t| !t.is_empty());
             out.examples.push(Example {
                 id: Some(format!("{id}:{i}")),
                 group: Some(id.clone()),
@@ -166,7 +203,13 @@ pub fn import(ds: &Dataset, path: &Path) -> Result<Imported> {
                 ],
             });
         }
-        out.documents.push(EvalDocument { id, file_name: doc.file_name.clone(), text: doc.text.clone(), spans: doc.spans.clone(), labels });
+        out.documents.push(EvalDocument {
+            id,
+            file_name: doc.file_name.clone(),
+            text: doc.text.clone(),
+            spans: doc.spans.clone(),
+            labels,
+        });
     }
     Ok(out)
 }
@@ -188,6 +231,12 @@ pub fn read_documents(path: &Path) -> Result<Vec<EvalDocument>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Parse { path: path.to_path_buf(), line: i + 1, msg: format!("bad evaluation document: {e}") }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                msg: format!("bad evaluation document: {e}"),
+            })
+        })
         .collect()
 }

@@ -118,7 +118,11 @@ impl Columns {
     }
 
     /// One row into an example; problems name the column.
-    pub fn example(&self, header: &[String], row: &csv::ByteRecord) -> Result<Example, Vec<Problem>> {
+    pub fn example(
+        &self,
+        header: &[String],
+        row: &csv::ByteRecord,
+    ) -> Result<Example, Vec<Problem>> {
         let mut problems = Vec::new();
         let get = |idx: Option<usize>, problems: &mut Vec<Problem>| -> Option<String> {
             let i = idx?;
@@ -134,7 +138,10 @@ impl Columns {
                 }
             }
         };
-        let nonempty = |idx: Option<usize>, v: Option<String>, problems: &mut Vec<Problem>| -> Option<String> {
+        let nonempty = |idx: Option<usize>,
+                        v: Option<String>,
+                        problems: &mut Vec<Problem>|
+         -> Option<String> {
             match v {
                 Some(s) if s.trim().is_empty() => {
                     problems.push(Problem::field(self.name(header, idx.unwrap_or(0)), "empty"));
@@ -155,7 +162,13 @@ impl Columns {
             let ins = get(self.instruction, &mut problems);
             let ins = nonempty(self.instruction, ins, &mut problems);
             let inp = get(self.input, &mut problems).unwrap_or_default();
-            ins.map(|i| if inp.is_empty() { i } else { format!("{i}\n\n{inp}") })
+            ins.map(|i| {
+                if inp.is_empty() {
+                    i
+                } else {
+                    format!("{i}\n\n{inp}")
+                }
+            })
         };
         let col = self.assistant.or(self.output);
         let answer = get(col, &mut problems);
@@ -192,7 +205,10 @@ pub fn row_bytes(row: &csv::ByteRecord) -> Vec<u8> {
 }
 
 /// Writes single-turn examples as CSV with the columns id, group, label, system, user, assistant.
-pub fn write_examples<'a>(path: &Path, examples: impl IntoIterator<Item = &'a Example>) -> Result<usize> {
+pub fn write_examples<'a>(
+    path: &Path,
+    examples: impl IntoIterator<Item = &'a Example>,
+) -> Result<usize> {
     let mut f = AtomicFile::create(path)?;
     let mut n = 0;
     {

@@ -72,7 +72,10 @@ pub fn type_name(v: &Value) -> &'static str {
 }
 
 fn wrong_type(field: &str, expected: &str, v: &Value) -> Problem {
-    Problem::field(field, format!("expected {expected}, found {}", type_name(v)))
+    Problem::field(
+        field,
+        format!("expected {expected}, found {}", type_name(v)),
+    )
 }
 
 impl Example {
@@ -336,13 +339,22 @@ mod tests {
 
     #[test]
     fn instruction_shape_becomes_one_user_turn() {
-        let ex = Example::from_value(&json!({"instruction": "Sum", "input": "1 2", "output": "3", "label": 7}))
-            .unwrap();
-        assert_eq!(ex.messages, vec![Message::user("Sum\n\n1 2"), Message::assistant("3")]);
+        let ex = Example::from_value(
+            &json!({"instruction": "Sum", "input": "1 2", "output": "3", "label": 7}),
+        )
+        .unwrap();
+        assert_eq!(
+            ex.messages,
+            vec![Message::user("Sum\n\n1 2"), Message::assistant("3")]
+        );
         assert_eq!(ex.label.as_deref(), Some("7"));
-        let ex = Example::from_value(&json!({"instruction": "Hi", "input": "", "output": "Hello"})).unwrap();
+        let ex = Example::from_value(&json!({"instruction": "Hi", "input": "", "output": "Hello"}))
+            .unwrap();
         assert_eq!(ex.messages[0].content, "Hi");
-        let ex = Example::from_value(&json!({"system": "Be brief.", "instruction": "Hi", "output": "Hello"})).unwrap();
+        let ex = Example::from_value(
+            &json!({"system": "Be brief.", "instruction": "Hi", "output": "Hello"}),
+        )
+        .unwrap();
         assert_eq!(ex.messages[0], Message::system("Be brief."));
         assert_eq!(ex.messages.len(), 3);
     }
@@ -367,7 +379,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_named_with_its_field() {
-        assert_eq!(problems(json!([1])), ["expected a JSON object, found an array"]);
+        assert_eq!(
+            problems(json!([1])),
+            ["expected a JSON object, found an array"]
+        );
         assert_eq!(
             problems(json!({"messages": [{"role": "bot", "content": "x"}]})),
             ["field `messages[0].role`: unknown role `bot` (expected system, user or assistant)"]
@@ -380,7 +395,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            problems(json!({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}]})),
+            problems(
+                json!({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}]})
+            ),
             ["field `messages[0].role`: bad role order: `assistant` first, expected `user`"]
         );
         assert_eq!(
@@ -388,15 +405,26 @@ mod tests {
             ["field `messages[0].role`: bad role order: the conversation must end with an assistant message"]
         );
         assert_eq!(
-            problems(json!({"messages": [{"role": "user", "content": "u"}, {"role": "system", "content": "s"}]})),
+            problems(
+                json!({"messages": [{"role": "user", "content": "u"}, {"role": "system", "content": "s"}]})
+            ),
             ["field `messages[1].role`: bad role order: a system message may only come first"]
         );
-        assert_eq!(problems(json!({"messages": []})), ["field `messages`: empty: no messages"]);
+        assert_eq!(
+            problems(json!({"messages": []})),
+            ["field `messages`: empty: no messages"]
+        );
         assert_eq!(
             problems(json!({"instruction": " ", "output": "x", "id": [1]})),
-            ["field `id`: expected a string or a number, found an array", "field `instruction`: empty"]
+            [
+                "field `id`: expected a string or a number, found an array",
+                "field `instruction`: empty"
+            ]
         );
-        assert_eq!(problems(json!({"instruction": "x"})), ["field `output`: missing"]);
+        assert_eq!(
+            problems(json!({"instruction": "x"})),
+            ["field `output`: missing"]
+        );
         assert!(problems(json!({"text": "x"}))[0].starts_with("field `messages`: missing"));
     }
 }

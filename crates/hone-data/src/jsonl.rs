@@ -106,7 +106,10 @@ pub fn read_examples(path: &Path) -> Result<Vec<(usize, Example)>> {
 }
 
 /// Writes examples in the chat shape, one per line, atomically.
-pub fn write_examples<'a>(path: &Path, examples: impl IntoIterator<Item = &'a Example>) -> Result<usize> {
+pub fn write_examples<'a>(
+    path: &Path,
+    examples: impl IntoIterator<Item = &'a Example>,
+) -> Result<usize> {
     let mut f = AtomicFile::create(path)?;
     let mut n = 0;
     for ex in examples {
@@ -139,12 +142,20 @@ mod tests {
             },
         ];
         write_examples(&p, &exs).unwrap();
-        let back: Vec<Example> = read_examples(&p).unwrap().into_iter().map(|(_, e)| e).collect();
+        let back: Vec<Example> = read_examples(&p)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
         assert_eq!(back, exs);
 
         let text = std::fs::read_to_string(&p).unwrap().replace('\n', "\n\n");
         std::fs::write(&p, text).unwrap();
-        let lines: Vec<usize> = read_examples(&p).unwrap().into_iter().map(|(l, _)| l).collect();
+        let lines: Vec<usize> = read_examples(&p)
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
         assert_eq!(lines, [1, 3]);
     }
 
@@ -154,9 +165,19 @@ mod tests {
         let p = dir.path().join("b.jsonl");
         std::fs::write(&p, b"{\"instruction\":\"a\",\"output\":\"b\"}\r\n{\"instruction\": \"a\", \"output\": \xff}\n").unwrap();
         let e = read_examples(&p).unwrap_err().to_string();
-        assert!(e.ends_with("b.jsonl:2: invalid UTF-8 at byte 32 of the line"), "{e}");
-        std::fs::write(&p, "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\": 1, \"output\": \"b\"}\n").unwrap();
+        assert!(
+            e.ends_with("b.jsonl:2: invalid UTF-8 at byte 32 of the line"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\": 1, \"output\": \"b\"}\n",
+        )
+        .unwrap();
         let e = read_examples(&p).unwrap_err().to_string();
-        assert!(e.ends_with("b.jsonl:2: field `instruction`: expected a string, found a number"), "{e}");
+        assert!(
+            e.ends_with("b.jsonl:2: field `instruction`: expected a string, found a number"),
+            "{e}"
+        );
     }
 }

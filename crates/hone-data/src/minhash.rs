@@ -138,9 +138,18 @@ impl Signature {
     /// Estimated Jaccard similarity: the fraction of equal entries.
     pub fn similarity(&self, other: &Self) -> f64 {
         if self.is_empty() || other.is_empty() {
-            return if self.is_empty() && other.is_empty() { 1.0 } else { 0.0 };
+            return if self.is_empty() && other.is_empty() {
+                1.0
+            } else {
+                0.0
+            };
         }
-        self.0.iter().zip(other.0.iter()).filter(|(a, b)| a == b).count() as f64 / K as f64
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .filter(|(a, b)| a == b)
+            .count() as f64
+            / K as f64
     }
 
     /// Compact 16-bit form kept for verification (b-bit MinHash; a false match of two
@@ -171,7 +180,12 @@ impl Compact {
         if self.1 || other.1 {
             return if self.1 && other.1 { 1.0 } else { 0.0 };
         }
-        self.0.iter().zip(other.0.iter()).filter(|(a, b)| a == b).count() as f64 / K as f64
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .filter(|(a, b)| a == b)
+            .count() as f64
+            / K as f64
     }
 }
 
@@ -208,7 +222,10 @@ mod tests {
 
     #[test]
     fn words_are_lowercased_alphanumeric_runs() {
-        assert_eq!(word_hashes("Hello, WORLD! 42x"), word_hashes("hello world 42X"));
+        assert_eq!(
+            word_hashes("Hello, WORLD! 42x"),
+            word_hashes("hello world 42X")
+        );
         assert_eq!(word_hashes("a-b").len(), 2);
         assert_eq!(shingles(&word_hashes("one two three four"), 3).len(), 2);
         assert_eq!(shingles(&word_hashes("one two"), 3).len(), 1);
@@ -229,18 +246,33 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut total_err = 0.0;
         let mut n = 0;
-        for &(shared, own) in &[(90, 5), (70, 15), (50, 25), (30, 35), (10, 45), (200, 20), (8, 2), (3, 1)] {
+        for &(shared, own) in &[
+            (90, 5),
+            (70, 15),
+            (50, 25),
+            (30, 35),
+            (10, 45),
+            (200, 20),
+            (8, 2),
+            (3, 1),
+        ] {
             for _ in 0..20 {
                 let (a, b) = pair(&mut rng, shared, own);
                 let exact = jaccard(&a, &b);
-                let est = RawBins::new(a.iter().copied()).densify().similarity(&RawBins::new(b.iter().copied()).densify());
+                let est = RawBins::new(a.iter().copied())
+                    .densify()
+                    .similarity(&RawBins::new(b.iter().copied()).densify());
                 assert!((est - exact).abs() < 0.2, "exact {exact} est {est}");
                 total_err += est - exact;
                 n += 1;
             }
         }
         // Unbiased: the mean signed error over 160 pairs is near zero.
-        assert!((total_err / n as f64).abs() < 0.03, "bias {}", total_err / n as f64);
+        assert!(
+            (total_err / n as f64).abs() < 0.03,
+            "bias {}",
+            total_err / n as f64
+        );
     }
 
     #[test]
@@ -249,7 +281,10 @@ mod tests {
         let a: Vec<u64> = (0..50).map(|_| rng.next_u64()).collect();
         let b: Vec<u64> = (0..30).map(|_| rng.next_u64()).collect();
         let u = RawBins::new(a.iter().copied()).union(&RawBins::new(b.iter().copied()));
-        assert_eq!(u.densify(), RawBins::new(a.iter().chain(b.iter()).copied()).densify());
+        assert_eq!(
+            u.densify(),
+            RawBins::new(a.iter().chain(b.iter()).copied()).densify()
+        );
     }
 
     #[test]
@@ -263,7 +298,10 @@ mod tests {
         for _ in 0..200 {
             let (a, b) = pair(&mut rng, 90, 3); // J = 90/96 = 0.94
             let (sa, sb) = (RawBins::new(a).densify(), RawBins::new(b).densify());
-            assert!(sa.band_keys(lsh).zip(sb.band_keys(lsh)).any(|(x, y)| x == y));
+            assert!(sa
+                .band_keys(lsh)
+                .zip(sb.band_keys(lsh))
+                .any(|(x, y)| x == y));
             assert!(sa.similarity(&sb) >= t);
             let (a, b) = pair(&mut rng, 30, 30); // J = 30/90 = 0.33
             let (sa, sb) = (RawBins::new(a).densify(), RawBins::new(b).densify());

@@ -100,7 +100,8 @@ impl SpanAnswer {
         serde_json::from_str(s.trim()).ok()
     }
     pub fn sort(&mut self) {
-        self.checks.sort_by_key(|c| (check_index(&c.id).unwrap_or(usize::MAX), c.label));
+        self.checks
+            .sort_by_key(|c| (check_index(&c.id).unwrap_or(usize::MAX), c.label));
         self.checks.dedup();
     }
 }
@@ -123,8 +124,15 @@ pub fn system_prompt() -> String {
 /// The user turn for one span, with the previous span as context.
 pub fn span_prompt(previous: Option<&str>, span: &str) -> String {
     match previous {
-        Some(p) if !p.trim().is_empty() => format!("Previous span (context only):\n{}\n\nSpan:\n{}", p.trim(), span.trim()),
-        _ => format!("Previous span (context only):\n(none: start of the document)\n\nSpan:\n{}", span.trim()),
+        Some(p) if !p.trim().is_empty() => format!(
+            "Previous span (context only):\n{}\n\nSpan:\n{}",
+            p.trim(),
+            span.trim()
+        ),
+        _ => format!(
+            "Previous span (context only):\n(none: start of the document)\n\nSpan:\n{}",
+            span.trim()
+        ),
     }
 }
 
@@ -137,12 +145,23 @@ mod tests {
         let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), 17);
-        let mut a = SpanAnswer { checks: vec![
-            SpanCheck { id: "nda-11".into(), label: Polarity::Entailed },
-            SpanCheck { id: "nda-2".into(), label: Polarity::Contradicted },
-        ] };
+        let mut a = SpanAnswer {
+            checks: vec![
+                SpanCheck {
+                    id: "nda-11".into(),
+                    label: Polarity::Entailed,
+                },
+                SpanCheck {
+                    id: "nda-2".into(),
+                    label: Polarity::Contradicted,
+                },
+            ],
+        };
         a.sort();
-        assert_eq!(a.to_json(), r#"{"checks":[{"id":"nda-2","label":"contradicted"},{"id":"nda-11","label":"entailed"}]}"#);
+        assert_eq!(
+            a.to_json(),
+            r#"{"checks":[{"id":"nda-2","label":"contradicted"},{"id":"nda-11","label":"entailed"}]}"#
+        );
         assert_eq!(SpanAnswer::parse(&a.to_json()), Some(a));
         assert_eq!(SpanAnswer::default().to_json(), r#"{"checks":[]}"#);
         assert!(system_prompt().contains("- nda-20 (Retention allowed)"));

@@ -68,13 +68,21 @@ impl Default for QaOptions {
 impl QaOptions {
     fn check(&self) -> Result<()> {
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(Error::Invalid(format!("--threshold must be in (0, 1], got {}", self.threshold)));
+            return Err(Error::Invalid(format!(
+                "--threshold must be in (0, 1], got {}",
+                self.threshold
+            )));
         }
         if !(self.contamination > 0.0 && self.contamination <= 1.0) {
-            return Err(Error::Invalid(format!("--contamination must be in (0, 1], got {}", self.contamination)));
+            return Err(Error::Invalid(format!(
+                "--contamination must be in (0, 1], got {}",
+                self.contamination
+            )));
         }
         if self.shingle == 0 || self.ngram == 0 {
-            return Err(Error::Invalid("--shingle and --ngram must be at least 1".into()));
+            return Err(Error::Invalid(
+                "--shingle and --ngram must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -129,17 +137,51 @@ impl QaReport {
     pub fn to_text(&self, opts: &QaOptions) -> String {
         let f = &self.findings;
         let mut o = String::new();
-        let _ = writeln!(o, "{} records ({} invalid, skipped; run `hone data validate`)", self.records, self.invalid);
+        let _ = writeln!(
+            o,
+            "{} records ({} invalid, skipped; run `hone data validate`)",
+            self.records, self.invalid
+        );
         let sections: [(&str, &Vec<Group>, String); 5] = [
-            ("exact duplicates", &f.exact_duplicates, "identical messages".into()),
-            ("near-duplicates", &f.near_duplicates, format!("Jaccard >= {} over {}-word shingles", opts.threshold, opts.shingle)),
-            ("contradictions", &f.contradictions, "near-same prompt, different answers".into()),
-            ("contamination", &f.contamination, format!("{}-gram overlap >= {} with the evaluation file", opts.ngram, opts.contamination)),
-            ("over-represented", &f.overrepresented, format!("more than {} near-identical prompts", opts.cap)),
+            (
+                "exact duplicates",
+                &f.exact_duplicates,
+                "identical messages".into(),
+            ),
+            (
+                "near-duplicates",
+                &f.near_duplicates,
+                format!(
+                    "Jaccard >= {} over {}-word shingles",
+                    opts.threshold, opts.shingle
+                ),
+            ),
+            (
+                "contradictions",
+                &f.contradictions,
+                "near-same prompt, different answers".into(),
+            ),
+            (
+                "contamination",
+                &f.contamination,
+                format!(
+                    "{}-gram overlap >= {} with the evaluation file",
+                    opts.ngram, opts.contamination
+                ),
+            ),
+            (
+                "over-represented",
+                &f.overrepresented,
+                format!("more than {} near-identical prompts", opts.cap),
+            ),
         ];
         for (name, groups, what) in sections {
             let lines: usize = groups.iter().map(|g| g.lines.len()).sum();
-            let _ = writeln!(o, "\n{name} ({what}): {} groups, {lines} lines", groups.len());
+            let _ = writeln!(
+                o,
+                "\n{name} ({what}): {} groups, {lines} lines",
+                groups.len()
+            );
             for g in groups.iter().take(20) {
                 let _ = write!(o, "  lines {}", join(&g.lines, 12));
                 if !g.against.is_empty() {
@@ -148,7 +190,11 @@ impl QaReport {
                 o.push('\n');
             }
             if groups.len() > 20 {
-                let _ = writeln!(o, "  ... {} more groups (use --json for all)", groups.len() - 20);
+                let _ = writeln!(
+                    o,
+                    "  ... {} more groups (use --json for all)",
+                    groups.len() - 20
+                );
             }
         }
         o
@@ -221,11 +267,16 @@ fn common_of(path: &Path, format: &Format, opts: &QaOptions) -> Result<Common> {
     let mut n = 0usize;
     let mut recs = Records::open(path, format)?;
     while n < opts.sample {
-        let Some(rec) = recs.next_record()? else { break };
+        let Some(rec) = recs.next_record()? else {
+            break;
+        };
         let Ok(ex) = rec.parsed else { continue };
         n += 1;
         let w = word_hashes(&ex.input_text());
-        for s in shingles(&w, opts.shingle).into_iter().collect::<HashSet<_>>() {
+        for s in shingles(&w, opts.shingle)
+            .into_iter()
+            .collect::<HashSet<_>>()
+        {
             *df.entry(s).or_default() += 1;
         }
         for s in shingles(&w, opts.ngram).into_iter().collect::<HashSet<_>>() {
@@ -237,7 +288,10 @@ fn common_of(path: &Path, format: &Format, opts: &QaOptions) -> Result<Common> {
             return HashSet::new();
         }
         let min = (opts.common_fraction * n as f64).floor() as u32;
-        df.into_iter().filter(|&(_, c)| c > min).map(|(s, _)| s).collect()
+        df.into_iter()
+            .filter(|&(_, c)| c > min)
+            .map(|(s, _)| s)
+            .collect()
     };
     Ok(Common {
         shingles: keep(df),
@@ -251,16 +305,22 @@ struct Against {
     sizes: HashMap<u32, u32>,
 }
 
-fn load_against(path: &Path, format: &Format, opts: &QaOptions, common: &HashSet<u64>) -> Result<Against> {
+fn load_against(
+    path: &Path,
+    format: &Format,
+    opts: &QaOptions,
+    common: &HashSet<u64>,
+) -> Result<Against> {
     let mut per: Vec<(u32, HashSet<u64>)> = Vec::new();
     let mut df: HashMap<u64, u32> = HashMap::new();
     let mut recs = Records::open(path, format)?;
     while let Some(rec) = recs.next_record()? {
         let line = rec.line as u32;
         let ex = rec.into_example(path)?;
-        let grams: HashSet<u64> = filtered(shingles(&word_hashes(&ex.input_text()), opts.ngram), common)
-            .into_iter()
-            .collect();
+        let grams: HashSet<u64> =
+            filtered(shingles(&word_hashes(&ex.input_text()), opts.ngram), common)
+                .into_iter()
+                .collect();
         for &g in &grams {
             *df.entry(g).or_default() += 1;
         }
@@ -269,7 +329,10 @@ fn load_against(path: &Path, format: &Format, opts: &QaOptions, common: &HashSet
     // N-grams shared by most evaluation prompts (their template) are not evidence of leakage.
     let own_common: HashSet<u64> = if per.len() >= 20 {
         let min = (opts.common_fraction * per.len() as f64).floor() as u32;
-        df.into_iter().filter(|&(_, c)| c > min).map(|(g, _)| g).collect()
+        df.into_iter()
+            .filter(|&(_, c)| c > min)
+            .map(|(g, _)| g)
+            .collect()
     } else {
         HashSet::new()
     };
@@ -278,8 +341,16 @@ fn load_against(path: &Path, format: &Format, opts: &QaOptions, common: &HashSet
         sizes: HashMap::new(),
     };
     for (line, grams) in per {
-        let kept: Vec<u64> = grams.iter().copied().filter(|g| !own_common.contains(g)).collect();
-        let kept = if kept.is_empty() { grams.into_iter().collect() } else { kept };
+        let kept: Vec<u64> = grams
+            .iter()
+            .copied()
+            .filter(|g| !own_common.contains(g))
+            .collect();
+        let kept = if kept.is_empty() {
+            grams.into_iter().collect()
+        } else {
+            kept
+        };
         a.sizes.insert(line, kept.len() as u32);
         for g in kept {
             a.first_line.entry(g).or_insert(line);
@@ -341,7 +412,9 @@ const FULL_EMPTY: u8 = 4;
 
 /// The first record of each run of equal hashes, for every record.
 fn representatives(hashes: &[u64], flags: &[u8]) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..hashes.len() as u32).filter(|&i| flags[i as usize] & VALID != 0).collect();
+    let mut idx: Vec<u32> = (0..hashes.len() as u32)
+        .filter(|&i| flags[i as usize] & VALID != 0)
+        .collect();
     idx.sort_unstable_by_key(|&i| (hashes[i as usize], i));
     let mut rep: Vec<u32> = (0..hashes.len() as u32).collect();
     let mut start = 0;
@@ -364,11 +437,18 @@ struct Runs {
 
 fn bucket_runs(keys: &[u32], bands: usize, include: impl Fn(u32) -> bool) -> Runs {
     let n = keys.len() / bands.max(1);
-    let mut runs = Runs { members: Vec::new(), starts: Vec::new() };
+    let mut runs = Runs {
+        members: Vec::new(),
+        starts: Vec::new(),
+    };
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(n);
     for b in 0..bands {
         pairs.clear();
-        pairs.extend((0..n as u32).filter(|&i| include(i)).map(|i| (keys[i as usize * bands + b], i)));
+        pairs.extend(
+            (0..n as u32)
+                .filter(|&i| include(i))
+                .map(|i| (keys[i as usize * bands + b], i)),
+        );
         pairs.sort_unstable();
         let mut s = 0;
         for k in 1..=pairs.len() {
@@ -387,7 +467,11 @@ fn bucket_runs(keys: &[u32], bands: usize, include: impl Fn(u32) -> bool) -> Run
 impl Runs {
     fn iter(&self) -> impl Iterator<Item = &[u32]> {
         (0..self.starts.len()).map(move |r| {
-            let end = self.starts.get(r + 1).copied().unwrap_or(self.members.len());
+            let end = self
+                .starts
+                .get(r + 1)
+                .copied()
+                .unwrap_or(self.members.len());
             &self.members[self.starts[r]..end]
         })
     }
@@ -455,7 +539,8 @@ pub fn run(
     let mut rep = QaReport::default();
     let mut lines: Vec<u32> = Vec::new();
     let mut flags: Vec<u8> = Vec::new();
-    let (mut exact, mut full_norm, mut in_norm, mut out_norm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut exact, mut full_norm, mut in_norm, mut out_norm) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut full_keys, mut in_keys): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
     let mut recs = Records::open(path, format)?;
     progress.start("qa: hashing", recs.total_bytes());
@@ -485,7 +570,10 @@ pub fn run(
         in_norm.push(ih);
         out_norm.push(oh);
         full_norm.push(crate::hash::combine(ih, oh));
-        let in_raw = RawBins::new(filtered(shingles(&p.input_words, opts.shingle), &common.shingles));
+        let in_raw = RawBins::new(filtered(
+            shingles(&p.input_words, opts.shingle),
+            &common.shingles,
+        ));
         let out_raw = RawBins::new(shingles(&p.output_words, opts.shingle));
         let full = in_raw.union(&out_raw).densify();
         let input = in_raw.densify();
@@ -501,7 +589,10 @@ pub fn run(
         in_keys.extend(input.band_keys(lsh));
 
         if let Some(a) = &against {
-            let grams: HashSet<u64> = filtered(shingles(&p.input_words, opts.ngram), &common.ngrams).into_iter().collect();
+            let grams: HashSet<u64> =
+                filtered(shingles(&p.input_words, opts.ngram), &common.ngrams)
+                    .into_iter()
+                    .collect();
             let mut hits: HashMap<u32, u32> = HashMap::new();
             for g in &grams {
                 if let Some(&l) = a.first_line.get(g) {
@@ -518,7 +609,10 @@ pub fn run(
                 .collect();
             if !with.is_empty() {
                 with.sort_unstable();
-                rep.findings.contamination.push(Group { lines: vec![rec.line], against: with });
+                rep.findings.contamination.push(Group {
+                    lines: vec![rec.line],
+                    against: with,
+                });
             }
         }
         if rep.records % 4096 == 0 {
@@ -539,7 +633,10 @@ pub fn run(
         rep.findings.exact_duplicates = uf
             .components(&flags)
             .into_iter()
-            .map(|c| Group { lines: c.into_iter().map(line).collect(), against: vec![] })
+            .map(|c| Group {
+                lines: c.into_iter().map(line).collect(),
+                against: vec![],
+            })
             .collect();
     }
 
@@ -577,7 +674,10 @@ pub fn run(
             if cand[i as usize] {
                 if let Ok(ex) = rec.parsed {
                     let p = Prepared::new(&ex);
-                    let in_raw = RawBins::new(filtered(shingles(&p.input_words, opts.shingle), &common.shingles));
+                    let in_raw = RawBins::new(filtered(
+                        shingles(&p.input_words, opts.shingle),
+                        &common.shingles,
+                    ));
                     let out_raw = RawBins::new(shingles(&p.output_words, opts.shingle));
                     sigs.insert(
                         i,
@@ -603,11 +703,19 @@ pub fn run(
     for i in 0..n as u32 {
         uf_full.union(i, full_rep[i as usize]);
     }
-    verify(&full_runs, |i| sigs.get(&i).map(|s| s.full.clone()), t, &mut uf_full);
+    verify(
+        &full_runs,
+        |i| sigs.get(&i).map(|s| s.full.clone()),
+        t,
+        &mut uf_full,
+    );
     for c in uf_full.components(&flags) {
         let first = exact[c[0] as usize];
         if c.iter().any(|&i| exact[i as usize] != first) {
-            rep.findings.near_duplicates.push(Group { lines: c.into_iter().map(line).collect(), against: vec![] });
+            rep.findings.near_duplicates.push(Group {
+                lines: c.into_iter().map(line).collect(),
+                against: vec![],
+            });
         }
     }
     drop(uf_full);
@@ -617,9 +725,17 @@ pub fn run(
     for i in 0..n as u32 {
         uf_in.union(i, in_rep[i as usize]);
     }
-    verify(&in_runs, |i| sigs.get(&i).map(|s| s.input.clone()), t, &mut uf_in);
+    verify(
+        &in_runs,
+        |i| sigs.get(&i).map(|s| s.input.clone()),
+        t,
+        &mut uf_in,
+    );
     for c in uf_in.components(&flags) {
-        let group = Group { lines: c.iter().map(|&i| line(i)).collect(), against: vec![] };
+        let group = Group {
+            lines: c.iter().map(|&i| line(i)).collect(),
+            against: vec![],
+        };
         if c.len() <= opts.cap {
             if answer_classes(&c, &out_norm, &sigs, t) > 1 {
                 rep.findings.contradictions.push(group);
@@ -636,7 +752,10 @@ pub fn run(
         subs.sort_by_key(|s| s[0]);
         for sub in subs {
             if answer_classes(&sub, &out_norm, &sigs, t) > 1 {
-                rep.findings.contradictions.push(Group { lines: sub.iter().map(|&i| line(i)).collect(), against: vec![] });
+                rep.findings.contradictions.push(Group {
+                    lines: sub.iter().map(|&i| line(i)).collect(),
+                    against: vec![],
+                });
             }
         }
         rep.findings.overrepresented.push(group);
@@ -658,25 +777,47 @@ pub fn removals(findings: &Findings, cap: usize) -> HashMap<usize, String> {
     let mut r: HashMap<usize, String> = HashMap::new();
     for g in &findings.contamination {
         let against: Vec<String> = g.against.iter().map(|l| l.to_string()).collect();
-        r.entry(g.lines[0]).or_insert_with(|| format!("contamination: overlaps evaluation line(s) {}", against.join(", ")));
+        r.entry(g.lines[0]).or_insert_with(|| {
+            format!(
+                "contamination: overlaps evaluation line(s) {}",
+                against.join(", ")
+            )
+        });
     }
     for g in &findings.contradictions {
         for &l in &g.lines {
-            r.entry(l).or_insert_with(|| format!("contradiction: near-same prompt as lines {:?} with a different answer", g.lines));
+            r.entry(l).or_insert_with(|| {
+                format!(
+                    "contradiction: near-same prompt as lines {:?} with a different answer",
+                    g.lines
+                )
+            });
         }
     }
     for g in &findings.exact_duplicates {
         for &l in &g.lines[1..] {
-            r.entry(l).or_insert_with(|| format!("exact duplicate of line {}", g.lines[0]));
+            r.entry(l)
+                .or_insert_with(|| format!("exact duplicate of line {}", g.lines[0]));
         }
     }
     let mut capped: HashSet<usize> = HashSet::new();
     for g in &findings.overrepresented {
         capped.extend(&g.lines);
-        let kept: Vec<usize> = g.lines.iter().copied().filter(|l| !r.contains_key(l)).take(cap).collect();
+        let kept: Vec<usize> = g
+            .lines
+            .iter()
+            .copied()
+            .filter(|l| !r.contains_key(l))
+            .take(cap)
+            .collect();
         for &l in &g.lines {
             if !kept.contains(&l) {
-                r.entry(l).or_insert_with(|| format!("over-represented: more than {cap} near-identical prompts (lines {:?})", g.lines));
+                r.entry(l).or_insert_with(|| {
+                    format!(
+                        "over-represented: more than {cap} near-identical prompts (lines {:?})",
+                        g.lines
+                    )
+                });
             }
         }
     }
@@ -684,7 +825,8 @@ pub fn removals(findings: &Findings, cap: usize) -> HashMap<usize, String> {
         let first = g.lines[0];
         for &l in &g.lines[1..] {
             if !capped.contains(&l) {
-                r.entry(l).or_insert_with(|| format!("near-duplicate of line {first}"));
+                r.entry(l)
+                    .or_insert_with(|| format!("near-duplicate of line {first}"));
             }
         }
     }

@@ -131,7 +131,8 @@ impl Records {
     pub fn next_record(&mut self) -> Result<Option<Record>> {
         match &mut self.inner {
             Inner::Jsonl(r) => {
-                let Some((line, bytes)) = r.next_line().map_err(|e| Error::io(&self.path, e))? else {
+                let Some((line, bytes)) = r.next_line().map_err(|e| Error::io(&self.path, e))?
+                else {
                     return Ok(None);
                 };
                 Ok(Some(Record {
@@ -159,16 +160,14 @@ impl Records {
                         }))
                     }
                     Err(e) => {
-                        let line = e
-                            .position()
-                            .map(|p| p.line() as usize)
-                            .unwrap_or(line);
+                        let line = e.position().map(|p| p.line() as usize).unwrap_or(line);
                         match e.kind() {
-                            csv::ErrorKind::Io(_) => Err(Error::io(
-                                &self.path,
-                                std::io::Error::other(e.to_string()),
-                            )),
-                            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Ok(Some(Record {
+                            csv::ErrorKind::Io(_) => {
+                                Err(Error::io(&self.path, std::io::Error::other(e.to_string())))
+                            }
+                            csv::ErrorKind::UnequalLengths {
+                                expected_len, len, ..
+                            } => Ok(Some(Record {
                                 line,
                                 raw: Vec::new(),
                                 parsed: Err(vec![Problem::line(format!(
@@ -216,10 +215,19 @@ mod tests {
             .collect();
         assert_eq!(recs.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 5]);
         let ex0 = recs[0].parsed.as_ref().unwrap();
-        assert_eq!(ex0.messages, vec![Message::user("What is 2+2?"), Message::assistant("4")]);
+        assert_eq!(
+            ex0.messages,
+            vec![Message::user("What is 2+2?"), Message::assistant("4")]
+        );
         assert_eq!(ex0.label.as_deref(), Some("math"));
-        assert_eq!(recs[1].parsed.as_ref().unwrap().messages[1].content, "yes, \"quoted\"");
-        assert_eq!(recs[2].parsed.as_ref().unwrap_err()[0].to_string(), "field `question`: empty");
+        assert_eq!(
+            recs[1].parsed.as_ref().unwrap().messages[1].content,
+            "yes, \"quoted\""
+        );
+        assert_eq!(
+            recs[2].parsed.as_ref().unwrap_err()[0].to_string(),
+            "field `question`: empty"
+        );
 
         // Written back out (chat columns) and read again with the default mapping.
         let exs: Vec<Example> = recs.iter().filter_map(|r| r.parsed.clone().ok()).collect();
@@ -241,8 +249,17 @@ mod tests {
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        let e = recs.into_iter().nth(1).unwrap().into_example(&p).unwrap_err().to_string();
-        assert!(e.ends_with("a.csv:3: bad CSV row: 1 fields, the header has 2"), "{e}");
+        let e = recs
+            .into_iter()
+            .nth(1)
+            .unwrap()
+            .into_example(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("a.csv:3: bad CSV row: 1 fields, the header has 2"),
+            "{e}"
+        );
         let e = Records::open(&p, &Format::Csv(CsvMapping::parse("output=nope").unwrap()))
             .err()
             .unwrap()

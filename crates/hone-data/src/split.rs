@@ -38,7 +38,9 @@ impl Sizes {
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split(',').map(|p| p.trim()).collect();
         if parts.is_empty() || parts.len() > 3 {
-            return Err(Error::Invalid(format!("sizes `{s}`: expected 2 or 3 comma-separated numbers (train,valid[,test])")));
+            return Err(Error::Invalid(format!(
+                "sizes `{s}`: expected 2 or 3 comma-separated numbers (train,valid[,test])"
+            )));
         }
         if parts.iter().all(|p| p.parse::<usize>().is_ok()) && !s.contains('.') {
             let mut c = [0usize; 3];
@@ -49,9 +51,13 @@ impl Sizes {
         }
         let mut r = [0f64; 3];
         for (i, p) in parts.iter().enumerate() {
-            r[i] = p.parse().map_err(|_| Error::Invalid(format!("sizes `{s}`: `{p}` is not a number")))?;
+            r[i] = p
+                .parse()
+                .map_err(|_| Error::Invalid(format!("sizes `{s}`: `{p}` is not a number")))?;
             if !(r[i] >= 0.0 && r[i].is_finite()) {
-                return Err(Error::Invalid(format!("sizes `{s}`: `{p}` must be non-negative")));
+                return Err(Error::Invalid(format!(
+                    "sizes `{s}`: `{p}` must be non-negative"
+                )));
             }
         }
         let sum: f64 = r.iter().sum();
@@ -72,7 +78,9 @@ impl Sizes {
             Sizes::Counts(c) => {
                 let sum: usize = c.iter().sum();
                 if sum > n {
-                    return Err(Error::Invalid(format!("split sizes {c:?} need {sum} records, the file has {n}")));
+                    return Err(Error::Invalid(format!(
+                        "split sizes {c:?} need {sum} records, the file has {n}"
+                    )));
                 }
                 Ok(*c)
             }
@@ -90,7 +98,11 @@ pub fn apportion(n: usize, r: &[f64; 3]) -> [usize; 3] {
     }
     let mut left = n - out.iter().sum::<usize>();
     let mut order: Vec<usize> = (0..3).collect();
-    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
     for &i in order.iter().cycle() {
         if left == 0 {
             break;
@@ -106,7 +118,13 @@ pub fn apportion(n: usize, r: &[f64; 3]) -> [usize; 3] {
 const UNASSIGNED: u8 = 3;
 
 /// Assigns records (given their label and group ids) to splits 0/1/2, or 3 (left out).
-pub fn assign(labels: &[u32], groups: &[u32], strategy: Strategy, sizes: &Sizes, seed: u64) -> Result<Vec<u8>> {
+pub fn assign(
+    labels: &[u32],
+    groups: &[u32],
+    strategy: Strategy,
+    sizes: &Sizes,
+    seed: u64,
+) -> Result<Vec<u8>> {
     let n = labels.len();
     let targets = sizes.targets(n)?;
     let mut rng = Rng::new(seed);
@@ -137,7 +155,10 @@ pub fn assign(labels: &[u32], groups: &[u32], strategy: Strategy, sizes: &Sizes,
             let mut spare: Vec<u32> = Vec::new();
             for (_, mut members) in classes {
                 rng.shuffle(&mut members);
-                let take = apportion(((members.len() * used) as f64 / n as f64).round() as usize, &shares);
+                let take = apportion(
+                    ((members.len() * used) as f64 / n as f64).round() as usize,
+                    &shares,
+                );
                 let mut k = 0;
                 for s in 0..3 {
                     let t = take[s].min(members.len() - k).min(targets[s] - got[s]);
@@ -171,13 +192,11 @@ pub fn assign(labels: &[u32], groups: &[u32], strategy: Strategy, sizes: &Sizes,
             // to the targets as group sizes allow.
             let mut got = [0usize; 3];
             for (_, members) in gs {
-                let best = (0..3)
-                    .filter(|&s| targets[s] > got[s])
-                    .max_by(|&a, &b| {
-                        let da = (targets[a] - got[a]) as f64 / targets[a] as f64;
-                        let db = (targets[b] - got[b]) as f64 / targets[b] as f64;
-                        da.total_cmp(&db).then(b.cmp(&a))
-                    });
+                let best = (0..3).filter(|&s| targets[s] > got[s]).max_by(|&a, &b| {
+                    let da = (targets[a] - got[a]) as f64 / targets[a] as f64;
+                    let db = (targets[b] - got[b]) as f64 / targets[b] as f64;
+                    da.total_cmp(&db).then(b.cmp(&a))
+                });
                 if let Some(s) = best {
                     got[s] += members.len();
                     for i in members {
@@ -217,13 +236,22 @@ pub fn split_file(
     while let Some(rec) = recs.next_record()? {
         let line = rec.line;
         let ex = rec.into_example(path)?;
-        let l = ex.label.as_deref().map(|s| hash_bytes(s.as_bytes())).unwrap_or(0);
+        let l = ex
+            .label
+            .as_deref()
+            .map(|s| hash_bytes(s.as_bytes()))
+            .unwrap_or(0);
         let next = label_ids.len() as u32;
         labels.push(*label_ids.entry(l).or_insert(next));
         let g = match &ex.group {
             Some(g) => hash_bytes(g.as_bytes()),
             None if strategy == Strategy::Grouped => {
-                return Err(Error::Field { path: path.to_path_buf(), line, field: "group".into(), msg: "missing (a grouped split needs a group on every record)".into() })
+                return Err(Error::Field {
+                    path: path.to_path_buf(),
+                    line,
+                    field: "group".into(),
+                    msg: "missing (a grouped split needs a group on every record)".into(),
+                })
             }
             None => 0,
         };
@@ -259,7 +287,9 @@ pub fn split_file(
             let p = out_dir.join(format!("{name}.{ext}"));
             let mut f = AtomicFile::create(&p)?;
             if let Some(h) = recs.header() {
-                f.write_all(h).and_then(|_| f.write_all(b"\n")).map_err(|e| Error::io(&p, e))?;
+                f.write_all(h)
+                    .and_then(|_| f.write_all(b"\n"))
+                    .map_err(|e| Error::io(&p, e))?;
             }
             names.push(p.display().to_string());
             files.push(Some(f));
@@ -271,7 +301,9 @@ pub fn split_file(
     let mut i = 0usize;
     while let Some(rec) = recs.next_record()? {
         if let Some(Some(f)) = files.get_mut(assignment[i] as usize) {
-            f.write_all(&rec.raw).and_then(|_| f.write_all(b"\n")).map_err(|e| Error::io(out_dir, e))?;
+            f.write_all(&rec.raw)
+                .and_then(|_| f.write_all(b"\n"))
+                .map_err(|e| Error::io(out_dir, e))?;
         }
         i += 1;
         if i % 4096 == 0 {
@@ -282,7 +314,12 @@ pub fn split_file(
     for f in files.into_iter().flatten() {
         f.commit()?;
     }
-    Ok(SplitReport { records: assignment.len(), counts, left_out: assignment.len() - counts.iter().sum::<usize>(), files: names })
+    Ok(SplitReport {
+        records: assignment.len(),
+        counts,
+        left_out: assignment.len() - counts.iter().sum::<usize>(),
+        files: names,
+    })
 }
 
 #[cfg(test)]
@@ -292,27 +329,69 @@ mod tests {
     #[test]
     fn sizes_parse_and_apportion() {
         assert_eq!(Sizes::parse("40,10").unwrap(), Sizes::Counts([40, 10, 0]));
-        assert_eq!(Sizes::parse("0.8,0.1,0.1").unwrap().targets(10).unwrap(), [8, 1, 1]);
-        assert_eq!(Sizes::parse("0.8,0.2").unwrap().targets(7).unwrap(), [6, 1, 0]);
+        assert_eq!(
+            Sizes::parse("0.8,0.1,0.1").unwrap().targets(10).unwrap(),
+            [8, 1, 1]
+        );
+        assert_eq!(
+            Sizes::parse("0.8,0.2").unwrap().targets(7).unwrap(),
+            [6, 1, 0]
+        );
         assert_eq!(apportion(10, &[1.0 / 3.0; 3]), [4, 3, 3]);
         assert!(Sizes::parse("a,b").is_err());
-        assert!(Sizes::pilot().targets(49).unwrap_err().to_string().contains("need 50 records"));
+        assert!(Sizes::pilot()
+            .targets(49)
+            .unwrap_err()
+            .to_string()
+            .contains("need 50 records"));
     }
 
     #[test]
     fn random_and_stratified_hit_the_targets() {
         let labels: Vec<u32> = (0..100).map(|i| if i < 80 { 0 } else { 1 }).collect();
         let groups = vec![0; 100];
-        let a = assign(&labels, &groups, Strategy::Random, &Sizes::parse("0.7,0.2,0.1").unwrap(), 1).unwrap();
-        assert_eq!([0u8, 1, 2].map(|s| a.iter().filter(|&&x| x == s).count()), [70, 20, 10]);
-        let a = assign(&labels, &groups, Strategy::Stratified, &Sizes::parse("0.5,0.5").unwrap(), 1).unwrap();
+        let a = assign(
+            &labels,
+            &groups,
+            Strategy::Random,
+            &Sizes::parse("0.7,0.2,0.1").unwrap(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            [0u8, 1, 2].map(|s| a.iter().filter(|&&x| x == s).count()),
+            [70, 20, 10]
+        );
+        let a = assign(
+            &labels,
+            &groups,
+            Strategy::Stratified,
+            &Sizes::parse("0.5,0.5").unwrap(),
+            1,
+        )
+        .unwrap();
         // 80/20 labels split in half each: 40+10 per split.
         for s in 0..2u8 {
-            assert_eq!(a.iter().zip(&labels).filter(|(&x, &l)| x == s && l == 0).count(), 40);
-            assert_eq!(a.iter().zip(&labels).filter(|(&x, &l)| x == s && l == 1).count(), 10);
+            assert_eq!(
+                a.iter()
+                    .zip(&labels)
+                    .filter(|(&x, &l)| x == s && l == 0)
+                    .count(),
+                40
+            );
+            assert_eq!(
+                a.iter()
+                    .zip(&labels)
+                    .filter(|(&x, &l)| x == s && l == 1)
+                    .count(),
+                10
+            );
         }
         let a = assign(&labels, &groups, Strategy::Random, &Sizes::pilot(), 3).unwrap();
-        assert_eq!([0u8, 1, 2, 3].map(|s| a.iter().filter(|&&x| x == s).count()), [40, 10, 0, 50]);
+        assert_eq!(
+            [0u8, 1, 2, 3].map(|s| a.iter().filter(|&&x| x == s).count()),
+            [40, 10, 0, 50]
+        );
     }
 
     /// Property: over random group structures, sizes and seeds, no group is in two splits and
@@ -325,9 +404,20 @@ mod tests {
             let ngroups = 1 + rng.below(n);
             let groups: Vec<u32> = (0..n).map(|_| rng.below(ngroups) as u32).collect();
             let labels = vec![0; n];
-            let r = [rng.below(10) as f64 + 1.0, rng.below(5) as f64, rng.below(5) as f64];
+            let r = [
+                rng.below(10) as f64 + 1.0,
+                rng.below(5) as f64,
+                rng.below(5) as f64,
+            ];
             let sum: f64 = r.iter().sum();
-            let a = assign(&labels, &groups, Strategy::Grouped, &Sizes::Ratios(r.map(|x| x / sum)), case).unwrap();
+            let a = assign(
+                &labels,
+                &groups,
+                Strategy::Grouped,
+                &Sizes::Ratios(r.map(|x| x / sum)),
+                case,
+            )
+            .unwrap();
             let mut seen: HashMap<u32, u8> = HashMap::new();
             for (i, &g) in groups.iter().enumerate() {
                 assert!(a[i] < 3, "case {case}: record {i} unassigned");

@@ -77,11 +77,21 @@ pub fn histogram(lengths: &[u32], bins: usize) -> Vec<Bin> {
     let raw = (max as usize + 1).div_ceil(bins.max(1));
     let mut width = 1usize;
     while width < raw {
-        width = if width.to_string().starts_with('1') { width * 2 } else if width.to_string().starts_with('2') { width / 2 * 5 } else { width * 2 };
+        width = if width.to_string().starts_with('1') {
+            width * 2
+        } else if width.to_string().starts_with('2') {
+            width / 2 * 5
+        } else {
+            width * 2
+        };
     }
     let n = (max as usize) / width + 1;
     let mut out: Vec<Bin> = (0..n)
-        .map(|i| Bin { lo: i * width, hi: (i + 1) * width, count: 0 })
+        .map(|i| Bin {
+            lo: i * width,
+            hi: (i + 1) * width,
+            count: 0,
+        })
         .collect();
     for &l in lengths {
         out[l as usize / width].count += 1;
@@ -119,10 +129,16 @@ pub fn compute(
         if let Some(g) = &ex.group {
             groups.insert(crate::hash::hash_bytes(g.as_bytes()));
         }
-        *s.labels.entry(ex.label.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+        *s.labels
+            .entry(ex.label.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default() += 1;
         let len = match counter {
             Some(c) => c.count(&ex)?,
-            None => ex.messages.iter().map(|m| m.content.split_whitespace().count()).sum(),
+            None => ex
+                .messages
+                .iter()
+                .map(|m| m.content.split_whitespace().count())
+                .sum(),
         };
         lengths.push(len.min(u32::MAX as usize) as u32);
         if s.records % 1024 == 0 {
@@ -140,7 +156,11 @@ impl Stats {
     /// The readable report with a text histogram.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "records       {} ({} invalid)", self.records, self.invalid);
+        let _ = writeln!(
+            o,
+            "records       {} ({} invalid)",
+            self.records, self.invalid
+        );
         let _ = writeln!(o, "messages      {}", self.messages);
         let _ = writeln!(o, "with system   {}", self.with_system);
         let _ = writeln!(o, "multi-turn    {}", self.multi_turn);
@@ -151,14 +171,24 @@ impl Stats {
             "length ({})  min {} · mean {:.1} · p50 {} · p90 {} · p99 {} · max {}",
             self.unit, l.min, l.mean, l.p50, l.p90, l.p99, l.max
         );
-        let top = self.histogram.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+        let top = self
+            .histogram
+            .iter()
+            .map(|b| b.count)
+            .max()
+            .unwrap_or(0)
+            .max(1);
         for b in &self.histogram {
             let bar = "#".repeat((b.count * 40).div_ceil(top));
             let _ = writeln!(o, "  {:>6}-{:<6} {:>8} {bar}", b.lo, b.hi - 1, b.count);
         }
         let _ = writeln!(o, "labels");
         for (k, v) in &self.labels {
-            let _ = writeln!(o, "  {k:<24} {v:>8}  {:5.1}%", 100.0 * *v as f64 / (self.records - self.invalid).max(1) as f64);
+            let _ = writeln!(
+                o,
+                "  {k:<24} {v:>8}  {:5.1}%",
+                100.0 * *v as f64 / (self.records - self.invalid).max(1) as f64
+            );
         }
         o
     }
@@ -167,18 +197,42 @@ impl Stats {
     pub fn histogram_svg(&self) -> String {
         let (w, h, pad) = (640.0f64, 320.0f64, 40.0f64);
         let n = self.histogram.len().max(1) as f64;
-        let top = self.histogram.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
+        let top = self
+            .histogram
+            .iter()
+            .map(|b| b.count)
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
         let bw = (w - 2.0 * pad) / n;
         let mut o = String::new();
         let _ = write!(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"10\">");
         let _ = write!(o, "<text x=\"{}\" y=\"16\" text-anchor=\"middle\" font-size=\"13\">Example length ({}), {} examples</text>", w / 2.0, self.unit, self.records - self.invalid);
-        let _ = write!(o, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>", h - pad, w - pad, h - pad);
+        let _ = write!(
+            o,
+            "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>",
+            h - pad,
+            w - pad,
+            h - pad
+        );
         for (i, b) in self.histogram.iter().enumerate() {
             let bh = (h - 2.0 * pad - 10.0) * b.count as f64 / top;
             let x = pad + i as f64 * bw;
             let _ = write!(o, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4a7ab5\"><title>{}-{}: {}</title></rect>", x + 1.0, h - pad - bh, bw - 2.0, bh, b.lo, b.hi - 1, b.count);
-            let _ = write!(o, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", x + bw / 2.0, h - pad - bh - 3.0, b.count);
-            let _ = write!(o, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", x + bw / 2.0, h - pad + 14.0, b.lo);
+            let _ = write!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bw / 2.0,
+                h - pad - bh - 3.0,
+                b.count
+            );
+            let _ = write!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bw / 2.0,
+                h - pad + 14.0,
+                b.lo
+            );
         }
         o.push_str("</svg>\n");
         o
@@ -193,9 +247,22 @@ mod tests {
     fn summary_and_histogram_by_hand() {
         let mut l = vec![5u32, 1, 9, 3, 7, 10, 2, 8, 4, 6];
         let s = summarize(&mut l);
-        assert_eq!(s, LengthSummary { min: 1, mean: 5.5, p50: 5, p90: 9, p99: 10, max: 10 });
+        assert_eq!(
+            s,
+            LengthSummary {
+                min: 1,
+                mean: 5.5,
+                p50: 5,
+                p90: 9,
+                p99: 10,
+                max: 10
+            }
+        );
         // max 10, 4 bins -> raw width 3 -> round width 5: bins 0-4, 5-9, 10-14.
         let h = histogram(&l, 4);
-        assert_eq!(h.iter().map(|b| (b.lo, b.count)).collect::<Vec<_>>(), [(0, 4), (5, 5), (10, 1)]);
+        assert_eq!(
+            h.iter().map(|b| (b.lo, b.count)).collect::<Vec<_>>(),
+            [(0, 4), (5, 5), (10, 1)]
+        );
     }
 }

@@ -23,8 +23,12 @@ impl TokenCounter {
             ModelSource::Gguf(path) => Self::from_gguf(&path),
             ModelSource::HfDir(dir) => {
                 let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-                let template = ChatTemplate::from_tokenizer_config(&dir.join("tokenizer_config.json"))?;
-                Ok(Self { tokenizer, template })
+                let template =
+                    ChatTemplate::from_tokenizer_config(&dir.join("tokenizer_config.json"))?;
+                Ok(Self {
+                    tokenizer,
+                    template,
+                })
             }
         }
     }
@@ -37,7 +41,10 @@ impl TokenCounter {
         })?;
         let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)?;
         let template = ChatTemplate::from_gguf_metadata(&content.metadata, &tokenizer)?;
-        Ok(Self { tokenizer, template })
+        Ok(Self {
+            tokenizer,
+            template,
+        })
     }
 
     /// Tokens of the whole rendered conversation (what training sees).

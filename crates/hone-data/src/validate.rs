@@ -81,7 +81,14 @@ pub fn validate_file(
                         Ok(_) => {}
                         Err(e) => {
                             ok = false;
-                            push(&mut rep, rec.line, Problem::field("messages", format!("cannot render or tokenize: {e}")));
+                            push(
+                                &mut rep,
+                                rec.line,
+                                Problem::field(
+                                    "messages",
+                                    format!("cannot render or tokenize: {e}"),
+                                ),
+                            );
                         }
                     }
                 }

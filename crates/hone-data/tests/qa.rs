@@ -10,7 +10,10 @@ use hone_data::{Format, NoProgress};
 use serde_json::json;
 
 fn word(rng: &mut Rng) -> String {
-    const SYL: &[&str] = &["ka", "lo", "mi", "ter", "van", "su", "pre", "dor", "el", "zu", "ri", "bon", "ta", "ges", "nu", "fa", "qui", "ma", "sol", "den"];
+    const SYL: &[&str] = &[
+        "ka", "lo", "mi", "ter", "van", "su", "pre", "dor", "el", "zu", "ri", "bon", "ta", "ges",
+        "nu", "fa", "qui", "ma", "sol", "den",
+    ];
     (0..2 + rng.below(2)).map(|_| *rng.pick(SYL)).collect()
 }
 
@@ -47,7 +50,15 @@ fn fixture() -> Fixture {
         outputs.push(o);
     }
     let n = |lines: &Vec<String>| lines.len(); // 1-based number of the last line
-    let mut f = Fixture { lines, against: vec![], exact: vec![], near: vec![], contradictions: vec![], leaked: vec![], template: vec![] };
+    let mut f = Fixture {
+        lines,
+        against: vec![],
+        exact: vec![],
+        near: vec![],
+        contradictions: vec![],
+        leaked: vec![],
+        template: vec![],
+    };
 
     // Exact duplicates: line 3 twice more, line 10 once more.
     for (src, copies) in [(3usize, 2usize), (10, 1)] {
@@ -67,29 +78,45 @@ fn fixture() -> Fixture {
         f.near.push(vec![src, n(&f.lines)]);
     }
     // Contradictions: the same prompt (line 40) and a near-same prompt (line 45) with other answers.
-    f.lines.push(line(INSTR, &inputs[39].join(" "), &words(&mut rng, 10).join(" ")));
+    f.lines.push(line(
+        INSTR,
+        &inputs[39].join(" "),
+        &words(&mut rng, 10).join(" "),
+    ));
     f.contradictions.push(vec![40, n(&f.lines)]);
     let mut i = inputs[44].clone();
     i[5] = word(&mut rng);
-    f.lines.push(line(INSTR, &i.join(" "), &words(&mut rng, 10).join(" ")));
+    f.lines
+        .push(line(INSTR, &i.join(" "), &words(&mut rng, 10).join(" ")));
     f.contradictions.push(vec![45, n(&f.lines)]);
 
     // The evaluation file: 25 prompts, two of which leak into training (one verbatim, one with
     // two words changed).
     for _ in 0..25 {
-        f.against.push(line(INSTR, &words(&mut rng, 40).join(" "), &words(&mut rng, 8).join(" ")));
+        f.against.push(line(
+            INSTR,
+            &words(&mut rng, 40).join(" "),
+            &words(&mut rng, 8).join(" "),
+        ));
     }
     let eval_input = |k: usize, f: &Fixture| -> Vec<String> {
         let v: serde_json::Value = serde_json::from_str(&f.against[k - 1]).unwrap();
-        v["input"].as_str().unwrap().split(' ').map(String::from).collect()
+        v["input"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .map(String::from)
+            .collect()
     };
     let e = eval_input(7, &f);
-    f.lines.push(line(INSTR, &e.join(" "), &words(&mut rng, 10).join(" ")));
+    f.lines
+        .push(line(INSTR, &e.join(" "), &words(&mut rng, 10).join(" ")));
     f.leaked.push((n(&f.lines), 7));
     let mut e = eval_input(19, &f);
     e[3] = word(&mut rng);
     e[30] = word(&mut rng);
-    f.lines.push(line(INSTR, &e.join(" "), &words(&mut rng, 10).join(" ")));
+    f.lines
+        .push(line(INSTR, &e.join(" "), &words(&mut rng, 10).join(" ")));
     f.leaked.push((n(&f.lines), 19));
 
     // An over-represented template: 8 prompts differing in one slot.
@@ -112,34 +139,65 @@ fn write(path: &Path, lines: &[String]) {
 }
 
 fn contains(groups: &[qa::Group], want: &[usize]) -> bool {
-    groups.iter().any(|g| want.iter().all(|l| g.lines.contains(l)))
+    groups
+        .iter()
+        .any(|g| want.iter().all(|l| g.lines.contains(l)))
 }
 
 #[test]
 fn finds_every_planted_problem_and_flags_no_clean_line() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let (train, test) = (dir.path().join("train.jsonl"), dir.path().join("test.jsonl"));
+    let (train, test) = (
+        dir.path().join("train.jsonl"),
+        dir.path().join("test.jsonl"),
+    );
     write(&train, &f.lines);
     write(&test, &f.against);
     let opts = QaOptions::default();
     let out = dir.path().join("clean.jsonl");
-    let rep = qa::run(&train, &Format::Jsonl, Some((&test, &Format::Jsonl)), &opts, Some(&out), &NoProgress).unwrap();
+    let rep = qa::run(
+        &train,
+        &Format::Jsonl,
+        Some((&test, &Format::Jsonl)),
+        &opts,
+        Some(&out),
+        &NoProgress,
+    )
+    .unwrap();
     let fd = &rep.findings;
 
     assert_eq!(fd.exact_duplicates.len(), 2, "{:?}", fd.exact_duplicates);
     for g in &f.exact {
-        assert!(fd.exact_duplicates.iter().any(|x| &x.lines == g), "exact {g:?}: {:?}", fd.exact_duplicates);
+        assert!(
+            fd.exact_duplicates.iter().any(|x| &x.lines == g),
+            "exact {g:?}: {:?}",
+            fd.exact_duplicates
+        );
     }
     for g in &f.near {
-        assert!(contains(&fd.near_duplicates, g), "near {g:?}: {:?}", fd.near_duplicates);
+        assert!(
+            contains(&fd.near_duplicates, g),
+            "near {g:?}: {:?}",
+            fd.near_duplicates
+        );
     }
     for g in &f.contradictions {
-        assert!(fd.contradictions.iter().any(|x| &x.lines == g), "contradiction {g:?}: {:?}", fd.contradictions);
+        assert!(
+            fd.contradictions.iter().any(|x| &x.lines == g),
+            "contradiction {g:?}: {:?}",
+            fd.contradictions
+        );
     }
     assert_eq!(fd.contamination.len(), 2, "{:?}", fd.contamination);
     for &(l, e) in &f.leaked {
-        assert!(fd.contamination.iter().any(|g| g.lines == [l] && g.against == [e]), "leak {l}->{e}: {:?}", fd.contamination);
+        assert!(
+            fd.contamination
+                .iter()
+                .any(|g| g.lines == [l] && g.against == [e]),
+            "leak {l}->{e}: {:?}",
+            fd.contamination
+        );
     }
     assert_eq!(fd.overrepresented.len(), 1, "{:?}", fd.overrepresented);
     assert_eq!(fd.overrepresented[0].lines, f.template);
@@ -153,13 +211,26 @@ fn finds_every_planted_problem_and_flags_no_clean_line() {
     planted.extend(&f.template);
     let flagged = fd.flagged_lines();
     let clean_flagged: Vec<&usize> = flagged.difference(&planted).collect();
-    assert!(clean_flagged.is_empty(), "clean lines flagged: {clean_flagged:?}");
+    assert!(
+        clean_flagged.is_empty(),
+        "clean lines flagged: {clean_flagged:?}"
+    );
 
     // --fix: the input is untouched; the copy drops exactly the logged lines.
-    assert_eq!(std::fs::read_to_string(&train).unwrap(), f.lines.join("\n") + "\n");
+    assert_eq!(
+        std::fs::read_to_string(&train).unwrap(),
+        f.lines.join("\n") + "\n"
+    );
     let kept = std::fs::read_to_string(&out).unwrap();
     let log = std::fs::read_to_string(dir.path().join("clean.jsonl.removed.jsonl")).unwrap();
-    let removed: Vec<usize> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap() as usize).collect();
+    let removed: Vec<usize> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap() as usize
+        })
+        .collect();
     assert_eq!(kept.lines().count() + removed.len(), f.lines.len());
     assert_eq!(removed.len(), 14);
     // Duplicates lose their copies, contradictions and leaks go entirely, the template keeps 5.
@@ -169,15 +240,30 @@ fn finds_every_planted_problem_and_flags_no_clean_line() {
     for l in [3, 10, 20, 30] {
         assert!(!removed.contains(&l), "first copy {l} removed");
     }
-    assert_eq!(f.template.iter().filter(|l| !removed.contains(l)).count(), 5);
+    assert_eq!(
+        f.template.iter().filter(|l| !removed.contains(l)).count(),
+        5
+    );
     for (i, l) in f.lines.iter().enumerate() {
-        assert_eq!(kept.contains(l.as_str()), !removed.contains(&(i + 1)) || f.lines[..i].contains(l) || f.lines[i + 1..].contains(l));
+        assert_eq!(
+            kept.contains(l.as_str()),
+            !removed.contains(&(i + 1)) || f.lines[..i].contains(l) || f.lines[i + 1..].contains(l)
+        );
     }
 
     // --json has exactly the five keys, groups as 1-based line lists.
     let v = serde_json::to_value(fd).unwrap();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|s| s.as_str()).collect();
     keys.sort();
-    assert_eq!(keys, ["contamination", "contradictions", "exact_duplicates", "near_duplicates", "overrepresented"]);
+    assert_eq!(
+        keys,
+        [
+            "contamination",
+            "contradictions",
+            "exact_duplicates",
+            "near_duplicates",
+            "overrepresented"
+        ]
+    );
     assert_eq!(v["exact_duplicates"][0]["lines"], json!([3, 61, 62]));
 }
