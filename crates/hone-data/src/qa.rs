@@ -615,7 +615,7 @@ pub fn run(
                 });
             }
         }
-        if rep.records % 4096 == 0 {
+        if rep.records.is_multiple_of(4096) {
             progress.set(recs.bytes_read());
         }
     }
@@ -690,7 +690,7 @@ pub fn run(
                 }
             }
             i += 1;
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 progress.set(recs.bytes_read());
             }
         }
@@ -870,7 +870,7 @@ fn write_fixed(
             }
         }
         k += 1;
-        if k % 4096 == 0 {
+        if k.is_multiple_of(4096) {
             progress.set(recs.bytes_read());
         }
     }

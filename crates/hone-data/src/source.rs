@@ -51,7 +51,7 @@ impl Record {
 enum Inner {
     Jsonl(LineReader<BufReader<File>>),
     Csv {
-        reader: csv::Reader<BufReader<File>>,
+        reader: Box<csv::Reader<BufReader<File>>>,
         header: Vec<String>,
         header_raw: Vec<u8>,
         columns: Columns,
@@ -87,7 +87,7 @@ impl Records {
                     .collect();
                 let columns = mapping.resolve(path, &header)?;
                 Inner::Csv {
-                    reader,
+                    reader: Box::new(reader),
                     header,
                     header_raw,
                     columns,

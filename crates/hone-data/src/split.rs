@@ -257,7 +257,7 @@ pub fn split_file(
         };
         let next = group_ids.len() as u32;
         groups.push(*group_ids.entry(g).or_insert(next));
-        if labels.len() % 4096 == 0 {
+        if labels.len().is_multiple_of(4096) {
             progress.set(recs.bytes_read());
         }
     }
@@ -306,7 +306,7 @@ pub fn split_file(
                 .map_err(|e| Error::io(out_dir, e))?;
         }
         i += 1;
-        if i % 4096 == 0 {
+        if i.is_multiple_of(4096) {
             progress.set(recs.bytes_read());
         }
     }

@@ -141,7 +141,7 @@ pub fn compute(
                 .sum(),
         };
         lengths.push(len.min(u32::MAX as usize) as u32);
-        if s.records % 1024 == 0 {
+        if s.records.is_multiple_of(1024) {
             progress.set(recs.bytes_read());
         }
     }

@@ -227,6 +227,9 @@ fn heading_for(check: &str) -> usize {
     }
 }
 
+/// A sentence and the (check, entailed?) it is evidence for.
+type Sentence = (String, Option<(&'static str, bool)>);
+
 struct Vars {
     d: String,
     r: String,
@@ -247,10 +250,7 @@ impl Vars {
             .replace("{CI}", self.ci)
             .replace("{P}", self.purpose)
             .replace("{PLACE}", self.place)
-            .replace(
-                "{N}",
-                &["two", "three", "five", "seven"][self.years % 4].to_string(),
-            );
+            .replace("{N}", ["two", "three", "five", "seven"][self.years % 4]);
         if self.plain {
             s = s.replace(" shall ", " will ");
         }
@@ -287,16 +287,15 @@ fn document(id: usize, rng: &mut Rng) -> Document {
         r,
         d_full,
         r_full,
-        ci: *rng.pick(CI_TERMS),
-        purpose: *rng.pick(PURPOSES),
-        place: *rng.pick(PLACES),
+        ci: CI_TERMS[rng.below(CI_TERMS.len())],
+        purpose: PURPOSES[rng.below(PURPOSES.len())],
+        place: PLACES[rng.below(PLACES.len())],
         years: rng.below(4),
         plain: rng.chance(0.3),
     };
     let numbering = rng.below(4);
     // Sections: heading index -> sentences with their (check, polarity).
-    let mut sections: Vec<Vec<(String, Option<(&'static str, bool)>)>> =
-        vec![Vec::new(); HEADINGS.len()];
+    let mut sections: Vec<Vec<Sentence>> = vec![Vec::new(); HEADINGS.len()];
     let mut annotations: BTreeMap<String, (String, Vec<usize>)> = BTreeMap::new();
     for &(check, ent, con) in CLAUSES {
         let roll = rng.below(10);
@@ -335,14 +334,18 @@ fn document(id: usize, rng: &mut Rng) -> Document {
         s.sort_by_key(|(_, a)| a.map(|(c, _)| nda::check_index(c).unwrap_or(0)));
     }
 
-    let mut spans_text: Vec<(String, Option<(&'static str, bool)>)> = Vec::new();
+    let mut spans_text: Vec<Sentence> = Vec::new();
     let title = *rng.pick(&[
         "NON-DISCLOSURE AGREEMENT",
         "MUTUAL CONFIDENTIALITY AGREEMENT",
         "CONFIDENTIALITY AGREEMENT",
         "AGREEMENT ON THE PROTECTION OF INFORMATION",
     ]);
-    let reference = format!("{}-{:04}", ["NDA", "CA", "REF", "LGL"][rng.below(4)], rng.below(10_000));
+    let reference = format!(
+        "{}-{:04}",
+        ["NDA", "CA", "REF", "LGL"][rng.below(4)],
+        rng.below(10_000)
+    );
     spans_text.push((
         match rng.below(3) {
             0 => format!("{title} ({reference})"),
@@ -365,7 +368,7 @@ fn document(id: usize, rng: &mut Rng) -> Document {
         format!("This Agreement is made on {date} between {}, a company organised under the laws of {} (\"{}\"), and {} (\"{}\").", v.d_full, v.place, dd, v.r_full, rr),
         None,
     ));
-    spans_text.push((v.fill(*rng.pick(NEUTRAL_INTRO)), None));
+    spans_text.push((v.fill(NEUTRAL_INTRO[rng.below(NEUTRAL_INTRO.len())]), None));
     let mut n = 0;
     for (h, sents) in sections.into_iter().enumerate() {
         if sents.is_empty() {
@@ -487,8 +490,18 @@ pub fn generate(docs: usize, seed: u64) -> Dataset {
         let repeats = !unique_inside || prompts.iter().any(|p| seen_prompts.contains(p));
         if seen_docs.contains(&hash_bytes(doc.text.as_bytes())) || (strict && repeats) {
             if std::env::var_os("HONE_SYNTH_DEBUG").is_some() {
-                let bad: Vec<&String> = texts.iter().enumerate().filter(|(i, _)| seen_prompts.contains(&prompts[*i])).map(|(_, t)| t).collect();
-                eprintln!("redraw {}: inside {} repeats {:?}", out.len(), !unique_inside, bad);
+                let bad: Vec<&String> = texts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| seen_prompts.contains(&prompts[*i]))
+                    .map(|(_, t)| t)
+                    .collect();
+                eprintln!(
+                    "redraw {}: inside {} repeats {:?}",
+                    out.len(),
+                    !unique_inside,
+                    bad
+                );
             }
             redraws += 1;
             continue;

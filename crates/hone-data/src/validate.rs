@@ -102,7 +102,7 @@ pub fn validate_file(
                 }
             }
         }
-        if rep.records % 1024 == 0 {
+        if rep.records.is_multiple_of(1024) {
             progress.set(recs.bytes_read());
         }
     }
