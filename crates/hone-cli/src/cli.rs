@@ -21,9 +21,14 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Chat with a model in the terminal.
     Chat(ChatArgs),
+    /// Import, check, clean, split and synthesize training data.
+    #[command(subcommand)]
+    Data(crate::cmd::data::DataCmd),
     /// LoRA adapters: merge into the base model, inspect.
     #[command(subcommand)]
     Adapter(crate::cmd::adapter::AdapterCmd),
+    /// Fine-tune a LoRA / QLoRA adapter from a run configuration (TOML).
+    Train(TrainArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -107,6 +112,43 @@ pub struct ChatArgs {
 pub enum BenchCmd {
     /// Prefill and decode speed (batch 1 and batch 8).
     Generate(BenchGenerateArgs),
+    /// LoRA training speed and peak memory on a fixed synthetic batch.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    #[arg(long, default_value_t = 16)]
+    pub r: usize,
+    /// Target modules, comma separated (or `all-linear`).
+    #[arg(
+        long,
+        default_value = "q_proj,k_proj,v_proj,o_proj",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+    /// LoRA only in the top K layers.
+    #[arg(long)]
+    pub top_layers: Option<usize>,
+    /// Cache the frozen lower layers' outputs (the fast mode; needs --top-layers).
+    #[arg(long)]
+    pub fast: bool,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.05)]
+    pub dropout: f32,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -129,4 +171,18 @@ pub struct BenchGenerateArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The run configuration (TOML). With --resume, defaults to the run folder's
+    /// train_config.toml.
+    #[arg(long, short)]
+    pub config: Option<std::path::PathBuf>,
+    /// Override a configuration key, e.g. `--set optim.lr=1e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run in this output folder from its last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<std::path::PathBuf>,
 }

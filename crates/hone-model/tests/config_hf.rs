@@ -322,17 +322,3 @@ fn rope_theta_inside_rope_parameters_is_read() {
     assert_eq!(c.rope_theta, 100000.0);
 }
 
-#[test]
-fn rope_theta_inside_rope_parameters_is_read() {
-    // transformers 5 writes `rope_parameters: {rope_theta, rope_type}` instead of `rope_theta`.
-    let text = r#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "rms_norm_eps": 1e-5, "max_position_embeddings": 256, "vocab_size": 96,
-        "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}"#;
-    let c = hone_model::config::ModelConfig::from_hf_json_str(
-        std::path::Path::new("config.json"),
-        text,
-    )
-    .unwrap();
-    assert_eq!(c.rope_theta, 100000.0);
-}

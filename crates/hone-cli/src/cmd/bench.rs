@@ -260,3 +260,50 @@ fn llama_cpp(
         "decode_batch8_tok_s": batch8,
     }))
 }
+
+pub fn train(a: crate::cli::BenchTrainArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.batch > 0 && a.seq > 1,
+        "--batch and --seq must be positive (seq > 1)"
+    );
+    anyhow::ensure!(a.steps > 0, "--steps must be at least 1");
+    anyhow::ensure!(
+        !a.fast || a.top_layers.is_some(),
+        "--fast caches the layers below the LoRA layers: give --top-layers K"
+    );
+    let m = load_model(&a.model)?;
+    let o = hone_train::bench::TrainBenchOptions {
+        batch: a.batch,
+        seq: a.seq,
+        r: a.r,
+        targets: a.targets.clone(),
+        top_layers: a.top_layers,
+        fast: a.fast,
+        steps: a.steps,
+        warmup: 1,
+        dropout: a.dropout,
+    };
+    let r = hone_train::bench::bench_train(&m.model, &o)?;
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["threads"] = json!(hone_model::num_threads());
+        v["targets"] = json!(a.targets);
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!(
+            "LoRA r {} on {} in {} layers{}, batch {} x {} tokens, {} threads",
+            a.r,
+            a.targets.join(","),
+            r.lora_layers,
+            if r.fast { " (lower layers cached)" } else { "" },
+            a.batch,
+            a.seq,
+            hone_model::num_threads()
+        );
+        println!(
+            "{:.1} tokens/s   {:.2} s/step   peak memory {:.0} MB   {} trainable parameters",
+            r.tokens_per_s, r.s_per_step, r.peak_rss_mb, r.trainable_params
+        );
+    }
+    Ok(())
+}

@@ -3,8 +3,10 @@
 pub mod adapter;
 mod bench;
 mod chat;
+pub mod data;
 mod generate;
 mod model;
+mod train;
 
 use anyhow::{Context, Result};
 use hone_model::{LoadOptions, LoadedModel, SamplingParams, WeightMode};
@@ -20,8 +22,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(m) => model::run(m),
         Command::Generate(a) => generate::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Data(c) => data::run(c),
+        Command::Train(a) => train::run(a),
         Command::Adapter(c) => adapter::run(c),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
+        Command::Bench(BenchCmd::Train(a)) => bench::train(a),
     }
 }
 

@@ -1,0 +1,112 @@
+//! `hone train`: a progress bar over the library's training run; Ctrl-C checkpoints.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hone_train::trainer::{run as train_run, Event};
+use hone_train::TrainConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::TrainArgs;
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let config = match (&a.config, &a.resume) {
+        (Some(c), _) => c.clone(),
+        (None, Some(dir)) => dir.join("train_config.toml"),
+        (None, None) => anyhow::bail!("give --config RUN.toml (or --resume DIR)"),
+    };
+    let cfg = TrainConfig::load(&config, &a.set)?;
+    if let Some(dir) = &a.resume {
+        let want = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+        let have = std::fs::canonicalize(&cfg.output.dir).unwrap_or(cfg.output.dir.clone());
+        anyhow::ensure!(
+            want == have,
+            "--resume {} but the configuration's output.dir is {}",
+            dir.display(),
+            cfg.output.dir.display()
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: leave at once.
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit now)"
+            );
+        });
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let summary = train_run(&cfg, a.resume.is_some(), &stop, &mut |ev| match ev {
+        Event::Start {
+            total_steps,
+            first_step,
+            examples,
+            too_long,
+        } => {
+            bar.set_length(total_steps as u64);
+            bar.set_position(first_step as u64);
+            bar.println(format!(
+                "training on {examples} examples ({too_long} skipped as too long), {total_steps} steps"
+            ));
+        }
+        Event::Step(r) => {
+            bar.set_prefix(r.epoch.to_string());
+            bar.set_message(format!(
+                "loss {:.4}  lr {:.2e}  {:.0} tok/s",
+                r.loss, r.lr, r.tokens_per_s
+            ));
+            bar.set_position(r.step as u64);
+        }
+        Event::Epoch(e) => bar.println(format!(
+            "epoch {}: train loss {:.4}{}",
+            e.epoch,
+            e.train_loss,
+            e.val_loss
+                .map(|v| format!(", validation loss {v:.4}"))
+                .unwrap_or_default()
+        )),
+        Event::Note(n) => bar.println(n),
+    })?;
+    bar.finish_and_clear();
+    if summary.interrupted {
+        println!(
+            "stopped after step {}: checkpoint saved; continue with `hone train --resume {}`",
+            summary.steps,
+            summary.adapter_dir.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "done: {} steps, {} epochs in {:.0} s; final train loss {:.4}{}{}",
+        summary.steps,
+        summary.epochs,
+        summary.seconds,
+        summary.final_train_loss,
+        summary
+            .best_val_loss
+            .map(|v| format!(", best validation loss {v:.4}"))
+            .unwrap_or_default(),
+        if summary.early_stopped {
+            " (early stop)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "adapter: {} (adapter_config.json, adapter_model.safetensors; metrics.jsonl, loss.svg)",
+        summary.adapter_dir.display()
+    );
+    Ok(())
+}
