@@ -170,7 +170,6 @@ struct Inner {
 /// Token ids and each token's byte range in the encoded text.
 pub type Encoded = (Vec<u32>, Vec<(usize, usize)>);
 
-
 /// A text tokenizer. Cheap to clone (shared inner state); `Send + Sync`.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -541,11 +540,7 @@ impl Tokenizer {
     /// Like [`Tokenizer::encode`], with each token's byte range in `text` (BOS / EOS added
     /// by the tokenizer get empty ranges). Training uses it to map the chat template's
     /// assistant spans onto tokens.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        parse_special: bool,
-    ) -> Result<Encoded> {
+    pub fn encode_with_offsets(&self, text: &str, parse_special: bool) -> Result<Encoded> {
         let inner = &*self.inner;
         let hf = if parse_special {
             &inner.hf
@@ -886,4 +881,3 @@ mod tests {
         check::<DecodeStream>();
     }
 }
-
