@@ -69,32 +69,34 @@ pub fn summarize(lengths: &mut [u32]) -> LengthSummary {
     }
 }
 
-/// Equal-width bins with a "round" width covering 0..=max.
+/// Equal-width bins of a "round" width (1, 2, 5, 10, 20, 50, ...) covering min..=max, the
+/// first starting at a multiple of the width.
 pub fn histogram(lengths: &[u32], bins: usize) -> Vec<Bin> {
-    let Some(&max) = lengths.iter().max() else {
+    let (Some(&min), Some(&max)) = (lengths.iter().min(), lengths.iter().max()) else {
         return Vec::new();
     };
-    let raw = (max as usize + 1).div_ceil(bins.max(1));
+    let raw = ((max - min) as usize + 1).div_ceil(bins.max(1));
     let mut width = 1usize;
+    let mut step = 0;
     while width < raw {
-        width = if width.to_string().starts_with('1') {
-            width * 2
-        } else if width.to_string().starts_with('2') {
+        width = if step % 3 == 1 {
             width / 2 * 5
         } else {
             width * 2
         };
+        step += 1;
     }
-    let n = (max as usize) / width + 1;
+    let first = min as usize / width;
+    let n = max as usize / width - first + 1;
     let mut out: Vec<Bin> = (0..n)
         .map(|i| Bin {
-            lo: i * width,
-            hi: (i + 1) * width,
+            lo: (first + i) * width,
+            hi: (first + i + 1) * width,
             count: 0,
         })
         .collect();
     for &l in lengths {
-        out[l as usize / width].count += 1;
+        out[l as usize / width - first].count += 1;
     }
     out
 }
@@ -264,5 +266,8 @@ mod tests {
             h.iter().map(|b| (b.lo, b.count)).collect::<Vec<_>>(),
             [(0, 4), (5, 5), (10, 1)]
         );
+        // 615..=702 in 12 bins: raw width 8 -> 10; bins start at 610.
+        let h = histogram(&[615, 650, 702], 12);
+        assert_eq!((h[0].lo, h.len(), h[4].count, h[9].count), (610, 10, 1, 1));
     }
 }
