@@ -321,4 +321,3 @@ fn rope_theta_inside_rope_parameters_is_read() {
     .unwrap();
     assert_eq!(c.rope_theta, 100000.0);
 }
-
