@@ -263,31 +263,19 @@ impl Rope {
         (&self.cos, &self.sin)
     }
 
+    /// Rotates one token's `n_heads` heads in place (`x.len() == n_heads * head_dim`).
+    pub fn apply(&self, x: &mut [f32], pos: usize, n_heads: usize) {
+        self.rotate(x, pos, n_heads, 1.0);
+    }
+
     /// The transpose `Rᵀ` of [`Rope::apply`]'s rotation (with the same attention factor):
     /// carries gradients back through rope.
     pub fn apply_transpose(&self, x: &mut [f32], pos: usize, n_heads: usize) {
-        assert_eq!(x.len(), n_heads * self.head_dim, "rope: head count");
-        let half = self.head_dim / 2;
-        let computed;
-        let (cos, sin) = match self.cos_sin(pos) {
-            Some(cs) => cs,
-            None => {
-                computed = self.compute_row(pos);
-                (&computed.0[..], &computed.1[..])
-            }
-        };
-        for head in x.chunks_exact_mut(self.head_dim) {
-            let (x1, x2) = head.split_at_mut(half);
-            for i in 0..half {
-                let (a, b) = (x1[i], x2[i]);
-                x1[i] = a * cos[i] + b * sin[i];
-                x2[i] = b * cos[i] - a * sin[i];
-            }
-        }
+        self.rotate(x, pos, n_heads, -1.0);
     }
 
-    /// Rotates one token's `n_heads` heads in place (`x.len() == n_heads * head_dim`).
-    pub fn apply(&self, x: &mut [f32], pos: usize, n_heads: usize) {
+    /// Rotate-half rotation by the position's angles; `dir = -1` flips the sine (transpose).
+    fn rotate(&self, x: &mut [f32], pos: usize, n_heads: usize, dir: f32) {
         assert_eq!(
             x.len(),
             n_heads * self.head_dim,
@@ -306,9 +294,9 @@ impl Rope {
         for head in x.chunks_exact_mut(self.head_dim) {
             let (a, b) = head.split_at_mut(half);
             for i in 0..half {
-                let (x0, x1) = (a[i], b[i]);
-                a[i] = x0 * cos[i] - x1 * sin[i];
-                b[i] = x1 * cos[i] + x0 * sin[i];
+                let (x0, x1, s) = (a[i], b[i], dir * sin[i]);
+                a[i] = x0 * cos[i] - x1 * s;
+                b[i] = x1 * cos[i] + x0 * s;
             }
         }
     }
