@@ -181,6 +181,15 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// One attention task per (sequence, kv head).
+    fn head_tasks(&self, nkv: usize) -> Vec<(usize, usize)> {
+        (0..self.seqs.len())
+            .flat_map(|s| (0..nkv).map(move |g| (s, g)))
+            .collect()
+    }
+}
+
 fn rms_inv(x: &[f32], d: usize, eps: f32) -> Vec<f32> {
     x.chunks_exact(d)
         .map(|r| 1.0 / (r.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt())
@@ -412,6 +421,15 @@ impl<'a> Backprop<'a> {
         out
     }
 
+    /// The inverse of [`Backprop::head`]: writes a contiguous `[len, hd]` head back into its
+    /// columns of the `[rows, width]` matrix `dst`.
+    fn put_head(dst: &mut [f32], width: usize, off: usize, h: usize, hd: usize, src: &[f32]) {
+        for (r, row) in src.chunks_exact(hd).enumerate() {
+            let a = (off + r) * width + h * hd;
+            dst[a..a + hd].copy_from_slice(row);
+        }
+    }
+
     /// Causal softmax probabilities `P = softmax(Q Kᵀ · scale)`, `[len, len]`.
     fn probs(qh: &[f32], kh: &[f32], len: usize, hd: usize, scale: f32) -> Vec<f32> {
         let mut s = vec![0f32; len * len];
@@ -440,9 +458,7 @@ impl<'a> Backprop<'a> {
         let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
         let (qd, kvd, groups) = (nh * hd, nkv * hd, nh / nkv);
         let scale = 1.0 / (hd as f32).sqrt();
-        let tasks: Vec<(usize, usize)> = (0..lay.seqs.len())
-            .flat_map(|s| (0..nkv).map(move |g| (s, g)))
-            .collect();
+        let tasks = lay.head_tasks(nkv);
         let outs: Vec<Vec<(usize, Vec<f32>)>> = tasks
             .par_iter()
             .map(|&(s, g)| {
@@ -462,12 +478,9 @@ impl<'a> Backprop<'a> {
             .collect();
         let mut attn = vec![0f32; lay.n * qd];
         for (&(s, _), heads) in tasks.iter().zip(outs) {
-            let (off, len) = lay.seqs[s];
+            let off = lay.seqs[s].0;
             for (h, o) in heads {
-                for r in 0..len {
-                    attn[(off + r) * qd + h * hd..(off + r) * qd + (h + 1) * hd]
-                        .copy_from_slice(&o[r * hd..(r + 1) * hd]);
-                }
+                Self::put_head(&mut attn, qd, off, h, hd, &o);
             }
         }
         attn
@@ -484,9 +497,7 @@ impl<'a> Backprop<'a> {
         let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
         let (qd, kvd, groups) = (nh * hd, nkv * hd, nh / nkv);
         let scale = 1.0 / (hd as f32).sqrt();
-        let tasks: Vec<(usize, usize)> = (0..lay.seqs.len())
-            .flat_map(|s| (0..nkv).map(move |g| (s, g)))
-            .collect();
+        let tasks = lay.head_tasks(nkv);
         type Out = (Vec<(usize, Vec<f32>)>, Vec<f32>, Vec<f32>);
         let outs: Vec<Out> = tasks
             .par_iter()
@@ -527,17 +538,11 @@ impl<'a> Backprop<'a> {
         let mut dk = vec![0f32; lay.n * kvd];
         let mut dv = vec![0f32; lay.n * kvd];
         for (&(s, g), (dqs, dkh, dvh)) in tasks.iter().zip(outs) {
-            let (off, len) = lay.seqs[s];
-            for r in 0..len {
-                let (a, b) = ((off + r) * kvd + g * hd, r * hd);
-                dk[a..a + hd].copy_from_slice(&dkh[b..b + hd]);
-                dv[a..a + hd].copy_from_slice(&dvh[b..b + hd]);
-            }
+            let off = lay.seqs[s].0;
+            Self::put_head(&mut dk, kvd, off, g, hd, &dkh);
+            Self::put_head(&mut dv, kvd, off, g, hd, &dvh);
             for (h, dqh) in dqs {
-                for r in 0..len {
-                    let a = (off + r) * qd + h * hd;
-                    dq[a..a + hd].copy_from_slice(&dqh[r * hd..(r + 1) * hd]);
-                }
+                Self::put_head(&mut dq, qd, off, h, hd, &dqh);
             }
         }
         (dq, dk, dv)
