@@ -29,6 +29,8 @@ pub enum Command {
     Adapter(crate::cmd::adapter::AdapterCmd),
     /// Fine-tune a LoRA / QLoRA adapter from a run configuration (TOML).
     Train(TrainArgs),
+    /// Evaluate candidates, score predictions, run human evaluation and deployment gates.
+    Eval(crate::cmd::eval::EvalArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCmd),

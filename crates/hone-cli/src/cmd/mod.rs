@@ -4,6 +4,7 @@ pub mod adapter;
 mod bench;
 mod chat;
 pub mod data;
+pub mod eval;
 mod generate;
 mod model;
 mod train;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(c) => data::run(c),
         Command::Train(a) => train::run(a),
         Command::Adapter(c) => adapter::run(c),
+        Command::Eval(a) => eval::run(a),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
     }

@@ -1,0 +1,1 @@
+//! Candidate outputs cached in SQLite, so a rerun costs nothing.

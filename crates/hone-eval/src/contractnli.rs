@@ -1,0 +1,1 @@
+//! ContractNLI document-level metrics, as the ContractNLI paper computes them.

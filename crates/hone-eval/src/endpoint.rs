@@ -1,0 +1,1 @@
+//! An external OpenAI-compatible endpoint as a candidate (the prompted frontier model).

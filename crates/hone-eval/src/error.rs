@@ -1,0 +1,51 @@
+//! The crate's error type: every failure on user input names the file, and the line and field
+//! where there is one.
+
+use std::path::PathBuf;
+
+/// What went wrong, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line that is not a record at all (bad JSON, invalid UTF-8).
+    #[error("{}:{line}: {msg}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
+    /// A record whose field is missing, empty or of the wrong type.
+    #[error("{}:{line}: field `{field}`: {msg}", path.display())]
+    Field {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        msg: String,
+    },
+    /// A file whose overall structure is wrong.
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+    /// Bad options or inconsistent inputs.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Data(#[from] hone_data::Error),
+    #[error(transparent)]
+    Model(#[from] hone_model::Error),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! Deployment gates: does a fine-tune ship?

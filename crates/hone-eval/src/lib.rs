@@ -1,0 +1,12 @@
+//! Evaluation: task metrics, ContractNLI document metrics, candidates (base, base + adapter, an
+//! OpenAI-compatible endpoint), reports, blind human evaluation and deployment gates.
+
+pub mod cache;
+pub mod contractnli;
+pub mod endpoint;
+pub mod error;
+pub mod gate;
+pub mod human;
+pub mod metrics;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Task metrics: classification, multi-label, extraction and generation.
