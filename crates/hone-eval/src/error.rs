@@ -33,6 +33,17 @@ pub enum Error {
     /// Bad options or inconsistent inputs.
     #[error("{0}")]
     Invalid(String),
+    /// An OpenAI-compatible endpoint that could not be reached, refused the request or answered
+    /// with something that is not a completion. `status` is the last HTTP status, if any.
+    #[error("endpoint {url}: {msg}")]
+    Endpoint {
+        url: String,
+        status: Option<u16>,
+        msg: String,
+    },
+    /// The SQLite output cache (unreadable, corrupt, from a newer hone, ...).
+    #[error("output cache {}: {msg}", path.display())]
+    Cache { path: PathBuf, msg: String },
     #[error(transparent)]
     Data(#[from] hone_data::Error),
     #[error(transparent)]
