@@ -1,1 +1,0 @@
-//! Blind human evaluation: the rating packet, its HTML page, importing ratings and win rates.
