@@ -2,11 +2,18 @@
 //! OpenAI-compatible endpoint), reports, blind human evaluation and deployment gates.
 
 pub mod cache;
+pub mod config;
 pub mod contractnli;
 pub mod endpoint;
 pub mod error;
 pub mod gate;
 pub mod human;
 pub mod metrics;
+pub mod regression;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod svg;
+pub mod task;
 
 pub use error::{Error, Result};

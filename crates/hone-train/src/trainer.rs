@@ -468,7 +468,7 @@ pub fn run(
             break;
         }
     }
-    Ok(Summary {
+    let summary = Summary {
         steps: st.step,
         epochs: st.epochs.len(),
         final_train_loss: last_loss,
@@ -477,6 +477,13 @@ pub fn run(
         interrupted,
         too_long: train.too_long.len(),
         seconds: t0.elapsed().as_secs_f64(),
-        adapter_dir: out,
-    })
+        adapter_dir: out.clone(),
+    };
+    // Evaluation reads the training time from here (the cost of the fine-tune).
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&out.join(SUMMARY_FILE), &json)?;
+    Ok(summary)
 }
+
+/// The run's [`Summary`] as JSON, in the output folder.
+pub const SUMMARY_FILE: &str = "train_summary.json";

@@ -1,14 +1,75 @@
 //! `hone eval --config eval.toml`: candidates on an evaluation file, reports.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use hone_eval::config::EvalConfig;
+use hone_eval::runner::{self, RunEvent};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Evaluation configuration (TOML).
+    /// Evaluation configuration (TOML): task, data, `[[candidate]]`s, cost, output.
     #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
+    pub config: Option<PathBuf>,
+    /// Output cache (SQLite); default `<output dir>/cache.sqlite`.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print report.json to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_a: RunArgs) -> Result<()> {
-    anyhow::bail!("not built yet")
+pub fn run(a: RunArgs) -> Result<()> {
+    let Some(path) = a.config else {
+        anyhow::bail!(
+            "give an evaluation configuration with `hone eval --config eval.toml` \
+             (or use a subcommand: `hone eval --help`)"
+        );
+    };
+    let cfg = EvalConfig::load(&path)
+        .with_context(|| format!("cannot read evaluation config {}", path.display()))?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut cached = 0u64;
+    let report = runner::run(&cfg, a.cache.as_deref(), &mut |e| match e {
+        RunEvent::Candidate { name, queries } => {
+            bar.reset();
+            bar.set_length(queries as u64);
+            bar.set_prefix(name.to_string());
+            cached = 0;
+            bar.set_message("");
+        }
+        RunEvent::Done { cached: c } => {
+            if c {
+                cached += 1;
+                bar.set_message(format!("{cached} cached"));
+            }
+            bar.inc(1);
+        }
+        RunEvent::Note(n) => bar.println(n),
+    })
+    .context("evaluation failed")?;
+    bar.finish_and_clear();
+    let w = hone_eval::report::write_all(&report, &cfg.output.dir)
+        .with_context(|| format!("cannot write reports to {}", cfg.output.dir.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", hone_eval::report::markdown(&report));
+        println!(
+            "\nreports: {}\n         {}\n         {}\nanswers: {}",
+            w.html.display(),
+            w.markdown.display(),
+            w.json.display(),
+            w.outputs.display()
+        );
+    }
+    Ok(())
 }
