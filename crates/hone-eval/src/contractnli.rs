@@ -29,7 +29,9 @@
 //! scikit-learn's `average_precision_score` (sum over score thresholds of the recall gained
 //! times the precision there, tied scores forming one threshold) over the covered spans, with
 //! recall counted against all gold evidence spans: a gold span no range covers is never
-//! retrieved, so it only lowers the recall reached.
+//! retrieved, so it only lowers the recall reached. (The official model gives every span a
+//! probability, so there every span is ranked; with ranges, an uncovered span has no score and is
+//! not ranked at all, which never credits a system for spans it did not point at.)
 //!
 //! A gold document without a prediction is counted in `missing` and scored as predicted
 //! NotMentioned with no probabilities and no evidence for every hypothesis (so the binary rule
@@ -50,8 +52,11 @@ use crate::{Error, Result};
 /// A predicted evidence range: `[start, end)` character offsets into the document text.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceRange {
+    /// First character (0-based, counted in Unicode scalar values like ContractNLI's offsets).
     pub start: usize,
+    /// One past the last character.
     pub end: usize,
+    /// Confidence; higher ranks first.
     pub score: f64,
 }
 
@@ -252,16 +257,22 @@ fn gold_problem(docs: &[EvalDocument]) -> Option<String> {
 /// Class probabilities of a prediction (absent ones are 0).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClassProbs {
+    /// P(Entailment).
     pub entailment: f64,
+    /// P(Contradiction).
     pub contradiction: f64,
+    /// P(NotMentioned).
     pub not_mentioned: f64,
 }
 
 /// The prediction for one check of one document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckPrediction {
+    /// The predicted class (scored by the 3-class accuracy).
     pub label: DocLabel,
+    /// Class probabilities, when the predictor gave them (used by the binary decision).
     pub probs: Option<ClassProbs>,
+    /// Predicted evidence ranges.
     pub evidence: Vec<EvidenceRange>,
 }
 
@@ -290,9 +301,11 @@ impl CheckPrediction {
 /// One line of the predictions file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
+    /// The gold document's id (a number in the file is read as its decimal text).
     pub doc_id: String,
     /// The line of the predictions file it came from (1-based).
     pub line: usize,
+    /// Check id -> prediction.
     pub checks: BTreeMap<String, CheckPrediction>,
 }
 
@@ -301,6 +314,7 @@ pub struct Prediction {
 pub struct Predictions {
     /// Where they came from, for error messages.
     pub path: PathBuf,
+    /// One entry per predicted document, in file order.
     pub docs: Vec<Prediction>,
 }
 
@@ -425,6 +439,7 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
 /// Scores for one hypothesis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HypothesisMetrics {
+    /// The hypothesis (check) id, e.g. `nda-1`.
     pub id: String,
     /// The check's short name, for known NDA checks.
     pub name: Option<String>,
@@ -432,7 +447,9 @@ pub struct HypothesisMetrics {
     pub documents: usize,
     /// Gold label counts.
     pub entailment: usize,
+    /// Gold Contradiction count.
     pub contradiction: usize,
+    /// Gold NotMentioned count.
     pub not_mentioned: usize,
     /// Whether the gold labels include both Entailment and Contradiction, i.e. whether this
     /// hypothesis takes part in `nli_acc`, `f1_c` and `f1_e`.
@@ -482,6 +499,7 @@ pub struct ContractNliMetrics {
     pub binary_hypotheses: usize,
     /// (document, hypothesis) pairs scored for evidence.
     pub evidence_pairs: usize,
+    /// One entry per hypothesis, in NDA check order (unknown ids last, by name).
     pub per_hypothesis: Vec<HypothesisMetrics>,
 }
 

@@ -29,13 +29,17 @@ use crate::{Error, Result};
 /// Counts and scores for one class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
+    /// The class.
     pub label: String,
     /// Gold examples of this class.
     pub support: usize,
     /// Predictions of this class.
     pub predicted: usize,
+    /// True positives.
     pub tp: usize,
+    /// False positives.
     pub fp: usize,
+    /// False negatives (unparseable answers for this gold class included).
     #[serde(rename = "fn")]
     pub fn_: usize,
     /// `None` when the class is neither in the gold values nor predicted.
@@ -67,8 +71,11 @@ impl ClassMetrics {
 /// Precision, recall and F1 averaged one way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Averages {
+    /// Averaged precision.
     pub precision: Option<f64>,
+    /// Averaged recall.
     pub recall: Option<f64>,
+    /// Averaged F1.
     pub f1: Option<f64>,
 }
 
@@ -97,6 +104,7 @@ impl Averages {
 /// Gold labels (rows) against predicted labels (columns), in the order of `labels`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConfusionMatrix {
+    /// The allowed labels, in the order of rows and columns.
     pub labels: Vec<String>,
     /// `matrix[gold][predicted]`.
     pub matrix: Vec<Vec<usize>>,
@@ -107,7 +115,9 @@ pub struct ConfusionMatrix {
 /// The result of [`classification`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationReport {
+    /// Examples scored.
     pub total: usize,
+    /// Examples whose parsed answer equals the gold label.
     pub correct: usize,
     /// Answers that could not be parsed (counted as wrong).
     pub unparseable: usize,
@@ -115,9 +125,12 @@ pub struct ClassificationReport {
     pub accuracy: f64,
     /// One entry per allowed label, in the order given.
     pub per_class: Vec<ClassMetrics>,
+    /// Pooled over classes.
     pub micro: Averages,
+    /// Unweighted mean over the active classes (serialized as `macro`).
     #[serde(rename = "macro")]
     pub macro_: Averages,
+    /// Gold × predicted counts.
     pub confusion: ConfusionMatrix,
 }
 
@@ -195,6 +208,7 @@ pub fn classification(
 /// The result of [`multilabel`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MultiLabelReport {
+    /// Examples scored.
     pub total: usize,
     /// Answers that could not be parsed.
     pub unparseable: usize,
@@ -206,7 +220,9 @@ pub struct MultiLabelReport {
     pub hamming_loss: f64,
     /// One entry per allowed label, in the order given.
     pub per_label: Vec<ClassMetrics>,
+    /// Pooled over labels.
     pub micro: Averages,
+    /// Unweighted mean over the active labels (serialized as `macro`).
     #[serde(rename = "macro")]
     pub macro_: Averages,
 }

@@ -25,18 +25,22 @@ use crate::{Error, Result};
 /// Scores for one field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldMetrics {
+    /// The field name.
     pub field: String,
     /// Gold examples that have this field.
     pub count: usize,
     /// Of those, predictions without the field (unparseable ones included).
     pub missing: usize,
+    /// Mean exact match over `count` examples.
     pub exact_match: f64,
+    /// Mean SQuAD token F1 over `count` examples.
     pub token_f1: f64,
 }
 
 /// The result of [`extraction`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExtractionReport {
+    /// Examples scored.
     pub total: usize,
     /// Predictions that could not be parsed (every field missing).
     pub unparseable: usize,

@@ -82,7 +82,9 @@ pub fn rouge_l(predicted: &str, reference: &str) -> RougeL {
 /// The result of [`generation`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenerationReport {
+    /// Examples scored.
     pub total: usize,
+    /// Predictions equal to their reference after whitespace normalisation.
     pub exact_matches: usize,
     /// `exact_matches / total`.
     pub exact_match: f64,
