@@ -30,6 +30,9 @@
 //! networking, no component updates, no QUIC). Dropping it ends the session, kills chromedriver
 //! and any Chromium process still using that profile. Browsers within one test binary run one at
 //! a time (a process-wide lock), which keeps a 2-core machine responsive.
+//!
+//! The module allows dead code itself (each test binary uses only part of it): do not add
+//! `#[allow(dead_code)]` to the `mod` line, clippy rejects the duplicate.
 
 #![allow(dead_code)]
 
@@ -220,12 +223,6 @@ impl Default for Options {
 /// An element found on the page (a WebDriver element reference).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element(pub String);
-
-impl Element {
-    fn as_json(&self) -> Value {
-        json!({ ELEMENT_KEY: self.0 })
-    }
-}
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
