@@ -103,25 +103,24 @@ fn export(a: ExportArgs) -> Result<()> {
         force: a.force,
     };
     let s = human::export(&a.outputs, &a.out, &opts)?;
-    println!(
-        "packet {}: {} of {} examples × {} candidates ({}) in {}",
+    say(&format!(
+        "packet {}: {} of {} examples × {} candidates ({}) in {}\n",
         s.packet_id,
         s.items,
         s.available,
         s.candidates.len(),
         s.candidates.join(", "),
         s.dir.display()
-    );
-    println!(
-        "send reviewers {} only; keep {} private (it de-anonymises the outputs)",
+    ))?;
+    say(&format!(
+        "send reviewers {} only; keep {} private (it de-anonymises the outputs)\n",
         s.dir.join(human::PAGE_FILE).display(),
         s.dir.join(human::KEY_FILE).display()
-    );
-    println!(
-        "then: hone eval human import --packet {} --ratings ratings*.json",
+    ))?;
+    say(&format!(
+        "then: hone eval human import --packet {} --ratings ratings*.json\n",
         s.dir.display()
-    );
-    Ok(())
+    ))
 }
 
 fn import(a: ImportArgs) -> Result<()> {
@@ -129,12 +128,21 @@ fn import(a: ImportArgs) -> Result<()> {
     let out = a.out.unwrap_or_else(|| a.packet.join("human_report.json"));
     report.save(&out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say(&(serde_json::to_string_pretty(&report)? + "\n"))
     } else {
-        print!("{}", render_report(&report));
-        println!("report written to {}", out.display());
+        say(&render_report(&report))?;
+        say(&format!("report written to {}\n", out.display()))
     }
-    Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn say(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -242,9 +250,9 @@ pub fn gate(g: GateArgs) -> Result<()> {
     };
     let gates = check_gates(&report, &cfg)?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&gates)?);
+        say(&(serde_json::to_string_pretty(&gates)? + "\n"))?;
     } else {
-        println!("{gates}");
+        say(&format!("{gates}\n"))?;
     }
     if gates.passed() {
         Ok(())
