@@ -74,7 +74,7 @@ impl BrowserError {
 impl fmt::Display for BrowserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BrowserError::NotInstalled(m) => write!(f, "not installed: {m}"),
+            BrowserError::NotInstalled(m) => write!(f, "{m}"),
             BrowserError::Driver(m) => write!(f, "webdriver: {m}"),
             BrowserError::Timeout(m) => write!(f, "timed out: {m}"),
             BrowserError::Io(p, e) => write!(f, "{}: {e}", p.display()),
@@ -148,7 +148,7 @@ pub fn find_tools() -> BrowserResult<Tools> {
             chromedriver,
         }),
         (c, d) => Err(BrowserError::NotInstalled(format!(
-            "chromium: {}, chromedriver: {} (apt-get install chromium chromium-driver)",
+            "chromium: {}, chromedriver: {}; apt-get install chromium chromium-driver",
             c.map(|p| p.display().to_string())
                 .unwrap_or_else(|| "missing".into()),
             d.map(|p| p.display().to_string())
@@ -164,7 +164,6 @@ pub fn skip_if_unavailable() -> bool {
         Ok(_) => false,
         Err(e) => {
             eprintln!("SKIP: chromium not installed ({e})");
-            println!("SKIP: chromium not installed");
             true
         }
     }
