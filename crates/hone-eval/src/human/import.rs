@@ -161,14 +161,17 @@ pub struct ReviewerRatings {
 ///
 /// ```json
 /// {"format": "hone-human-ratings/1", "packet_id": "hp-1f0c…", "reviewer": "Dana",
-///  "saved_at": "2025-01-31T10:02:03.000Z",
+///  "saved_at": "2025-01-31T10:02:03.000Z", "items": 50, "outputs_rated": 148,
+///  "outputs_total": 150,
 ///  "ratings": {"ex-12": {"A": {"accuracy": 4, "completeness": 5, "format": 3, "critical": false},
 ///                        "B": {"accuracy": 2, "completeness": null, "format": 4, "critical": true}}}}
 /// ```
 ///
-/// Errors ([`Error::Format`] naming the file): not JSON, another packet's id, an item id or
-/// letter the packet does not have, a rating that is not an integer 1–5, `critical` not a
-/// boolean. Ratings left out (or `null`) are allowed and reported as missing by [`import`].
+/// `items`, `outputs_rated` and `outputs_total` are informational and not read back.
+///
+/// Errors ([`Error::Format`] naming the file; [`Error::Parse`] when it is not JSON): another
+/// packet's id, an item id or letter the packet does not have, a rating that is not an integer
+/// 1–5, `critical` not a boolean. Ratings left out (or `null`) are allowed and reported as missing by [`import`].
 pub fn read_ratings(path: &Path, packet: &Packet) -> Result<ReviewerRatings> {
     let v: Value = read_json(path)?;
     let err = |msg: String| Error::Format {
