@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// What went wrong, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    /// Displays only the path: the cause follows in the error chain (`{:#}` prints both).
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
