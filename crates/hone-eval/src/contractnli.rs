@@ -34,10 +34,10 @@
 //! not ranked at all, which never credits a system for spans it did not point at.)
 //!
 //! A gold document without a prediction is counted in `missing` and scored as predicted
-//! NotMentioned with no probabilities and no evidence for every hypothesis (so the binary rule
-//! above makes it Entailment in the NLI numbers, as the official code would); a predicted
-//! document that lacks a check is scored the same way for that check and counted in
-//! `missing_checks`.
+//! NotMentioned with no evidence for every hypothesis; in the binary NLI numbers it is no
+//! decision at all (wrong, and a false negative for the gold class), so an absent answer never
+//! earns credit. A predicted document that lacks a check is scored the same way for that check
+//! and counted in `missing_checks`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -584,12 +584,15 @@ pub fn evaluate(gold: &[EvalDocument], preds: &Predictions) -> Result<ContractNl
         let (mut pooled_scores, mut pooled_rel) = (Vec::new(), Vec::new());
         for doc in gold {
             let Some(g) = doc.labels.get(h) else { continue };
-            let p = match pred_by_id.get(doc.id.as_str()) {
-                None => &missing_pred,
-                Some(p) => p.checks.get(h).unwrap_or_else(|| {
-                    missing_checks += 1;
-                    &missing_pred
-                }),
+            let (p, absent) = match pred_by_id.get(doc.id.as_str()) {
+                None => (&missing_pred, true),
+                Some(p) => match p.checks.get(h) {
+                    Some(c) => (c, false),
+                    None => {
+                        missing_checks += 1;
+                        (&missing_pred, true)
+                    }
+                },
             };
             n += 1;
             counts[match g.label {
@@ -601,14 +604,15 @@ pub fn evaluate(gold: &[EvalDocument], preds: &Predictions) -> Result<ContractNl
             if g.label == DocLabel::NotMentioned {
                 continue;
             }
-            let b = p.binary();
+            // No answer is no binary decision: wrong, and a miss for the gold class.
+            let b = (!absent).then(|| p.binary());
             bin_total += 1;
-            bin_correct += (b == g.label) as usize;
+            bin_correct += (b == Some(g.label)) as usize;
             for (class, t) in [
                 (DocLabel::Entailed, &mut e),
                 (DocLabel::Contradicted, &mut c),
             ] {
-                match (g.label == class, b == class) {
+                match (g.label == class, b == Some(class)) {
                     (true, true) => t[0] += 1,
                     (false, true) => t[1] += 1,
                     (true, false) => t[2] += 1,

@@ -89,16 +89,16 @@ fn fixture_nli_binary_metrics() {
     close(h[0].f1_c, 0.0, "nda-1 f1_c");
 
     // nda-3 over d2 (C), d3 (E), d4 (C):
-    //   d2 C→C ✓; d3 E→E ✓; d4 missing → NM without probabilities → Entailment, ✗.  acc = 2/3
-    //   E: gold {d3}, predicted {d3,d4}: tp 1, fp 1, fn 0 → F1 = 2/(2+1) = 2/3
+    //   d2 C→C ✓; d3 E→E ✓; d4 missing → no decision, ✗.  acc = 2/3
+    //   E: gold {d3}, predicted {d3}: tp 1, fp 0, fn 0 → F1 = 1
     //   C: gold {d2,d4}, predicted {d2}: tp 1, fp 0, fn 1 → F1 = 2/3
     close(h[2].nli_acc, 2.0 / 3.0, "nda-3 nli_acc");
-    close(h[2].f1_e, 2.0 / 3.0, "nda-3 f1_e");
+    close(h[2].f1_e, 1.0, "nda-3 f1_e");
     close(h[2].f1_c, 2.0 / 3.0, "nda-3 f1_c");
 
     // Macro over nda-1 and nda-3.
     close(m.nli_acc, (1.0 / 3.0 + 2.0 / 3.0) / 2.0, "nli_acc"); // 1/2
-    close(m.f1_e, (0.5 + 2.0 / 3.0) / 2.0, "f1_e"); // 7/12
+    close(m.f1_e, (0.5 + 1.0) / 2.0, "f1_e"); // 3/4
     close(m.f1_c, (0.0 + 2.0 / 3.0) / 2.0, "f1_c"); // 1/3
 }
 

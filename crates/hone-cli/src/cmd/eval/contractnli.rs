@@ -135,11 +135,11 @@ mod tests {
             t.contains("4 gold documents, 3 predicted, 1 missing"),
             "{t}"
         );
-        // nli_acc 1/2, f1_c 1/3, f1_e 7/12, acc3 7/12, evidence_map 35/54, pooled 121/216.
+        // nli_acc 1/2, f1_c 1/3, f1_e 3/4, acc3 7/12, evidence_map 35/54, pooled 121/216.
         let overall = t.lines().find(|l| l.starts_with("overall")).unwrap();
         assert_eq!(
             overall.split_whitespace().collect::<Vec<_>>(),
-            ["overall", "0.500", "0.333", "0.583", "0.583", "0.648", "0.560"]
+            ["overall", "0.500", "0.333", "0.750", "0.583", "0.648", "0.560"]
         );
         // nda-2 has no Contradiction gold: its NLI numbers are undefined.
         let nda2 = t.lines().find(|l| l.starts_with("nda-2 ")).unwrap();
