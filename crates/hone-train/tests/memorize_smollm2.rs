@@ -1,6 +1,10 @@
-//! Memorization on the real SmolLM2: 32 examples, 20 epochs → training loss below 0.05, and
-//! base + adapter reproduces every answer greedily. It takes ~6 minutes on 2 cores and does not
-//! pass yet (final loss ~0.23, issue 3), so it runs only with `HONE_TEST_SLOW=1`.
+//! Memorization on the real SmolLM2: 32 made-up facts (a secret word per character, which
+//! the model cannot know), 20 epochs → training loss below 0.05, and base + adapter
+//! reproduces every answer greedily. About 6 minutes on 2 cores.
+//!
+//! Batch size 2 (320 optimizer steps): with batch 4 (160 steps) neither hone nor PyTorch +
+//! PEFT gets below ~0.25 in 20 epochs on arbitrary answers, which is about steps, not
+//! correctness (both runs follow the same curve).
 
 #[path = "../../hone-model/tests/common/mod.rs"]
 mod common;
@@ -14,6 +18,40 @@ use hone_train::adapter::load_adapter;
 use hone_train::trainer::{run, Event};
 use hone_train::TrainConfig;
 
+const WHO: [&str; 32] = [
+    "the lighthouse keeper",
+    "Captain Orla",
+    "the blue dragon",
+    "Professor Tamsin",
+    "the river town",
+    "King Aldric",
+    "the night train",
+    "Doctor Venn",
+    "the old mill",
+    "Queen Sefa",
+    "the glass tower",
+    "Baron Hollis",
+    "the silent monk",
+    "Lady Petra",
+    "the copper mine",
+    "General Okoro",
+    "the orchard inn",
+    "Sister Maren",
+    "the desert fort",
+    "Judge Calder",
+    "the tin soldier",
+    "Admiral Suri",
+    "the marsh village",
+    "Mayor Brandt",
+    "the cloud ship",
+    "Master Ilse",
+    "the salt harbour",
+    "Duke Renner",
+    "the iron bridge",
+    "Abbess Joan",
+    "the pine lodge",
+    "Chief Anoka",
+];
 const FRUITS: [&str; 8] = [
     "apple", "pear", "plum", "fig", "kiwi", "lime", "date", "mango",
 ];
@@ -21,7 +59,7 @@ const COLOURS: [&str; 4] = ["red", "blue", "green", "amber"];
 
 fn example(i: usize) -> (String, String) {
     (
-        format!("Code word {i}?"),
+        format!("What is the secret word of {}?", WHO[i]),
         format!(
             "{} {} {}",
             COLOURS[i % 4],
@@ -33,10 +71,6 @@ fn example(i: usize) -> (String, String) {
 
 #[test]
 fn smollm2_memorizes_32_examples() {
-    if std::env::var("HONE_TEST_SLOW").ok().as_deref() != Some("1") {
-        eprintln!("SKIP smollm2_memorizes_32_examples: set HONE_TEST_SLOW=1 (about 6 minutes)");
-        return;
-    }
     let Some(gguf) = common::smollm2() else {
         return;
     };
@@ -53,7 +87,7 @@ fn smollm2_memorizes_32_examples() {
         &cfg_path,
         format!(
             "[model]\nbase = \"{}\"\n[lora]\nr = 16\nalpha = 32\ndropout = 0.0\ntarget_modules = \"all-linear\"\n\
-             [optim]\nlr = 4e-3\nepochs = 20\nbatch_size = 4\nwarmup_ratio = 0.05\n\
+             [optim]\nlr = 2e-3\nepochs = 20\nbatch_size = 2\nwarmup_ratio = 0.05\n\
              [data]\ntrain = \"train.jsonl\"\n[output]\ndir = \"out\"\n",
             gguf.display()
         ),
