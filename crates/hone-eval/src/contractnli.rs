@@ -158,18 +158,7 @@ pub fn read_gold(path: &Path) -> Result<Vec<EvalDocument>> {
             })?;
             gold_from_official(&ds, path)?
         }
-        GoldFormat::Documents => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| Error::Parse {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    msg: format!("not an evaluation document: {e}"),
-                })
-            })
-            .collect::<Result<Vec<EvalDocument>>>()?,
+        GoldFormat::Documents => hone_data::contractnli::read_documents(path)?,
     };
     match gold_problem(&docs) {
         Some(msg) => Err(Error::Format {
