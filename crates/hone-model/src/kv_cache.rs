@@ -123,6 +123,35 @@ impl KvCache {
         Ok(())
     }
 
+    /// A new sequence holding a copy of the first `tokens` positions of `src`, so a shared
+    /// prefix (an instruction prompt, a document) is computed once and continued many ways.
+    /// Whole blocks are copied; all or nothing when the pool is short.
+    pub fn fork(&mut self, src: &SeqCache, tokens: usize) -> Result<SeqCache> {
+        if tokens > src.len {
+            return Err(Error::Invalid(format!(
+                "cannot fork {tokens} positions from a sequence of {}",
+                src.len
+            )));
+        }
+        let mut dst = SeqCache::new();
+        self.reserve(&mut dst, tokens)?;
+        let bs = self.block_size * self.kv_dim;
+        let full = tokens / self.block_size;
+        let rest = (tokens % self.block_size) * self.kv_dim;
+        for layer in 0..self.n_layers {
+            for store in [&mut self.k[layer], &mut self.v[layer]] {
+                for i in 0..dst.blocks.len() {
+                    let from = src.blocks[i] as usize * bs;
+                    let to = dst.blocks[i] as usize * bs;
+                    let n = if i < full { bs } else { rest };
+                    store.copy_within(from..from + n, to);
+                }
+            }
+        }
+        dst.len = tokens;
+        Ok(dst)
+    }
+
     /// Returns the sequence's blocks to the pool and empties it.
     pub fn release(&mut self, seq: &mut SeqCache) {
         self.free.extend(seq.blocks.drain(..).rev());

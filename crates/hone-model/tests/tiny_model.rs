@@ -128,6 +128,66 @@ fn incremental_decoding_equals_full_forward() {
     assert!(d < 1e-5, "relative difference {d}");
 }
 
+/// A prefix computed once and forked twice (at a block boundary and inside a block) continues
+/// exactly as if each sequence had been computed from scratch.
+#[test]
+fn forked_prefix_continues_like_a_fresh_sequence() {
+    let t = tiny();
+    let m = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let prefix = tokens(37, 7);
+    let mut kv = m.new_cache(256);
+    let mut base = SeqCache::new();
+    m.forward(
+        &mut [SeqInput {
+            cache: &mut base,
+            tokens: &prefix,
+            logits: Logits::None,
+        }],
+        &mut kv,
+    )
+    .unwrap();
+    for (keep, seed) in [(32usize, 8), (37, 9), (5, 10)] {
+        let suffix = tokens(6, seed);
+        let mut whole = prefix[..keep].to_vec();
+        whole.extend(&suffix);
+        let want = m.logits_all(&whole).unwrap();
+        let mut fork = kv.fork(&base, keep).unwrap();
+        assert_eq!(fork.len(), keep);
+        let got = m
+            .forward(
+                &mut [SeqInput {
+                    cache: &mut fork,
+                    tokens: &suffix,
+                    logits: Logits::All,
+                }],
+                &mut kv,
+            )
+            .unwrap();
+        let v = m.vocab_size();
+        let d = max_rel_diff(&got, &want[keep * v..]);
+        assert!(d < 1e-5, "fork at {keep}: relative difference {d}");
+        kv.release(&mut fork);
+    }
+    // The source is untouched and can still be continued; forking past its end is an error.
+    assert_eq!(base.len(), 37);
+    assert!(kv.fork(&base, 38).is_err());
+    // A pool too small for the copy: an error, and nothing taken from the pool.
+    let mut full = m.new_cache(48);
+    let mut only = SeqCache::new();
+    m.forward(
+        &mut [SeqInput {
+            cache: &mut only,
+            tokens: &prefix,
+            logits: Logits::None,
+        }],
+        &mut full,
+    )
+    .unwrap();
+    let free = full.free_blocks();
+    assert!(full.fork(&only, 37).is_err());
+    assert_eq!(full.free_blocks(), free);
+}
+
 /// Logits of sequence `a` computed alone, and inside a batch with two other sequences of
 /// other lengths.
 fn alone_and_batched(m: &Llama) -> (Vec<f32>, Vec<f32>) {
