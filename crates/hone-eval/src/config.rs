@@ -219,13 +219,16 @@ impl EvalConfig {
         }
         fix(&mut self.output.dir);
         for c in &mut self.candidates {
-            if let CandidateSource::Local {
-                adapter: Some(a),
-                model,
-            } = &mut c.source
-            {
-                fix(a);
-                let _ = model;
+            if let CandidateSource::Local { adapter, model } = &mut c.source {
+                if let Some(a) = adapter {
+                    fix(a);
+                }
+                // A model given as a relative path (not a cached name) is relative to the
+                // config file too.
+                let rel = base.join(&*model);
+                if Path::new(model.as_str()).is_relative() && rel.exists() {
+                    *model = rel.display().to_string();
+                }
             }
         }
     }
