@@ -4,7 +4,6 @@
 //! and `outputs.jsonl` (every answer, for human evaluation). All written atomically.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -13,17 +12,9 @@ use crate::svg::{self, esc};
 use crate::task::TaskReport;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader never sees half a file.
+/// reader never sees half a file (hone-data's atomic writer; one mechanism for every crate).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    Ok(hone_data::atomic::write_file(path, bytes)?)
 }
 
 /// Paths of the files written by [`write_all`].

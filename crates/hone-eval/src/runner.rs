@@ -416,6 +416,11 @@ pub fn training_info(dir: &Path) -> TrainingInfo {
     }
 }
 
+/// What one answer cost, when the server reported both token counts and prices are set.
+fn cost_of(ep: &Endpoint, prompt: Option<u64>, completion: Option<u64>) -> Option<f64> {
+    ep.cost_usd(prompt?, completion?)
+}
+
 fn endpoint_answers(
     ep: &Endpoint,
     cache: &OutputCache,
@@ -432,10 +437,7 @@ fn endpoint_answers(
         match cache.get(&key)? {
             Some(c) => {
                 answers[i] = Some(Answer {
-                    cost_usd: match (c.prompt_tokens, c.completion_tokens) {
-                        (Some(a), Some(b)) => ep.cost_usd(a, b),
-                        _ => None,
-                    },
+                    cost_usd: cost_of(ep, c.prompt_tokens, c.completion_tokens),
                     text: c.text,
                     latency_s: Some(c.latency_s),
                     cached: true,
@@ -463,10 +465,7 @@ fn endpoint_answers(
     for (j, r) in results.into_iter().enumerate() {
         answers[todo[j]] = Some(match r {
             Ok(c) => Answer {
-                cost_usd: match (c.prompt_tokens, c.completion_tokens) {
-                    (Some(a), Some(b)) => ep.cost_usd(a, b),
-                    _ => None,
-                },
+                cost_usd: cost_of(ep, c.prompt_tokens, c.completion_tokens),
                 text: c.text,
                 latency_s: Some(c.latency_s),
                 cached: false,

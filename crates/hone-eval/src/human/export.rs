@@ -1,7 +1,6 @@
 //! `hone eval human export`: the blind rating packet.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
@@ -107,9 +106,9 @@ pub fn export(outputs: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<Ex
     let key_json = to_json(&key)?;
     let items_json = to_json(&items)?;
     let page = render_page(&items)?;
-    write_atomic(&key_path, key_json.as_bytes())?;
-    write_atomic(&out_dir.join(ITEMS_FILE), items_json.as_bytes())?;
-    write_atomic(&out_dir.join(PAGE_FILE), page.as_bytes())?;
+    crate::report::write_atomic(&key_path, key_json.as_bytes())?;
+    crate::report::write_atomic(&out_dir.join(ITEMS_FILE), items_json.as_bytes())?;
+    crate::report::write_atomic(&out_dir.join(PAGE_FILE), page.as_bytes())?;
     Ok(ExportSummary {
         packet_id: items.packet_id.clone(),
         dir: out_dir.to_path_buf(),
@@ -314,21 +313,4 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v)
         .map(|s| s + "\n")
         .map_err(|e| Error::Invalid(e.to_string()))
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hone-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }

@@ -423,7 +423,7 @@ impl HumanReport {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let json = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
-        super::export::write_atomic(path, (json + "\n").as_bytes())
+        crate::report::write_atomic(path, (json + "\n").as_bytes())
     }
 
     /// The win rate of `candidate` over `opponent`.
