@@ -96,17 +96,20 @@ impl Block {
 
 /// Which logits a sequence of the batch wants back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
+pub enum Logits<'a> {
     None,
     Last,
     All,
+    /// Only these positions of the sequence's new tokens (0-based, ascending), e.g. the label
+    /// slots of a document being reviewed: the lm_head runs on those rows only.
+    Rows(&'a [usize]),
 }
 
 /// One sequence's part of a forward call.
 pub struct SeqInput<'a> {
     pub cache: &'a mut SeqCache,
     pub tokens: &'a [u32],
-    pub logits: Logits,
+    pub logits: Logits<'a>,
 }
 
 pub struct Llama {
@@ -320,6 +323,14 @@ impl Llama {
                     "a sequence in the batch has no tokens".into(),
                 ));
             }
+            if let Logits::Rows(rows) = s.logits {
+                if let Some(&r) = rows.iter().find(|&&r| r >= s.tokens.len()) {
+                    return Err(Error::Invalid(format!(
+                        "logits asked for row {r} of a sequence of {} new tokens",
+                        s.tokens.len()
+                    )));
+                }
+            }
             if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= vocab) {
                 return Err(Error::Invalid(format!(
                     "token id {bad} is outside the vocabulary ({vocab})"
@@ -425,6 +436,7 @@ impl Llama {
                 Logits::None => {}
                 Logits::Last => picked.push(r0 + k - 1),
                 Logits::All => picked.extend(r0..r0 + k),
+                Logits::Rows(rows) => picked.extend(rows.iter().map(|&r| r0 + r)),
             }
             r0 += k;
         }
