@@ -16,6 +16,7 @@ pub mod minhash;
 pub mod nda;
 pub mod progress;
 pub mod qa;
+pub mod review_layout;
 pub mod source;
 pub mod spans;
 pub mod split;

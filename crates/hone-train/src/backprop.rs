@@ -24,10 +24,16 @@ use rayon::prelude::*;
 
 /// One training sequence: token ids and, per position, the token that position must predict
 /// (`None`: no loss there, e.g. prompt tokens).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `also` lists further correct tokens at positions that have a target (sorted by position):
+/// a position with `k` correct tokens is trained towards probability `1/k` on each (the mean
+/// of their cross-entropies, i.e. cross-entropy against a uniform target over them). Review
+/// uses it for a span that is evidence for several checks at once.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrainSeq {
     pub ids: Vec<u32>,
     pub targets: Vec<Option<u32>>,
+    pub also: Vec<(usize, u32)>,
 }
 
 impl TrainSeq {
@@ -39,7 +45,11 @@ impl TrainSeq {
                 (t + 1 < n && loss_on.get(t + 1).copied().unwrap_or(false)).then(|| ids[t + 1])
             })
             .collect();
-        Self { ids, targets }
+        Self {
+            ids,
+            targets,
+            also: Vec::new(),
+        }
     }
     pub fn loss_tokens(&self) -> usize {
         self.targets.iter().filter(|t| t.is_some()).count()
@@ -216,6 +226,35 @@ fn rms_norm_backward(x: &[f32], inv: &[f32], w: &[f32], dy: &[f32], dx: &mut [f3
 #[inline]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// The packed rows that carry loss, each with its correct tokens (the target, then `also`).
+fn target_rows(batch: &[TrainSeq]) -> Vec<(usize, Vec<u32>)> {
+    let mut rows = Vec::new();
+    let mut r0 = 0;
+    for s in batch {
+        let mut also = s.also.iter().peekable();
+        for (t, target) in s.targets.iter().enumerate() {
+            while also.peek().is_some_and(|&&(p, _)| p < t) {
+                also.next();
+            }
+            if let Some(tok) = *target {
+                let mut ts = vec![tok];
+                while let Some(&&(p, extra)) = also.peek() {
+                    if p != t {
+                        break;
+                    }
+                    if !ts.contains(&extra) {
+                        ts.push(extra);
+                    }
+                    also.next();
+                }
+                rows.push((r0 + t, ts));
+            }
+        }
+        r0 += s.ids.len();
+    }
+    rows
 }
 
 /// The passes over one model and adapter.
@@ -674,17 +713,13 @@ impl<'a> Backprop<'a> {
 
     /// Cross-entropy at the target rows: returns the loss sum and `d loss_sum / d hidden`
     /// scaled by `grad_scale`, computing the lm_head in chunks and only at those rows.
-    fn loss(&self, x: &[f32], targets: &[Option<u32>], grad_scale: f32) -> (f64, Vec<f32>) {
+    fn loss(&self, x: &[f32], batch: &[TrainSeq], grad_scale: f32) -> (f64, Vec<f32>) {
         let m = self.model;
         let d = m.hidden_size();
         let vocab = m.vocab_size();
         let eps = m.rms_eps();
         let inv = rms_inv(x, d, eps);
-        let rows: Vec<(usize, u32)> = targets
-            .iter()
-            .enumerate()
-            .filter_map(|(r, t)| t.map(|t| (r, t)))
-            .collect();
+        let rows = target_rows(batch);
         let mut dhn = vec![0f32; x.len()];
         let mut loss = 0f64;
         const CHUNK: usize = 128;
@@ -701,7 +736,7 @@ impl<'a> Backprop<'a> {
                 let input = LinearInput::new(&hs, c, d, &self.q8);
                 m.lm_head.forward(&input, &mut logits);
             }
-            for (row, &(_, t)) in logits.chunks_exact_mut(vocab).zip(chunk) {
+            for (row, (_, ts)) in logits.chunks_exact_mut(vocab).zip(chunk) {
                 let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f64;
                 for v in row.iter_mut() {
@@ -709,13 +744,18 @@ impl<'a> Backprop<'a> {
                     sum += *v as f64;
                 }
                 let lse = sum.ln() + max as f64;
-                let logit_t = (row[t as usize] as f64).ln() + max as f64;
-                loss += lse - logit_t;
+                let k = ts.len() as f64;
+                for &t in ts {
+                    let logit_t = (row[t as usize] as f64).ln() + max as f64;
+                    loss += (lse - logit_t) / k;
+                }
                 let inv_sum = (1.0 / sum) as f32;
                 for v in row.iter_mut() {
                     *v *= inv_sum * grad_scale;
                 }
-                row[t as usize] -= grad_scale;
+                for &t in ts {
+                    row[t as usize] -= grad_scale / k as f32;
+                }
             }
             if grad_scale == 0.0 {
                 continue;
@@ -777,17 +817,13 @@ impl<'a> Backprop<'a> {
                     .expect("saved"),
             );
         }
-        let targets: Vec<Option<u32>> = batch
-            .iter()
-            .flat_map(|s| s.targets.iter().copied())
-            .collect();
-        let (loss, mut dx) = self.loss(&x, &targets, grad_scale);
+        let (loss, mut dx) = self.loss(&x, batch, grad_scale);
         for (l, s) in (first..n_layers).zip(saves.iter()).rev() {
             self.layer_backward(l, s, &mut dx, &lay, grads);
         }
         StepLoss {
             loss_sum: loss,
-            tokens: targets.iter().filter(|t| t.is_some()).count(),
+            tokens: batch.iter().map(|s| s.loss_tokens()).sum(),
         }
     }
 
@@ -799,14 +835,10 @@ impl<'a> Backprop<'a> {
         for l in 0..self.model.layers.len() {
             self.layer_forward(l, &mut x, &lay, None, false);
         }
-        let targets: Vec<Option<u32>> = batch
-            .iter()
-            .flat_map(|s| s.targets.iter().copied())
-            .collect();
-        let (loss, _) = self.loss(&x, &targets, 0.0);
+        let (loss, _) = self.loss(&x, batch, 0.0);
         StepLoss {
             loss_sum: loss,
-            tokens: targets.iter().filter(|t| t.is_some()).count(),
+            tokens: batch.iter().map(|s| s.loss_tokens()).sum(),
         }
     }
 }

@@ -32,6 +32,7 @@
 //! [data]
 //! train = "train.jsonl"
 //! validation = "val.jsonl"  # optional
+//! format = "examples"       # or "review": ContractNLI documents (documents.jsonl) for `hone review`
 //! [output]
 //! dir = "runs/nda-v1"
 //! ```
@@ -78,7 +79,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         "train",
         &["fast", "top_layers", "checkpoint_every_epoch", "log_every"],
     ),
-    ("data", &["train", "validation"]),
+    ("data", &["train", "validation", "format"]),
     ("output", &["dir"]),
 ];
 
@@ -107,6 +108,16 @@ pub enum Scheduler {
     Cosine,
     Linear,
     Constant,
+}
+
+/// What the data files hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    /// Chat or instruction examples (JSONL); loss on the answers.
+    Examples,
+    /// Annotated documents (`documents.jsonl` from `hone data import contractnli` or
+    /// `hone data synth nda`), laid out for `hone review`: loss on each span's label slot.
+    Review,
 }
 
 /// Which layers get LoRA.
@@ -172,6 +183,7 @@ pub struct TrainSection {
 pub struct DataSection {
     pub train: PathBuf,
     pub validation: Option<PathBuf>,
+    pub format: DataFormat,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -621,6 +633,14 @@ impl TrainConfig {
                 )
             })?,
             validation: r.path("data.validation")?,
+            format: r.choice(
+                "data.format",
+                DataFormat::Examples,
+                &[
+                    ("examples", DataFormat::Examples),
+                    ("review", DataFormat::Review),
+                ],
+            )?,
         };
         let output = OutputSection {
             dir: match r.path("output.dir")? {
@@ -809,6 +829,11 @@ impl TrainConfig {
         }
         if let Some(v) = &self.data.validation {
             sections[4].1.push(("validation", p(v)));
+        }
+        if self.data.format == DataFormat::Review {
+            sections[4]
+                .1
+                .push(("format", Value::String("review".into())));
         }
         let mut out =
             String::from("# The effective configuration of this run (defaults included).\n");

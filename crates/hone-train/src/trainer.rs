@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::{load_adapter, save_adapter, AdapterExtra};
 use crate::atomic::write_atomic;
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
-use crate::config::{ComputeDtype, Quantize, Scheduler, TrainConfig};
+use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::{Error, Result};
@@ -288,19 +288,15 @@ pub fn run(
     let model = &base.model;
     let n_layers = model.layers.len();
     let spec = cfg.lora_spec(n_layers)?;
-    let train = dataset::load(
-        &cfg.data.train,
-        &base.tokenizer,
-        &base.template,
-        cfg.optim.max_seq_len,
-    )?;
+    let load = |p: &Path| match cfg.data.format {
+        DataFormat::Examples => {
+            dataset::load(p, &base.tokenizer, &base.template, cfg.optim.max_seq_len)
+        }
+        DataFormat::Review => dataset::load_review(p, &base.tokenizer, cfg.optim.max_seq_len),
+    };
+    let train = load(&cfg.data.train)?;
     let val = match &cfg.data.validation {
-        Some(p) => Some(dataset::load(
-            p,
-            &base.tokenizer,
-            &base.template,
-            cfg.optim.max_seq_len,
-        )?),
+        Some(p) => Some(load(p)?),
         None => None,
     };
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
