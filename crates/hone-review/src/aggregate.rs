@@ -1,0 +1,189 @@
+//! From span labels to document decisions.
+//!
+//! Each span comes with a distribution over the 35 label tokens (none, entails check *c*,
+//! contradicts check *c*), read off the model's next-token probabilities at the span's slot
+//! and renormalised over those tokens. For check *c*:
+//!
+//! - a span's **evidence score** is P(entails c) + P(contradicts c); evidence is the spans
+//!   ranked by it;
+//! - P(mentioned) is the noisy-or of the top [`TOP_K`] evidence scores (one clear clause is
+//!   enough; several weak ones add up);
+//! - P(entailment | mentioned) is the share of the entailment mass among those top spans;
+//! - both are calibrated by a power map that sends the validation-tuned thresholds to 1/2
+//!   ([`Calibration`]), so the label is simply the most probable class.
+
+use std::collections::BTreeMap;
+
+use hone_data::nda::{DocLabel, CHECKS};
+use hone_data::review_layout::{Label, LABELS};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{CheckResult, Evidence, Probs};
+
+/// Spans whose evidence scores are combined into P(mentioned).
+pub const TOP_K: usize = 3;
+/// Evidence spans listed per check (best first) and the lowest score listed.
+pub const MAX_EVIDENCE: usize = 20;
+pub const MIN_EVIDENCE_SCORE: f64 = 1e-4;
+
+/// Thresholds tuned on validation documents (`review.json` beside the adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Raw P(mentioned) at which a check counts as mentioned.
+    pub mentioned: f64,
+    /// Raw P(entailment | mentioned) above which a mentioned check is entailed.
+    pub entailment: f64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            mentioned: 0.5,
+            entailment: 0.5,
+        }
+    }
+}
+
+/// `p^g` with `g` chosen so that `t` maps to 1/2: monotone, 0 and 1 fixed.
+fn toward_half(p: f64, t: f64) -> f64 {
+    let t = t.clamp(1e-6, 1.0 - 1e-6);
+    let g = 0.5f64.ln() / t.ln();
+    p.clamp(0.0, 1.0).powf(g)
+}
+
+/// The raw (uncalibrated) scores of one check: P(mentioned), P(entailment | mentioned).
+pub fn raw_scores(span_probs: &[[f32; LABELS]], check: usize) -> (f64, f64) {
+    let e = Label::Entails(check).index();
+    let c = Label::Contradicts(check).index();
+    let mut scored: Vec<(f64, f64, f64)> = span_probs
+        .iter()
+        .map(|p| {
+            let (pe, pc) = (p[e] as f64, p[c] as f64);
+            (pe + pc, pe, pc)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = &scored[..scored.len().min(TOP_K)];
+    let mentioned = 1.0 - top.iter().map(|s| 1.0 - s.0).product::<f64>();
+    let (se, sc) = top.iter().fold((0.0, 0.0), |(a, b), s| (a + s.1, b + s.2));
+    let ent = if se + sc > 0.0 { se / (se + sc) } else { 0.5 };
+    (mentioned, ent)
+}
+
+/// Calibrated class probabilities from raw scores.
+pub fn probs(mentioned: f64, ent: f64, cal: &Calibration) -> Probs {
+    let m = toward_half(mentioned, cal.mentioned);
+    let r = toward_half(ent, cal.entailment);
+    Probs {
+        entailment: m * r,
+        contradiction: m * (1.0 - r),
+        not_mentioned: 1.0 - m,
+    }
+}
+
+/// The most probable class (ties go to NotMentioned, then Entailment).
+pub fn label_of(p: &Probs) -> DocLabel {
+    if p.not_mentioned >= p.entailment && p.not_mentioned >= p.contradiction {
+        DocLabel::NotMentioned
+    } else if p.entailment >= p.contradiction {
+        DocLabel::Entailed
+    } else {
+        DocLabel::Contradicted
+    }
+}
+
+/// Decisions for all 17 checks. `spans` are `[start, end)` character offsets into `text`,
+/// parallel to `span_probs`.
+pub fn decide(
+    span_probs: &[[f32; LABELS]],
+    spans: &[[usize; 2]],
+    text: &str,
+    cal: &Calibration,
+) -> BTreeMap<String, CheckResult> {
+    let offs = hone_data::spans::CharOffsets::new(text);
+    let mut out = BTreeMap::new();
+    for (ci, check) in CHECKS.iter().enumerate() {
+        let (m, r) = raw_scores(span_probs, ci);
+        let p = probs(m, r, cal);
+        let e = Label::Entails(ci).index();
+        let c = Label::Contradicts(ci).index();
+        let mut ev: Vec<(usize, f64)> = span_probs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (i, q[e] as f64 + q[c] as f64))
+            .filter(|&(_, s)| s >= MIN_EVIDENCE_SCORE)
+            .collect();
+        ev.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ev.truncate(MAX_EVIDENCE);
+        let evidence = ev
+            .into_iter()
+            .map(|(i, score)| {
+                let [s, t] = spans[i];
+                Evidence {
+                    start: s,
+                    end: t,
+                    text: offs
+                        .slice(&hone_data::spans::Span::new(s, t))
+                        .trim()
+                        .to_string(),
+                    score,
+                }
+            })
+            .collect();
+        out.insert(
+            check.id.to_string(),
+            CheckResult {
+                label: label_of(&p).choice().to_string(),
+                probs: p,
+                evidence,
+            },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(none: f32, label: Label, p: f32) -> [f32; LABELS] {
+        let mut v = [0f32; LABELS];
+        v[0] = none;
+        v[label.index()] = p;
+        v
+    }
+
+    #[test]
+    fn one_clear_clause_decides_and_ranks_first() {
+        let sp = vec![
+            span(0.99, Label::Entails(3), 0.01),
+            span(0.05, Label::Contradicts(3), 0.95),
+            span(0.9, Label::Entails(3), 0.1),
+        ];
+        let text = "aaaa bbbb cccc";
+        let spans = [[0, 4], [5, 9], [10, 14]];
+        let d = decide(&sp, &spans, text, &Calibration::default());
+        let r = &d["nda-4"];
+        assert_eq!(r.label, "Contradiction");
+        assert_eq!(r.evidence[0].text, "bbbb");
+        assert_eq!(r.evidence.len(), 3);
+        let s = r.probs.entailment + r.probs.contradiction + r.probs.not_mentioned;
+        assert!((s - 1.0).abs() < 1e-9);
+        // Nothing points at check 1: not mentioned, no evidence.
+        assert_eq!(d["nda-1"].label, "NotMentioned");
+        assert!(d["nda-1"].evidence.is_empty());
+        assert_eq!(d.len(), 17);
+    }
+
+    #[test]
+    fn calibration_moves_the_threshold_to_one_half() {
+        assert!((toward_half(0.2, 0.2) - 0.5).abs() < 1e-12);
+        assert!(toward_half(0.3, 0.2) > 0.5 && toward_half(0.1, 0.2) < 0.5);
+        let cal = Calibration {
+            mentioned: 0.2,
+            entailment: 0.5,
+        };
+        assert_eq!(label_of(&probs(0.25, 0.9, &cal)), DocLabel::Entailed);
+        assert_eq!(label_of(&probs(0.15, 0.9, &cal)), DocLabel::NotMentioned);
+    }
+}

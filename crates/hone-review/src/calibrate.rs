@@ -1,0 +1,235 @@
+//! Scoring reviews against annotated documents, and tuning the two decision thresholds
+//! ([`Calibration`]) on validation documents.
+//!
+//! The thresholds are chosen on a grid to maximise the 3-class accuracy plus the mean of the
+//! binary NLI numbers (accuracy, F1 contradiction, F1 entailment), as `hone eval contractnli`
+//! computes them; evidence ranking does not depend on them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hone_data::contractnli::EvalDocument;
+use hone_data::nda::DocLabel;
+use hone_data::review_layout::LABELS;
+use hone_eval::contractnli::{
+    evaluate, CheckPrediction, ClassProbs, ContractNliMetrics, EvidenceRange, Prediction,
+    Predictions,
+};
+
+use crate::aggregate::{decide, Calibration};
+use crate::types::DocReview;
+use crate::{Error, Result};
+
+/// A review as a prediction `hone eval contractnli` scores.
+pub fn to_prediction(r: &DocReview, line: usize) -> Prediction {
+    let checks = r
+        .checks
+        .iter()
+        .map(|(id, c)| {
+            (
+                id.clone(),
+                CheckPrediction {
+                    label: DocLabel::from_choice(&c.label).unwrap_or(DocLabel::NotMentioned),
+                    probs: Some(ClassProbs {
+                        entailment: c.probs.entailment,
+                        contradiction: c.probs.contradiction,
+                        not_mentioned: c.probs.not_mentioned,
+                    }),
+                    evidence: c
+                        .evidence
+                        .iter()
+                        .map(|e| EvidenceRange {
+                            start: e.start,
+                            end: e.end,
+                            score: e.score,
+                        })
+                        .collect(),
+                },
+            )
+        })
+        .collect();
+    Prediction {
+        doc_id: r.doc_id.clone(),
+        line,
+        checks,
+    }
+}
+
+/// ContractNLI metrics of reviews against gold documents.
+pub fn score(gold: &[EvalDocument], reviews: &[DocReview]) -> Result<ContractNliMetrics> {
+    let preds = Predictions {
+        path: PathBuf::from("(reviews)"),
+        docs: reviews
+            .iter()
+            .enumerate()
+            .map(|(i, r)| to_prediction(r, i + 1))
+            .collect(),
+    };
+    evaluate(gold, &preds).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// A gold document with its spans' label distributions (from [`crate::engine::Reviewer::span_probs`]).
+pub struct Scored {
+    pub doc: EvalDocument,
+    pub probs: Vec<[f32; LABELS]>,
+}
+
+fn objective(m: &ContractNliMetrics) -> f64 {
+    let nli = [m.nli_acc, m.f1_c, m.f1_e]
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .sum::<f64>()
+        / 3.0;
+    m.acc3.unwrap_or(0.0) + nli
+}
+
+fn reviews_for(docs: &[Scored], cal: &Calibration) -> Vec<DocReview> {
+    docs.iter()
+        .map(|s| DocReview {
+            doc_id: s.doc.id.clone(),
+            source: String::new(),
+            checks: decide(&s.probs, &s.doc.spans, &s.doc.text, cal),
+            flags: Vec::new(),
+            warnings: Vec::new(),
+            timing: Default::default(),
+            text: String::new(),
+            spans: Vec::new(),
+        })
+        .collect()
+}
+
+/// The thresholds that score best on `docs`, and the metrics they give.
+pub fn tune(docs: &[Scored]) -> Result<(Calibration, ContractNliMetrics)> {
+    if docs.is_empty() {
+        return Err(Error::Invalid(
+            "calibration needs at least one annotated document".into(),
+        ));
+    }
+    let gold: Vec<EvalDocument> = docs.iter().map(|s| s.doc.clone()).collect();
+    let grid: Vec<f64> = (1..25).map(|i| i as f64 * 0.04).collect();
+    let mut best: Option<(f64, Calibration, ContractNliMetrics)> = None;
+    // Evidence scores do not depend on the thresholds: compute the decisions' inputs once
+    // per grid point but keep it cheap by reusing the documents.
+    for &m in &grid {
+        for &e in &grid {
+            let cal = Calibration {
+                mentioned: m,
+                entailment: e,
+            };
+            let metrics = score(&gold, &reviews_for(docs, &cal))?;
+            let o = objective(&metrics);
+            // Ties go to the threshold closest to 1/2 (the uncalibrated decision).
+            let dist = (m - 0.5).abs() + (e - 0.5).abs();
+            let better = match &best {
+                None => true,
+                Some((bo, bc, _)) => {
+                    o > *bo + 1e-12
+                        || ((o - *bo).abs() <= 1e-12
+                            && dist < (bc.mentioned - 0.5).abs() + (bc.entailment - 0.5).abs())
+                }
+            };
+            if better {
+                best = Some((o, cal, metrics));
+            }
+        }
+    }
+    let (_, cal, metrics) = best.expect("the grid is not empty");
+    Ok((cal, metrics))
+}
+
+/// Per-check label counts of gold documents (for reports).
+pub fn gold_counts(docs: &[EvalDocument]) -> BTreeMap<String, [usize; 3]> {
+    let mut out: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    for d in docs {
+        for (id, g) in &d.labels {
+            let k = match g.label {
+                DocLabel::Entailed => 0,
+                DocLabel::Contradicted => 1,
+                DocLabel::NotMentioned => 2,
+            };
+            out.entry(id.clone()).or_default()[k] += 1;
+        }
+    }
+    out
+}
+
+/// What calibrating an adapter found (written as `validation.json` beside it).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CalibrationReport {
+    pub documents: usize,
+    pub calibration: Calibration,
+    /// Metrics on the validation documents with the tuned thresholds.
+    pub metrics: ContractNliMetrics,
+    /// The same with the untuned thresholds (1/2, 1/2).
+    pub metrics_uncalibrated: ContractNliMetrics,
+    pub seconds: f64,
+}
+
+/// Tunes a review adapter's thresholds on annotated documents (`documents.jsonl`) and writes
+/// `review.json` (the engine reads it) and `validation.json` (the metrics) into its folder.
+/// `on_doc` is called after each document.
+pub fn calibrate_adapter(
+    model: &str,
+    adapter: &std::path::Path,
+    docs_path: &std::path::Path,
+    max_seq_len: usize,
+    on_doc: &mut dyn FnMut(usize, usize),
+) -> Result<CalibrationReport> {
+    use crate::engine::{EngineOptions, ReviewConfig, Reviewer, CALIBRATION_FILE};
+    let t0 = std::time::Instant::now();
+    let docs = hone_data::contractnli::read_documents(docs_path)?;
+    if docs.is_empty() {
+        return Err(Error::input(docs_path, "has no documents to calibrate on"));
+    }
+    // Calibrate from scratch: ignore an old review.json.
+    let old = adapter.join(CALIBRATION_FILE);
+    if old.is_file() {
+        std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    let mut reviewer = Reviewer::load(model, Some(adapter), EngineOptions::default())?;
+    // The windows the adapter was trained on: max_seq_len less the instruction.
+    let max_window = max_seq_len
+        .saturating_sub(reviewer.vocab.prefix.len())
+        .max(64);
+    reviewer.options.layout.max_window = max_window;
+    let n = docs.len();
+    let mut scored = Vec::with_capacity(n);
+    for (i, d) in docs.into_iter().enumerate() {
+        let offs = hone_data::spans::CharOffsets::new(&d.text);
+        let texts: Vec<&str> = d
+            .spans
+            .iter()
+            .map(|&[s, e]| offs.slice(&hone_data::spans::Span::new(s, e)))
+            .collect();
+        let sp = reviewer.span_probs(&texts)?;
+        scored.push(Scored {
+            doc: d.clone(),
+            probs: sp.probs,
+        });
+        on_doc(i + 1, n);
+    }
+    let (cal, metrics) = tune(&scored)?;
+    let gold: Vec<EvalDocument> = scored.iter().map(|s| s.doc.clone()).collect();
+    let metrics_uncalibrated = score(&gold, &reviews_for(&scored, &Calibration::default()))?;
+    let rc = ReviewConfig {
+        calibration: cal,
+        max_window,
+        note: format!(
+            "thresholds tuned on {} documents of {}",
+            scored.len(),
+            docs_path.display()
+        ),
+    };
+    let json = serde_json::to_vec_pretty(&rc).map_err(|e| Error::Invalid(e.to_string()))?;
+    hone_data::atomic::write_file(adapter.join(CALIBRATION_FILE), &json)?;
+    let report = CalibrationReport {
+        documents: scored.len(),
+        calibration: cal,
+        metrics,
+        metrics_uncalibrated,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+    hone_data::atomic::write_file(adapter.join("validation.json"), &json)?;
+    Ok(report)
+}

@@ -1,0 +1,303 @@
+//! The review engine: a model (with its review adapter), a document in, decisions out.
+//!
+//! Per document the instruction prefix goes through the model once; its KV cache is forked
+//! into every window ([`hone_data::review_layout`]), and the windows run as one ragged batch
+//! (a few at a time for long documents), asking the lm_head only for the slot rows. The
+//! label distribution of each span is the softmax of the label tokens' logits there.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hone_data::review_layout::{self as rl, Label, Vocab, LABELS};
+use hone_model::kv_cache::SeqCache;
+use hone_model::llama::{Logits, SeqInput};
+use hone_model::loader::{LoadOptions, LoadedModel, WeightMode};
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{decide, Calibration};
+use crate::input::InputDoc;
+use crate::playbook::Playbook;
+use crate::types::{DocReview, Timing};
+use crate::{Error, Result};
+
+/// The file beside a review adapter holding its calibration.
+pub const CALIBRATION_FILE: &str = "review.json";
+
+/// What `review.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewConfig {
+    pub calibration: Calibration,
+    /// Window size the adapter was trained with (tokens after the prefix).
+    pub max_window: usize,
+    /// How the calibration was found (documents, metric), for people.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Engine options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineOptions {
+    pub layout: rl::Options,
+    /// Most tokens in one forward call (windows are grouped up to this).
+    pub max_batch_tokens: usize,
+    /// Demonstrations put into the prefix (base model few-shot); empty for an adapter.
+    pub demos: Vec<(String, Label)>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            layout: rl::Options::default(),
+            max_batch_tokens: 4096,
+            demos: Vec::new(),
+        }
+    }
+}
+
+/// Label distributions of a document's spans, and the work done.
+#[derive(Clone, Debug)]
+pub struct SpanProbs {
+    pub probs: Vec<[f32; LABELS]>,
+    pub windows: usize,
+    pub tokens: usize,
+    pub truncated_spans: usize,
+}
+
+pub struct Reviewer {
+    pub model: LoadedModel,
+    pub vocab: Vocab,
+    pub calibration: Calibration,
+    pub options: EngineOptions,
+    /// The adapter folder, when one is attached.
+    pub adapter: Option<PathBuf>,
+}
+
+/// Reads `train_config.toml` of an adapter folder (when there is one) to tell a review
+/// adapter from one trained on chat examples.
+fn check_review_adapter(dir: &Path) -> Result<()> {
+    let p = dir.join("train_config.toml");
+    let Ok(text) = std::fs::read_to_string(&p) else {
+        return Ok(());
+    };
+    let fmt = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| {
+            t.get("data")
+                .and_then(|d| d.get("format"))
+                .and_then(|f| f.as_str().map(String::from))
+        })
+        .unwrap_or_else(|| "examples".into());
+    if fmt != "review" {
+        return Err(Error::Adapter {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "this adapter was trained on `{fmt}` data, not for review; train one with \
+                 data.format = \"review\" on annotated documents (see scripts/contractnli-benchmark.sh)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Reviewer {
+    /// Loads the model and, when given, the review adapter and its calibration.
+    pub fn load(model: &str, adapter: Option<&Path>, mut options: EngineOptions) -> Result<Self> {
+        let mut m = LoadedModel::load(
+            model,
+            &LoadOptions {
+                weights: WeightMode::Native,
+            },
+        )?;
+        let mut calibration = Calibration::default();
+        if let Some(dir) = adapter {
+            if !dir.is_dir() {
+                return Err(Error::Adapter {
+                    path: dir.to_path_buf(),
+                    msg: "no such adapter folder".into(),
+                });
+            }
+            check_review_adapter(dir)?;
+            let a = hone_train::load_adapter(dir).map_err(|e| Error::Adapter {
+                path: dir.to_path_buf(),
+                msg: e.to_string(),
+            })?;
+            a.attach(&mut m.model).map_err(|e| Error::Adapter {
+                path: dir.to_path_buf(),
+                msg: format!("does not fit model `{model}`: {e}"),
+            })?;
+            let cp = dir.join(CALIBRATION_FILE);
+            if cp.is_file() {
+                let text = std::fs::read_to_string(&cp).map_err(|e| Error::io(&cp, e))?;
+                let rc: ReviewConfig = serde_json::from_str(&text).map_err(|e| Error::Adapter {
+                    path: cp.clone(),
+                    msg: format!("bad review calibration: {e}"),
+                })?;
+                calibration = rc.calibration;
+                options.layout.max_window = rc.max_window;
+            }
+        }
+        let mut r = Self::from_model(m, calibration, options)?;
+        r.adapter = adapter.map(Path::to_path_buf);
+        Ok(r)
+    }
+
+    pub fn from_model(
+        model: LoadedModel,
+        calibration: Calibration,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        let mut vocab = Vocab::new(&model.tokenizer)?;
+        if !options.demos.is_empty() {
+            vocab.prefix = rl::fewshot_prefix(&vocab, &model.tokenizer, &options.demos)?;
+        }
+        Ok(Self {
+            model,
+            vocab,
+            calibration,
+            options,
+            adapter: None,
+        })
+    }
+
+    /// The label distribution at every span's slot.
+    pub fn span_probs(&self, texts: &[&str]) -> Result<SpanProbs> {
+        let tok = &self.model.tokenizer;
+        let lay = rl::layout(&self.vocab, tok, texts, self.options.layout)?;
+        let llama = &self.model.model;
+        let prefix = &self.vocab.prefix;
+        let mut probs = vec![[0f32; LABELS]; texts.len()];
+        // Group windows so one forward call stays within max_batch_tokens.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut cur = 0usize;
+        for (i, w) in lay.windows.iter().enumerate() {
+            if groups.is_empty() || cur + w.ids.len() > self.options.max_batch_tokens {
+                groups.push(Vec::new());
+                cur = 0;
+            }
+            groups.last_mut().expect("a group").push(i);
+            cur += w.ids.len();
+        }
+        let biggest: usize = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|&i| (prefix.len() + lay.windows[i].ids.len()).div_ceil(16) * 16)
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0);
+        let mut kv = llama.new_cache_for([prefix.len(), biggest]);
+        let mut pre = SeqCache::new();
+        if !prefix.is_empty() {
+            llama.forward(
+                &mut [SeqInput {
+                    cache: &mut pre,
+                    tokens: prefix,
+                    logits: Logits::None,
+                }],
+                &mut kv,
+            )?;
+        }
+        for g in &groups {
+            let mut caches: Vec<SeqCache> = g
+                .iter()
+                .map(|_| kv.fork(&pre, prefix.len()))
+                .collect::<std::result::Result<_, _>>()?;
+            let rows: Vec<Vec<usize>> = g
+                .iter()
+                .map(|&i| lay.windows[i].slots.iter().map(|s| s.0).collect())
+                .collect();
+            let mut batch: Vec<SeqInput> = caches
+                .iter_mut()
+                .zip(g)
+                .zip(&rows)
+                .map(|((c, &i), r)| SeqInput {
+                    cache: c,
+                    tokens: &lay.windows[i].ids,
+                    logits: Logits::Rows(r),
+                })
+                .collect();
+            let logits = llama.forward(&mut batch, &mut kv)?;
+            drop(batch);
+            let vocab_n = llama.vocab_size();
+            let mut k = 0;
+            for &i in g {
+                for &(_, span) in &lay.windows[i].slots {
+                    let row = &logits[k * vocab_n..(k + 1) * vocab_n];
+                    probs[span] = label_softmax(row, &self.vocab.labels);
+                    k += 1;
+                }
+            }
+            for c in caches.iter_mut() {
+                kv.release(c);
+            }
+        }
+        Ok(SpanProbs {
+            probs,
+            windows: lay.windows.len(),
+            tokens: prefix.len() + lay.tokens,
+            truncated_spans: lay.truncated_spans,
+        })
+    }
+
+    /// Reviews one document: spans, model, decisions, playbook flags.
+    pub fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview> {
+        let t0 = Instant::now();
+        let offs = hone_data::spans::CharOffsets::new(&doc.text);
+        let texts: Vec<&str> = doc
+            .spans
+            .iter()
+            .map(|&[s, e]| offs.slice(&hone_data::spans::Span::new(s, e)))
+            .collect();
+        let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = Instant::now();
+        let sp = self.span_probs(&texts)?;
+        let model_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let checks = decide(&sp.probs, &doc.spans, &doc.text, &self.calibration);
+        let flags = playbook.map(|p| p.flags(&checks)).unwrap_or_default();
+        let mut warnings = doc.warnings.clone();
+        if sp.truncated_spans > 0 {
+            warnings.push(format!(
+                "{} span(s) longer than a review window were cut; their ends were not read",
+                sp.truncated_spans
+            ));
+        }
+        Ok(DocReview {
+            doc_id: doc.doc_id.clone(),
+            source: doc.source.clone(),
+            checks,
+            flags,
+            warnings,
+            timing: Timing {
+                read_ms: doc.read_ms,
+                prepare_ms,
+                model_ms,
+                total_ms: doc.read_ms + t0.elapsed().as_secs_f64() * 1e3,
+                spans: doc.spans.len(),
+                windows: sp.windows,
+                tokens: sp.tokens,
+            },
+            text: doc.text.clone(),
+            spans: doc.spans.clone(),
+        })
+    }
+}
+
+/// Softmax over the label tokens' logits only.
+pub fn label_softmax(row: &[f32], labels: &[u32]) -> [f32; LABELS] {
+    let mut out = [0f32; LABELS];
+    let max = labels
+        .iter()
+        .map(|&t| row[t as usize])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for (o, &t) in out.iter_mut().zip(labels) {
+        *o = (row[t as usize] - max).exp();
+        sum += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= sum;
+    }
+    out
+}

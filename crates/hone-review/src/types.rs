@@ -1,0 +1,111 @@
+//! What a review produces, in the shape of its JSON output (one object per document):
+//!
+//! ```json
+//! {"doc_id": "acme-nda", "source": "contracts/acme-nda.pdf",
+//!  "checks": {"nda-1": {"label": "Entailment",
+//!                       "probs": {"Entailment": 0.91, "Contradiction": 0.02, "NotMentioned": 0.07},
+//!                       "evidence": [{"start": 812, "end": 990, "text": "...", "score": 0.88}]}},
+//!  "flags": [...], "warnings": [...], "timing": {...}}
+//! ```
+//!
+//! Offsets are characters (Unicode scalar values) into the input text, as in ContractNLI, so
+//! `hone eval contractnli` scores this output directly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One evidence span for a check: where it is, its text, and how strongly the model ties it
+/// to the check (P(the span is evidence for this check), from the label-token probabilities).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub score: f64,
+}
+
+/// Document-level class probabilities (they sum to 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Probs {
+    #[serde(rename = "Entailment")]
+    pub entailment: f64,
+    #[serde(rename = "Contradiction")]
+    pub contradiction: f64,
+    #[serde(rename = "NotMentioned")]
+    pub not_mentioned: f64,
+}
+
+/// The decision for one check of one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// "Entailment", "Contradiction" or "NotMentioned" (ContractNLI's names).
+    pub label: String,
+    pub probs: Probs,
+    /// Evidence spans, best first.
+    pub evidence: Vec<Evidence>,
+}
+
+/// How much a deviation from the playbook matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+/// A deviation from the playbook: the check, what the contract says against what the firm
+/// expects, the risk, and the best evidence quote (none when the check is not mentioned).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    pub check: String,
+    pub name: String,
+    /// Label found ("Entailment", "Contradiction", "NotMentioned").
+    pub found: String,
+    /// Label(s) the playbook accepts, e.g. "Entailment".
+    pub expected: String,
+    pub risk: Risk,
+    /// The model's probability of the found label.
+    pub confidence: f64,
+    pub quote: Option<Evidence>,
+    /// The playbook's note for this check (why it matters, what to ask for).
+    pub note: String,
+}
+
+/// Where the time went, in milliseconds, and how much work there was.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Reading and extracting the text (PDF, JSON).
+    pub read_ms: f64,
+    /// Splitting into spans and tokenizing.
+    pub prepare_ms: f64,
+    /// The model (instruction prefix once, then every window).
+    pub model_ms: f64,
+    pub total_ms: f64,
+    pub spans: usize,
+    pub windows: usize,
+    /// Tokens through the model (prefix once + windows).
+    pub tokens: usize,
+}
+
+/// The review of one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocReview {
+    pub doc_id: String,
+    pub source: String,
+    /// Check id (`nda-1` ..) -> decision, for all 17 checks.
+    pub checks: BTreeMap<String, CheckResult>,
+    pub flags: Vec<Flag>,
+    /// Things a reader must know about this result: a document that does not look like an
+    /// English contract, spans cut to fit, low confidence overall.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    pub timing: Timing,
+    /// The reviewed text and its spans ([start, end) characters): for the reports, not the
+    /// JSON output.
+    #[serde(skip)]
+    pub text: String,
+    #[serde(skip)]
+    pub spans: Vec<[usize; 2]>,
+}
