@@ -153,7 +153,9 @@ pub struct SplitArgs {
     input: InputArgs,
     #[arg(long, short)]
     out: PathBuf,
-    /// random, label (stratified) or group (no group in two splits).
+    /// random, label (stratified) or group (no group in two splits). An annotated documents
+    /// file (documents.jsonl: text, spans, labels) is always split by document, with
+    /// near-duplicate documents (Jaccard >= 0.5 on 5-word shingles) kept in one split.
     #[arg(long, value_enum, default_value = "random")]
     by: By,
     /// train,valid[,test] as ratios (0.8,0.1,0.1) or counts (400,50,50).
@@ -330,12 +332,52 @@ pub fn run(cmd: DataCmd) -> Result<()> {
             Ok(())
         }
         DataCmd::Split(a) => {
-            let format = a.input.format(&a.file)?;
             let sizes = if a.pilot {
                 Sizes::pilot()
             } else {
                 Sizes::parse(&a.sizes)?
             };
+            if a.input.map.is_none() && hone_data::split::is_documents_file(&a.file)? {
+                if !matches!(a.by, By::Random) {
+                    eprintln!(
+                        "note: --by is ignored for a documents file: it is split by document, \
+                         near-duplicate documents kept together"
+                    );
+                }
+                let rep = hone_data::split::split_documents(
+                    &a.file,
+                    &a.out,
+                    &sizes,
+                    a.seed,
+                    hone_data::split::DOC_NEAR_DUP,
+                )?;
+                let pairs = rep.near_duplicate_pairs.len();
+                println!(
+                    "{} documents in {} groups ({pairs} near-duplicate pair{} kept together): train {}, valid {}, test {}{}",
+                    rep.documents,
+                    rep.groups,
+                    if pairs == 1 { "" } else { "s" },
+                    rep.counts[0],
+                    rep.counts[1],
+                    rep.counts[2],
+                    if rep.left_out > 0 {
+                        format!(", {} left out", rep.left_out)
+                    } else {
+                        String::new()
+                    }
+                );
+                for p in &rep.near_duplicate_pairs {
+                    println!(
+                        "  kept together: {} and {} (Jaccard {:.2})",
+                        p.ids[0], p.ids[1], p.jaccard
+                    );
+                }
+                for f in rep.files {
+                    println!("  {f}");
+                }
+                return Ok(());
+            }
+            let format = a.input.format(&a.file)?;
             let strategy = match a.by {
                 By::Random => Strategy::Random,
                 By::Label => Strategy::Stratified,
