@@ -31,6 +31,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate candidates, score predictions, run human evaluation and deployment gates.
     Eval(crate::cmd::eval::EvalArgs),
+    /// The main job end to end on synthetic NDAs: data, base model, fine-tune, evaluate, review.
+    Quickstart(crate::cmd::quickstart::QuickstartArgs),
+    /// Review NDAs: the 17 ContractNLI checks with evidence, and playbook deviations.
+    Review(crate::cmd::review::ReviewArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -116,6 +120,29 @@ pub enum BenchCmd {
     Generate(BenchGenerateArgs),
     /// LoRA training speed and peak memory on a fixed synthetic batch.
     Train(BenchTrainArgs),
+    /// Contract review latency per document and per span, against one prompt per span.
+    Review(BenchReviewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchReviewArgs {
+    /// Contracts to review (any format `hone review` reads); default: synthetic NDAs of about
+    /// 100 spans each.
+    pub contracts: Vec<std::path::PathBuf>,
+    /// The review adapter (LoRA adds its own compute; without one the base model is timed).
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    #[arg(long, short, default_value = "smollm2")]
+    pub model: String,
+    /// Synthetic contracts when none are given.
+    #[arg(long, default_value_t = 3)]
+    pub docs: usize,
+    /// Times each document is reviewed.
+    #[arg(long, default_value_t = 2)]
+    pub runs: usize,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,8 @@ pub mod data;
 pub mod eval;
 mod generate;
 mod model;
+pub mod quickstart;
+pub mod review;
 mod train;
 
 use anyhow::{Context, Result};
@@ -27,8 +29,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Adapter(c) => adapter::run(c),
         Command::Eval(a) => eval::run(a),
+        Command::Review(a) => review::run(a),
+        Command::Quickstart(a) => quickstart::run(a),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
+        Command::Bench(BenchCmd::Review(a)) => review::bench(a),
     }
 }
 

@@ -48,6 +48,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
+    // Without a terminal (a log file, CI) the bar is hidden: progress goes out as lines.
+    let lines = bar.is_hidden();
+    let log_every = cfg.train.log_every;
+    let say = |bar: &ProgressBar, s: String| {
+        if lines {
+            eprintln!("{s}");
+        } else {
+            bar.println(s)
+        }
+    };
     let summary = train_run(&cfg, a.resume.is_some(), &stop, &mut |ev| match ev {
         Event::Start {
             total_steps,
@@ -57,9 +67,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         } => {
             bar.set_length(total_steps as u64);
             bar.set_position(first_step as u64);
-            bar.println(format!(
-                "training on {examples} examples ({too_long} skipped as too long), {total_steps} steps"
-            ));
+            say(
+                &bar,
+                format!(
+                    "training on {examples} examples ({too_long} skipped as too long), {total_steps} steps"
+                ),
+            );
         }
         Event::Step(r) => {
             bar.set_prefix(r.epoch.to_string());
@@ -68,16 +81,30 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 r.loss, r.lr, r.tokens_per_s
             ));
             bar.set_position(r.step as u64);
+            if lines && r.step % log_every == 0 {
+                eprintln!(
+                    "step {}/{} epoch {}: loss {:.4}  lr {:.2e}  {:.0} tok/s",
+                    r.step,
+                    bar.length().unwrap_or(0),
+                    r.epoch,
+                    r.loss,
+                    r.lr,
+                    r.tokens_per_s
+                );
+            }
         }
-        Event::Epoch(e) => bar.println(format!(
-            "epoch {}: train loss {:.4}{}",
-            e.epoch,
-            e.train_loss,
-            e.val_loss
-                .map(|v| format!(", validation loss {v:.4}"))
-                .unwrap_or_default()
-        )),
-        Event::Note(n) => bar.println(n),
+        Event::Epoch(e) => say(
+            &bar,
+            format!(
+                "epoch {}: train loss {:.4}{}",
+                e.epoch,
+                e.train_loss,
+                e.val_loss
+                    .map(|v| format!(", validation loss {v:.4}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Event::Note(n) => say(&bar, n),
     })?;
     bar.finish_and_clear();
     if summary.interrupted {
@@ -107,6 +134,56 @@ pub fn run(a: TrainArgs) -> Result<()> {
     println!(
         "adapter: {} (adapter_config.json, adapter_model.safetensors; metrics.jsonl, loss.svg)",
         summary.adapter_dir.display()
+    );
+    if cfg.data.format == hone_train::config::DataFormat::Review {
+        if let Some(val) = &cfg.data.validation {
+            calibrate_review(&cfg, val, &summary.adapter_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// A review adapter's decision thresholds, tuned on the validation documents right after
+/// training (`review.json`, `validation.json` in the adapter folder).
+pub fn calibrate_review(
+    cfg: &hone_train::config::TrainConfig,
+    val: &std::path::Path,
+    adapter: &std::path::Path,
+) -> Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} calibrating on validation documents [{bar:30}] {pos}/{len}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let rep = hone_review::calibrate::calibrate_adapter(
+        &cfg.model.base,
+        adapter,
+        val,
+        cfg.optim.max_seq_len,
+        &mut |i, n| {
+            bar.set_length(n as u64);
+            bar.set_position(i as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let m = &rep.metrics;
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    println!(
+        "review calibration on {} validation documents: mentioned at {:.2}, entailment at {:.2}; \
+         NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, evidence mAP {} \
+         (review.json, validation.json in {})",
+        rep.documents,
+        rep.calibration.mentioned,
+        rep.calibration.entailment,
+        f(m.nli_acc),
+        f(m.f1_c),
+        f(m.f1_e),
+        f(m.acc3),
+        f(m.evidence_map),
+        adapter.display()
     );
     Ok(())
 }

@@ -1,0 +1,267 @@
+//! `hone review`: contracts in, the 17 checks with evidence and playbook flags out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use hone_review::engine::{EngineOptions, Reviewer};
+use hone_review::input::{read_inputs, InputDoc, ReadOptions};
+use hone_review::playbook::Playbook;
+use hone_review::DocReview;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A Markdown report per document.
+    Md,
+    /// One JSON document (an array when there are several).
+    Json,
+    /// One JSON object per line per document (what `hone eval contractnli` scores).
+    Jsonl,
+    /// A self-contained HTML report per document (evidence highlighted in the text).
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// Contracts: .txt, .md, .pdf, or ContractNLI JSON / documents.jsonl (every document in it).
+    #[arg(required = true)]
+    pub contracts: Vec<PathBuf>,
+    /// The review adapter (a folder from `hone train` with data.format = "review").
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// The base model: a cached name, a .gguf file or a Hugging Face folder.
+    #[arg(long, short, default_value = "smollm2")]
+    pub model: String,
+    /// The firm's playbook (TOML); default: the shipped playbook for a disclosing party.
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: Format,
+    /// Write here instead of stdout: a file, or for md/html with several documents a folder
+    /// (one report per document and an index.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Refuse texts longer than this many characters.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_chars: usize,
+}
+
+pub fn load_reviewer(model: &str, adapter: Option<&Path>) -> Result<Reviewer> {
+    let sp = ProgressBar::new_spinner();
+    sp.set_message(format!("loading {model}"));
+    sp.enable_steady_tick(std::time::Duration::from_millis(120));
+    let r = Reviewer::load(model, adapter, EngineOptions::default());
+    sp.finish_and_clear();
+    let r = r?;
+    if adapter.is_none() {
+        eprintln!(
+            "warning: no --adapter: the base model has not learnt the review labels, so these \
+             results are close to chance (train one: scripts/contractnli-benchmark.sh)"
+        );
+    }
+    Ok(r)
+}
+
+/// Reviews every document with a progress bar.
+pub fn review_all(
+    reviewer: &Reviewer,
+    docs: &[InputDoc],
+    playbook: Option<&Playbook>,
+) -> Result<Vec<DocReview>> {
+    let bar = ProgressBar::new(docs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} reviewing [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        bar.set_message(d.doc_id.clone());
+        let r = reviewer
+            .review(d, playbook)
+            .with_context(|| format!("reviewing {} ({})", d.doc_id, d.source))?;
+        out.push(r);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+fn write_out(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    hone_data::atomic::write_file(path, bytes)?;
+    Ok(())
+}
+
+fn safe_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn run(a: ReviewArgs) -> Result<()> {
+    let playbook = match &a.playbook {
+        Some(p) => Playbook::load(p)?,
+        None => Playbook::default_disclosing(),
+    };
+    let opt = ReadOptions {
+        max_chars: a.max_chars,
+    };
+    let mut docs = Vec::new();
+    for p in &a.contracts {
+        docs.extend(read_inputs(p, &opt)?);
+    }
+    if docs.is_empty() {
+        bail!("no documents to review");
+    }
+    let reviewer = load_reviewer(&a.model, a.adapter.as_deref())?;
+    let reviews = review_all(&reviewer, &docs, Some(&playbook))?;
+    for r in &reviews {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.source);
+        }
+    }
+    match a.format {
+        Format::Jsonl | Format::Json => {
+            let text = if a.format == Format::Jsonl {
+                let mut s = String::new();
+                for r in &reviews {
+                    s.push_str(&serde_json::to_string(r)?);
+                    s.push('\n');
+                }
+                s
+            } else if reviews.len() == 1 {
+                serde_json::to_string_pretty(&reviews[0])? + "\n"
+            } else {
+                serde_json::to_string_pretty(&reviews)? + "\n"
+            };
+            match &a.out {
+                Some(p) => {
+                    write_out(p, text.as_bytes())?;
+                    eprintln!("wrote {} review(s) to {}", reviews.len(), p.display());
+                }
+                None => std::io::stdout().write_all(text.as_bytes())?,
+            }
+        }
+        Format::Md | Format::Html => {
+            let render = |r: &DocReview| match a.format {
+                Format::Html => hone_review::report::html(r),
+                _ => hone_review::report::markdown(r),
+            };
+            let ext = if a.format == Format::Html {
+                "html"
+            } else {
+                "md"
+            };
+            match (&a.out, reviews.len()) {
+                (None, _) => {
+                    let mut s = String::new();
+                    for r in &reviews {
+                        s.push_str(&render(r));
+                        s.push('\n');
+                    }
+                    std::io::stdout().write_all(s.as_bytes())?;
+                }
+                (Some(p), 1) if p.extension().is_some() => {
+                    write_out(p, render(&reviews[0]).as_bytes())?;
+                    eprintln!("wrote {}", p.display());
+                }
+                (Some(dir), _) => {
+                    let mut links = Vec::new();
+                    for r in &reviews {
+                        let name = format!("{}.{ext}", safe_name(&r.doc_id));
+                        write_out(&dir.join(&name), render(r).as_bytes())?;
+                        links.push(name);
+                    }
+                    if a.format == Format::Html {
+                        write_out(
+                            &dir.join("index.html"),
+                            hone_review::report::html_index(&reviews, &links).as_bytes(),
+                        )?;
+                    }
+                    eprintln!("wrote {} report(s) to {}", reviews.len(), dir.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `hone bench review`.
+pub fn bench(a: crate::cli::BenchReviewArgs) -> Result<()> {
+    let docs = if a.contracts.is_empty() {
+        hone_review::bench::synthetic_contracts(a.docs.max(1), 11)?
+    } else {
+        let opt = ReadOptions::default();
+        let mut v = Vec::new();
+        for p in &a.contracts {
+            v.extend(read_inputs(p, &opt)?);
+        }
+        v
+    };
+    let reviewer = load_reviewer(&a.model, a.adapter.as_deref())?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} timing reviews [{bar:30}] {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let b = hone_review::bench::run(&reviewer, &docs, a.runs, &mut |i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+        return Ok(());
+    }
+    println!(
+        "{} document(s) x {} run(s), {:.0} spans and {:.0} tokens per document, {} thread(s)",
+        b.documents,
+        b.runs,
+        b.spans_per_doc,
+        b.tokens_per_doc,
+        hone_model::num_threads()
+    );
+    println!("| measurement | hone review | one prompt per span | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| per document, p50 | {:.2} s | {:.2} s | {:.2}x |",
+        b.doc_ms.p50 / 1e3,
+        b.peer_doc_ms.p50 / 1e3,
+        b.peer_doc_ms.p50 / b.doc_ms.p50.max(1e-9)
+    );
+    println!(
+        "| per document, p95 | {:.2} s | {:.2} s | {:.2}x |",
+        b.doc_ms.p95 / 1e3,
+        b.peer_doc_ms.p95 / 1e3,
+        b.peer_doc_ms.p95 / b.doc_ms.p95.max(1e-9)
+    );
+    println!(
+        "| per span, p50 | {:.1} ms | {:.1} ms | {:.2}x |",
+        b.span_ms.p50,
+        b.peer_span_ms.p50,
+        b.peer_span_ms.p50 / b.span_ms.p50.max(1e-9)
+    );
+    println!(
+        "| per span, p95 | {:.1} ms | {:.1} ms | {:.2}x |",
+        b.span_ms.p95,
+        b.peer_span_ms.p95,
+        b.peer_span_ms.p95 / b.span_ms.p95.max(1e-9)
+    );
+    println!(
+        "| tokens per document | {:.0} | {:.0} | |",
+        b.tokens_per_doc, b.peer_tokens_per_doc
+    );
+    Ok(())
+}
