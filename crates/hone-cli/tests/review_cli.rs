@@ -1,0 +1,149 @@
+//! `hone review` on bad inputs, through the binary: a clear error naming the file (exit status
+//! 1), or a result flagged as low confidence, and never a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn hone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(args)
+        .env("HONE_THREADS", "2")
+        .output()
+        .expect("hone runs")
+}
+
+fn model_cached() -> bool {
+    let ok = hone_model::fetch::known_model("smollm2")
+        .map(|m| m.cached_path().is_file())
+        .unwrap_or(false);
+    if !ok {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+    }
+    ok
+}
+
+fn fails_with(out: &Output, file: &Path, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(err.contains(name.as_ref()), "names {name}: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+}
+
+#[test]
+fn empty_binary_and_oversized_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    fails_with(
+        &hone(&["review", empty.to_str().unwrap()]),
+        &empty,
+        "is empty",
+    );
+
+    let bin = dir.path().join("scan.txt");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(&bin, bytes).unwrap();
+    fails_with(
+        &hone(&["review", bin.to_str().unwrap()]),
+        &bin,
+        "is not text",
+    );
+
+    // A 5 MB contract: over the default limit, refused at once with the way out named.
+    let big = dir.path().join("huge-nda.txt");
+    let para = "The Recipient shall keep the Confidential Information secret. ";
+    std::fs::write(&big, para.repeat(5_000_000 / para.len())).unwrap();
+    let out = hone(&["review", big.to_str().unwrap()]);
+    fails_with(&out, &big, "--max-chars");
+
+    let pdf = dir.path().join("broken.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\n\x00\x01garbage").unwrap();
+    fails_with(&hone(&["review", pdf.to_str().unwrap()]), &pdf, "PDF");
+}
+
+#[test]
+fn a_non_english_contract_is_reviewed_with_a_low_confidence_warning() {
+    if !model_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let de = dir.path().join("vertrag.txt");
+    std::fs::write(
+        &de,
+        "Geheimhaltungsvereinbarung\nDer Empfänger verpflichtet sich, alle vertraulichen \
+         Informationen streng geheim zu halten und sie nur für den vereinbarten Zweck zu \
+         verwenden.\nDie Verpflichtungen bleiben nach Beendigung dieser Vereinbarung für fünf \
+         Jahre bestehen.\nAuf Verlangen sind alle Unterlagen zurückzugeben oder zu vernichten.\n",
+    )
+    .unwrap();
+    let out = hone(&["review", de.to_str().unwrap(), "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("does not look like English"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["doc_id"], "vertrag");
+    assert_eq!(v["checks"].as_object().unwrap().len(), 17);
+    assert!(v["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("low confidence"));
+}
+
+#[test]
+fn an_adapter_for_another_base_is_refused() {
+    if !model_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nda = dir.path().join("nda.txt");
+    std::fs::write(
+        &nda,
+        "1. The Recipient shall keep all Confidential Information secret.\n",
+    )
+    .unwrap();
+    // A PEFT adapter whose q_proj is 64 x 64, as for a much smaller model.
+    let ad = dir.path().join("tiny-adapter");
+    std::fs::create_dir_all(&ad).unwrap();
+    std::fs::write(
+        ad.join("adapter_config.json"),
+        r#"{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],"base_model_name_or_path":"tiny","layers_to_transform":[0]}"#,
+    )
+    .unwrap();
+    let tensors = vec![
+        (
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+            vec![4usize, 64],
+        ),
+        (
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+            vec![64, 4],
+        ),
+    ];
+    let data: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((n, s), d)| {
+            (
+                *n,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &ad.join("adapter_model.safetensors")).unwrap();
+    let out = hone(&[
+        "review",
+        nda.to_str().unwrap(),
+        "--adapter",
+        ad.to_str().unwrap(),
+    ]);
+    fails_with(&out, &ad, "another base model");
+}
