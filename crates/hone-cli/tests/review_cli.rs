@@ -113,7 +113,7 @@ fn an_adapter_for_another_base_is_refused() {
         r#"{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],"base_model_name_or_path":"tiny","layers_to_transform":[0]}"#,
     )
     .unwrap();
-    let tensors = vec![
+    let tensors = [
         (
             "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
             vec![4usize, 64],

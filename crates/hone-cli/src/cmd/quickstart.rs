@@ -134,8 +134,8 @@ pub fn run(a: QuickstartArgs) -> Result<()> {
     let t0 = Instant::now();
     let plan = if a.fast {
         Plan {
-            docs: 30,
-            split: "18,4,8",
+            docs: 20,
+            split: "12,3,5",
             epochs: 2,
             top_layers: 2,
             lr: 2e-3,
@@ -143,12 +143,12 @@ pub fn run(a: QuickstartArgs) -> Result<()> {
         }
     } else {
         Plan {
-            docs: 90,
-            split: "60,10,20",
-            epochs: 3,
-            top_layers: 6,
-            lr: 1e-3,
-            batch: 2,
+            docs: 60,
+            split: "40,8,12",
+            epochs: 5,
+            top_layers: 4,
+            lr: 2e-3,
+            batch: 1,
         }
     };
     let out = &a.out;
@@ -239,7 +239,7 @@ batch_size = {batch}
 epochs = {epochs}
 max_seq_len = 1152
 warmup_ratio = 0.05
-patience = 1
+patience = 2
 seed = {seed}
 [train]
 fast = true
