@@ -301,3 +301,37 @@ pub fn label_softmax(row: &[f32], labels: &[u32]) -> [f32; LABELS] {
     }
     out
 }
+
+/// Demonstrations for a base model's few-shot prompt: one span of each of a few kinds (no
+/// check; entails or contradicts a common check), the first found in annotated documents.
+pub fn demos_from(docs: &[hone_data::contractnli::EvalDocument]) -> Vec<(String, Label)> {
+    let mut out: Vec<(String, Label)> = Vec::new();
+    let mut want = vec![
+        Label::None,
+        Label::Entails(3),
+        Label::Contradicts(6),
+        Label::Entails(14),
+    ];
+    for d in docs {
+        let labels = rl::span_labels(d.spans.len(), &d.labels);
+        let offs = hone_data::spans::CharOffsets::new(&d.text);
+        for (i, ls) in labels.iter().enumerate() {
+            if ls.len() == 1 && want.contains(&ls[0]) {
+                let [s, e] = d.spans[i];
+                let text = offs
+                    .slice(&hone_data::spans::Span::new(s, e))
+                    .trim()
+                    .to_string();
+                if text.is_empty() || text.len() > 400 {
+                    continue;
+                }
+                out.push((text, ls[0]));
+                want.retain(|w| *w != ls[0]);
+            }
+        }
+        if want.is_empty() {
+            break;
+        }
+    }
+    out
+}

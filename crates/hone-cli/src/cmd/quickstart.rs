@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use hone_data::contractnli::EvalDocument;
-use hone_data::review_layout::{span_labels, Label};
 use hone_eval::contractnli::ContractNliMetrics;
 use hone_review::engine::{EngineOptions, Reviewer};
 use hone_review::input::InputDoc;
@@ -90,36 +89,6 @@ fn evaluate(
     b.finish_and_clear();
     let m = hone_review::calibrate::score(docs, &reviews)?;
     Ok((m, secs, reviews))
-}
-
-/// A few demonstrations for the base model: one span per kind of label, from training data.
-fn demos(train: &[EvalDocument]) -> Vec<(String, Label)> {
-    let mut out: Vec<(String, Label)> = Vec::new();
-    let mut want = vec![
-        Label::None,
-        Label::Entails(3),
-        Label::Contradicts(6),
-        Label::Entails(14),
-    ];
-    for d in train {
-        let labels = span_labels(d.spans.len(), &d.labels);
-        let offs = hone_data::spans::CharOffsets::new(&d.text);
-        for (i, ls) in labels.iter().enumerate() {
-            if ls.len() == 1 && want.contains(&ls[0]) {
-                let [s, e] = d.spans[i];
-                let text = offs
-                    .slice(&hone_data::spans::Span::new(s, e))
-                    .trim()
-                    .to_string();
-                out.push((text, ls[0]));
-                want.retain(|w| *w != ls[0]);
-            }
-        }
-        if want.is_empty() {
-            break;
-        }
-    }
-    out
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -216,7 +185,7 @@ pub fn run(a: QuickstartArgs) -> Result<()> {
         &model_path.to_string_lossy(),
         None,
         EngineOptions {
-            demos: demos(&train_docs),
+            demos: hone_review::engine::demos_from(&train_docs),
             ..EngineOptions::default()
         },
     )?;

@@ -43,19 +43,38 @@ pub struct ReviewArgs {
     /// (one report per document and an index.html).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Without an adapter: few-shot demonstrations for the base model, taken from these
+    /// annotated documents (documents.jsonl).
+    #[arg(long, conflicts_with = "adapter")]
+    pub demos_from: Option<PathBuf>,
     /// Refuse texts longer than this many characters.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_chars: usize,
 }
 
-pub fn load_reviewer(model: &str, adapter: Option<&Path>) -> Result<Reviewer> {
+pub fn load_reviewer(
+    model: &str,
+    adapter: Option<&Path>,
+    demos_from: Option<&Path>,
+) -> Result<Reviewer> {
+    let demos = match demos_from {
+        Some(p) => hone_review::engine::demos_from(&hone_data::contractnli::read_documents(p)?),
+        None => Vec::new(),
+    };
     let sp = ProgressBar::new_spinner();
     sp.set_message(format!("loading {model}"));
     sp.enable_steady_tick(std::time::Duration::from_millis(120));
-    let r = Reviewer::load(model, adapter, EngineOptions::default());
+    let r = Reviewer::load(
+        model,
+        adapter,
+        EngineOptions {
+            demos,
+            ..EngineOptions::default()
+        },
+    );
     sp.finish_and_clear();
     let r = r?;
-    if adapter.is_none() {
+    if adapter.is_none() && demos_from.is_none() {
         eprintln!(
             "warning: no --adapter: the base model has not learnt the review labels, so these \
              results are close to chance (train one: scripts/contractnli-benchmark.sh)"
@@ -124,7 +143,7 @@ pub fn run(a: ReviewArgs) -> Result<()> {
     if docs.is_empty() {
         bail!("no documents to review");
     }
-    let reviewer = load_reviewer(&a.model, a.adapter.as_deref())?;
+    let reviewer = load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
     let reviews = review_all(&reviewer, &docs, Some(&playbook))?;
     for r in &reviews {
         for w in &r.warnings {
@@ -209,7 +228,7 @@ pub fn bench(a: crate::cli::BenchReviewArgs) -> Result<()> {
         }
         v
     };
-    let reviewer = load_reviewer(&a.model, a.adapter.as_deref())?;
+    let reviewer = load_reviewer(&a.model, a.adapter.as_deref(), None)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} timing reviews [{bar:30}] {pos}/{len}")
