@@ -197,7 +197,11 @@ fn loss64(r: &Ref, lora: &Lora64, scale: f64, seq: &TrainSeq) -> f64 {
         let logits = proj(emb, &h, VOCAB, None, 0.0);
         let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = logits.iter().map(|v| (v - m).exp()).sum::<f64>().ln() + m;
-        loss += lse - logits[target as usize];
+        // Several correct tokens at a position: the mean of their cross-entropies.
+        let mut all = vec![target];
+        all.extend(seq.also.iter().filter(|a| a.0 == t).map(|a| a.1));
+        let k = all.len() as f64;
+        loss += all.iter().map(|&c| lse - logits[c as usize]).sum::<f64>() / k;
     }
     loss
 }
@@ -228,10 +232,10 @@ fn adapter(model: &Llama, layers: Vec<usize>) -> LoraAdapter {
 fn batch() -> Vec<TrainSeq> {
     let ids1: Vec<u32> = vec![3, 17, 60, 5, 91, 44, 12];
     let ids2: Vec<u32> = vec![8, 8, 70, 33, 1];
-    vec![
-        TrainSeq::causal(ids1, &[false, false, false, true, true, true, true]),
-        TrainSeq::causal(ids2, &[false, true, true, true, true]),
-    ]
+    let mut s1 = TrainSeq::causal(ids1, &[false, false, false, true, true, true, true]);
+    // Position 3 has two more correct tokens (a span that is evidence for three checks).
+    s1.also = vec![(3, 50), (3, 7)];
+    vec![s1, TrainSeq::causal(ids2, &[false, true, true, true, true])]
 }
 
 fn to64(a: &LoraAdapter) -> Lora64 {
