@@ -9,7 +9,7 @@ mod generate;
 mod model;
 pub mod quickstart;
 pub mod review;
-mod train;
+pub mod train;
 
 use anyhow::{Context, Result};
 use hone_model::{LoadOptions, LoadedModel, SamplingParams, WeightMode};

@@ -26,8 +26,13 @@ pub enum Format {
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
     /// Contracts: .txt, .md, .pdf, or ContractNLI JSON / documents.jsonl (every document in it).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "calibrate")]
     pub contracts: Vec<PathBuf>,
+    /// Instead of reviewing: tune the adapter's decision thresholds on these annotated
+    /// documents (documents.jsonl) and write review.json and validation.json beside it
+    /// (`hone train` does this itself when the run has validation documents).
+    #[arg(long, requires = "adapter")]
+    pub calibrate: Option<PathBuf>,
     /// The review adapter (a folder from `hone train` with data.format = "review").
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -129,6 +134,11 @@ fn safe_name(id: &str) -> String {
 }
 
 pub fn run(a: ReviewArgs) -> Result<()> {
+    if let (Some(docs), Some(adapter)) = (&a.calibrate, &a.adapter) {
+        let cfg = hone_train::TrainConfig::load(&adapter.join("train_config.toml"), &[])
+            .with_context(|| format!("{} is not a hone training run", adapter.display()))?;
+        return super::train::calibrate_review(&cfg, docs, adapter);
+    }
     let playbook = match &a.playbook {
         Some(p) => Playbook::load(p)?,
         None => Playbook::default_disclosing(),
