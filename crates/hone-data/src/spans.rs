@@ -126,6 +126,15 @@ pub fn span_texts<'a>(text: &'a str, spans: &[Span]) -> Vec<&'a str> {
     spans.iter().map(|s| offsets.slice(s)).collect()
 }
 
+/// [`span_texts`] for spans given as `[start, end)` pairs (ContractNLI's `spans` field).
+pub fn pair_texts<'a>(text: &'a str, spans: &[[usize; 2]]) -> Vec<&'a str> {
+    let offsets = CharOffsets::new(text);
+    spans
+        .iter()
+        .map(|&[s, e]| offsets.slice(&Span::new(s, e)))
+        .collect()
+}
+
 /// The best IoU any of `spans` reaches with `target`. `spans` must be sorted and must not
 /// overlap (as [`split`] returns them); the search is logarithmic plus the spans touched.
 pub fn best_iou(target: &Span, spans: &[Span]) -> f64 {

@@ -163,12 +163,7 @@ pub fn run(
             span_ms.push(ms / n);
             tokens += rev.timing.tokens;
             spans += d.spans.len();
-            let offs = hone_data::spans::CharOffsets::new(&d.text);
-            let texts: Vec<&str> = d
-                .spans
-                .iter()
-                .map(|&[s, e]| offs.slice(&hone_data::spans::Span::new(s, e)))
-                .collect();
+            let texts = hone_data::spans::pair_texts(&d.text, &d.spans);
             let t = Instant::now();
             let (_, pt) = per_span_prompts(r, &texts)?;
             let ms = t.elapsed().as_secs_f64() * 1e3;

@@ -195,12 +195,7 @@ pub fn calibrate_adapter(
     let n = docs.len();
     let mut scored = Vec::with_capacity(n);
     for (i, d) in docs.into_iter().enumerate() {
-        let offs = hone_data::spans::CharOffsets::new(&d.text);
-        let texts: Vec<&str> = d
-            .spans
-            .iter()
-            .map(|&[s, e]| offs.slice(&hone_data::spans::Span::new(s, e)))
-            .collect();
+        let texts = hone_data::spans::pair_texts(&d.text, &d.spans);
         let sp = reviewer.span_probs(&texts)?;
         scored.push(Scored {
             doc: d.clone(),

@@ -244,12 +244,7 @@ impl Reviewer {
     /// Reviews one document: spans, model, decisions, playbook flags.
     pub fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview> {
         let t0 = Instant::now();
-        let offs = hone_data::spans::CharOffsets::new(&doc.text);
-        let texts: Vec<&str> = doc
-            .spans
-            .iter()
-            .map(|&[s, e]| offs.slice(&hone_data::spans::Span::new(s, e)))
-            .collect();
+        let texts = hone_data::spans::pair_texts(&doc.text, &doc.spans);
         let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let sp = self.span_probs(&texts)?;
