@@ -50,14 +50,14 @@ pub struct GenOutput {
 
 /// Incremental text of one sequence, holding back what may still turn into a stop string
 /// or is an incomplete UTF-8 character.
-struct TextState {
+pub struct TextState {
     text: String,
     emitted: usize,
     holdback: usize,
 }
 
 impl TextState {
-    fn new(stops: &[String]) -> Self {
+    pub fn new(stops: &[String]) -> Self {
         Self {
             text: String::new(),
             emitted: 0,
@@ -66,7 +66,7 @@ impl TextState {
     }
 
     /// Updates with the full decoded text; returns (new safe text, stop string found).
-    fn update(&mut self, full: String, stops: &[String]) -> (String, bool) {
+    pub fn update(&mut self, full: String, stops: &[String]) -> (String, bool) {
         self.text = full;
         if let Some(cut) = stops
             .iter()
@@ -94,10 +94,16 @@ impl TextState {
         (out, false)
     }
 
-    fn finish(&mut self) -> String {
+    /// Everything not emitted yet (at the end of generation).
+    pub fn finish(&mut self) -> String {
         let out = self.text.get(self.emitted..).unwrap_or("").to_string();
         self.emitted = self.text.len();
         out
+    }
+
+    /// The text so far (stop string cut off once found).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 }
 
@@ -187,6 +193,7 @@ pub fn generate(
                     wanted.push(i);
                 }
                 batch.push(SeqInput {
+                    adapter: None,
                     cache: &mut l.cache,
                     tokens: &reqs[i].prompt[s..e],
                     logits: if last { Logits::Last } else { Logits::None },
@@ -246,6 +253,7 @@ pub fn generate(
             let mut it = toks.iter();
             for l in live.iter_mut().filter(|l| l.done.is_none()) {
                 batch.push(SeqInput {
+                    adapter: None,
                     cache: &mut l.cache,
                     tokens: it.next().map(|t| &t[..]).unwrap_or(&[]),
                     logits: Logits::Last,

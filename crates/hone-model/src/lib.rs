@@ -22,7 +22,7 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 
-pub use generate::{generate, FinishReason, GenOutput, GenRequest};
+pub use generate::{generate, FinishReason, GenOutput, GenRequest, TextState};
 pub use llama::Llama;
 pub use loader::{LoadOptions, LoadedModel, WeightMode};
 pub use quant::num_threads;

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::config::ModelConfig;
 use crate::kv_cache::{KvCache, SeqCache};
 use crate::linear::{Linear, LinearInput};
+use crate::lora::LoraAdapter;
 use crate::quant::{QActivations, QMatrix};
 use crate::rope::Rope;
 use crate::{Error, Result};
@@ -110,6 +111,40 @@ pub struct SeqInput<'a> {
     pub cache: &'a mut SeqCache,
     pub tokens: &'a [u32],
     pub logits: Logits<'a>,
+    /// A LoRA adapter applied to this sequence's rows only (per-row LoRA), so requests for
+    /// different adapters share one batch over one base. The sequence's rows get exactly the
+    /// arithmetic of the adapter attached to the model (`LoraAdapter::attach`).
+    pub adapter: Option<&'a LoraAdapter>,
+}
+
+/// Consecutive rows of the batch that run through the same adapter.
+struct AdapterRows<'a> {
+    start: usize,
+    len: usize,
+    adapter: &'a LoraAdapter,
+}
+
+/// Adds each adapter's update of `module` in `layer` to its rows of `out`.
+fn add_lora(
+    segs: &[AdapterRows<'_>],
+    layer: usize,
+    module: &str,
+    x: &[f32],
+    in_f: usize,
+    out: &mut [f32],
+    out_f: usize,
+) {
+    for seg in segs {
+        if let Some(m) = seg.adapter.module(layer, module) {
+            let (a, b) = (seg.start, seg.start + seg.len);
+            m.add_to(
+                &x[a * in_f..b * in_f],
+                seg.len,
+                seg.adapter.scale(),
+                &mut out[a * out_f..b * out_f],
+            );
+        }
+    }
 }
 
 pub struct Llama {
@@ -343,6 +378,9 @@ impl Llama {
                     context: self.max_context(),
                 });
             }
+            if let Some(a) = s.adapter {
+                a.check_fits(self)?;
+            }
             kv.reserve(s.cache, s.tokens.len())?;
         }
         // Row bookkeeping: (sequence index, absolute position).
@@ -356,6 +394,24 @@ impl Llama {
             .collect();
         let tables: Vec<&[u32]> = batch.iter().map(|s| s.cache.blocks()).collect();
         let n = rows.len();
+        let mut segs: Vec<AdapterRows<'_>> = Vec::new();
+        let mut r0 = 0;
+        for s in batch.iter() {
+            let k = s.tokens.len();
+            if let Some(a) = s.adapter {
+                match segs.last_mut() {
+                    Some(last) if last.start + last.len == r0 && std::ptr::eq(last.adapter, a) => {
+                        last.len += k
+                    }
+                    _ => segs.push(AdapterRows {
+                        start: r0,
+                        len: k,
+                        adapter: a,
+                    }),
+                }
+            }
+            r0 += k;
+        }
         let (qd, kvd, ffn) = (
             self.n_heads * self.head_dim,
             self.kv_dim(),
@@ -387,6 +443,12 @@ impl Llama {
                 layer.k_proj.forward(&input, &mut s.k);
                 layer.v_proj.forward(&input, &mut s.v);
             }
+            if !segs.is_empty() {
+                let d = self.hidden;
+                add_lora(&segs, li, "q_proj", &s.h, d, &mut s.q, qd);
+                add_lora(&segs, li, "k_proj", &s.h, d, &mut s.k, kvd);
+                add_lora(&segs, li, "v_proj", &s.h, d, &mut s.v, kvd);
+            }
             for (r, &(si, pos)) in rows.iter().enumerate() {
                 self.rope
                     .apply(&mut s.q[r * qd..(r + 1) * qd], pos, self.n_heads);
@@ -405,6 +467,7 @@ impl Llama {
                 let input = LinearInput::new(&s.attn, n, qd, &s.q8);
                 layer.o_proj.forward(&input, &mut s.tmp);
             }
+            add_lora(&segs, li, "o_proj", &s.attn, qd, &mut s.tmp, self.hidden);
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
             // MLP.
             rms_norm_into(&s.x, &layer.ffn_norm, self.eps, &mut s.h);
@@ -412,6 +475,11 @@ impl Llama {
                 let input = LinearInput::new(&s.h, n, self.hidden, &s.q8);
                 layer.gate_proj.forward(&input, &mut s.gate);
                 layer.up_proj.forward(&input, &mut s.up);
+            }
+            if !segs.is_empty() {
+                let d = self.hidden;
+                add_lora(&segs, li, "gate_proj", &s.h, d, &mut s.gate, ffn);
+                add_lora(&segs, li, "up_proj", &s.h, d, &mut s.up, ffn);
             }
             s.gate
                 .iter_mut()
@@ -421,6 +489,7 @@ impl Llama {
                 let input = LinearInput::new(&s.gate, n, ffn, &s.q8);
                 layer.down_proj.forward(&input, &mut s.tmp);
             }
+            add_lora(&segs, li, "down_proj", &s.gate, ffn, &mut s.tmp, self.hidden);
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
         }
         for si in batch.iter_mut() {
@@ -669,6 +738,7 @@ impl Llama {
         let mut seq = SeqCache::new();
         self.forward(
             &mut [SeqInput {
+                adapter: None,
                 cache: &mut seq,
                 tokens,
                 logits: Logits::All,

@@ -147,6 +147,39 @@ impl LoraAdapter {
         self.modules.values().map(|m| m.a.len() + m.b.len()).sum()
     }
 
+    /// One adapted module's matrices.
+    pub fn module(&self, layer: usize, name: &str) -> Option<&LoraModule> {
+        self.modules.get(&(layer, name.to_string()))
+    }
+
+    /// Checks that every module of the adapter has a matching projection in `model`.
+    pub fn check_fits(&self, model: &Llama) -> Result<()> {
+        for ((l, name), m) in &self.modules {
+            let slot = model
+                .layers
+                .get(*l)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "adapter module layer {l} {name}: the model has {} layers",
+                        model.layers.len()
+                    ))
+                })?
+                .module(name)
+                .ok_or_else(|| Error::Invalid(format!("unknown module {name}")))?;
+            if slot.in_features() != m.in_f || slot.out_features() != m.out_f {
+                return Err(Error::Invalid(format!(
+                    "adapter module layer {l} {name} is [{}, {}] but the model's is [{}, {}]: \
+                     the adapter was trained for another base model",
+                    m.out_f,
+                    m.in_f,
+                    slot.out_features(),
+                    slot.in_features()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Wraps the adapted modules of `model` so inference includes the adapter.
     pub fn attach(&self, model: &mut Llama) -> Result<()> {
         self.spec.validate(model.layers.len())?;

@@ -103,6 +103,7 @@ fn incremental_decoding_equals_full_forward() {
     let mut got = m
         .forward(
             &mut [SeqInput {
+                adapter: None,
                 cache: &mut seq,
                 tokens: &toks[..17],
                 logits: Logits::All,
@@ -114,6 +115,7 @@ fn incremental_decoding_equals_full_forward() {
         got.extend(
             m.forward(
                 &mut [SeqInput {
+                    adapter: None,
                     cache: &mut seq,
                     tokens: &toks[i..i + 1],
                     logits: Logits::Last,
@@ -139,6 +141,7 @@ fn forked_prefix_continues_like_a_fresh_sequence() {
     let mut base = SeqCache::new();
     m.forward(
         &mut [SeqInput {
+            adapter: None,
             cache: &mut base,
             tokens: &prefix,
             logits: Logits::None,
@@ -156,6 +159,7 @@ fn forked_prefix_continues_like_a_fresh_sequence() {
         let got = m
             .forward(
                 &mut [SeqInput {
+                    adapter: None,
                     cache: &mut fork,
                     tokens: &suffix,
                     logits: Logits::All,
@@ -176,6 +180,7 @@ fn forked_prefix_continues_like_a_fresh_sequence() {
     let mut only = SeqCache::new();
     m.forward(
         &mut [SeqInput {
+            adapter: None,
             cache: &mut only,
             tokens: &prefix,
             logits: Logits::None,
@@ -201,16 +206,19 @@ fn alone_and_batched(m: &Llama) -> (Vec<f32>, Vec<f32>) {
         .forward(
             &mut [
                 SeqInput {
+                    adapter: None,
                     cache: &mut sb,
                     tokens: &b,
                     logits: Logits::Last,
                 },
                 SeqInput {
+                    adapter: None,
                     cache: &mut sa,
                     tokens: &a,
                     logits: Logits::All,
                 },
                 SeqInput {
+                    adapter: None,
                     cache: &mut sc,
                     tokens: &c,
                     logits: Logits::None,
@@ -323,4 +331,97 @@ fn missing_weight_in_hf_folder_names_it() {
         e.to_string().contains("model.layers.1.mlp.up_proj.weight"),
         "{e}"
     );
+}
+
+/// An adapter with non-zero B on every module of both layers, so it changes every projection.
+fn random_adapter(m: &Llama, seed: u64) -> hone_model::lora::LoraAdapter {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let spec = hone_model::lora::LoraSpec {
+        r: 4,
+        alpha: 8.0,
+        target_modules: hone_model::llama::MODULES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        layers: (0..m.layers.len()).collect(),
+    };
+    let mut a = hone_model::lora::LoraAdapter::init(m, spec, &mut rng).unwrap();
+    for module in a.modules.values_mut() {
+        module
+            .b
+            .iter_mut()
+            .for_each(|v| *v = rng.gen_range(-0.2..0.2));
+    }
+    a
+}
+
+#[test]
+fn per_row_adapters_in_one_batch_equal_each_adapter_attached() {
+    let t = tiny();
+    let opts = LoadOptions {
+        weights: WeightMode::Q8,
+    };
+    let base = load_hf_llama(&t.hf, &opts).unwrap();
+    let (ad1, ad2) = (random_adapter(&base, 1), random_adapter(&base, 2));
+    let seqs = [tokens(17, 7), tokens(5, 8), tokens(26, 9), tokens(11, 10)];
+    // Sequence i uses: adapter 1, none, adapter 2, adapter 1.
+    let which = [Some(&ad1), None, Some(&ad2), Some(&ad1)];
+    let mut kv = base.new_cache(256);
+    let mut caches: Vec<SeqCache> = (0..4).map(|_| SeqCache::new()).collect();
+    let out = {
+        let mut batch: Vec<SeqInput<'_>> = caches
+            .iter_mut()
+            .zip(&seqs)
+            .zip(which)
+            .map(|((c, s), a)| SeqInput {
+                adapter: a,
+                cache: c,
+                tokens: s,
+                logits: Logits::All,
+            })
+            .collect();
+        base.forward(&mut batch, &mut kv).unwrap()
+    };
+    let mut off = 0;
+    for (i, s) in seqs.iter().enumerate() {
+        let want = match which[i] {
+            None => base.logits_all(s).unwrap(),
+            Some(a) => {
+                let mut m = load_hf_llama(&t.hf, &opts).unwrap();
+                a.attach(&mut m).unwrap();
+                m.logits_all(s).unwrap()
+            }
+        };
+        let got = &out[off..off + s.len() * VOCAB];
+        assert_eq!(got, &want[..], "sequence {i}: per-row LoRA = attached LoRA, bitwise");
+        off += s.len() * VOCAB;
+    }
+    // The adapters do change the output.
+    let plain = base.logits_all(&seqs[0]).unwrap();
+    assert!(max_rel_diff(&out[..seqs[0].len() * VOCAB], &plain) > 1e-3);
+}
+
+#[test]
+fn an_adapter_for_another_model_is_refused_in_forward() {
+    let t = tiny();
+    let base = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let mut ad = random_adapter(&base, 3);
+    let m = ad.modules.values_mut().next().unwrap();
+    m.in_f += 1;
+    let mut kv = base.new_cache(64);
+    let mut c = SeqCache::new();
+    let toks = tokens(4, 1);
+    let err = base
+        .forward(
+            &mut [SeqInput {
+                adapter: Some(&ad),
+                cache: &mut c,
+                tokens: &toks,
+                logits: Logits::Last,
+            }],
+            &mut kv,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("another base model"), "{err}");
 }
