@@ -105,6 +105,7 @@ pub fn per_span_prompts(r: &Reviewer, texts: &[&str]) -> Result<(Vec<[f32; LABEL
             .iter_mut()
             .zip(&seqs[i..j])
             .map(|(c, s)| SeqInput {
+                adapter: None,
                 cache: c,
                 tokens: s,
                 logits: Logits::Last,

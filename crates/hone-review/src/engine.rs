@@ -192,6 +192,7 @@ impl Reviewer {
         if !prefix.is_empty() {
             llama.forward(
                 &mut [SeqInput {
+                    adapter: None,
                     cache: &mut pre,
                     tokens: prefix,
                     logits: Logits::None,
@@ -213,6 +214,7 @@ impl Reviewer {
                 .zip(g)
                 .zip(&rows)
                 .map(|((c, &i), r)| SeqInput {
+                    adapter: None,
                     cache: c,
                     tokens: &lay.windows[i].ids,
                     logits: Logits::Rows(r),

@@ -60,6 +60,7 @@ fn forked_prefix_matches_a_fresh_forward_and_decisions_are_well_formed() {
         let logits = m
             .forward(
                 &mut [SeqInput {
+                    adapter: None,
                     cache: &mut c,
                     tokens: &ids,
                     logits: Logits::Rows(&rows),

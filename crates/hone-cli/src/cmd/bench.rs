@@ -46,6 +46,7 @@ fn time_prefill(m: &LoadedModel, prompt: &[u32]) -> Result<f64> {
     let t = Instant::now();
     m.model.forward(
         &mut [SeqInput {
+            adapter: None,
             cache: &mut seq,
             tokens: prompt,
             logits: Logits::Last,
@@ -66,6 +67,7 @@ fn time_decode(m: &LoadedModel, prompts: &[Vec<u32>], steps: usize) -> Result<f6
             .iter_mut()
             .zip(prompts)
             .map(|(s, p)| SeqInput {
+                adapter: None,
                 cache: s,
                 tokens: p,
                 logits: Logits::Last,
@@ -81,6 +83,7 @@ fn time_decode(m: &LoadedModel, prompts: &[Vec<u32>], steps: usize) -> Result<f6
                 .iter_mut()
                 .zip(&next)
                 .map(|(s, tok)| SeqInput {
+                    adapter: None,
                     cache: s,
                     tokens: tok,
                     logits: Logits::Last,
