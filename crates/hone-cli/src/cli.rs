@@ -35,9 +35,57 @@ pub enum Command {
     Quickstart(crate::cmd::quickstart::QuickstartArgs),
     /// Review NDAs: the 17 ContractNLI checks with evidence, and playbook deviations.
     Review(crate::cmd::review::ReviewArgs),
+    /// Serve the model and its adapters over an OpenAI-compatible HTTP API.
+    Serve(ServeArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A cached model name (`smollm2`), a `.gguf` file or a Hugging Face model folder.
+    #[arg(long, short, default_value = "smollm2")]
+    pub model: String,
+    /// The name clients use for the base model (default: the --model value's file stem).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// A LoRA adapter to serve by name: NAME=DIR (repeatable).
+    #[arg(long = "adapter", value_name = "NAME=DIR")]
+    pub adapters: Vec<String>,
+    /// A folder `POST /v1/adapters` may load adapters from (repeatable; the folders of
+    /// --adapter are allowed too).
+    #[arg(long = "adapter-dir", value_name = "DIR")]
+    pub adapter_dirs: Vec<std::path::PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The environment variable holding the API key clients must send (Bearer).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// The environment variable holding the admin key for loading and unloading adapters
+    /// (default: the API key).
+    #[arg(long)]
+    pub admin_key_env: Option<String>,
+    /// Sequences decoded together at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// KV cache memory, e.g. 512M, 2G.
+    #[arg(long, default_value = "512M")]
+    pub kv_memory: String,
+    /// Requests waiting beyond this get 429.
+    #[arg(long, default_value_t = 256)]
+    pub max_queue: usize,
+    /// The largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens_cap: usize,
+    /// `max_tokens` of chat requests that give none.
+    #[arg(long, default_value_t = 512)]
+    pub default_max_tokens: usize,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,6 +170,36 @@ pub enum BenchCmd {
     Train(BenchTrainArgs),
     /// Contract review latency per document and per span, against one prompt per span.
     Review(BenchReviewArgs),
+    /// Load an OpenAI-compatible server (hone's, llama.cpp's): throughput and latency.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Requests in flight at a time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 64)]
+    pub requests: usize,
+    /// Prompts, one per line (.txt) or {"prompt": ...} objects (.jsonl); default: short
+    /// NDA-clause prompts.
+    #[arg(long)]
+    pub prompt_file: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// The `model` field of the requests.
+    #[arg(long, default_value = "smollm2")]
+    pub model: String,
+    /// The environment variable holding an API key to send.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -8,8 +8,14 @@ use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
-/// Prompt tokens per forward call during prefill (bounds scratch memory).
-pub const PREFILL_CHUNK: usize = 512;
+/// Prefill chunk: a prompt is run in chunks of positions `[k·C, (k+1)·C)` from its own start,
+/// whatever else shares the forward call. Attention takes a different (equally exact) path for
+/// long and short runs of rows, so fixed boundaries are what make a sequence's numbers depend on
+/// the sequence alone: `generate` and the serving engine give the same tokens.
+pub const PREFILL_CHUNK: usize = 256;
+
+/// Prompt tokens per forward call during batched prefill (bounds scratch memory).
+const PREFILL_CALL_TOKENS: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct GenRequest {
@@ -160,17 +166,17 @@ pub fn generate(
     // Prefill: pack prompt chunks of several sequences into calls of PREFILL_CHUNK tokens.
     let mut offsets = vec![0usize; reqs.len()];
     loop {
-        let mut budget = PREFILL_CHUNK;
+        let mut used = 0;
         let mut parts: Vec<(usize, usize, usize)> = Vec::new(); // (seq, start, end)
         for (i, r) in reqs.iter().enumerate() {
-            if budget == 0 {
-                break;
-            }
             let o = offsets[i];
             if o < r.prompt.len() {
-                let end = (o + budget).min(r.prompt.len());
+                let end = (o + PREFILL_CHUNK).min(r.prompt.len());
+                if !parts.is_empty() && used + end - o > PREFILL_CALL_TOKENS {
+                    break;
+                }
                 parts.push((i, o, end));
-                budget -= end - o;
+                used += end - o;
             }
         }
         if parts.is_empty() {

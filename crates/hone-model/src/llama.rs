@@ -489,7 +489,15 @@ impl Llama {
                 let input = LinearInput::new(&s.gate, n, ffn, &s.q8);
                 layer.down_proj.forward(&input, &mut s.tmp);
             }
-            add_lora(&segs, li, "down_proj", &s.gate, ffn, &mut s.tmp, self.hidden);
+            add_lora(
+                &segs,
+                li,
+                "down_proj",
+                &s.gate,
+                ffn,
+                &mut s.tmp,
+                self.hidden,
+            );
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
         }
         for si in batch.iter_mut() {

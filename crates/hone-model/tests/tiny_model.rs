@@ -394,7 +394,11 @@ fn per_row_adapters_in_one_batch_equal_each_adapter_attached() {
             }
         };
         let got = &out[off..off + s.len() * VOCAB];
-        assert_eq!(got, &want[..], "sequence {i}: per-row LoRA = attached LoRA, bitwise");
+        assert_eq!(
+            got,
+            &want[..],
+            "sequence {i}: per-row LoRA = attached LoRA, bitwise"
+        );
         off += s.len() * VOCAB;
     }
     // The adapters do change the output.

@@ -9,6 +9,7 @@ mod generate;
 mod model;
 pub mod quickstart;
 pub mod review;
+mod serve;
 pub mod train;
 
 use anyhow::{Context, Result};
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
+        Command::Bench(BenchCmd::Serve(a)) => serve::bench(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -1,0 +1,196 @@
+//! `hone serve` (the OpenAI-compatible server) and `hone bench serve` (its load generator).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use hone_model::{LoadOptions, LoadedModel};
+use hone_serve::engine::EngineConfig;
+use hone_serve::openai::Limits;
+use hone_serve::server::{serve, AppState, ServerConfig};
+
+use crate::cli::{BenchServeArgs, ServeArgs};
+
+/// `512M`, `2G`, `1.5GiB`, `65536` (bytes).
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("`{s}` is not a size (e.g. 512M, 2G)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => bail!("`{s}`: unknown size unit `{other}` (use K, M or G)"),
+    };
+    let bytes = n * mult;
+    if !(bytes >= 1.0) {
+        bail!("`{s}` is not a positive size");
+    }
+    Ok(bytes as usize)
+}
+
+fn env_key(var: &Option<String>) -> Result<Option<String>> {
+    match var {
+        None => Ok(None),
+        Some(v) => match std::env::var(v) {
+            Ok(k) if !k.is_empty() => Ok(Some(k)),
+            _ => bail!("the environment variable {v} (named by the key option) is not set"),
+        },
+    }
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    anyhow::ensure!(a.max_batch > 0, "--max-batch must be at least 1");
+    anyhow::ensure!(a.max_queue > 0, "--max-queue must be at least 1");
+    let kv_bytes = parse_size(&a.kv_memory).context("--kv-memory")?;
+    let mut adapters: Vec<(String, PathBuf)> = Vec::new();
+    for spec in &a.adapters {
+        let Some((name, dir)) = spec.split_once('=') else {
+            bail!("--adapter {spec}: expected NAME=DIR");
+        };
+        adapters.push((name.to_string(), PathBuf::from(dir)));
+    }
+    let m = LoadedModel::load(&a.model, &LoadOptions::default())
+        .with_context(|| format!("cannot load model `{}`", a.model))?;
+    let name = a.served_model_name.clone().unwrap_or_else(|| {
+        let p = std::path::Path::new(&a.model);
+        if p.exists() {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| a.model.clone())
+        } else {
+            a.model.clone()
+        }
+    });
+    let mut roots = a.adapter_dirs.clone();
+    for (_, d) in &adapters {
+        if let Some(parent) = d.parent() {
+            roots.push(if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_path_buf()
+            });
+        }
+    }
+    let config = ServerConfig {
+        model_name: name.clone(),
+        api_key: env_key(&a.api_key_env)?,
+        admin_key: env_key(&a.admin_key_env)?,
+        adapter_roots: roots,
+        max_body_bytes: a.max_body_bytes,
+        limits: Limits {
+            max_tokens_cap: a.max_tokens_cap,
+            default_max_tokens: a.default_max_tokens.min(a.max_tokens_cap),
+        },
+        engine: EngineConfig {
+            max_batch: a.max_batch,
+            kv_bytes,
+            max_queue: a.max_queue,
+            ..EngineConfig::default()
+        },
+    };
+    let state = AppState::new(m.model, m.tokenizer, m.template, config)?;
+    for (n, d) in &adapters {
+        state
+            .load_adapter(n, d)
+            .with_context(|| format!("--adapter {n}={}", d.display()))?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", a.host, a.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "hone serve: {name} ({} adapter{}) on http://{local}  (KV cache {} tokens, batch {})",
+            adapters.len(),
+            if adapters.len() == 1 { "" } else { "s" },
+            state.engine.kv_tokens(),
+            a.max_batch
+        );
+        // Tests and scripts read the port from this line.
+        println!("listening on http://{local}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("install the SIGTERM handler");
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+            eprintln!("hone serve: shutting down, finishing requests in flight");
+        };
+        serve(state, listener, shutdown).await?;
+        Ok(())
+    })
+}
+
+pub fn bench(a: BenchServeArgs) -> Result<()> {
+    anyhow::ensure!(a.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(a.requests > 0, "--requests must be at least 1");
+    let prompts = match &a.prompt_file {
+        Some(p) => hone_serve::bench::read_prompt_file(p)?,
+        None => Vec::new(),
+    };
+    let opts = hone_serve::bench::BenchOptions {
+        url: a.url.clone(),
+        concurrency: a.concurrency,
+        requests: a.requests,
+        prompts,
+        max_tokens: a.max_tokens,
+        model: a.model.clone(),
+        api_key: env_key(&a.api_key_env)?,
+        timeout: std::time::Duration::from_secs(600),
+    };
+    let pb = indicatif::ProgressBar::new(a.requests as u64);
+    if a.json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} requests {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = hone_serve::bench::run(&opts, |_| pb.inc(1))?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("65536").unwrap(), 65536);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}

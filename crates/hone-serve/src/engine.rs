@@ -1,0 +1,614 @@
+//! The engine: one scheduler thread owns the model and the paged KV cache and runs
+//! continuous batching.
+//!
+//! Every step it takes new requests from the queue while there is room (sequences and KV
+//! blocks), puts one token of every decoding sequence and prefill chunks of new ones into one
+//! ragged forward call (so running streams keep flowing while a long prompt is read), samples,
+//! and streams each sequence's text to its request. Sequences for different adapters share the
+//! batch (per-row LoRA). When the KV pool runs out, the most recently admitted sequence is
+//! preempted: its blocks are freed and it is recomputed later (prompt in chunks, then its
+//! generated tokens replayed one per step, which gives the same numbers as the first time).
+//! A request whose client has gone is dropped at the next step.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use hone_model::generate::PREFILL_CHUNK;
+use hone_model::kv_cache::{KvCache, SeqCache};
+use hone_model::llama::{Logits, SeqInput};
+use hone_model::lora::LoraAdapter;
+use hone_model::sampler::{log_softmax, Sampler, SamplingParams};
+use hone_model::tokenizer::Tokenizer;
+use hone_model::{FinishReason, Llama, TextState};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::constrain::Constraint;
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+
+/// Scheduler limits.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sequences decoded together at most.
+    pub max_batch: usize,
+    /// Bytes of KV cache (the pool of blocks).
+    pub kv_bytes: usize,
+    /// Prompt tokens per step at most (whole chunks of `PREFILL_CHUNK`; at least one chunk).
+    pub prefill_tokens_per_step: usize,
+    /// Requests waiting beyond this are refused (429).
+    pub max_queue: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            kv_bytes: 512 << 20,
+            prefill_tokens_per_step: PREFILL_CHUNK,
+            max_queue: 256,
+        }
+    }
+}
+
+/// One generation request, resolved (tokens, adapter, constraint).
+pub struct GenParams {
+    pub prompt: Vec<u32>,
+    pub adapter: Option<Arc<LoraAdapter>>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop_strings: Vec<String>,
+    pub stop_tokens: Vec<u32>,
+    /// `Some(k)`: return each token's log-probability and the `k` most likely alternatives.
+    pub logprobs: Option<usize>,
+    pub constraint: Option<Constraint>,
+}
+
+/// A sampled token with its log-probabilities.
+#[derive(Debug, Clone)]
+pub struct TokenLogprob {
+    pub id: u32,
+    pub logprob: f32,
+    /// The most likely tokens at that step, best first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// What a request receives, in order: deltas, then one `Done` or `Error`.
+#[derive(Debug)]
+pub enum Event {
+    /// New text, and the tokens sampled since the previous event (with log-probabilities when
+    /// asked). Text may lag tokens (held back until a stop string is ruled out).
+    Delta {
+        text: String,
+        tokens: Vec<TokenLogprob>,
+    },
+    Done {
+        finish: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    Error(String),
+}
+
+/// The receiving end of a request. Dropping it cancels the request.
+pub struct RequestHandle {
+    pub events: UnboundedReceiver<Event>,
+}
+
+struct Pending {
+    params: GenParams,
+    tx: UnboundedSender<Event>,
+    arrived: Instant,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Pending>>,
+    wake: Condvar,
+    stopping: AtomicBool,
+    stopped: AtomicBool,
+}
+
+/// The handle to the scheduler thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    config: EngineConfig,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    prompt_limit: usize,
+    kv_tokens: usize,
+}
+
+/// A running sequence.
+struct Seq {
+    p: GenParams,
+    tx: UnboundedSender<Event>,
+    arrived: Instant,
+    cache: SeqCache,
+    sampler: Sampler,
+    generated: Vec<u32>,
+    /// Sampled but not yet in the cache (the token the next decode step feeds).
+    text: TextState,
+    pending_lp: Vec<TokenLogprob>,
+    last_token_at: Option<Instant>,
+    finished: Option<FinishReason>,
+    /// Admission order, for picking preemption victims (latest first).
+    admitted: u64,
+}
+
+impl Seq {
+    /// All known tokens: the prompt, then what was generated.
+    fn known(&self, i: usize) -> u32 {
+        if i < self.p.prompt.len() {
+            self.p.prompt[i]
+        } else {
+            self.generated[i - self.p.prompt.len()]
+        }
+    }
+    fn known_len(&self) -> usize {
+        self.p.prompt.len() + self.generated.len()
+    }
+    /// The tokens this sequence feeds next: an aligned prompt chunk, or one token (a decode
+    /// step, or a replayed token after preemption). Returns (start, end, wants logits).
+    fn next_feed(&self) -> (usize, usize, bool) {
+        let fed = self.cache.len();
+        let plen = self.p.prompt.len();
+        if fed < plen {
+            let end = ((fed / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(plen);
+            (fed, end, end == plen && self.generated.is_empty())
+        } else {
+            (fed, fed + 1, fed + 1 == self.known_len())
+        }
+    }
+}
+
+impl Engine {
+    /// Starts the scheduler thread. `model` and `tokenizer` are shared read-only.
+    pub fn start(
+        model: Arc<Llama>,
+        tokenizer: Arc<Tokenizer>,
+        config: EngineConfig,
+        metrics: Metrics,
+    ) -> Engine {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        });
+        let kv = model.new_cache_with_memory(config.kv_bytes);
+        let kv_tokens = kv.num_blocks() * kv.block_size();
+        let prompt_limit = kv_tokens.min(model.max_context()) - 1;
+        let sh = shared.clone();
+        let cfg = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("hone-engine".into())
+            .spawn(move || {
+                let mut s = Scheduler {
+                    model,
+                    tokenizer,
+                    kv,
+                    cfg,
+                    metrics,
+                    running: Vec::new(),
+                    waiting: VecDeque::new(),
+                    admitted: 0,
+                };
+                s.run(&sh);
+                sh.stopped.store(true, Ordering::SeqCst);
+            })
+            .expect("spawn the engine thread");
+        Engine {
+            shared,
+            config,
+            thread: Mutex::new(Some(thread)),
+            prompt_limit,
+            kv_tokens,
+        }
+    }
+
+    /// The longest prompt the KV pool (and the model's context) can hold.
+    pub fn prompt_limit(&self) -> usize {
+        self.prompt_limit
+    }
+
+    /// Positions the KV pool holds in all.
+    pub fn kv_tokens(&self) -> usize {
+        self.kv_tokens
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Queues a request. Errors: a prompt that can never fit (400), a full queue (429), a
+    /// stopping engine (503).
+    pub fn submit(&self, params: GenParams) -> Result<RequestHandle> {
+        if self.shared.stopping.load(Ordering::SeqCst) || self.shared.stopped.load(Ordering::SeqCst)
+        {
+            return Err(ServeError::Unavailable(
+                "the server is shutting down".into(),
+            ));
+        }
+        if params.prompt.is_empty() {
+            return Err(ServeError::bad("messages", "the prompt is empty"));
+        }
+        if params.prompt.len() > self.prompt_limit {
+            return Err(ServeError::bad(
+                "messages",
+                format!(
+                    "the prompt has {} tokens; this server holds at most {} (context and KV memory)",
+                    params.prompt.len(),
+                    self.prompt_limit
+                ),
+            ));
+        }
+        let (tx, rx) = unbounded_channel();
+        {
+            let mut q = self.shared.queue.lock().map_err(|_| poisoned())?;
+            if q.len() >= self.config.max_queue {
+                return Err(ServeError::Overloaded(format!(
+                    "{} requests are waiting; try again shortly",
+                    q.len()
+                )));
+            }
+            q.push_back(Pending {
+                params,
+                tx,
+                arrived: Instant::now(),
+            });
+        }
+        self.shared.wake.notify_one();
+        Ok(RequestHandle { events: rx })
+    }
+
+    /// Stops taking requests; the thread finishes what it has, then exits. Blocks until then.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if let Ok(mut t) = self.thread.lock() {
+            if let Some(h) = t.take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Whether the scheduler thread is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.shared.stopped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn poisoned() -> ServeError {
+    ServeError::Internal("the engine's queue lock is poisoned".into())
+}
+
+struct Scheduler {
+    model: Arc<Llama>,
+    tokenizer: Arc<Tokenizer>,
+    kv: KvCache,
+    cfg: EngineConfig,
+    metrics: Metrics,
+    running: Vec<Seq>,
+    /// Preempted sequences first (front), then new requests.
+    waiting: VecDeque<Seq>,
+    admitted: u64,
+}
+
+impl Scheduler {
+    fn run(&mut self, sh: &Shared) {
+        loop {
+            // Take new requests; sleep when there is nothing to do.
+            {
+                let Ok(mut q) = sh.queue.lock() else { return };
+                while self.running.is_empty() && self.waiting.is_empty() && q.is_empty() {
+                    if sh.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    q = match sh.wake.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                }
+                for p in q.drain(..) {
+                    let seq = self.new_seq(p);
+                    self.waiting.push_back(seq);
+                }
+            }
+            self.drop_cancelled();
+            self.admit();
+            self.publish();
+            if self.running.is_empty() {
+                if !self.waiting.is_empty() {
+                    // Nothing runs and the first waiting request does not fit: it never will.
+                    let mut s = self.waiting.pop_front().expect("not empty");
+                    let _ = s.tx.send(Event::Error(
+                        "the request needs more KV memory than the server has".into(),
+                    ));
+                    self.kv.release(&mut s.cache);
+                }
+                continue;
+            }
+            if let Err(e) = self.step() {
+                tracing::error!("engine step failed: {e}");
+                for mut s in self.running.drain(..) {
+                    let _ = s.tx.send(Event::Error(format!("generation failed: {e}")));
+                    self.kv.release(&mut s.cache);
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn new_seq(&mut self, p: Pending) -> Seq {
+        self.metrics.add_prompt_tokens(p.params.prompt.len() as u64);
+        let text = TextState::new(&p.params.stop_strings);
+        let sampler = Sampler::new(p.params.sampling.clone());
+        Seq {
+            p: p.params,
+            tx: p.tx,
+            arrived: p.arrived,
+            cache: SeqCache::new(),
+            sampler,
+            generated: Vec::new(),
+            text,
+            pending_lp: Vec::new(),
+            last_token_at: None,
+            finished: None,
+            admitted: 0,
+        }
+    }
+
+    fn publish(&self) {
+        self.metrics.set_running(self.running.len());
+        self.metrics.set_queue_depth(self.waiting.len());
+        let free = self.kv.free_blocks();
+        self.metrics
+            .set_kv_blocks(self.kv.num_blocks() - free, free);
+    }
+
+    /// Frees every request whose client has gone.
+    fn drop_cancelled(&mut self) {
+        let kv = &mut self.kv;
+        self.running.retain_mut(|s| {
+            if s.tx.is_closed() {
+                kv.release(&mut s.cache);
+                false
+            } else {
+                true
+            }
+        });
+        self.waiting.retain_mut(|s| {
+            if s.tx.is_closed() {
+                kv.release(&mut s.cache);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Moves waiting sequences into the batch while sequences and KV blocks allow, keeping
+    /// one free block per running sequence for its next decode step.
+    fn admit(&mut self) {
+        while self.running.len() < self.cfg.max_batch {
+            let Some(s) = self.waiting.front() else { break };
+            let (a, b, _) = s.next_feed();
+            let need = self.kv.blocks_needed(&s.cache, b - a);
+            if need + self.running.len() > self.kv.free_blocks() && !self.running.is_empty() {
+                break;
+            }
+            if need > self.kv.free_blocks() {
+                break;
+            }
+            let mut s = self.waiting.pop_front().expect("front exists");
+            self.admitted += 1;
+            s.admitted = self.admitted;
+            self.running.push(s);
+        }
+    }
+
+    /// Frees the most recently admitted running sequence (never the oldest one) for
+    /// recompute; returns its index in `running` before removal.
+    fn preempt(&mut self) -> Option<usize> {
+        let oldest = (0..self.running.len()).min_by_key(|&i| self.running[i].admitted)?;
+        let v = (0..self.running.len())
+            .filter(|&i| i != oldest)
+            .max_by_key(|&i| self.running[i].admitted)?;
+        let mut s = self.running.remove(v);
+        self.kv.release(&mut s.cache);
+        s.pending_lp.clear();
+        self.metrics.preempted();
+        self.waiting.push_front(s);
+        Some(v)
+    }
+
+    /// One forward call over the batch, then sampling.
+    fn step(&mut self) -> hone_model::Result<()> {
+        // Decide what every running sequence feeds this step, within the prefill budget.
+        // Decode rows always go; prompt chunks while the budget lasts (at least one).
+        let mut plan: Vec<(usize, usize, usize, bool)> = Vec::new(); // (seq, start, end, logits)
+        let mut prefill = 0;
+        for (i, s) in self.running.iter().enumerate() {
+            let (a, b, want) = s.next_feed();
+            let is_prefill = b - a > 1 || a < s.p.prompt.len();
+            if is_prefill {
+                if prefill > 0 && prefill + (b - a) > self.cfg.prefill_tokens_per_step {
+                    continue;
+                }
+                prefill += b - a;
+            }
+            plan.push((i, a, b, want));
+        }
+        // Make room in the KV pool: preempt the latest sequences until the plan fits.
+        loop {
+            let need: usize = plan
+                .iter()
+                .map(|&(i, a, b, _)| self.kv.blocks_needed(&self.running[i].cache, b - a))
+                .sum();
+            if need <= self.kv.free_blocks() {
+                break;
+            }
+            let Some(victim) = self.preempt() else {
+                // A single sequence that cannot grow: it has used all the memory there is.
+                self.running[0].finished = Some(FinishReason::Length);
+                self.finish_done();
+                return Ok(());
+            };
+            plan.retain(|p| p.0 != victim);
+            for p in plan.iter_mut() {
+                if p.0 > victim {
+                    p.0 -= 1;
+                }
+            }
+            if plan.is_empty() {
+                return Ok(());
+            }
+        }
+        // Forward.
+        let toks: Vec<Vec<u32>> = plan
+            .iter()
+            .map(|&(i, a, b, _)| (a..b).map(|t| self.running[i].known(t)).collect())
+            .collect();
+        let out = {
+            let mut batch: Vec<SeqInput<'_>> = Vec::with_capacity(plan.len());
+            let mut it = plan.iter().zip(&toks).peekable();
+            for (i, s) in self.running.iter_mut().enumerate() {
+                let Some(&(&(pi, _, _, want), t)) = it.peek() else {
+                    break;
+                };
+                if pi != i {
+                    continue;
+                }
+                it.next();
+                batch.push(SeqInput {
+                    cache: &mut s.cache,
+                    tokens: t,
+                    logits: if want { Logits::Last } else { Logits::None },
+                    adapter: s.p.adapter.as_deref(),
+                });
+            }
+            self.model.forward(&mut batch, &mut self.kv)?
+        };
+        // Sample where logits came back.
+        let vocab = self.model.vocab_size();
+        let mut rows = out.chunks_exact(vocab);
+        let now = Instant::now();
+        for &(i, _, _, want) in &plan {
+            if !want {
+                continue;
+            }
+            let Some(row) = rows.next() else { break };
+            let s = &mut self.running[i];
+            let mut logits = row.to_vec();
+            if let Some(c) = s.p.constraint.as_mut() {
+                if let Err(e) = c.mask_logits(&mut logits) {
+                    let _ =
+                        s.tx.send(Event::Error(format!("constrained decoding: {e}")));
+                    s.finished = Some(FinishReason::Stop);
+                    continue;
+                }
+            }
+            let tok = s.sampler.sample(&logits);
+            if let Some(k) = s.p.logprobs {
+                let lp = log_softmax(&logits);
+                let mut top: Vec<(u32, f32)> = Vec::new();
+                if k > 0 {
+                    let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
+                    let k = k.min(idx.len());
+                    idx.select_nth_unstable_by(k - 1, |&a, &b| {
+                        lp[b as usize].total_cmp(&lp[a as usize])
+                    });
+                    idx.truncate(k);
+                    idx.sort_by(|&a, &b| lp[b as usize].total_cmp(&lp[a as usize]));
+                    top = idx.into_iter().map(|t| (t, lp[t as usize])).collect();
+                }
+                s.pending_lp.push(TokenLogprob {
+                    id: tok,
+                    logprob: lp[tok as usize],
+                    top,
+                });
+            }
+            match s.last_token_at {
+                None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
+                Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
+            }
+            s.last_token_at = Some(now);
+            self.metrics.add_output_tokens(1);
+            Self::take_token(&self.tokenizer, s, tok, self.model.max_context());
+        }
+        self.finish_done();
+        Ok(())
+    }
+
+    /// Stop conditions and text for a sampled token.
+    fn take_token(tokenizer: &Tokenizer, s: &mut Seq, tok: u32, ctx: usize) {
+        if s.p.stop_tokens.contains(&tok) {
+            // The stop token is not part of the output (nor of its log-probabilities).
+            if s.pending_lp.last().is_some_and(|l| l.id == tok) {
+                s.pending_lp.pop();
+            }
+            s.finished = Some(FinishReason::Stop);
+            return;
+        }
+        if let Some(c) = s.p.constraint.as_mut() {
+            if let Err(e) = c.commit(tok) {
+                let _ =
+                    s.tx.send(Event::Error(format!("constrained decoding: {e}")));
+                s.finished = Some(FinishReason::Stop);
+                return;
+            }
+        }
+        s.generated.push(tok);
+        let full = match tokenizer.decode(&s.generated, true) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = s.tx.send(Event::Error(format!("decoding text: {e}")));
+                s.finished = Some(FinishReason::Stop);
+                return;
+            }
+        };
+        let (delta, stopped) = s.text.update(full, &s.p.stop_strings);
+        if !delta.is_empty() || !s.pending_lp.is_empty() {
+            let _ = s.tx.send(Event::Delta {
+                text: delta,
+                tokens: std::mem::take(&mut s.pending_lp),
+            });
+        }
+        if stopped || s.p.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+            s.finished = Some(FinishReason::Stop);
+        } else if s.generated.len() >= s.p.max_tokens || s.known_len() + 1 > ctx {
+            s.finished = Some(FinishReason::Length);
+        }
+    }
+
+    /// Sends the end of every finished sequence and frees its blocks.
+    fn finish_done(&mut self) {
+        let mut i = 0;
+        while i < self.running.len() {
+            if let Some(finish) = self.running[i].finished {
+                let mut s = self.running.remove(i);
+                let tail = s.text.finish();
+                if !tail.is_empty() || !s.pending_lp.is_empty() {
+                    let _ = s.tx.send(Event::Delta {
+                        text: tail,
+                        tokens: std::mem::take(&mut s.pending_lp),
+                    });
+                }
+                let _ = s.tx.send(Event::Done {
+                    finish,
+                    prompt_tokens: s.p.prompt.len(),
+                    completion_tokens: s.generated.len(),
+                });
+                self.kv.release(&mut s.cache);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors of the serving crate, each mapped to an HTTP status in OpenAI's error shape.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// A request field is missing or invalid (400); `param` names the field.
+    #[error("{message}")]
+    BadRequest {
+        param: Option<String>,
+        message: String,
+    },
+    /// An unknown model or adapter name (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Missing or wrong API key (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The server is at capacity (429).
+    #[error("{0}")]
+    Overloaded(String),
+    /// The server is shutting down or the engine has stopped (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A JSON schema or grammar llguidance cannot compile (400 on `response_format`).
+    #[error("response_format: {0}")]
+    Grammar(String),
+    #[error(transparent)]
+    Model(#[from] hone_model::Error),
+    #[error("{path}: {msg}")]
+    Adapter { path: String, msg: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServeError {
+    pub fn bad(param: &str, message: impl Into<String>) -> Self {
+        ServeError::BadRequest {
+            param: Some(param.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = ServeError> = std::result::Result<T, E>;

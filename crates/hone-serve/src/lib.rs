@@ -1,0 +1,16 @@
+//! hone-serve: an OpenAI-compatible server for a base model and its LoRA adapters.
+//!
+//! One scheduler thread owns the model and runs continuous batching over a paged KV cache
+//! (`engine`); HTTP handlers (`server`) turn OpenAI requests (`openai`) into engine requests
+//! and stream the results back. Constrained output goes through llguidance (`constrain`);
+//! `/metrics` is Prometheus text (`metrics`); `bench` drives any OpenAI-compatible server.
+
+pub mod bench;
+pub mod constrain;
+pub mod error;
+pub mod metrics;
+
+pub use error::{Result, ServeError};
+pub mod engine;
+pub mod openai;
+pub mod server;

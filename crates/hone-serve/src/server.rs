@@ -1,0 +1,786 @@
+//! The HTTP side: axum routes in OpenAI's shapes over the engine.
+//!
+//! `POST /v1/chat/completions`, `POST /v1/completions` (both streaming with server-sent events
+//! ending in `[DONE]`), `GET /v1/models`, `POST /v1/adapters` and `DELETE /v1/adapters/{name}`
+//! (admin key; folders under the configured adapter roots only), `GET /health`,
+//! `GET /metrics`. A client that goes away cancels its request in the engine at once.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use hone_model::chat_template::{ChatTemplate, Message};
+use hone_model::lora::LoraAdapter;
+use hone_model::sampler::SamplingParams;
+use hone_model::tokenizer::Tokenizer;
+use hone_model::{FinishReason, Llama};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::constrain::ConstraintFactory;
+use crate::engine::{Engine, EngineConfig, Event, GenParams, TokenLogprob};
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+use crate::openai::{self, Limits, PromptInput, Request, ResponseFormat};
+
+/// Server settings (the `hone serve` flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The name clients use for the base model.
+    pub model_name: String,
+    /// Required as `Authorization: Bearer KEY` on `/v1/*` when set.
+    pub api_key: Option<String>,
+    /// Required for adapter loading and unloading; defaults to the API key. With neither set,
+    /// those endpoints are open (bind to loopback).
+    pub admin_key: Option<String>,
+    /// Folders `POST /v1/adapters` may load from (paths are relative to one of them).
+    pub adapter_roots: Vec<PathBuf>,
+    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub engine: EngineConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            model_name: "base".into(),
+            api_key: None,
+            admin_key: None,
+            adapter_roots: Vec::new(),
+            max_body_bytes: 1 << 20,
+            limits: Limits {
+                max_tokens_cap: 4096,
+                default_max_tokens: 512,
+            },
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// A loaded adapter.
+pub struct AdapterEntry {
+    pub adapter: Arc<LoraAdapter>,
+    pub path: PathBuf,
+    pub created: u64,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub engine: Engine,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: ChatTemplate,
+    pub constraints: Option<ConstraintFactory>,
+    pub adapters: RwLock<BTreeMap<String, AdapterEntry>>,
+    pub metrics: Metrics,
+    pub config: ServerConfig,
+    model: Arc<Llama>,
+    stop_tokens: Vec<u32>,
+    created: u64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl AppState {
+    /// Starts the engine for `model` and prepares the shared state.
+    pub fn new(
+        model: Llama,
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        config: ServerConfig,
+    ) -> Result<Arc<Self>> {
+        let metrics = Metrics::new();
+        let model = Arc::new(model);
+        let tokenizer = Arc::new(tokenizer);
+        let constraints = match ConstraintFactory::new(&tokenizer, model.vocab_size()) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!("constrained output is unavailable for this tokenizer: {e}");
+                None
+            }
+        };
+        let mut stop_tokens = template.stop_token_ids(&tokenizer);
+        if let Some(e) = tokenizer.eos_id() {
+            if !stop_tokens.contains(&e) {
+                stop_tokens.push(e);
+            }
+        }
+        let engine = Engine::start(
+            model.clone(),
+            tokenizer.clone(),
+            config.engine.clone(),
+            metrics.clone(),
+        );
+        Ok(Arc::new(Self {
+            engine,
+            tokenizer,
+            template,
+            constraints,
+            adapters: RwLock::new(BTreeMap::new()),
+            metrics,
+            config,
+            model,
+            stop_tokens,
+            created: now_secs(),
+        }))
+    }
+
+    /// Loads an adapter folder under `name` (startup and `POST /v1/adapters`).
+    pub fn load_adapter(&self, name: &str, dir: &Path) -> Result<()> {
+        check_name(name)?;
+        if name == self.config.model_name {
+            return Err(ServeError::bad(
+                "name",
+                "an adapter cannot take the base model's name",
+            ));
+        }
+        let loaded = hone_train::load_adapter(dir)
+            .map_err(|e| ServeError::Adapter {
+                path: dir.display().to_string(),
+                msg: e.to_string(),
+            })
+            .and_then(|a| {
+                a.check_fits(&self.model).map_err(|e| ServeError::Adapter {
+                    path: dir.display().to_string(),
+                    msg: e.to_string(),
+                })?;
+                Ok(a)
+            });
+        self.metrics.adapter_load(loaded.is_ok());
+        let a = loaded?;
+        let mut map = self
+            .adapters
+            .write()
+            .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?;
+        map.insert(
+            name.to_string(),
+            AdapterEntry {
+                adapter: Arc::new(a),
+                path: dir.to_path_buf(),
+                created: now_secs(),
+            },
+        );
+        self.metrics.set_adapters_loaded(map.len());
+        Ok(())
+    }
+
+    /// Drops an adapter (requests already running with it finish with it).
+    pub fn unload_adapter(&self, name: &str) -> Result<()> {
+        let mut map = self
+            .adapters
+            .write()
+            .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?;
+        map.remove(name)
+            .ok_or_else(|| ServeError::NotFound(format!("no adapter named `{name}` is loaded")))?;
+        self.metrics.set_adapters_loaded(map.len());
+        Ok(())
+    }
+
+    fn resolve_model(&self, name: &str) -> Result<Option<Arc<LoraAdapter>>> {
+        if name == self.config.model_name {
+            return Ok(None);
+        }
+        let map = self
+            .adapters
+            .read()
+            .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?;
+        match map.get(name) {
+            Some(e) => Ok(Some(e.adapter.clone())),
+            None => Err(ServeError::NotFound(format!(
+                "the model `{name}` does not exist (GET /v1/models lists the base and its adapters)"
+            ))),
+        }
+    }
+
+    /// Turns a validated request into engine parameters.
+    fn gen_params(&self, r: &Request, adapter: Option<Arc<LoraAdapter>>) -> Result<GenParams> {
+        let prompt = match &r.input {
+            PromptInput::Chat(msgs) => {
+                let msgs: Vec<Message> = msgs
+                    .iter()
+                    .map(|(role, content)| Message::new(role.clone(), content.clone()))
+                    .collect();
+                let text = self
+                    .template
+                    .render(&msgs, true)
+                    .map_err(|e| ServeError::bad("messages", e.to_string()))?;
+                self.tokenizer.encode(&text, true)?
+            }
+            PromptInput::Text(t) => self.tokenizer.encode(t, false)?,
+        };
+        let constraint = match &r.response_format {
+            ResponseFormat::Text => None,
+            f => {
+                let fac = self.constraints.as_ref().ok_or_else(|| {
+                    ServeError::bad(
+                        "response_format",
+                        "constrained output is not available for this model's tokenizer",
+                    )
+                })?;
+                Some(match f {
+                    ResponseFormat::JsonObject => fac.json_object()?,
+                    ResponseFormat::JsonSchema(s) => fac.json_schema(s)?,
+                    ResponseFormat::Text => unreachable!("handled above"),
+                })
+            }
+        };
+        Ok(GenParams {
+            prompt,
+            adapter,
+            max_tokens: r.max_tokens,
+            sampling: SamplingParams {
+                temperature: r.temperature,
+                top_k: 0,
+                top_p: r.top_p,
+                seed: r.seed.unwrap_or_else(rand::random),
+            },
+            stop_strings: r.stop.clone(),
+            stop_tokens: self.stop_tokens.clone(),
+            logprobs: r.logprobs,
+            constraint,
+        })
+    }
+
+    fn token_text(&self, id: u32) -> String {
+        self.tokenizer.decode(&[id], false).unwrap_or_default()
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServeError::bad(
+            "name",
+            "adapter names are 1-64 characters of letters, digits, '-', '_' and '.'",
+        ))
+    }
+}
+
+/// The folder `rel` names under one of `roots`; refuses absolute paths, `..` and anything
+/// that resolves (through links) outside the root.
+pub fn resolve_under_roots(roots: &[PathBuf], rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(ServeError::bad(
+            "path",
+            "`path` is a folder relative to a configured adapter folder (no `..`, not absolute)",
+        ));
+    }
+    if roots.is_empty() {
+        return Err(ServeError::bad(
+            "path",
+            "this server has no adapter folders configured (hone serve --adapter-dir DIR)",
+        ));
+    }
+    for root in roots {
+        let Ok(root) = root.canonicalize() else {
+            continue;
+        };
+        let Ok(full) = root.join(p).canonicalize() else {
+            continue;
+        };
+        if full.starts_with(&root) && full.is_dir() {
+            return Ok(full);
+        }
+    }
+    Err(ServeError::NotFound(format!(
+        "no adapter folder `{rel}` under the configured adapter folders"
+    )))
+}
+
+/// An error as an OpenAI-shaped response.
+pub struct ApiError(pub ServeError);
+
+impl From<ServeError> for ApiError {
+    fn from(e: ServeError) -> Self {
+        ApiError(e)
+    }
+}
+
+pub fn status_of(e: &ServeError) -> StatusCode {
+    match e {
+        ServeError::BadRequest { .. } | ServeError::Grammar(_) => StatusCode::BAD_REQUEST,
+        ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+        ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServeError::Adapter { .. } => StatusCode::BAD_REQUEST,
+        ServeError::Model(hone_model::Error::ContextOverflow { .. }) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        let mut resp = (status, Json(openai::error_body(&self.0))).into_response();
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The router with every endpoint.
+pub fn router(state: Shared) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/v1/adapters", post(load_adapter))
+        .route("/v1/adapters/:name", delete(unload_adapter))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+fn check_key(headers: &HeaderMap, key: Option<&str>) -> Result<()> {
+    match key {
+        None => Ok(()),
+        Some(k) if bearer(headers) == Some(k) => Ok(()),
+        Some(_) => Err(ServeError::Unauthorized(
+            "a valid API key is required (Authorization: Bearer KEY)".into(),
+        )),
+    }
+}
+
+/// Reads the body, mapping axum's rejections (too large, unreadable) to OpenAI errors.
+fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ServeError::BadRequest {
+                param: None,
+                message: format!("the body is larger than this server's limit of {limit} bytes"),
+            }
+        } else {
+            ServeError::BadRequest {
+                param: None,
+                message: format!("cannot read the body: {e}"),
+            }
+        }
+    })
+}
+
+fn done(state: &AppState, endpoint: &str, started: Instant, resp: Response) -> Response {
+    state.metrics.request_done(endpoint, resp.status().as_u16());
+    if resp.status().is_success() {
+        state.metrics.observe_e2e(started.elapsed().as_secs_f64());
+    }
+    resp
+}
+
+async fn chat_completions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    generation(st, headers, body, true).await
+}
+
+async fn completions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    generation(st, headers, body, false).await
+}
+
+async fn generation(
+    st: Shared,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+    chat: bool,
+) -> Response {
+    let endpoint = if chat {
+        "chat_completions"
+    } else {
+        "completions"
+    };
+    let started = Instant::now();
+    let prepared = (|| -> Result<(Request, GenParams)> {
+        check_key(&headers, st.config.api_key.as_deref())?;
+        let bytes = body_bytes(body, st.config.max_body_bytes)?;
+        let m = openai::parse_body(&bytes)?;
+        let r = if chat {
+            openai::chat_request(&m, &st.config.limits)?
+        } else {
+            openai::completion_request(&m, &st.config.limits)?
+        };
+        let adapter = st.resolve_model(&r.model)?;
+        let p = st.gen_params(&r, adapter)?;
+        Ok((r, p))
+    })();
+    let (req, params) = match prepared {
+        Ok(x) => x,
+        Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
+    };
+    let handle = match st.engine.submit(params) {
+        Ok(h) => h,
+        Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
+    };
+    let id = format!(
+        "{}-{:016x}",
+        if chat { "chatcmpl" } else { "cmpl" },
+        rand::random::<u64>()
+    );
+    if req.stream {
+        stream_response(st, req, handle.events, id, chat, started)
+    } else {
+        let resp = full_response(&st, &req, handle.events, &id, chat).await;
+        done(&st, endpoint, started, resp)
+    }
+}
+
+/// Log-probabilities of a chat response, or a completion's legacy shape.
+fn logprobs_json(st: &AppState, toks: &[TokenLogprob], chat: bool, text_offset0: usize) -> Value {
+    if chat {
+        json!({"content": toks.iter().map(|t| {
+            let top: Vec<(String, f32)> = t.top.iter().map(|&(id, lp)| (st.token_text(id), lp)).collect();
+            openai::chat_logprob(&st.token_text(t.id), t.logprob, &top)
+        }).collect::<Vec<_>>()})
+    } else {
+        let mut offset = text_offset0;
+        let mut tokens = Vec::new();
+        let mut lps = Vec::new();
+        let mut tops = Vec::new();
+        let mut offsets = Vec::new();
+        for t in toks {
+            let s = st.token_text(t.id);
+            offsets.push(offset);
+            offset += s.len();
+            tokens.push(s);
+            lps.push(t.logprob);
+            let m: serde_json::Map<String, Value> = t
+                .top
+                .iter()
+                .map(|&(id, lp)| (st.token_text(id), json!(lp)))
+                .collect();
+            tops.push(Value::Object(m));
+        }
+        json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
+    }
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+async fn full_response(
+    st: &AppState,
+    req: &Request,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    id: &str,
+    chat: bool,
+) -> Response {
+    let mut text = String::new();
+    let mut toks: Vec<TokenLogprob> = Vec::new();
+    let mut end = None;
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::Delta { text: t, tokens } => {
+                text.push_str(&t);
+                toks.extend(tokens);
+            }
+            Event::Done {
+                finish,
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                end = Some((finish, prompt_tokens, completion_tokens));
+                break;
+            }
+            Event::Error(e) => {
+                return ApiError(ServeError::Internal(e)).into_response();
+            }
+        }
+    }
+    let Some((finish, p, c)) = end else {
+        return ApiError(ServeError::Unavailable("the engine stopped".into())).into_response();
+    };
+    let logprobs = req
+        .logprobs
+        .map(|_| logprobs_json(st, &toks, chat, 0))
+        .unwrap_or(Value::Null);
+    let body = if chat {
+        json!({
+            "id": id, "object": "chat.completion", "created": now_secs(), "model": req.model,
+            "system_fingerprint": "hone",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "logprobs": logprobs, "finish_reason": finish.as_str()}],
+            "usage": usage(p, c),
+        })
+    } else {
+        json!({
+            "id": id, "object": "text_completion", "created": now_secs(), "model": req.model,
+            "system_fingerprint": "hone",
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs,
+                         "finish_reason": finish.as_str()}],
+            "usage": usage(p, c),
+        })
+    };
+    Json(body).into_response()
+}
+
+fn stream_response(
+    st: Shared,
+    req: Request,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    id: String,
+    chat: bool,
+    started: Instant,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(64);
+    let created = now_secs();
+    let model = req.model.clone();
+    let chunk = move |choice: Value, usage_v: Option<Value>| -> SseEvent {
+        let mut v = json!({
+            "id": id, "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+            "created": created, "model": model, "system_fingerprint": "hone",
+            "choices": if choice.is_null() { json!([]) } else { json!([choice]) },
+        });
+        if let Some(u) = usage_v {
+            v["usage"] = u;
+        } else if req.include_usage {
+            v["usage"] = Value::Null;
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let endpoint = if chat {
+        "chat_completions"
+    } else {
+        "completions"
+    };
+    tokio::spawn(async move {
+        let mut offset = 0usize;
+        let mut ok = true;
+        if chat {
+            let first = json!({"index": 0, "delta": {"role": "assistant", "content": ""},
+                               "logprobs": Value::Null, "finish_reason": Value::Null});
+            if tx.send(Ok(chunk(first, None))).await.is_err() {
+                return;
+            }
+        }
+        while let Some(ev) = events.recv().await {
+            let out = match ev {
+                Event::Delta { text, tokens } => {
+                    let lp = req
+                        .logprobs
+                        .map(|_| logprobs_json(&st, &tokens, chat, offset))
+                        .unwrap_or(Value::Null);
+                    offset += text.len();
+                    let choice = if chat {
+                        json!({"index": 0, "delta": {"content": text}, "logprobs": lp, "finish_reason": Value::Null})
+                    } else {
+                        json!({"index": 0, "text": text, "logprobs": lp, "finish_reason": Value::Null})
+                    };
+                    vec![chunk(choice, None)]
+                }
+                Event::Done {
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                } => {
+                    let fin = finish_choice(chat, finish);
+                    let mut v = vec![chunk(fin, None)];
+                    if req.include_usage {
+                        v.push(chunk(
+                            Value::Null,
+                            Some(usage(prompt_tokens, completion_tokens)),
+                        ));
+                    }
+                    v.push(SseEvent::default().data("[DONE]"));
+                    v
+                }
+                Event::Error(e) => {
+                    ok = false;
+                    let body = openai::error_body(&ServeError::Internal(e));
+                    vec![
+                        SseEvent::default().data(body.to_string()),
+                        SseEvent::default().data("[DONE]"),
+                    ]
+                }
+            };
+            for e in out {
+                if tx.send(Ok(e)).await.is_err() {
+                    // The client has gone: dropping `events` cancels the request.
+                    st.metrics.request_done(endpoint, 499);
+                    return;
+                }
+            }
+        }
+        st.metrics
+            .request_done(endpoint, if ok { 200 } else { 500 });
+        if ok {
+            st.metrics.observe_e2e(started.elapsed().as_secs_f64());
+        }
+    });
+    Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn finish_choice(chat: bool, finish: FinishReason) -> Value {
+    if chat {
+        json!({"index": 0, "delta": {}, "logprobs": Value::Null, "finish_reason": finish.as_str()})
+    } else {
+        json!({"index": 0, "text": "", "logprobs": Value::Null, "finish_reason": finish.as_str()})
+    }
+}
+
+async fn models(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let resp = (|| -> Result<Response> {
+        check_key(&headers, st.config.api_key.as_deref())?;
+        let mut data = vec![json!({"id": st.config.model_name, "object": "model",
+                                   "created": st.created, "owned_by": "hone", "parent": Value::Null})];
+        let map = st
+            .adapters
+            .read()
+            .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?;
+        for (name, e) in map.iter() {
+            data.push(json!({"id": name, "object": "model", "created": e.created,
+                             "owned_by": "hone", "parent": st.config.model_name}));
+        }
+        Ok(Json(json!({"object": "list", "data": data})).into_response())
+    })()
+    .unwrap_or_else(|e| ApiError(e).into_response());
+    done(&st, "models", started, resp)
+}
+
+fn admin_key(st: &AppState) -> Option<&str> {
+    st.config
+        .admin_key
+        .as_deref()
+        .or(st.config.api_key.as_deref())
+}
+
+async fn load_adapter(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let st2 = st.clone();
+    let resp = async move {
+        check_key(&headers, admin_key(&st2))?;
+        let bytes = body_bytes(body, st2.config.max_body_bytes)?;
+        let m = openai::parse_body(&bytes)?;
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ServeError::bad("name", "`name` is required"))?
+            .to_string();
+        let rel = m
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ServeError::bad("path", "`path` is required"))?
+            .to_string();
+        check_name(&name)?;
+        let dir = resolve_under_roots(&st2.config.adapter_roots, &rel)?;
+        let st3 = st2.clone();
+        let name2 = name.clone();
+        tokio::task::spawn_blocking(move || st3.load_adapter(&name2, &dir))
+            .await
+            .map_err(|e| ServeError::Internal(e.to_string()))??;
+        Ok::<_, ServeError>(
+            (
+                StatusCode::CREATED,
+                Json(json!({"id": name, "object": "model", "parent": st2.config.model_name})),
+            )
+                .into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(|e| ApiError(e).into_response());
+    done(&st, "adapters", started, resp)
+}
+
+async fn unload_adapter(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let started = Instant::now();
+    let resp = (|| -> Result<Response> {
+        check_key(&headers, admin_key(&st))?;
+        st.unload_adapter(&name)?;
+        Ok(Json(json!({"id": name, "object": "model", "deleted": true})).into_response())
+    })()
+    .unwrap_or_else(|e| ApiError(e).into_response());
+    done(&st, "adapters", started, resp)
+}
+
+async fn health(State(st): State<Shared>) -> Response {
+    if st.engine.is_alive() {
+        (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
+    } else {
+        ApiError(ServeError::Unavailable("the engine has stopped".into())).into_response()
+    }
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, Metrics::content_type())],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests and stops the engine.
+pub async fn serve(
+    state: Shared,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.engine.shutdown())
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(())
+}
