@@ -534,12 +534,15 @@ impl Scheduler {
                     top,
                 });
             }
-            match s.last_token_at {
-                None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
-                Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
+            // A stop token is not output: it ends the request without counting as a token.
+            if !s.p.stop_tokens.contains(&tok) {
+                match s.last_token_at {
+                    None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
+                    Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
+                }
+                s.last_token_at = Some(now);
+                self.metrics.add_output_tokens(1);
             }
-            s.last_token_at = Some(now);
-            self.metrics.add_output_tokens(1);
             Self::take_token(&self.tokenizer, s, tok, self.model.max_context());
         }
         self.finish_done();

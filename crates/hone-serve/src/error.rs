@@ -10,6 +10,9 @@ pub enum ServeError {
         param: Option<String>,
         message: String,
     },
+    /// The body is larger than the configured limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// An unknown model or adapter name (404).
     #[error("{0}")]
     NotFound(String),

@@ -355,6 +355,7 @@ pub fn error_body(err: &ServeError) -> Value {
         ServeError::BadRequest { param, .. } => {
             ("invalid_request_error", param.clone(), Value::Null)
         }
+        ServeError::TooLarge(_) => ("invalid_request_error", None, Value::Null),
         ServeError::Grammar(_) => (
             "invalid_request_error",
             Some("response_format".to_string()),

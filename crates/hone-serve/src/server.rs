@@ -327,6 +327,7 @@ pub fn status_of(e: &ServeError) -> StatusCode {
     match e {
         ServeError::BadRequest { .. } | ServeError::Grammar(_) => StatusCode::BAD_REQUEST,
         ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
         ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -390,10 +391,9 @@ fn check_key(headers: &HeaderMap, key: Option<&str>) -> Result<()> {
 fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ServeError::BadRequest {
-                param: None,
-                message: format!("the body is larger than this server's limit of {limit} bytes"),
-            }
+            ServeError::TooLarge(format!(
+                "the body is larger than this server's limit of {limit} bytes"
+            ))
         } else {
             ServeError::BadRequest {
                 param: None,
@@ -405,7 +405,8 @@ fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) ->
 
 fn done(state: &AppState, endpoint: &str, started: Instant, resp: Response) -> Response {
     state.metrics.request_done(endpoint, resp.status().as_u16());
-    if resp.status().is_success() {
+    let generation = matches!(endpoint, "chat_completions" | "completions");
+    if generation && resp.status().is_success() {
         state.metrics.observe_e2e(started.elapsed().as_secs_f64());
     }
     resp
