@@ -698,46 +698,64 @@ impl Llama {
         let qd = nh * hd;
         let scale = 1.0 / (hd as f32).sqrt();
         let (kc, vc) = kv.layer(layer);
-        out.par_chunks_mut(qd)
-            .zip(q.par_chunks(qd))
-            .zip(rows.par_iter().zip(skip.par_iter()))
-            .for_each(|((o_row, q_row), (&(si, pos), &skip))| {
-                if skip {
-                    return;
+        let (bs, kvd) = (kv.block_size(), kv.kv_dim());
+        // Rows run on the kernels' own pool (not rayon's), so decode steps never have two
+        // thread pools competing for the cores.
+        let out_rows: Vec<std::sync::Mutex<&mut [f32]>> =
+            out.chunks_mut(qd).map(std::sync::Mutex::new).collect();
+        crate::quant::parallel_for(rows.len(), &|r| {
+            if skip[r] {
+                return;
+            }
+            let (si, pos) = rows[r];
+            let Ok(mut o_row) = out_rows[r].lock() else {
+                return;
+            };
+            let q_row = &q[r * qd..(r + 1) * qd];
+            let table = tables[si];
+            let start = match window {
+                Some(w) if w > 0 => (pos + 1).saturating_sub(w),
+                _ => 0,
+            };
+            let len = pos + 1 - start;
+            // Where each visible position lives in the pool, walked block by block once for
+            // all heads.
+            let mut offs = Vec::with_capacity(len);
+            let mut p = start;
+            while p <= pos {
+                let within = p % bs;
+                let n = (bs - within).min(pos + 1 - p);
+                let base = (table[p / bs] as usize * bs + within) * kvd;
+                offs.extend((0..n).map(|i| base + i * kvd));
+                p += n;
+            }
+            let mut scores = vec![0f32; len];
+            for h in 0..nh {
+                let g = h / groups;
+                let qh = &q_row[h * hd..(h + 1) * hd];
+                let mut max = f32::NEG_INFINITY;
+                for (sc, &off) in scores.iter_mut().zip(&offs) {
+                    let off = off + g * hd;
+                    *sc = dot(qh, &kc[off..off + hd]) * scale;
+                    max = max.max(*sc);
                 }
-                let table = tables[si];
-                let start = match window {
-                    Some(w) if w > 0 => (pos + 1).saturating_sub(w),
-                    _ => 0,
-                };
-                let len = pos + 1 - start;
-                let mut scores = vec![0f32; len];
-                for h in 0..nh {
-                    let g = h / groups;
-                    let qh = &q_row[h * hd..(h + 1) * hd];
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, sc) in scores.iter_mut().enumerate() {
-                        let off = kv.offset(table, start + j) + g * hd;
-                        *sc = dot(qh, &kc[off..off + hd]) * scale;
-                        max = max.max(*sc);
-                    }
-                    let mut sum = 0.0;
-                    for sc in scores.iter_mut() {
-                        *sc = (*sc - max).exp();
-                        sum += *sc;
-                    }
-                    let inv = 1.0 / sum;
-                    let oh = &mut o_row[h * hd..(h + 1) * hd];
-                    oh.fill(0.0);
-                    for (j, &p) in scores.iter().enumerate() {
-                        let off = kv.offset(table, start + j) + g * hd;
-                        let p = p * inv;
-                        for (o, v) in oh.iter_mut().zip(&vc[off..off + hd]) {
-                            *o += p * v;
-                        }
+                let mut sum = 0.0;
+                for sc in scores.iter_mut() {
+                    *sc = (*sc - max).exp();
+                    sum += *sc;
+                }
+                let inv = 1.0 / sum;
+                let oh = &mut o_row[h * hd..(h + 1) * hd];
+                oh.fill(0.0);
+                for (&p, &off) in scores.iter().zip(&offs) {
+                    let off = off + g * hd;
+                    let p = p * inv;
+                    for (o, v) in oh.iter_mut().zip(&vc[off..off + hd]) {
+                        *o += p * v;
                     }
                 }
-            });
+            }
+        });
     }
 
     /// Logits for every position of one token sequence, from an empty cache (tests, scoring).

@@ -28,7 +28,7 @@ pub fn parse_size(s: &str) -> Result<usize> {
         other => bail!("`{s}`: unknown size unit `{other}` (use K, M or G)"),
     };
     let bytes = n * mult;
-    if !(bytes >= 1.0) {
+    if bytes.is_nan() || bytes < 1.0 {
         bail!("`{s}` is not a positive size");
     }
     Ok(bytes as usize)

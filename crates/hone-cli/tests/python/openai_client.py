@@ -253,7 +253,9 @@ def _():
         messages=[
             {
                 "role": "user",
-                "content": "Give a JSON object with the keys \"name\" and \"years\" for a 2-year NDA with Acme.",
+                # A prompt the greedy base model closes within max_tokens (others run into
+                # long arrays: json_object constrains the syntax, not the length).
+                "content": "Output a JSON object with the key \"answer\" holding the capital of France.",
             }
         ],
         max_tokens=120,
@@ -264,7 +266,7 @@ def _():
     print(f"      json_object output: {content!r}")
     expect(r.choices[0].finish_reason == "stop", f"finish_reason {r.choices[0].finish_reason}")
     doc = json.loads(content)
-    expect(isinstance(doc, dict), f"not an object: {doc!r}")
+    expect(isinstance(doc, dict) and doc, f"not a non-empty object: {doc!r}")
 
 
 @check("logprobs with top_logprobs=3")

@@ -22,6 +22,7 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub(crate) use pool::parallel_for;
 #[doc(hidden)]
 pub use pool::set_backend;
 pub use pool::{num_threads, set_num_threads, Backend};
