@@ -193,7 +193,7 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight independent partial sums let the compiler vectorise.
     let mut acc = [0f32; 8];
@@ -209,6 +209,86 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// Head layout of one attention row.
+struct RowShape {
+    nh: usize,
+    groups: usize,
+    hd: usize,
+    scale: f32,
+}
+
+/// One query row over its visible positions (`offs`: each position's offset in the layer's
+/// K/V storage), every head. Written once; compiled for the CPU's vector width by the
+/// dispatcher below. No float contraction happens, so every build gives the same bits.
+#[inline(always)]
+fn row_attention(
+    sh: &RowShape,
+    q_row: &[f32],
+    o_row: &mut [f32],
+    offs: &[usize],
+    scores: &mut [f32],
+    kc: &[f32],
+    vc: &[f32],
+) {
+    let hd = sh.hd;
+    for h in 0..sh.nh {
+        let g = h / sh.groups;
+        let qh = &q_row[h * hd..(h + 1) * hd];
+        let mut max = f32::NEG_INFINITY;
+        for (sc, &off) in scores.iter_mut().zip(offs) {
+            let off = off + g * hd;
+            *sc = dot(qh, &kc[off..off + hd]) * sh.scale;
+            max = max.max(*sc);
+        }
+        let mut sum = 0.0;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            sum += *sc;
+        }
+        let inv = 1.0 / sum;
+        let oh = &mut o_row[h * hd..(h + 1) * hd];
+        oh.fill(0.0);
+        for (&p, &off) in scores.iter().zip(offs) {
+            let off = off + g * hd;
+            let p = p * inv;
+            for (o, v) in oh.iter_mut().zip(&vc[off..off + hd]) {
+                *o += p * v;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_attention_avx2(
+    sh: &RowShape,
+    q_row: &[f32],
+    o_row: &mut [f32],
+    offs: &[usize],
+    scores: &mut [f32],
+    kc: &[f32],
+    vc: &[f32],
+) {
+    row_attention(sh, q_row, o_row, offs, scores, kc, vc)
+}
+
+fn row_attention_dispatch(
+    sh: &RowShape,
+    q_row: &[f32],
+    o_row: &mut [f32],
+    offs: &[usize],
+    scores: &mut [f32],
+    kc: &[f32],
+    vc: &[f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { row_attention_avx2(sh, q_row, o_row, offs, scores, kc, vc) };
+    }
+    row_attention(sh, q_row, o_row, offs, scores, kc, vc)
 }
 
 impl Llama {
@@ -730,31 +810,13 @@ impl Llama {
                 p += n;
             }
             let mut scores = vec![0f32; len];
-            for h in 0..nh {
-                let g = h / groups;
-                let qh = &q_row[h * hd..(h + 1) * hd];
-                let mut max = f32::NEG_INFINITY;
-                for (sc, &off) in scores.iter_mut().zip(&offs) {
-                    let off = off + g * hd;
-                    *sc = dot(qh, &kc[off..off + hd]) * scale;
-                    max = max.max(*sc);
-                }
-                let mut sum = 0.0;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                let inv = 1.0 / sum;
-                let oh = &mut o_row[h * hd..(h + 1) * hd];
-                oh.fill(0.0);
-                for (&p, &off) in scores.iter().zip(&offs) {
-                    let off = off + g * hd;
-                    let p = p * inv;
-                    for (o, v) in oh.iter_mut().zip(&vc[off..off + hd]) {
-                        *o += p * v;
-                    }
-                }
-            }
+            let shape = RowShape {
+                nh,
+                groups,
+                hd,
+                scale,
+            };
+            row_attention_dispatch(&shape, q_row, &mut o_row, &offs, &mut scores, kc, vc);
         });
     }
 

@@ -389,18 +389,18 @@ fn metrics_count_the_requests_made() {
     let Some(path) = smollm2() else { return };
     let srv = Server::start(&path, config("smollm2"), &[]);
     let (mut prompt, mut completion, mut answered) = (0.0, 0.0, 0.0);
-    for i in 0..3 {
-        let (code, v) = srv.post("/v1/chat/completions", &chat_body("smollm2", PROMPTS[i], 8));
+    for p in &PROMPTS[..3] {
+        let (code, v) = srv.post("/v1/chat/completions", &chat_body("smollm2", p, 8));
         assert_eq!(code, 200);
         prompt += v["usage"]["prompt_tokens"].as_f64().unwrap();
         let c = v["usage"]["completion_tokens"].as_f64().unwrap();
         completion += c;
         answered += f64::from(u8::from(c > 0.0));
     }
-    for i in 0..2 {
+    for p in &PROMPTS[..2] {
         let (code, v) = srv.post(
             "/v1/completions",
-            &json!({"model": "smollm2", "prompt": PROMPTS[i], "max_tokens": 5, "temperature": 0}),
+            &json!({"model": "smollm2", "prompt": p, "max_tokens": 5, "temperature": 0}),
         );
         assert_eq!(code, 200);
         prompt += v["usage"]["prompt_tokens"].as_f64().unwrap();
