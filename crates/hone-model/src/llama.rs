@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 
 use crate::config::ModelConfig;
 use crate::kv_cache::{KvCache, SeqCache};
@@ -209,6 +208,27 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// `f(0..n)` on the kernels' thread pool, results in order.
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let slots: Vec<std::sync::Mutex<Option<T>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    crate::quant::parallel_for(n, &|i| {
+        let v = f(i);
+        if let Ok(mut s) = slots[i].lock() {
+            *s = Some(v);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .ok()
+                .flatten()
+                .expect("parallel_for runs every index")
+        })
+        .collect()
 }
 
 /// Head layout of one attention row.
@@ -669,22 +689,24 @@ impl Llama {
         let scale = 1.0 / (hd as f32).sqrt();
         let (kc, vc) = kv.layer(layer);
         // Keys and values of each (segment, kv head), contiguous [positions, hd].
-        let gathered: Vec<(Vec<f32>, Vec<f32>)> = big
-            .par_iter()
-            .flat_map_iter(|&(si, _, b)| (0..nkv).map(move |g| (si, b, g)))
-            .map(|(si, b, g)| {
-                let len = rows[b - 1].1 + 1;
-                let table = tables[si];
-                let mut k = Vec::with_capacity(len * hd);
-                let mut v = Vec::with_capacity(len * hd);
-                for pos in 0..len {
-                    let off = kv.offset(table, pos) + g * hd;
-                    k.extend_from_slice(&kc[off..off + hd]);
-                    v.extend_from_slice(&vc[off..off + hd]);
-                }
-                (k, v)
-            })
+        let jobs: Vec<(usize, usize, usize)> = big
+            .iter()
+            .flat_map(|&(si, _, b)| (0..nkv).map(move |g| (si, b, g)))
             .collect();
+        // Work runs on the kernels' own pool (not rayon's): two pools on 2 cores fight.
+        let gathered = par_map(jobs.len(), |j| {
+            let (si, b, g) = jobs[j];
+            let len = rows[b - 1].1 + 1;
+            let table = tables[si];
+            let mut k = Vec::with_capacity(len * hd);
+            let mut v = Vec::with_capacity(len * hd);
+            for pos in 0..len {
+                let off = kv.offset(table, pos) + g * hd;
+                k.extend_from_slice(&kc[off..off + hd]);
+                v.extend_from_slice(&vc[off..off + hd]);
+            }
+            (k, v)
+        });
         // Tasks: (segment index, head, first row of the tile).
         let tasks: Vec<(usize, usize, usize)> = big
             .iter()
@@ -693,9 +715,9 @@ impl Llama {
                 (0..nh).flat_map(move |h| (a..b).step_by(TILE).map(move |t| (i, h, t)))
             })
             .collect();
-        let results: Vec<Vec<f32>> = tasks
-            .par_iter()
-            .map(|&(i, h, t0)| {
+        let results: Vec<Vec<f32>> = par_map(tasks.len(), |ti| {
+            let (i, h, t0) = tasks[ti];
+            {
                 let (_, _, b) = big[i];
                 let t1 = (t0 + TILE).min(b);
                 let m = t1 - t0;
@@ -747,8 +769,8 @@ impl Llama {
                     false,
                 );
                 o
-            })
-            .collect();
+            }
+        });
         for (&(i, h, t0), o) in tasks.iter().zip(&results) {
             let (_, _, b) = big[i];
             let t1 = (t0 + TILE).min(b);

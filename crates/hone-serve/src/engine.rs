@@ -104,6 +104,9 @@ struct Pending {
 
 struct Shared {
     queue: Mutex<VecDeque<Pending>>,
+    /// Requests the scheduler holds but has not admitted (published every step), so the
+    /// queue limit counts every waiting request, not only those not yet picked up.
+    waiting: std::sync::atomic::AtomicUsize,
     wake: Condvar,
     stopping: AtomicBool,
     stopped: AtomicBool,
@@ -171,6 +174,7 @@ impl Engine {
     ) -> Engine {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -245,10 +249,10 @@ impl Engine {
         let (tx, rx) = unbounded_channel();
         {
             let mut q = self.shared.queue.lock().map_err(|_| poisoned())?;
-            if q.len() >= self.config.max_queue {
+            let waiting = q.len() + self.shared.waiting.load(Ordering::SeqCst);
+            if waiting >= self.config.max_queue {
                 return Err(ServeError::Overloaded(format!(
-                    "{} requests are waiting; try again shortly",
-                    q.len()
+                    "{waiting} requests are waiting; try again shortly"
                 )));
             }
             q.push_back(Pending {
@@ -319,10 +323,12 @@ impl Scheduler {
                     let seq = self.new_seq(p);
                     self.waiting.push_back(seq);
                 }
+                sh.waiting.store(self.waiting.len(), Ordering::SeqCst);
             }
             self.drop_cancelled();
             self.admit();
             self.publish();
+            sh.waiting.store(self.waiting.len(), Ordering::SeqCst);
             if self.running.is_empty() {
                 if !self.waiting.is_empty() {
                     // Nothing runs and the first waiting request does not fit: it never will.
@@ -342,6 +348,7 @@ impl Scheduler {
                 }
             }
             self.publish();
+            sh.waiting.store(self.waiting.len(), Ordering::SeqCst);
         }
     }
 
