@@ -10,12 +10,11 @@
 
 mod serve_support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hone_model::llama::MODULES;
-use hone_model::lora::{LoraAdapter, LoraModule, LoraSpec};
+use hone_model::lora::{LoraAdapter, LoraSpec};
 use hone_model::{LoadOptions, LoadedModel};
 use hone_train::adapter::{save_adapter, AdapterExtra};
 use serve_support::{model_cached, Server};
@@ -63,57 +62,20 @@ fn openai_python() -> Result<PathBuf, String> {
     }
 }
 
-/// A small deterministic generator for the adapter's matrices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Uniform in [-bound, bound).
-    fn uniform(&mut self, bound: f32) -> f32 {
-        (self.next_f32() * 2.0 - 1.0) * bound
-    }
-}
-
 /// A random LoRA adapter for smollm2 (every projection of the first layers, B non-zero so it
 /// changes the outputs), saved in PEFT's format under `dir`.
 fn write_random_adapter(dir: &Path) {
+    use rand::SeedableRng;
     let m = LoadedModel::load("smollm2", &LoadOptions::default()).expect("load smollm2");
-    let (r, layers) = (8, [0usize, 1, 2, 3]);
-    let mut rng = SplitMix(0x5EED);
-    let mut modules = BTreeMap::new();
-    for &l in &layers {
-        for name in MODULES {
-            let lin = m.model.layers[l].module(name).expect("module exists");
-            let (in_f, out_f) = (lin.in_features(), lin.out_features());
-            let a_bound = 1.0 / (in_f as f32).sqrt();
-            modules.insert(
-                (l, name.to_string()),
-                LoraModule {
-                    r,
-                    in_f,
-                    out_f,
-                    a: (0..r * in_f).map(|_| rng.uniform(a_bound)).collect(),
-                    b: (0..out_f * r).map(|_| rng.uniform(0.05)).collect(),
-                },
-            );
-        }
-    }
-    let adapter = LoraAdapter {
-        spec: LoraSpec {
-            r,
-            alpha: 16.0,
-            target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
-            layers: layers.to_vec(),
-        },
-        modules,
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED);
+    let spec = LoraSpec {
+        r: 8,
+        alpha: 16.0,
+        target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
+        layers: vec![0, 1, 2, 3],
     };
+    let mut adapter = LoraAdapter::init(&m.model, spec, &mut rng).expect("adapter fits");
+    adapter.randomize_b(0.05, &mut rng);
     save_adapter(dir, &adapter, "smollm2", &AdapterExtra::default()).expect("save the adapter");
 }
 

@@ -99,6 +99,24 @@ pub fn models_dir() -> PathBuf {
     hone_home().join("models")
 }
 
+/// The file tests and benchmarks of real loading use for a known model: `$HONE_TEST_GGUF` when
+/// set, else the cached file when it has been fetched; `None` (with the reason on stderr, so a
+/// skipped test says why) when neither.
+pub fn cached_for_tests(name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HONE_TEST_GGUF") {
+        return Some(PathBuf::from(p));
+    }
+    let p = known_model(name)?.cached_path();
+    if p.is_file() {
+        return Some(p);
+    }
+    eprintln!(
+        "SKIP: {name} is not at {} (run `hone model fetch {name}`, or set HONE_TEST_GGUF)",
+        p.display()
+    );
+    None
+}
+
 /// SHA-256 (lowercase hex) and length of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;

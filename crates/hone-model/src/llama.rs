@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-
 use crate::config::ModelConfig;
 use crate::kv_cache::{KvCache, SeqCache};
 use crate::linear::{Linear, LinearInput};

@@ -142,6 +142,15 @@ impl LoraAdapter {
         self.spec.scale()
     }
 
+    /// Draws every B from U(-scale, scale): an adapter that changes the model, as a trained
+    /// one does (a fresh adapter's B is zero), for tests and benchmarks.
+    pub fn randomize_b(&mut self, scale: f32, rng: &mut impl Rng) {
+        for m in self.modules.values_mut() {
+            m.b.iter_mut()
+                .for_each(|v| *v = rng.gen_range(-scale..scale));
+        }
+    }
+
     /// Trainable parameters.
     pub fn num_parameters(&self) -> usize {
         self.modules.values().map(|m| m.a.len() + m.b.len()).sum()
@@ -183,21 +192,12 @@ impl LoraAdapter {
     /// Wraps the adapted modules of `model` so inference includes the adapter.
     pub fn attach(&self, model: &mut Llama) -> Result<()> {
         self.spec.validate(model.layers.len())?;
+        self.check_fits(model)?;
         let scale = self.scale();
         for ((l, name), m) in &self.modules {
             let slot = model.layers[*l]
                 .module_mut(name)
                 .ok_or_else(|| Error::Invalid(format!("unknown module {name}")))?;
-            if slot.in_features() != m.in_f || slot.out_features() != m.out_f {
-                return Err(Error::Invalid(format!(
-                    "adapter module layer {l} {name} is [{}, {}] but the model's is [{}, {}]: \
-                     the adapter was trained for another base model",
-                    m.out_f,
-                    m.in_f,
-                    slot.out_features(),
-                    slot.in_features()
-                )));
-            }
             let base = std::mem::replace(slot, Box::new(Placeholder));
             *slot = Box::new(LoraLinear {
                 base,

@@ -335,7 +335,7 @@ fn missing_weight_in_hf_folder_names_it() {
 
 /// An adapter with non-zero B on every module of both layers, so it changes every projection.
 fn random_adapter(m: &Llama, seed: u64) -> hone_model::lora::LoraAdapter {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let spec = hone_model::lora::LoraSpec {
         r: 4,
@@ -347,12 +347,7 @@ fn random_adapter(m: &Llama, seed: u64) -> hone_model::lora::LoraAdapter {
         layers: (0..m.layers.len()).collect(),
     };
     let mut a = hone_model::lora::LoraAdapter::init(m, spec, &mut rng).unwrap();
-    for module in a.modules.values_mut() {
-        module
-            .b
-            .iter_mut()
-            .for_each(|v| *v = rng.gen_range(-0.2..0.2));
-    }
+    a.randomize_b(0.2, &mut rng);
     a
 }
 

@@ -13,20 +13,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 fn smollm2_path() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("HONE_TEST_GGUF") {
-        return Some(PathBuf::from(p));
-    }
-    let p = hone_model::fetch::known_model("smollm2")
-        .expect("smollm2 is a known model")
-        .cached_path();
-    if p.is_file() {
-        return Some(p);
-    }
-    eprintln!(
-        "SKIP: the SmolLM2 GGUF is not at {} (run `hone model fetch smollm2`, or set HONE_TEST_GGUF)",
-        p.display()
-    );
-    None
+    hone_model::fetch::cached_for_tests("smollm2")
 }
 
 struct Setup {

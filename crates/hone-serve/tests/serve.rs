@@ -19,23 +19,7 @@ use hone_serve::server::{serve, AppState, ServerConfig};
 use serde_json::{json, Value};
 
 fn smollm2() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("HONE_TEST_GGUF") {
-        return Some(PathBuf::from(p));
-    }
-    let home = std::env::var("HONE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hone")
-        });
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    eprintln!(
-        "SKIP: the SmolLM2 GGUF is not at {} (run `hone model fetch smollm2`)",
-        p.display()
-    );
-    None
+    hone_model::fetch::cached_for_tests("smollm2")
 }
 
 fn load(path: &Path) -> LoadedModel {
@@ -181,7 +165,7 @@ fn config(model_name: &str) -> ServerConfig {
 
 /// A LoRA adapter on every projection of every layer with random B, saved as PEFT.
 fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let spec = LoraSpec {
         r: 8,
@@ -190,11 +174,7 @@ fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
         layers: (0..m.model.layers.len()).collect(),
     };
     let mut a = LoraAdapter::init(&m.model, spec, &mut rng).unwrap();
-    for module in a.modules.values_mut() {
-        for v in module.b.iter_mut() {
-            *v = rng.gen_range(-0.03..0.03);
-        }
-    }
+    a.randomize_b(0.03, &mut rng);
     hone_train::save_adapter(
         dir,
         &a,

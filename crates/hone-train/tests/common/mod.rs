@@ -190,23 +190,7 @@ pub fn random_adapter(
 
 /// The real SmolLM2 GGUF, if present.
 pub fn smollm2() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("HONE_TEST_GGUF") {
-        return Some(PathBuf::from(p));
-    }
-    let home = std::env::var("HONE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hone")
-        });
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    eprintln!(
-        "SKIP: the SmolLM2 GGUF is not at {} (run `hone model fetch smollm2`, or set HONE_TEST_GGUF)",
-        p.display()
-    );
-    None
+    hone_model::fetch::cached_for_tests("smollm2")
 }
 
 /// Largest absolute difference, relative to the largest magnitude of `b`.
