@@ -75,7 +75,7 @@ fn write_random_adapter(dir: &Path) {
         layers: vec![0, 1, 2, 3],
     };
     let mut adapter = LoraAdapter::init(&m.model, spec, &mut rng).expect("adapter fits");
-    adapter.randomize_b(0.05, &mut rng);
+    adapter.randomize_b(0.2, &mut rng);
     save_adapter(dir, &adapter, "smollm2", &AdapterExtra::default()).expect("save the adapter");
 }
 
