@@ -600,10 +600,21 @@ fn stream_response(
             let first = json!({"index": 0, "delta": {"role": "assistant", "content": ""},
                                "logprobs": Value::Null, "finish_reason": Value::Null});
             if tx.send(Ok(chunk(first, None))).await.is_err() {
+                st.metrics.request_done(endpoint, 499);
                 return;
             }
         }
-        while let Some(ev) = events.recv().await {
+        loop {
+            // A client that goes away during a long prefill is noticed at once, not at the
+            // next token: dropping `events` cancels the request in the engine.
+            let ev = tokio::select! {
+                ev = events.recv() => ev,
+                _ = tx.closed() => {
+                    st.metrics.request_done(endpoint, 499);
+                    return;
+                }
+            };
+            let Some(ev) = ev else { break };
             let out = match ev {
                 Event::Delta { text, tokens } => {
                     let lp = req
