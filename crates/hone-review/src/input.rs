@@ -186,6 +186,21 @@ pub struct InputDoc {
     pub read_ms: f64,
 }
 
+impl From<&hone_data::contractnli::EvalDocument> for InputDoc {
+    /// An annotated document as it is (its own spans, no warnings): what calibration and the
+    /// quickstart review.
+    fn from(d: &hone_data::contractnli::EvalDocument) -> Self {
+        InputDoc {
+            doc_id: d.id.clone(),
+            source: d.file_name.clone(),
+            text: d.text.clone(),
+            spans: d.spans.clone(),
+            warnings: Vec::new(),
+            read_ms: 0.0,
+        }
+    }
+}
+
 /// How inputs are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadOptions {

@@ -59,17 +59,6 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     b
 }
 
-fn input_of(d: &EvalDocument) -> InputDoc {
-    InputDoc {
-        doc_id: d.id.clone(),
-        source: d.file_name.clone(),
-        text: d.text.clone(),
-        spans: d.spans.clone(),
-        warnings: Vec::new(),
-        read_ms: 0.0,
-    }
-}
-
 /// Reviews the documents and scores them; returns the metrics, per-document seconds and the
 /// reviews.
 fn evaluate(
@@ -82,7 +71,7 @@ fn evaluate(
     let mut secs = Vec::new();
     for d in docs {
         let t = Instant::now();
-        reviews.push(r.review(&input_of(d), None)?);
+        reviews.push(r.review(&InputDoc::from(d), None)?);
         secs.push(t.elapsed().as_secs_f64());
         b.inc(1);
     }
@@ -288,7 +277,7 @@ dir = "{adapter}"
 
     step(8, "review a held-out NDA");
     let playbook = Playbook::default_disclosing();
-    let doc = input_of(&test_docs[0]);
+    let doc = InputDoc::from(&test_docs[0]);
     let review = ft.review(&doc, Some(&playbook))?;
     let review_html = out.join("review.html");
     hone_data::atomic::write_file(&review_html, hone_review::report::html(&review).as_bytes())?;
