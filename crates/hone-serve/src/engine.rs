@@ -288,6 +288,25 @@ impl Drop for Engine {
     }
 }
 
+/// The sampled token's log-probability and the `k` most likely tokens, best first.
+fn token_logprob(logits: &[f32], tok: u32, k: usize) -> TokenLogprob {
+    let lp = log_softmax(logits);
+    let mut top = Vec::new();
+    if k > 0 {
+        let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
+        let k = k.min(idx.len());
+        idx.select_nth_unstable_by(k - 1, |&a, &b| lp[b as usize].total_cmp(&lp[a as usize]));
+        idx.truncate(k);
+        idx.sort_by(|&a, &b| lp[b as usize].total_cmp(&lp[a as usize]));
+        top = idx.into_iter().map(|t| (t, lp[t as usize])).collect();
+    }
+    TokenLogprob {
+        id: tok,
+        logprob: lp[tok as usize],
+        top,
+    }
+}
+
 fn poisoned() -> ServeError {
     ServeError::Internal("the engine's queue lock is poisoned".into())
 }
@@ -512,60 +531,44 @@ impl Scheduler {
             }
             let Some(row) = rows.next() else { break };
             let s = &mut self.running[i];
-            let mut logits = row.to_vec();
-            if let Some(c) = s.p.constraint.as_mut() {
-                if let Err(e) = c.mask_logits(&mut logits) {
-                    let _ =
-                        s.tx.send(Event::Error(format!("constrained decoding: {e}")));
-                    s.finished = Some(FinishReason::Stop);
-                    continue;
+            // The row is copied only when a constraint has to mask it.
+            let logits: std::borrow::Cow<'_, [f32]> = match s.p.constraint.as_mut() {
+                None => std::borrow::Cow::Borrowed(row),
+                Some(c) => {
+                    let mut masked = row.to_vec();
+                    if let Err(e) = c.mask_logits(&mut masked) {
+                        let _ =
+                            s.tx.send(Event::Error(format!("constrained decoding: {e}")));
+                        s.finished = Some(FinishReason::Stop);
+                        continue;
+                    }
+                    std::borrow::Cow::Owned(masked)
                 }
-            }
+            };
             let tok = s.sampler.sample(&logits);
+            // A stop token ends the request; it is not output, not counted and has no
+            // log-probability entry.
+            if s.p.stop_tokens.contains(&tok) {
+                s.finished = Some(FinishReason::Stop);
+                continue;
+            }
             if let Some(k) = s.p.logprobs {
-                let lp = log_softmax(&logits);
-                let mut top: Vec<(u32, f32)> = Vec::new();
-                if k > 0 {
-                    let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
-                    let k = k.min(idx.len());
-                    idx.select_nth_unstable_by(k - 1, |&a, &b| {
-                        lp[b as usize].total_cmp(&lp[a as usize])
-                    });
-                    idx.truncate(k);
-                    idx.sort_by(|&a, &b| lp[b as usize].total_cmp(&lp[a as usize]));
-                    top = idx.into_iter().map(|t| (t, lp[t as usize])).collect();
-                }
-                s.pending_lp.push(TokenLogprob {
-                    id: tok,
-                    logprob: lp[tok as usize],
-                    top,
-                });
+                s.pending_lp.push(token_logprob(&logits, tok, k));
             }
-            // A stop token is not output: it ends the request without counting as a token.
-            if !s.p.stop_tokens.contains(&tok) {
-                match s.last_token_at {
-                    None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
-                    Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
-                }
-                s.last_token_at = Some(now);
-                self.metrics.add_output_tokens(1);
+            match s.last_token_at {
+                None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
+                Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
             }
+            s.last_token_at = Some(now);
+            self.metrics.add_output_tokens(1);
             Self::take_token(&self.tokenizer, s, tok, self.model.max_context());
         }
         self.finish_done();
         Ok(())
     }
 
-    /// Stop conditions and text for a sampled token.
+    /// Text and the remaining stop conditions for a sampled token (not a stop token).
     fn take_token(tokenizer: &Tokenizer, s: &mut Seq, tok: u32, ctx: usize) {
-        if s.p.stop_tokens.contains(&tok) {
-            // The stop token is not part of the output (nor of its log-probabilities).
-            if s.pending_lp.last().is_some_and(|l| l.id == tok) {
-                s.pending_lp.pop();
-            }
-            s.finished = Some(FinishReason::Stop);
-            return;
-        }
         if let Some(c) = s.p.constraint.as_mut() {
             if let Err(e) = c.commit(tok) {
                 let _ =
