@@ -289,7 +289,9 @@ pub struct TrainArgs {
     /// Override a configuration key, e.g. `--set optim.lr=1e-4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Continue the run in this output folder from its last checkpoint.
+    /// Continue the run in this output folder from its last checkpoint. With
+    /// `--set optim.epochs=N` (more than it has trained) a finished run is extended; the
+    /// learning-rate schedule is then the one of an N-epoch run, from the step reached.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<std::path::PathBuf>,
 }

@@ -246,6 +246,10 @@ fn write_metrics(out: &Path, st: &State) -> Result<()> {
 
 /// Runs (or, with `resume`, continues) the training the config describes. `stop` is polled
 /// after every optimizer step: when set, a checkpoint is written and the run returns.
+///
+/// A resume must use the run's own configuration, except that `optim.epochs` may grow: that
+/// extends the run (the learning-rate schedule becomes the longer run's, from the step
+/// reached, and the run folder's `train_config.toml` records the new length).
 pub fn run(
     cfg: &TrainConfig,
     resume: bool,
@@ -254,12 +258,18 @@ pub fn run(
 ) -> Result<Summary> {
     let t0 = Instant::now();
     let out = cfg.output.dir.clone();
+    let mut prev_epochs = cfg.optim.epochs;
     if resume {
         let saved = out.join("train_config.toml");
         let text = std::fs::read_to_string(&saved).map_err(|e| Error::io(&saved, e))?;
         let prev = TrainConfig::parse(&text, &saved, &[])?;
-        if prev.to_toml() != cfg.to_toml() {
-            let a = prev.to_toml();
+        // More epochs is the one change a resume accepts: it extends a finished (or
+        // interrupted) run. Anything else would make the checkpoint mean something else.
+        prev_epochs = prev.optim.epochs;
+        let mut same = prev.clone();
+        same.optim.epochs = cfg.optim.epochs;
+        if same.to_toml() != cfg.to_toml() {
+            let a = same.to_toml();
             let b = cfg.to_toml();
             let diff: Vec<String> = a
                 .lines()
@@ -326,6 +336,22 @@ pub fn run(
         }
         adapter = a;
         st = s;
+        if cfg.optim.epochs != prev_epochs && cfg.optim.epochs <= st.epoch {
+            return Err(Error::Config {
+                path: out.join("train_config.toml"),
+                key: "optim.epochs".into(),
+                msg: format!(
+                    "the run has already trained {} epoch(s); to extend it, give more \
+                     (e.g. --set optim.epochs={})",
+                    st.epoch,
+                    st.epoch + 1
+                ),
+            });
+        }
+        if cfg.optim.epochs != prev_epochs {
+            // An extended run records its new length, so the next resume matches it.
+            cfg.write_echo(&out)?;
+        }
     }
     let n = train.seqs.len();
     let bs = cfg.optim.batch_size;

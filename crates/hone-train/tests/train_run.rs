@@ -249,3 +249,71 @@ fn bad_inputs_give_clear_errors() {
     assert!(d.join("out/checkpoint/state.json").is_file());
     run(&c, true, &never, &mut |_| {}).unwrap();
 }
+
+#[test]
+fn a_finished_run_is_extended_by_resuming_with_more_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let d = tmp.path().join("ext");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = config(&d, &base, "");
+    let never = AtomicBool::new(false);
+    let two = TrainConfig::load(&p, &["optim.epochs=2".to_string()]).unwrap();
+    let s = run(&two, false, &never, &mut |_| {}).unwrap();
+    assert_eq!((s.steps, s.epochs), (6, 2));
+    let after_two = adapter_values(&d.join("out/checkpoint"));
+
+    // Resuming with the same length trains nothing more.
+    let s = run(&two, true, &never, &mut |_| {}).unwrap();
+    assert_eq!(s.steps, 6);
+    assert_eq!(adapter_values(&d.join("out/checkpoint")), after_two);
+
+    // Fewer epochs than trained: refused, naming the key.
+    let one = TrainConfig::load(&p, &["optim.epochs=1".to_string()]).unwrap();
+    let e = run(&one, true, &never, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("optim.epochs") && e.contains("already trained 2"),
+        "{e}"
+    );
+
+    // Two more epochs: steps 7..12 run from the checkpoint, the record keeps all four
+    // epochs, and the run folder now says 4, so a later resume matches.
+    let four = TrainConfig::load(&p, &["optim.epochs=4".to_string()]).unwrap();
+    let mut steps = Vec::new();
+    let s = run(&four, true, &never, &mut |e| {
+        if let Event::Step(r) = e {
+            steps.push((r.step, r.epoch));
+        }
+    })
+    .unwrap();
+    assert_eq!((s.steps, s.epochs), (12, 4));
+    assert_eq!(steps.first(), Some(&(7, 3)));
+    assert_eq!(steps.last(), Some(&(12, 4)));
+    assert_ne!(adapter_values(&d.join("out/checkpoint")), after_two);
+    let echo = std::fs::read_to_string(d.join("out/train_config.toml")).unwrap();
+    assert!(echo.contains("epochs = 4"), "{echo}");
+    let records = std::fs::read_to_string(d.join("out/metrics.jsonl")).unwrap();
+    assert_eq!(
+        records
+            .lines()
+            .filter(|l| l.contains("\"val_loss\""))
+            .count(),
+        4,
+        "{records}"
+    );
+    // Any other change is still refused.
+    let other = TrainConfig::load(&p, &["optim.epochs=5".into(), "optim.lr=5e-4".into()]).unwrap();
+    let e = run(&other, true, &never, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("another configuration") && e.contains("lr"),
+        "{e}"
+    );
+}
