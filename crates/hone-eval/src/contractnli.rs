@@ -40,6 +40,7 @@
 //! and counted in `missing_checks`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use hone_data::contractnli::{Dataset, EvalDocument, GoldLabel};
@@ -296,6 +297,23 @@ pub struct Prediction {
     pub line: usize,
     /// Check id -> prediction.
     pub checks: BTreeMap<String, CheckPrediction>,
+    /// The line's `timing`, when it has a `total_ms` (`hone review` writes one per document).
+    #[serde(default)]
+    pub timing: Option<DocTiming>,
+}
+
+/// Where a review's time went, as `hone review` writes it in each line's `timing` (only the
+/// fields the comparison uses; the others are ignored).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocTiming {
+    /// Wall time of the whole document, milliseconds.
+    pub total_ms: f64,
+    /// Time in the model, milliseconds, when given.
+    pub model_ms: Option<f64>,
+    /// Spans reviewed, when given.
+    pub spans: Option<usize>,
+    /// Tokens through the model, when given.
+    pub tokens: Option<usize>,
 }
 
 /// A predictions file, read by [`read_predictions`].
@@ -311,6 +329,46 @@ pub struct Predictions {
 struct RawPrediction {
     doc_id: serde_json::Value,
     checks: BTreeMap<String, RawCheck>,
+    #[serde(default)]
+    timing: Option<serde_json::Value>,
+}
+
+/// Reads a line's `timing`: absent, `null` or without `total_ms` is no timing (`Ok(None)`);
+/// a `total_ms` or `model_ms` that is not a non-negative number, or `spans` / `tokens` that are
+/// not non-negative integers, are errors `(field, message)`, the field named in full
+/// (`timing.total_ms`).
+fn timing_from_raw(
+    raw: Option<serde_json::Value>,
+) -> std::result::Result<Option<DocTiming>, (String, String)> {
+    let map = match raw {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(other) => return Err(("timing".into(), format!("expected an object, got {other}"))),
+    };
+    let ms = |field: &'static str| match map.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            _ => Err((
+                format!("timing.{field}"),
+                format!("{v} is not a non-negative number of milliseconds"),
+            )),
+        },
+    };
+    let count = |field: &'static str| match map.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) => Ok(Some(n as usize)),
+            None => Err((format!("timing.{field}"), format!("{v} is not a count"))),
+        },
+    };
+    let (model_ms, spans, tokens) = (ms("model_ms")?, count("spans")?, count("tokens")?);
+    Ok(ms("total_ms")?.map(|total_ms| DocTiming {
+        total_ms,
+        model_ms,
+        spans,
+        tokens,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -366,9 +424,11 @@ fn check_from_raw(raw: RawCheck) -> std::result::Result<CheckPrediction, (&'stat
 
 /// Reads `hone review` predictions: JSONL, one document a line, with `doc_id` (a string or a
 /// number) and `checks` (check id → `label`, optional `probs`, optional `evidence` of
-/// `{start, end, score}`); other keys are ignored. Errors name the file and line: malformed JSON,
+/// `{start, end, score}`) and optional `timing` ([`DocTiming`]; a line without `timing.total_ms`
+/// has none); other keys are ignored. Errors name the file and line: malformed JSON,
 /// missing fields, a label or probability key outside Entailment / Contradiction / NotMentioned,
-/// a probability outside [0, 1], a range that ends before it starts, a document predicted twice.
+/// a probability outside [0, 1], a range that ends before it starts, a document predicted twice,
+/// a `timing` that is not an object or whose times or counts are negative or not numbers.
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut docs: Vec<Prediction> = Vec::new();
@@ -413,10 +473,12 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
                 Err((field, msg)) => Err(field_err(format!("checks.{id}.{field}"), msg)),
             })
             .collect::<Result<_>>()?;
+        let timing = timing_from_raw(raw.timing).map_err(|(field, msg)| field_err(field, msg))?;
         docs.push(Prediction {
             doc_id,
             line,
             checks,
+            timing,
         });
     }
     Ok(Predictions {
@@ -666,4 +728,542 @@ pub fn evaluate_files(gold: &Path, predictions: &Path) -> Result<ContractNliMetr
     let gold = read_gold(gold)?;
     let preds = read_predictions(predictions)?;
     evaluate(&gold, &preds)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing predictions files (base few-shot against a fine-tuned adapter, ...).
+
+/// Latency of one candidate's reviews, from each predicted document's `timing.total_ms`
+/// (seconds). Documents without timing are counted in `untimed`, never guessed; the
+/// percentiles interpolate linearly between closest ranks ([`crate::stats::percentile`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewLatency {
+    /// Predicted documents (lines of the predictions file).
+    pub documents: usize,
+    /// Documents with `timing.total_ms`.
+    pub timed: usize,
+    /// Documents without it.
+    pub untimed: usize,
+    /// Median seconds per document; `None` when no document is timed.
+    pub p50_s: Option<f64>,
+    /// 95th percentile, seconds per document.
+    pub p95_s: Option<f64>,
+    /// Mean seconds per document.
+    pub mean_s: Option<f64>,
+    /// Spans of the timed documents that report `timing.spans`.
+    pub spans: usize,
+    /// `spans` over the seconds of those same documents; `None` when none reports spans (or
+    /// they took no time).
+    pub spans_per_s: Option<f64>,
+    /// Seconds per timed document, in file order (for the histogram).
+    pub latencies_s: Vec<f64>,
+}
+
+impl ReviewLatency {
+    /// The latency of a predictions file's documents.
+    pub fn from_predictions(preds: &Predictions) -> Self {
+        let timings: Vec<DocTiming> = preds.docs.iter().filter_map(|d| d.timing).collect();
+        let latencies_s: Vec<f64> = timings.iter().map(|t| t.total_ms / 1e3).collect();
+        let stats = crate::stats::LatencyStats::from_latencies(&latencies_s);
+        let (spans, secs, with_spans) = timings
+            .iter()
+            .filter_map(|t| t.spans.map(|n| (n, t.total_ms / 1e3)))
+            .fold((0usize, 0.0f64, 0usize), |(n, s, k), (dn, ds)| {
+                (n + dn, s + ds, k + 1)
+            });
+        Self {
+            documents: preds.docs.len(),
+            timed: timings.len(),
+            untimed: preds.docs.len() - timings.len(),
+            p50_s: stats.as_ref().map(|s| s.p50_s),
+            p95_s: stats.as_ref().map(|s| s.p95_s),
+            mean_s: stats.as_ref().map(|s| s.mean_s),
+            spans,
+            spans_per_s: (with_spans > 0 && secs > 0.0).then(|| spans as f64 / secs),
+            latencies_s,
+        }
+    }
+}
+
+/// One predictions file in a [`Comparison`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The name it is shown under (`NAME` of `NAME=PATH`, or the file stem).
+    pub name: String,
+    /// The predictions file.
+    pub path: PathBuf,
+    /// Its scores, exactly as [`evaluate_files`] computes them.
+    pub metrics: ContractNliMetrics,
+    /// Its review latency.
+    pub latency: ReviewLatency,
+}
+
+/// Several predictions files scored against the same gold documents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The gold file.
+    pub gold: PathBuf,
+    /// Gold documents.
+    pub documents: usize,
+    /// One entry per predictions file, in the order given.
+    pub candidates: Vec<Candidate>,
+}
+
+/// Reads a candidate given as `NAME=PATH` or a bare `PATH` (named by its file stem, `pred`
+/// for `runs/base/pred.jsonl`). Text before the first `=` that contains a path separator, or
+/// an argument that names an existing file as a whole, is a bare path (`runs/lr=1e-4/p.jsonl`).
+/// Errors: an empty name (`=p.jsonl`), an empty path (`base=`), a path without a file stem.
+pub fn parse_candidate(arg: &str) -> Result<(String, PathBuf)> {
+    let bare = |p: &str| -> Result<(String, PathBuf)> {
+        let path = PathBuf::from(p);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "`{arg}` has no file name to name it by; give it as NAME=PATH"
+                ))
+            })?;
+        Ok((stem.to_string(), path))
+    };
+    match arg.split_once('=') {
+        Some((name, _)) if name.contains(['/', '\\']) || Path::new(arg).is_file() => bare(arg),
+        Some((name, path)) => {
+            if name.trim().is_empty() {
+                return Err(Error::Invalid(format!(
+                    "`{arg}`: empty name before `=` (expected NAME=PATH)"
+                )));
+            }
+            if path.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "`{arg}`: empty path after `=` (expected NAME=PATH)"
+                )));
+            }
+            Ok((name.trim().to_string(), PathBuf::from(path)))
+        }
+        None if arg.is_empty() => Err(Error::Invalid("empty predictions path".into())),
+        None => bare(arg),
+    }
+}
+
+/// Scores every predictions file against the same gold documents (read once): per candidate the
+/// [`evaluate`] metrics and the [`ReviewLatency`]. Errors: no candidates, an empty name, a name
+/// given twice (naming both files), and whatever [`read_gold`], [`read_predictions`] and
+/// [`evaluate`] refuse (naming the file).
+pub fn compare(gold: &Path, candidates: &[(String, PathBuf)]) -> Result<Comparison> {
+    if candidates.is_empty() {
+        return Err(Error::Invalid("no predictions files to compare".into()));
+    }
+    let mut seen: HashMap<&str, &Path> = HashMap::new();
+    for (name, path) in candidates {
+        if name.trim().is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: empty candidate name",
+                path.display()
+            )));
+        }
+        if let Some(first) = seen.insert(name.as_str(), path.as_path()) {
+            return Err(Error::Invalid(format!(
+                "the name `{name}` is given twice ({} and {}); name them apart as NAME=PATH",
+                first.display(),
+                path.display()
+            )));
+        }
+    }
+    let docs = read_gold(gold)?;
+    let candidates = candidates
+        .iter()
+        .map(|(name, path)| {
+            let preds = read_predictions(path)?;
+            Ok(Candidate {
+                name: name.clone(),
+                path: path.clone(),
+                metrics: evaluate(&docs, &preds)?,
+                latency: ReviewLatency::from_predictions(&preds),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Comparison {
+        gold: gold.to_path_buf(),
+        documents: docs.len(),
+        candidates,
+    })
+}
+
+/// The overall numbers of a candidate, in report order: NLI acc, F1(C), F1(E), Acc3, mAP,
+/// mAP pool.
+pub fn overall_metrics(m: &ContractNliMetrics) -> [(&'static str, Option<f64>); 6] {
+    [
+        ("NLI acc", m.nli_acc),
+        ("F1(C)", m.f1_c),
+        ("F1(E)", m.f1_e),
+        ("Acc3", m.acc3),
+        ("mAP", m.evidence_map),
+        ("mAP pool", m.evidence_map_micro_doc),
+    ]
+}
+
+/// Paths written by [`write_comparison`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComparisonFiles {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+/// Writes `report.json` (the [`Comparison`]), `report.md` and a self-contained `report.html`
+/// into `dir` (created if needed), each atomically.
+pub fn write_comparison(c: &Comparison, dir: &Path) -> Result<ComparisonFiles> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let files = ComparisonFiles {
+        json: dir.join("report.json"),
+        markdown: dir.join("report.md"),
+        html: dir.join("report.html"),
+    };
+    let mut json = serde_json::to_vec_pretty(c).map_err(|e| Error::Invalid(e.to_string()))?;
+    json.push(b'\n');
+    crate::report::write_atomic(&files.json, &json)?;
+    crate::report::write_atomic(&files.markdown, comparison_markdown(c).as_bytes())?;
+    crate::report::write_atomic(&files.html, comparison_html(c).as_bytes())?;
+    Ok(files)
+}
+
+fn fmt_num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".into(),
+    }
+}
+
+/// The overall table's header and rows (shared by Markdown and HTML), and for each column
+/// whether higher is better (`Some(true)`), lower is (`Some(false)`) or neither.
+fn overall_table(c: &Comparison) -> (Vec<String>, Vec<Option<bool>>, Vec<Vec<String>>) {
+    let mut head = vec!["candidate".to_string(), "predicted".to_string()];
+    let mut better = vec![None, None];
+    for (n, _) in overall_metrics(&c.candidates[0].metrics) {
+        head.push(n.to_string());
+        better.push(Some(true));
+    }
+    for (n, b) in [
+        ("p50 s", Some(false)),
+        ("p95 s", Some(false)),
+        ("mean s", Some(false)),
+        ("spans/s", Some(true)),
+        ("timed", None),
+    ] {
+        head.push(n.to_string());
+        better.push(b);
+    }
+    let rows = c
+        .candidates
+        .iter()
+        .map(|k| {
+            let (m, l) = (&k.metrics, &k.latency);
+            let mut row = vec![k.name.clone(), format!("{}/{}", m.predicted, m.documents)];
+            row.extend(overall_metrics(m).iter().map(|&(_, v)| fmt_num(v, 3)));
+            row.push(fmt_num(l.p50_s, 3));
+            row.push(fmt_num(l.p95_s, 3));
+            row.push(fmt_num(l.mean_s, 3));
+            row.push(fmt_num(l.spans_per_s, 1));
+            row.push(format!("{}/{}", l.timed, l.documents));
+            row
+        })
+        .collect();
+    (head, better, rows)
+}
+
+/// Per hypothesis (in the order of the first candidate, all share the gold): id, name, and
+/// each candidate's metrics for it.
+fn per_hypothesis_rows(
+    c: &Comparison,
+) -> Vec<(&HypothesisMetrics, Vec<Option<&HypothesisMetrics>>)> {
+    c.candidates[0]
+        .metrics
+        .per_hypothesis
+        .iter()
+        .map(|h| {
+            let each = c
+                .candidates
+                .iter()
+                .map(|k| k.metrics.per_hypothesis.iter().find(|x| x.id == h.id))
+                .collect();
+            (h, each)
+        })
+        .collect()
+}
+
+const PER_HYPOTHESIS_METRICS: [&str; 3] = ["NLI acc", "Acc3", "mAP"];
+
+fn hypothesis_values(h: Option<&HypothesisMetrics>) -> [Option<f64>; 3] {
+    match h {
+        Some(h) => [h.nli_acc, Some(h.acc3), h.evidence_map],
+        None => [None; 3],
+    }
+}
+
+const LATENCY_NOTE: &str = "Latency is each predicted document's `timing.total_ms` in seconds \
+     (p50 / p95 interpolate linearly between closest ranks); documents without timing are \
+     counted in `timed`, never guessed. Spans per second: the spans of the timed documents that \
+     report them over their time.";
+
+/// The Markdown report: the overall table, one line per candidate, the per-hypothesis table.
+pub fn comparison_markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let hyps = c.candidates.first().map_or(0, |k| k.metrics.hypotheses);
+    let _ = writeln!(
+        s,
+        "# ContractNLI comparison\n\nGold: `{}` ({} documents, {} hypotheses).\n",
+        c.gold.display(),
+        c.documents,
+        hyps
+    );
+    if c.candidates.is_empty() {
+        s.push_str("No candidates.\n");
+        return s;
+    }
+    let (head, _, rows) = overall_table(c);
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(head.len() - 1));
+    for row in rows {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+    s.push('\n');
+    for k in &c.candidates {
+        let _ = writeln!(s, "- {}", candidate_line(k, "`"));
+    }
+    s.push_str("\n## Per hypothesis\n\n| id | hypothesis | docs |");
+    for k in &c.candidates {
+        for m in PER_HYPOTHESIS_METRICS {
+            let _ = write!(s, " {m} ({}) |", k.name.replace('|', "\\|"));
+        }
+    }
+    let cols = 3 + PER_HYPOTHESIS_METRICS.len() * c.candidates.len();
+    let _ = writeln!(s, "\n|---|---|{}", "---:|".repeat(cols - 2));
+    for (h, each) in per_hypothesis_rows(c) {
+        let _ = write!(
+            s,
+            "| {} | {} | {} |",
+            h.id,
+            h.name.as_deref().unwrap_or("").replace('|', "\\|"),
+            h.documents
+        );
+        for k in each {
+            for v in hypothesis_values(k) {
+                let _ = write!(s, " {} |", fmt_num(v, 3));
+            }
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "\nNLI acc, F1(C) and F1(E) only count the hypotheses whose gold labels include both \
+         Entailment and Contradiction (`–` elsewhere), over their Entailment / Contradiction \
+         documents; mAP is the evidence mean average precision per document, mAP pool with each \
+         hypothesis's documents pooled. {LATENCY_NOTE}"
+    );
+    s
+}
+
+/// "name: path, predicted a of b gold documents (...), t of n timed".
+fn candidate_line(k: &Candidate, quote: &str) -> String {
+    let (m, l) = (&k.metrics, &k.latency);
+    let mut s = format!(
+        "{q}{}{q}: {q}{}{q}, {} of {} gold documents predicted",
+        k.name,
+        k.path.display(),
+        m.predicted,
+        m.documents,
+        q = quote
+    );
+    if m.missing > 0 || m.missing_checks > 0 {
+        let _ = write!(
+            s,
+            " (missing, scored as NotMentioned: {}, {})",
+            plural(m.missing, "document"),
+            plural(m.missing_checks, "check")
+        );
+    }
+    let _ = write!(
+        s,
+        "; {} of {} timed, {} without timing",
+        l.timed,
+        plural(l.documents, "document"),
+        l.untimed
+    );
+    s
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+const COMPARISON_CSS: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+th:first-child,td:first-child{text-align:left}th{background:#f0f4f8}.best{font-weight:bold;background:#e6f4ea}\
+.charts{display:flex;flex-wrap:wrap;gap:16px}.muted{color:#666}td.name{text-align:left}";
+
+/// The index of the best value per column (`better[j]`: higher or lower is better), when
+/// there is more than one row and a strict best.
+fn best_rows(better: &[Option<bool>], values: &[Vec<Option<f64>>]) -> Vec<Option<usize>> {
+    (0..better.len())
+        .map(|j| {
+            let higher = better[j]?;
+            if values.len() < 2 {
+                return None;
+            }
+            let col: Vec<(usize, f64)> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.get(j).copied().flatten().map(|v| (i, v)))
+                .collect();
+            let best = col
+                .iter()
+                .map(|x| x.1)
+                .reduce(|a, b| if higher { a.max(b) } else { a.min(b) })?;
+            let at: Vec<usize> = col.iter().filter(|x| x.1 == best).map(|x| x.0).collect();
+            (at.len() == 1).then(|| at[0])
+        })
+        .collect()
+}
+
+/// The self-contained HTML report: the overall table (best values highlighted), a bar chart of
+/// the overall metrics, the latency histogram, a bar chart of evidence mAP per hypothesis and
+/// the per-hypothesis table.
+pub fn comparison_html(c: &Comparison) -> String {
+    use crate::svg::{self, esc};
+    let mut s = String::new();
+    let hyps = c.candidates.first().map_or(0, |k| k.metrics.hypotheses);
+    let _ = write!(
+        s,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hone: ContractNLI comparison</title>\
+         <style>{COMPARISON_CSS}</style></head><body><h1>ContractNLI comparison</h1>\
+         <p class=\"muted\">Gold: <code>{}</code> ({} documents, {} hypotheses).</p>",
+        esc(&c.gold.display().to_string()),
+        c.documents,
+        hyps
+    );
+    if c.candidates.is_empty() {
+        s.push_str("<p>No candidates.</p></body></html>\n");
+        return s;
+    }
+    let (head, better, rows) = overall_table(c);
+    let values: Vec<Vec<Option<f64>>> = c
+        .candidates
+        .iter()
+        .map(|k| {
+            let l = &k.latency;
+            let mut v = vec![None, None];
+            v.extend(overall_metrics(&k.metrics).iter().map(|x| x.1));
+            v.extend([l.p50_s, l.p95_s, l.mean_s, l.spans_per_s, None]);
+            v
+        })
+        .collect();
+    let best = best_rows(&better, &values);
+    s.push_str("<h2>Overall</h2><table><tr>");
+    for h in &head {
+        let _ = write!(s, "<th>{}</th>", esc(h));
+    }
+    s.push_str("</tr>");
+    for (i, row) in rows.iter().enumerate() {
+        s.push_str("<tr>");
+        for (j, cell) in row.iter().enumerate() {
+            let cls = if best[j] == Some(i) {
+                " class=\"best\""
+            } else {
+                ""
+            };
+            let _ = write!(s, "<td{cls}>{}</td>", esc(cell));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table><ul>");
+    for k in &c.candidates {
+        let _ = write!(s, "<li>{}</li>", esc(&candidate_line(k, "")));
+    }
+    s.push_str("</ul><div class=\"charts\">");
+    let names: Vec<String> = overall_metrics(&c.candidates[0].metrics)
+        .iter()
+        .map(|x| x.0.to_string())
+        .collect();
+    let series: Vec<(String, Vec<Option<f64>>)> = c
+        .candidates
+        .iter()
+        .map(|k| {
+            let v = overall_metrics(&k.metrics).iter().map(|x| x.1).collect();
+            (k.name.clone(), v)
+        })
+        .collect();
+    s.push_str(&svg::grouped_bars("Overall metrics", &names, &series, 1.0));
+    let lat: Vec<(String, Vec<f64>)> = c
+        .candidates
+        .iter()
+        .map(|k| (k.name.clone(), k.latency.latencies_s.clone()))
+        .collect();
+    s.push_str(&svg::latency_histogram(
+        "Review latency per document (s)",
+        &lat,
+    ));
+    s.push_str("</div>");
+
+    let per = per_hypothesis_rows(c);
+    let ids: Vec<String> = per.iter().map(|(h, _)| h.id.clone()).collect();
+    let map_series: Vec<(String, Vec<Option<f64>>)> = c
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let v = per
+                .iter()
+                .map(|(_, each)| each[i].and_then(|h| h.evidence_map))
+                .collect();
+            (k.name.clone(), v)
+        })
+        .collect();
+    s.push_str("<h2>Per hypothesis</h2><div class=\"charts\">");
+    s.push_str(&svg::grouped_bars(
+        "Evidence mAP per hypothesis",
+        &ids,
+        &map_series,
+        1.0,
+    ));
+    s.push_str("</div><table><tr><th rowspan=\"2\">id</th><th rowspan=\"2\">hypothesis</th><th rowspan=\"2\">docs</th>");
+    for k in &c.candidates {
+        let _ = write!(
+            s,
+            "<th colspan=\"{}\">{}</th>",
+            PER_HYPOTHESIS_METRICS.len(),
+            esc(&k.name)
+        );
+    }
+    s.push_str("</tr><tr>");
+    for _ in &c.candidates {
+        for m in PER_HYPOTHESIS_METRICS {
+            let _ = write!(s, "<th>{m}</th>");
+        }
+    }
+    s.push_str("</tr>");
+    for (h, each) in &per {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"name\">{}</td><td>{}</td>",
+            esc(&h.id),
+            esc(h.name.as_deref().unwrap_or("")),
+            h.documents
+        );
+        for k in each {
+            for v in hypothesis_values(*k) {
+                let _ = write!(s, "<td>{}</td>", fmt_num(v, 3));
+            }
+        }
+        s.push_str("</tr>");
+    }
+    let _ = write!(
+        s,
+        "</table><p class=\"muted\">NLI acc, F1(C) and F1(E) only count the hypotheses whose gold \
+         labels include both Entailment and Contradiction (– elsewhere). {}</p>\
+         <p class=\"muted\">Made by hone.</p></body></html>\n",
+        esc(&LATENCY_NOTE.replace('`', ""))
+    );
+    s
 }
