@@ -297,13 +297,10 @@ pub struct Prediction {
     pub line: usize,
     /// Check id -> prediction.
     pub checks: BTreeMap<String, CheckPrediction>,
-    /// The line's `timing`, when it has a `total_ms` (`hone review` writes one per document).
-    #[serde(default)]
-    pub timing: Option<DocTiming>,
 }
 
-/// Where a review's time went, as `hone review` writes it in each line's `timing` (only the
-/// fields the comparison uses; the others are ignored).
+/// Where a review's time went, as `hone review` writes it in each line's `timing` (read by
+/// [`read_predictions_timed`]; only these fields, the others are ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DocTiming {
     /// Wall time of the whole document, milliseconds.
@@ -430,8 +427,15 @@ fn check_from_raw(raw: RawCheck) -> std::result::Result<CheckPrediction, (&'stat
 /// a probability outside [0, 1], a range that ends before it starts, a document predicted twice,
 /// a `timing` that is not an object or whose times or counts are negative or not numbers.
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
+    Ok(read_predictions_timed(path)?.0)
+}
+
+/// [`read_predictions`], and each document's `timing` (`timings[i]` belongs to `docs[i]`;
+/// `None` when the line has no `timing.total_ms`).
+pub fn read_predictions_timed(path: &Path) -> Result<(Predictions, Vec<Option<DocTiming>>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut docs: Vec<Prediction> = Vec::new();
+    let mut timings: Vec<Option<DocTiming>> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
     for (i, l) in text.lines().enumerate() {
         let line = i + 1;
@@ -473,18 +477,18 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
                 Err((field, msg)) => Err(field_err(format!("checks.{id}.{field}"), msg)),
             })
             .collect::<Result<_>>()?;
-        let timing = timing_from_raw(raw.timing).map_err(|(field, msg)| field_err(field, msg))?;
+        timings.push(timing_from_raw(raw.timing).map_err(|(field, msg)| field_err(field, msg))?);
         docs.push(Prediction {
             doc_id,
             line,
             checks,
-            timing,
         });
     }
-    Ok(Predictions {
+    let preds = Predictions {
         path: path.to_path_buf(),
         docs,
-    })
+    };
+    Ok((preds, timings))
 }
 
 /// Scores for one hypothesis.
@@ -760,9 +764,10 @@ pub struct ReviewLatency {
 }
 
 impl ReviewLatency {
-    /// The latency of a predictions file's documents.
-    pub fn from_predictions(preds: &Predictions) -> Self {
-        let timings: Vec<DocTiming> = preds.docs.iter().filter_map(|d| d.timing).collect();
+    /// The latency of a predictions file's documents, one entry per document (`None`: no
+    /// timing), as [`read_predictions_timed`] reads them.
+    pub fn from_timings(per_doc: &[Option<DocTiming>]) -> Self {
+        let timings: Vec<DocTiming> = per_doc.iter().flatten().copied().collect();
         let latencies_s: Vec<f64> = timings.iter().map(|t| t.total_ms / 1e3).collect();
         let stats = crate::stats::LatencyStats::from_latencies(&latencies_s);
         let (spans, secs, with_spans) = timings
@@ -772,9 +777,9 @@ impl ReviewLatency {
                 (n + dn, s + ds, k + 1)
             });
         Self {
-            documents: preds.docs.len(),
+            documents: per_doc.len(),
             timed: timings.len(),
-            untimed: preds.docs.len() - timings.len(),
+            untimed: per_doc.len() - timings.len(),
             p50_s: stats.as_ref().map(|s| s.p50_s),
             p95_s: stats.as_ref().map(|s| s.p95_s),
             mean_s: stats.as_ref().map(|s| s.mean_s),
@@ -875,12 +880,12 @@ pub fn compare(gold: &Path, candidates: &[(String, PathBuf)]) -> Result<Comparis
     let candidates = candidates
         .iter()
         .map(|(name, path)| {
-            let preds = read_predictions(path)?;
+            let (preds, timings) = read_predictions_timed(path)?;
             Ok(Candidate {
                 name: name.clone(),
                 path: path.clone(),
                 metrics: evaluate(&docs, &preds)?,
-                latency: ReviewLatency::from_predictions(&preds),
+                latency: ReviewLatency::from_timings(&timings),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use hone_eval::contractnli::{
     compare, comparison_markdown, evaluate_files, parse_candidate, read_predictions,
-    write_comparison, Comparison,
+    read_predictions_timed, write_comparison, Comparison,
 };
 use hone_eval::Error;
 
@@ -193,13 +193,14 @@ fn bad_candidate_lists_are_errors() {
 
 #[test]
 fn timing_is_read_and_bad_timing_named() {
-    let p = read_predictions(&fixture("pred_timed.jsonl")).unwrap();
-    let t = p.docs[0].timing.unwrap();
+    let (p, timings) = read_predictions_timed(&fixture("pred_timed.jsonl")).unwrap();
+    assert_eq!((p.docs.len(), timings.len()), (4, 4));
+    let t = timings[0].unwrap();
     assert_eq!(
         (t.total_ms, t.model_ms, t.spans, t.tokens),
         (1000.0, Some(950.0), Some(4), Some(120))
     );
-    assert_eq!(p.docs[3].timing, None);
+    assert_eq!(timings[3], None);
 
     let dir = tempfile::tempdir().unwrap();
     let checks = r#""checks": {"nda-1": {"label": "Entailment"}}"#;
@@ -213,8 +214,8 @@ fn timing_is_read_and_bad_timing_named() {
         ("a.jsonl", r#", "timing": {"spans": 4}"#),
         ("b.jsonl", r#", "timing": null"#),
     ] {
-        let p = read_predictions(&write(name, timing)).unwrap();
-        assert_eq!(p.docs[0].timing, None, "{timing}");
+        let (_, t) = read_predictions_timed(&write(name, timing)).unwrap();
+        assert_eq!(t, [None], "{timing}");
     }
     for (name, timing, field) in [
         (
