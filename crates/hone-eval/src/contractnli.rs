@@ -1106,7 +1106,7 @@ fn plural(n: usize, what: &str) -> String {
 const COMPARISON_CSS: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 th:first-child,td:first-child{text-align:left}th{background:#f0f4f8}.best{font-weight:bold;background:#e6f4ea}\
-.charts{display:flex;flex-wrap:wrap;gap:16px}.muted{color:#666}td.name{text-align:left}";
+.charts{display:flex;flex-wrap:wrap;gap:16px}.muted{color:#666}td.name,th.name{text-align:left}th[colspan]{text-align:center}";
 
 /// The index of the best value per column (`better[j]`: higher or lower is better), when
 /// there is more than one row and a strict best.
@@ -1232,7 +1232,7 @@ pub fn comparison_html(c: &Comparison) -> String {
         &map_series,
         1.0,
     ));
-    s.push_str("</div><table><tr><th rowspan=\"2\">id</th><th rowspan=\"2\">hypothesis</th><th rowspan=\"2\">docs</th>");
+    s.push_str("</div><table><tr><th rowspan=\"2\">id</th><th rowspan=\"2\" class=\"name\">hypothesis</th><th rowspan=\"2\">docs</th>");
     for k in &c.candidates {
         let _ = write!(
             s,
@@ -1263,11 +1263,11 @@ pub fn comparison_html(c: &Comparison) -> String {
         }
         s.push_str("</tr>");
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
         "</table><p class=\"muted\">NLI acc, F1(C) and F1(E) only count the hypotheses whose gold \
          labels include both Entailment and Contradiction (– elsewhere). {}</p>\
-         <p class=\"muted\">Made by hone.</p></body></html>\n",
+         <p class=\"muted\">Made by hone.</p></body></html>",
         esc(&LATENCY_NOTE.replace('`', ""))
     );
     s
