@@ -1,10 +1,15 @@
-//! `hone eval contractnli --gold G --pred P [--json]`.
+//! `hone eval contractnli --gold G --pred [NAME=]P [--pred [NAME=]P2 ...] [--json] [--out DIR]`.
+//!
+//! One `--pred` prints that file's metrics (tables, or `--json` the metrics object); several
+//! print one comparison row per file (metrics and review latency), or `--json` the whole
+//! comparison. `--out DIR` also writes `report.json`, `report.md` and `report.html` there.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use hone_eval::contractnli::{self, ContractNliMetrics};
+use anyhow::{bail, Context, Result};
+use hone_eval::contractnli::{self, Comparison, ContractNliMetrics};
 
 /// Score `hone review` predictions against ContractNLI gold documents.
 #[derive(clap::Args, Debug)]
@@ -13,25 +18,165 @@ pub struct Args {
     /// `hone data import contractnli` (detected from the content).
     #[arg(long)]
     pub gold: PathBuf,
-    /// Predictions written by `hone review`: JSONL, one document a line.
-    #[arg(long)]
-    pub pred: PathBuf,
-    /// Print the metrics as one JSON object (nli_acc, f1_c, f1_e, acc3, evidence_map, counts
-    /// and per_hypothesis) instead of tables.
+    /// Predictions written by `hone review` (JSONL, one document a line), as NAME=PATH or a
+    /// bare PATH (named by its file stem). Repeat to compare several, e.g.
+    /// `--pred base=base.jsonl --pred tuned=tuned.jsonl`.
+    #[arg(long, required = true, value_name = "[NAME=]PATH")]
+    pub pred: Vec<String>,
+    /// Print JSON instead of tables: with one --pred the metrics object (nli_acc, f1_c, f1_e,
+    /// acc3, evidence_map, counts and per_hypothesis), with several the comparison
+    /// (`candidates`, each with name, path, metrics and latency).
     #[arg(long)]
     pub json: bool,
+    /// Also write report.json, report.md and report.html (with charts) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// What a run prints: `stdout`, then the report files written (if any).
+struct Output {
+    stdout: String,
+    written: Vec<PathBuf>,
 }
 
 /// Runs `hone eval contractnli`.
 pub fn run(a: Args) -> Result<()> {
-    let m = contractnli::evaluate_files(&a.gold, &a.pred)
-        .with_context(|| format!("scoring {} against {}", a.pred.display(), a.gold.display()))?;
-    if a.json {
-        println!("{}", serde_json::to_string(&m)?);
-    } else {
-        print!("{}", table(&m));
+    let o = output(&a)?;
+    print!("{}", o.stdout);
+    if !o.written.is_empty() {
+        let paths: Vec<String> = o.written.iter().map(|p| p.display().to_string()).collect();
+        let s = format!("reports: {}", paths.join("\n         "));
+        // With --json stdout stays one JSON value.
+        if a.json {
+            eprintln!("{s}");
+        } else {
+            println!("\n{s}");
+        }
     }
     Ok(())
+}
+
+/// The candidates of the `--pred` flags: names parsed, none empty, none twice.
+fn candidates(preds: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for arg in preds {
+        let (name, path) =
+            contractnli::parse_candidate(arg).with_context(|| format!("--pred {arg}"))?;
+        if let Some(first) = seen.insert(name.clone(), arg.clone()) {
+            bail!(
+                "--pred {arg}: the name `{name}` is already given to --pred {first}; name them \
+                 apart as NAME=PATH"
+            );
+        }
+        out.push((name, path));
+    }
+    Ok(out)
+}
+
+fn output(a: &Args) -> Result<Output> {
+    let cands = candidates(&a.pred)?;
+    let c = contractnli::compare(&a.gold, &cands).with_context(|| {
+        format!(
+            "scoring --pred {} against --gold {}",
+            a.pred.join(" --pred "),
+            a.gold.display()
+        )
+    })?;
+    let stdout = match (&c.candidates[..], a.json) {
+        ([one], true) => format!("{}\n", serde_json::to_string(&one.metrics)?),
+        ([one], false) => table(&one.metrics),
+        (_, true) => format!("{}\n", serde_json::to_string(&c)?),
+        (_, false) => comparison_table(&c),
+    };
+    let written = match &a.out {
+        None => Vec::new(),
+        Some(dir) => {
+            let w = contractnli::write_comparison(&c, dir)
+                .with_context(|| format!("--out: cannot write reports to {}", dir.display()))?;
+            vec![w.html, w.markdown, w.json]
+        }
+    };
+    Ok(Output { stdout, written })
+}
+
+/// One row per candidate: its overall metrics and review latency (seconds per document), then
+/// what each row is made of.
+fn comparison_table(c: &Comparison) -> String {
+    let mut s = String::new();
+    let first = &c.candidates[0].metrics;
+    let _ = writeln!(
+        s,
+        "{}: {} gold documents, {} hypotheses ({} with both Entailment and Contradiction gold \
+         labels count in NLI acc / F1(C) / F1(E))\n",
+        c.gold.display(),
+        c.documents,
+        first.hypotheses,
+        first.binary_hypotheses
+    );
+    let w = c
+        .candidates
+        .iter()
+        .map(|k| k.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("candidate".len());
+    let _ = writeln!(
+        s,
+        "{:<w$} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>6}",
+        "candidate",
+        "pred",
+        "NLI acc",
+        "F1(C)",
+        "F1(E)",
+        "Acc3",
+        "mAP",
+        "mAP pool",
+        "p50 s",
+        "p95 s",
+        "timed"
+    );
+    for k in &c.candidates {
+        let (m, l) = (&k.metrics, &k.latency);
+        let _ = writeln!(
+            s,
+            "{:<w$} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>6}",
+            k.name,
+            format!("{}/{}", m.predicted, m.documents),
+            num(m.nli_acc),
+            num(m.f1_c),
+            num(m.f1_e),
+            num(m.acc3),
+            num(m.evidence_map),
+            num(m.evidence_map_micro_doc),
+            num(l.p50_s),
+            num(l.p95_s),
+            format!("{}/{}", l.timed, l.documents)
+        );
+    }
+    s.push('\n');
+    for k in &c.candidates {
+        let _ = writeln!(s, "{:<w$} {}", k.name, describe(&k.path, &k.metrics));
+    }
+    let _ = writeln!(
+        s,
+        "\npred: gold documents predicted (the others scored as NotMentioned with no evidence); \
+         p50 / p95: seconds per document from timing.total_ms; timed: predicted documents with \
+         timing (the others are left out of the latency, not guessed)"
+    );
+    s
+}
+
+fn describe(path: &Path, m: &ContractNliMetrics) -> String {
+    let mut s = path.display().to_string();
+    if m.missing_checks > 0 {
+        let _ = write!(
+            s,
+            " ({} checks missing from predicted documents, scored as NotMentioned)",
+            m.missing_checks
+        );
+    }
+    s
 }
 
 fn num(v: Option<f64>) -> String {
@@ -157,12 +302,175 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../hone-eval/tests/fixtures/contractnli");
         let e = run(Args {
             gold: dir.join("gold.json"),
-            pred: dir.join("no-such-file.jsonl"),
+            pred: vec![dir.join("no-such-file.jsonl").display().to_string()],
             json: false,
+            out: None,
         })
         .unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("no-such-file.jsonl"), "{msg}");
         assert!(msg.contains("gold.json"), "{msg}");
+    }
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../hone-eval/tests/fixtures/contractnli")
+    }
+
+    fn args(preds: &[String], json: bool, out: Option<PathBuf>) -> Args {
+        Args {
+            gold: fixtures().join("gold.json"),
+            pred: preds.to_vec(),
+            json,
+            out,
+        }
+    }
+
+    /// `base=.../pred.jsonl` and `tuned=.../pred_timed.jsonl` (see hone-eval's
+    /// tests/contractnli_compare.rs for the hand-computed numbers).
+    fn two() -> Vec<String> {
+        vec![
+            format!("base={}", fixtures().join("pred.jsonl").display()),
+            format!("tuned={}", fixtures().join("pred_timed.jsonl").display()),
+        ]
+    }
+
+    fn err(a: &Args) -> String {
+        match output(a) {
+            Ok(_) => panic!("expected an error for {:?}", a.pred),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn one_pred_prints_what_it_always_did() {
+        let path = fixtures().join("pred.jsonl");
+        let m = contractnli::evaluate_files(&fixtures().join("gold.json"), &path).unwrap();
+        let bare = vec![path.display().to_string()];
+        let named = vec![format!("base={}", path.display())];
+        for p in [&bare, &named] {
+            let o = output(&args(p, false, None)).unwrap();
+            assert_eq!(o.stdout, table(&m));
+            assert!(o.written.is_empty());
+            let o = output(&args(p, true, None)).unwrap();
+            assert_eq!(
+                o.stdout,
+                format!("{}\n", serde_json::to_string(&m).unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn several_preds_print_one_row_each() {
+        let o = output(&args(&two(), false, None)).unwrap();
+        let t = &o.stdout;
+        let row = |name: &str| -> Vec<String> {
+            t.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no row {name}: {t}"))
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        let head: Vec<String> = row("candidate");
+        assert_eq!(head[..4], ["candidate", "pred", "NLI", "acc"]);
+        // base: 1/2, 1/3, 3/4, 7/12, 35/54, 121/216; 12 and 15 ms (p50 0.0135, p95 0.01485),
+        // document 3 untimed.
+        assert_eq!(
+            row("base"),
+            [
+                "base", "3/4", "0.500", "0.333", "0.750", "0.583", "0.648", "0.560", "0.013",
+                "0.015", "2/3"
+            ]
+        );
+        // tuned: all right; 1, 3 and 2 s (p50 2, p95 2.9), document 4 untimed.
+        assert_eq!(
+            row("tuned"),
+            [
+                "tuned", "4/4", "1.000", "1.000", "1.000", "1.000", "1.000", "1.000", "2.000",
+                "2.900", "3/4"
+            ]
+        );
+        assert!(t.contains("4 gold documents, 3 hypotheses"), "{t}");
+
+        let o = output(&args(&two(), true, None)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        let c = v["candidates"].as_array().unwrap();
+        assert_eq!(
+            (c[0]["name"].as_str(), c[1]["name"].as_str()),
+            (Some("base"), Some("tuned"))
+        );
+        assert!((c[0]["metrics"]["nli_acc"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+        assert!((c[1]["latency"]["p50_s"].as_f64().unwrap() - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn out_writes_json_markdown_and_html() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("cmp");
+        let o = output(&args(&two(), false, Some(out.clone()))).unwrap();
+        assert_eq!(
+            o.written,
+            [
+                out.join("report.html"),
+                out.join("report.md"),
+                out.join("report.json")
+            ]
+        );
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(html.contains("<svg"), "{html}");
+        assert!(html.contains("Evidence mAP per hypothesis"));
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(md.contains("| tuned | 4/4 | 1.000 |"), "{md}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["candidates"].as_array().unwrap().len(), 2);
+
+        // One candidate: the usual table on stdout, and the three files.
+        let one = vec![fixtures().join("pred.jsonl").display().to_string()];
+        let out1 = dir.path().join("one");
+        let o = output(&args(&one, false, Some(out1.clone()))).unwrap();
+        assert!(o
+            .stdout
+            .starts_with("4 gold documents, 3 predicted, 1 missing"));
+        assert_eq!(o.written.len(), 3);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out1.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["candidates"][0]["name"], "pred");
+        assert!(std::fs::read_to_string(out1.join("report.html"))
+            .unwrap()
+            .contains("<svg"));
+    }
+
+    #[test]
+    fn bad_pred_flags_are_clear_errors() {
+        let p = fixtures().join("pred.jsonl").display().to_string();
+        let q = fixtures().join("pred_timed.jsonl").display().to_string();
+        // The same name twice, given or from the file stem.
+        let e = err(&args(&[format!("a={p}"), format!("a={q}")], false, None));
+        assert!(
+            e.contains(&format!("--pred a={q}")) && e.contains(&format!("--pred a={p}")),
+            "{e}"
+        );
+        assert!(e.contains("`a`"), "{e}");
+        let e = err(&args(&[p.clone(), format!("pred={q}")], false, None));
+        assert!(e.contains("`pred` is already given"), "{e}");
+        // An empty name.
+        let e = err(&args(&[format!("={p}")], false, None));
+        assert!(
+            e.contains(&format!("--pred ={p}")) && e.contains("empty name"),
+            "{e}"
+        );
+        // A missing file, among others.
+        let missing = fixtures().join("missing.jsonl").display().to_string();
+        let e = err(&args(&[p, format!("x={missing}")], false, None));
+        assert!(e.contains(&format!("--pred x={missing}")), "{e}");
+        assert!(e.contains(&format!("{missing}: No such file")), "{e}");
+        // Nothing written when scoring fails.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("never");
+        let _ = err(&args(&[format!("x={missing}")], false, Some(out.clone())));
+        assert!(!out.exists());
     }
 }
