@@ -22,7 +22,8 @@ use crate::types::{CheckResult, Evidence, Probs};
 
 /// Spans whose evidence scores are combined into P(mentioned).
 pub const TOP_K: usize = 3;
-/// Evidence spans listed per check (best first) and the lowest score listed.
+/// Evidence spans listed per check by default (best first; 0 lists every scored span) and
+/// the lowest score listed.
 pub const MAX_EVIDENCE: usize = 20;
 pub const MIN_EVIDENCE_SCORE: f64 = 1e-4;
 
@@ -93,12 +94,14 @@ pub fn label_of(p: &Probs) -> DocLabel {
 }
 
 /// Decisions for all 17 checks. `spans` are `[start, end)` character offsets into `text`,
-/// parallel to `span_probs`.
+/// parallel to `span_probs`. Each check lists its `max_evidence` best evidence spans (0: every
+/// span scoring at least [`MIN_EVIDENCE_SCORE`], the full ranking that evidence mAP reads).
 pub fn decide(
     span_probs: &[[f32; LABELS]],
     spans: &[[usize; 2]],
     text: &str,
     cal: &Calibration,
+    max_evidence: usize,
 ) -> BTreeMap<String, CheckResult> {
     let offs = hone_data::spans::CharOffsets::new(text);
     let mut out = BTreeMap::new();
@@ -114,7 +117,9 @@ pub fn decide(
             .filter(|&(_, s)| s >= MIN_EVIDENCE_SCORE)
             .collect();
         ev.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ev.truncate(MAX_EVIDENCE);
+        if max_evidence > 0 {
+            ev.truncate(max_evidence);
+        }
         let evidence = ev
             .into_iter()
             .map(|(i, score)| {
@@ -162,7 +167,7 @@ mod tests {
         ];
         let text = "aaaa bbbb cccc";
         let spans = [[0, 4], [5, 9], [10, 14]];
-        let d = decide(&sp, &spans, text, &Calibration::default());
+        let d = decide(&sp, &spans, text, &Calibration::default(), MAX_EVIDENCE);
         let r = &d["nda-4"];
         assert_eq!(r.label, "Contradiction");
         assert_eq!(r.evidence[0].text, "bbbb");
@@ -173,6 +178,20 @@ mod tests {
         assert_eq!(d["nda-1"].label, "NotMentioned");
         assert!(d["nda-1"].evidence.is_empty());
         assert_eq!(d.len(), 17);
+        // A cap keeps the best; 0 keeps every span with a score.
+        let d = decide(&sp, &spans, text, &Calibration::default(), 1);
+        assert_eq!(d["nda-4"].evidence.len(), 1);
+        assert_eq!(d["nda-4"].evidence[0].text, "bbbb");
+        let many: Vec<[f32; LABELS]> = (0..30)
+            .map(|i| span(0.5, Label::Entails(0), 0.01 + i as f32 * 0.01))
+            .collect();
+        let text: String = "x".repeat(60);
+        let spans: Vec<[usize; 2]> = (0..30).map(|i| [2 * i, 2 * i + 1]).collect();
+        let d = decide(&many, &spans, &text, &Calibration::default(), MAX_EVIDENCE);
+        assert_eq!(d["nda-1"].evidence.len(), MAX_EVIDENCE);
+        let d = decide(&many, &spans, &text, &Calibration::default(), 0);
+        assert_eq!(d["nda-1"].evidence.len(), 30);
+        assert_eq!(d["nda-1"].evidence[0].start, 58, "best first");
     }
 
     #[test]

@@ -88,7 +88,13 @@ fn reviews_for(docs: &[Scored], cal: &Calibration) -> Vec<DocReview> {
         .map(|s| DocReview {
             doc_id: s.doc.id.clone(),
             source: String::new(),
-            checks: decide(&s.probs, &s.doc.spans, &s.doc.text, cal),
+            checks: decide(
+                &s.probs,
+                &s.doc.spans,
+                &s.doc.text,
+                cal,
+                crate::aggregate::MAX_EVIDENCE,
+            ),
             flags: Vec::new(),
             warnings: Vec::new(),
             timing: Default::default(),

@@ -42,6 +42,8 @@ pub struct EngineOptions {
     pub max_batch_tokens: usize,
     /// Demonstrations put into the prefix (base model few-shot); empty for an adapter.
     pub demos: Vec<(String, Label)>,
+    /// Evidence spans listed per check (0: every span with a score, as evidence mAP ranks).
+    pub max_evidence: usize,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +52,7 @@ impl Default for EngineOptions {
             layout: rl::Options::default(),
             max_batch_tokens: 4096,
             demos: Vec::new(),
+            max_evidence: crate::aggregate::MAX_EVIDENCE,
         }
     }
 }
@@ -251,7 +254,13 @@ impl Reviewer {
         let t1 = Instant::now();
         let sp = self.span_probs(&texts)?;
         let model_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let checks = decide(&sp.probs, &doc.spans, &doc.text, &self.calibration);
+        let checks = decide(
+            &sp.probs,
+            &doc.spans,
+            &doc.text,
+            &self.calibration,
+            self.options.max_evidence,
+        );
         let flags = playbook.map(|p| p.flags(&checks)).unwrap_or_default();
         let mut warnings = doc.warnings.clone();
         if sp.truncated_spans > 0 {

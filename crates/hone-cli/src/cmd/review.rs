@@ -55,6 +55,10 @@ pub struct ReviewArgs {
     /// Refuse texts longer than this many characters.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_chars: usize,
+    /// Evidence spans listed per check, best first; 0 lists every span with a score (the
+    /// full ranking ContractNLI's evidence mAP is computed over).
+    #[arg(long, default_value_t = hone_review::aggregate::MAX_EVIDENCE)]
+    pub max_evidence: usize,
 }
 
 pub fn load_reviewer(
@@ -153,7 +157,8 @@ pub fn run(a: ReviewArgs) -> Result<()> {
     if docs.is_empty() {
         bail!("no documents to review");
     }
-    let reviewer = load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
+    let mut reviewer = load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
+    reviewer.options.max_evidence = a.max_evidence;
     let reviews = review_all(&reviewer, &docs, Some(&playbook))?;
     for r in &reviews {
         for w in &r.warnings {
