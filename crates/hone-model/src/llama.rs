@@ -230,6 +230,12 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         .collect()
 }
 
+thread_local! {
+    /// Per-thread scratch of the row attention (position offsets, scores), reused across rows
+    /// and steps so a decode row allocates nothing.
+    static ROW_SCRATCH: RefCell<(Vec<usize>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Head layout of one attention row.
 struct RowShape {
     nh: usize,
@@ -293,21 +299,411 @@ unsafe fn row_attention_avx2(
     row_attention(sh, q_row, o_row, offs, scores, kc, vc)
 }
 
+/// Whether this CPU runs the AVX-512 decode kernels (attention rows, SiLU).
+#[cfg(target_arch = "x86_64")]
+fn use_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// One query row's attention, on the fastest kernel this CPU has for the head size: the
+/// AVX-512 one (head dims 16, 32, 64, 128), else [`row_attention`] compiled for AVX2 or as
+/// is. `scores` is scratch space, grown as needed. For a given CPU and shape the path is
+/// fixed, so a row's result does not depend on what else is in the batch.
 fn row_attention_dispatch(
     sh: &RowShape,
     q_row: &[f32],
     o_row: &mut [f32],
     offs: &[usize],
-    scores: &mut [f32],
+    scores: &mut Vec<f32>,
     kc: &[f32],
     vc: &[f32],
 ) {
+    let len = offs.len();
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() && matches!(sh.hd, 16 | 32 | 64 | 128) && sh.nh.is_multiple_of(sh.groups) {
+        let kvd = sh.nh / sh.groups * sh.hd;
+        let qd = sh.nh * sh.hd;
+        assert!(q_row.len() >= qd && o_row.len() >= qd);
+        assert!(offs
+            .iter()
+            .all(|&o| o + kvd <= kc.len() && o + kvd <= vc.len()));
+        let need = sh.nh * len.div_ceil(16) * 16;
+        if scores.len() < need {
+            scores.resize(need, 0.0);
+        }
+        // SAFETY: the CPU has AVX-512F (checked above); every key/value row read lies inside
+        // `kc`/`vc`, the query and output rows hold `nh * hd` floats and `scores` holds
+        // `nh * len.div_ceil(16) * 16` (asserted just above), as `attend` requires.
+        unsafe {
+            match sh.hd {
+                16 => avx512::attend::<1>(sh, q_row, o_row, offs, scores, kc, vc),
+                32 => avx512::attend::<2>(sh, q_row, o_row, offs, scores, kc, vc),
+                64 => avx512::attend::<4>(sh, q_row, o_row, offs, scores, kc, vc),
+                _ => avx512::attend::<8>(sh, q_row, o_row, offs, scores, kc, vc),
+            }
+        }
+        return;
+    }
+    if scores.len() < len {
+        scores.resize(len, 0.0);
+    }
+    let scores = &mut scores[..len];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
         return unsafe { row_attention_avx2(sh, q_row, o_row, offs, scores, kc, vc) };
     }
     row_attention(sh, q_row, o_row, offs, scores, kc, vc)
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]`, vectorised where the CPU allows. Every element goes
+/// through the same arithmetic wherever it sits in the buffer.
+fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() {
+        // SAFETY: the CPU has AVX-512F; the lengths are equal (asserted above).
+        unsafe { avx512::silu_mul(gate, up) };
+        return;
+    }
+    gate.iter_mut().zip(up).for_each(|(g, u)| *g = silu(*g) * u);
+}
+
+/// AVX-512 decode kernels.
+///
+/// Attention walks the visible positions in blocks of 16, twice: the first walk scores every
+/// query head (each key row is read from memory once and reused from L1 by the heads of its
+/// group; a head's 16 dot products are reduced together by one transposing shuffle tree
+/// rather than 16 horizontal sums), then comes a vectorised softmax, and the second walk
+/// accumulates the weighted value rows, the heads of a group together in registers. The
+/// summation order differs from [`row_attention`], so results agree to float rounding, not
+/// bitwise.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    #![allow(clippy::needless_range_loop)] // kernels index register tiles by (head, chunk).
+
+    use super::RowShape;
+    use std::arch::x86_64::*;
+
+    /// `e^x` in every lane. `x = n ln2 + r` with `|r| <= ln2/2` (Cody-Waite split of ln2),
+    /// `e^r` from the Cephes `expf` polynomial (degree 7, in Horner form with FMAs), then
+    /// `2^n` applied exactly by `vscalefps` (which also rounds overflow to inf and underflow
+    /// to subnormals or 0 correctly). Inputs are clamped to [-104, 89], which changes no
+    /// result (e^-104 rounds to 0, e^89 to inf); NaN stays NaN.
+    ///
+    /// Error against `f32::exp`, measured by `vector_exp_matches_f32_exp` over every 64th
+    /// float in [-87, 0] and over [0, 88]: at most 1 ulp.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn exp16(x: __m512) -> __m512 {
+        // Operand order keeps NaN: max/min return their second operand if either is NaN.
+        let x = _mm512_min_ps(
+            _mm512_set1_ps(89.0),
+            _mm512_max_ps(_mm512_set1_ps(-104.0), x),
+        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        // ln2 = 355/512 (0.693359375: 9 significant bits, so `n * 355/512` is exact) plus a
+        // small correction.
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(355.0 / 512.0), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let z = _mm512_mul_ps(r, r);
+        let mut y = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
+        }
+        y = _mm512_fmadd_ps(y, z, r);
+        y = _mm512_add_ps(y, _mm512_set1_ps(1.0));
+        _mm512_scalef_ps(y, n)
+    }
+
+    /// `x / (1 + e^-x)` in every lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn silu16(x: __m512) -> __m512 {
+        let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+    }
+
+    /// `gate[i] = silu(gate[i]) * up[i]`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; `up.len() >= gate.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        let n = gate.len();
+        let (g, u) = (gate.as_mut_ptr(), up.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let m: __mmask16 = ((1u32 << (n - i).min(16)) - 1) as u16;
+            // SAFETY: the mask covers only indices below `n`, inside both slices.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(m, g.add(i));
+                let y = _mm512_maskz_loadu_ps(m, u.add(i));
+                _mm512_mask_storeu_ps(g.add(i), m, _mm512_mul_ps(silu16(x), y));
+            }
+            i += 16;
+        }
+    }
+
+    /// Partial sums of `q . k` (16 lanes, to be added up) for the key row at `k`.
+    ///
+    /// # Safety
+    /// `k` points at `16 * C` readable floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_lanes<const C: usize>(q: [__m512; C], k: *const f32) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe {
+            let mut acc = _mm512_mul_ps(q[0], _mm512_loadu_ps(k));
+            for c in 1..C {
+                acc = _mm512_fmadd_ps(q[c], _mm512_loadu_ps(k.add(16 * c)), acc);
+            }
+            acc
+        }
+    }
+
+    /// Lanes 0-7 hold `a`'s 256-bit halves added, lanes 8-15 `b`'s.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold256(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(a, b),
+            _mm512_shuffle_f32x4::<0xEE>(a, b),
+        )
+    }
+
+    /// Per 128-bit quarter `i`: `[x.q0+x.q1, x.q2+x.q3, y.q0+y.q1, y.q2+y.q3][i]` for the
+    /// 8-lane folds `x = a`, `y = b`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold128(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(a, b),
+            _mm512_shuffle_f32x4::<0xDD>(a, b),
+        )
+    }
+
+    /// Within each quarter: `[a0+a2, a1+a3, b0+b2, b1+b3]`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold64(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(a, b),
+            _mm512_shuffle_ps::<0xEE>(a, b),
+        )
+    }
+
+    /// Within each quarter: `[a0+a1, a2+a3, b0+b1, b2+b3]`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold32(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x88>(a, b),
+            _mm512_shuffle_ps::<0xDD>(a, b),
+        )
+    }
+
+    /// Lane `i` of the result is `q . k_i`, `k_i` the key row at `kp + offs[i]`, for 16
+    /// positions: 16 partial-sum vectors reduced by a transposing tree of 15 folds rather
+    /// than 16 horizontal sums.
+    ///
+    /// # Safety
+    /// `offs` points at 16 offsets; each `kp + offs[i]` at `16 * C` readable floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn scores16<const C: usize>(
+        q: [__m512; C],
+        kp: *const f32,
+        offs: *const usize,
+    ) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe {
+            let d = |i: usize| dot_lanes(q, kp.add(*offs.add(i)));
+            // a_k holds position base's 8-lane fold in quarters 0-1 and position base + 4's in
+            // quarters 2-3, base = (k & 3) + 8 * (k >> 2); after the next two folds,
+            // quarter `r`, lane `l` of the result belongs to position 4r + l.
+            let a0 = fold256(d(0), d(4));
+            let a1 = fold256(d(1), d(5));
+            let a2 = fold256(d(2), d(6));
+            let a3 = fold256(d(3), d(7));
+            let a4 = fold256(d(8), d(12));
+            let a5 = fold256(d(9), d(13));
+            let a6 = fold256(d(10), d(14));
+            let a7 = fold256(d(11), d(15));
+            let b0 = fold128(a0, a4);
+            let b1 = fold128(a1, a5);
+            let b2 = fold128(a2, a6);
+            let b3 = fold128(a3, a7);
+            fold32(fold64(b0, b1), fold64(b2, b3))
+        }
+    }
+
+    /// Attention of one query row over the positions at `offs` (see [`super::row_attention`]),
+    /// head dim `16 * C`.
+    ///
+    /// Both walks go block by block (16 positions), each block's rows for every KV head
+    /// together: in the paged cache a block's key (or value) rows are one contiguous stretch
+    /// of memory, read once and in order. (Between decode steps the rows of a batch do not
+    /// stay in cache, and `bench_row_attention` finds this kernel then bound by memory;
+    /// software prefetching of the next block did not help there.)
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; `sh.hd == 16 * C`; `sh.groups` divides `sh.nh`;
+    /// `q_row` and `o_row` hold at least `nh * hd` floats; `o + kv_dim <= kc.len(), vc.len()`
+    /// for every `o` in `offs` (`kv_dim = nh / groups * hd`); `scores` holds at least
+    /// `nh * offs.len().div_ceil(16) * 16` floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn attend<const C: usize>(
+        sh: &RowShape,
+        q_row: &[f32],
+        o_row: &mut [f32],
+        offs: &[usize],
+        scores: &mut [f32],
+        kc: &[f32],
+        vc: &[f32],
+    ) {
+        let (hd, gs, nh) = (16 * C, sh.groups, sh.nh);
+        let len = offs.len();
+        let lp = len.div_ceil(16) * 16;
+        let sp = scores.as_mut_ptr();
+        o_row[..nh * hd].fill(0.0);
+        let op = o_row.as_mut_ptr();
+        let scale = _mm512_set1_ps(sh.scale);
+        let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+        // Heads accumulated together over one pass of the value rows: C * H <= 16 registers.
+        let hmax = (16 / C).clamp(1, 4);
+        // SAFETY (whole body): all pointers stay inside the slices by the contract: key and
+        // value rows at `off + g * hd .. + hd <= off + kv_dim`, query/output heads
+        // `h * hd .. + hd <= nh * hd`, scores `h * lp + p < nh * lp`.
+        unsafe {
+            // Scores, 16 positions at a time; lanes past the end get -inf (so they weigh 0).
+            let mut p0 = 0;
+            while p0 < len {
+                let n = (len - p0).min(16);
+                // A short last block repeats its first position; those lanes are masked.
+                let mut pad = [offs[p0]; 16];
+                let bo = if n == 16 {
+                    offs.as_ptr().add(p0)
+                } else {
+                    pad[..n].copy_from_slice(&offs[p0..]);
+                    pad.as_ptr()
+                };
+                let live: __mmask16 = ((1u32 << n) - 1) as u16;
+                for h in 0..nh {
+                    let qp = q_row.as_ptr().add(h * hd);
+                    let mut q = [_mm512_setzero_ps(); C];
+                    for c in 0..C {
+                        q[c] = _mm512_loadu_ps(qp.add(16 * c));
+                    }
+                    // Heads of one group read the same keys; hiding the pointer keeps LLVM
+                    // from hoisting all 16 * C key loads out of the head loop (they would not
+                    // fit the registers and go through the stack). They are re-read from L1.
+                    let kp = std::hint::black_box(kc.as_ptr().add(h / gs * hd));
+                    let s = _mm512_mul_ps(scores16(q, kp, bo), scale);
+                    let s = _mm512_mask_blend_ps(live, neg_inf, s);
+                    _mm512_storeu_ps(sp.add(h * lp + p0), s);
+                }
+                p0 += 16;
+            }
+            // Softmax of each head's row (normalised in place).
+            for h in 0..nh {
+                let row = sp.add(h * lp);
+                let mut m = neg_inf;
+                for b in (0..lp).step_by(16) {
+                    m = _mm512_max_ps(m, _mm512_loadu_ps(row.add(b)));
+                }
+                let max = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+                let mut sum = _mm512_setzero_ps();
+                for b in (0..lp).step_by(16) {
+                    let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(row.add(b)), max));
+                    sum = _mm512_add_ps(sum, e);
+                    _mm512_storeu_ps(row.add(b), e);
+                }
+                let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+                for b in (0..lp).step_by(16) {
+                    let e = _mm512_loadu_ps(row.add(b));
+                    _mm512_storeu_ps(row.add(b), _mm512_mul_ps(e, inv));
+                }
+            }
+            // Weighted values, block by block; per KV head up to `hmax` heads of its group
+            // are accumulated in registers over the block, then parked in the (zeroed)
+            // output row.
+            let mut p0 = 0;
+            while p0 < len {
+                let blk = &offs[p0..len.min(p0 + 16)];
+                for g in 0..nh / gs {
+                    let vp = vc.as_ptr().add(g * hd);
+                    let mut j0 = 0;
+                    while j0 < gs {
+                        let hh = (gs - j0).min(hmax);
+                        let h0 = g * gs + j0;
+                        let w = sp.add(h0 * lp + p0);
+                        let o = op.add(h0 * hd);
+                        match hh {
+                            1 => weigh::<C, 1>(vp, blk, w, lp, o),
+                            2 => weigh::<C, 2>(vp, blk, w, lp, o),
+                            3 => weigh::<C, 3>(vp, blk, w, lp, o),
+                            _ => weigh::<C, 4>(vp, blk, w, lp, o),
+                        }
+                        j0 += hh;
+                    }
+                }
+                p0 += 16;
+            }
+        }
+    }
+
+    /// `out[j] += sum_p w[j * lp + p] * v(p)` for `H` consecutive heads, `v(p)` the `16 * C`
+    /// floats at `vp + offs[p]`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; every pointer so formed is readable (`out`: readable and
+    /// writable for `H * 16 * C` floats).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn weigh<const C: usize, const H: usize>(
+        vp: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        lp: usize,
+        out: *mut f32,
+    ) {
+        // SAFETY: forwarded.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); C]; H];
+            for j in 0..H {
+                for c in 0..C {
+                    acc[j][c] = _mm512_loadu_ps(out.add((j * C + c) * 16));
+                }
+            }
+            for (p, &off) in offs.iter().enumerate() {
+                let v = vp.add(off);
+                let mut vr = [_mm512_setzero_ps(); C];
+                for c in 0..C {
+                    vr[c] = _mm512_loadu_ps(v.add(16 * c));
+                }
+                for j in 0..H {
+                    let wj = _mm512_set1_ps(*w.add(j * lp + p));
+                    for c in 0..C {
+                        acc[j][c] = _mm512_fmadd_ps(wj, vr[c], acc[j][c]);
+                    }
+                }
+            }
+            for j in 0..H {
+                for c in 0..C {
+                    _mm512_storeu_ps(out.add((j * C + c) * 16), acc[j][c]);
+                }
+            }
+        }
+    }
 }
 
 impl Llama {
@@ -580,10 +976,7 @@ impl Llama {
                 add_lora(&segs, li, "gate_proj", &s.h, d, &mut s.gate, ffn);
                 add_lora(&segs, li, "up_proj", &s.h, d, &mut s.up, ffn);
             }
-            s.gate
-                .iter_mut()
-                .zip(&s.up)
-                .for_each(|(g, u)| *g = silu(*g) * u);
+            silu_mul(&mut s.gate, &s.up);
             {
                 let input = LinearInput::new(&s.gate, n, ffn, &s.q8);
                 layer.down_proj.forward(&input, &mut s.tmp);
@@ -818,26 +1211,28 @@ impl Llama {
                 Some(w) if w > 0 => (pos + 1).saturating_sub(w),
                 _ => 0,
             };
-            let len = pos + 1 - start;
-            // Where each visible position lives in the pool, walked block by block once for
-            // all heads.
-            let mut offs = Vec::with_capacity(len);
-            let mut p = start;
-            while p <= pos {
-                let within = p % bs;
-                let n = (bs - within).min(pos + 1 - p);
-                let base = (table[p / bs] as usize * bs + within) * kvd;
-                offs.extend((0..n).map(|i| base + i * kvd));
-                p += n;
-            }
-            let mut scores = vec![0f32; len];
             let shape = RowShape {
                 nh,
                 groups,
                 hd,
                 scale,
             };
-            row_attention_dispatch(&shape, q_row, &mut o_row, &offs, &mut scores, kc, vc);
+            ROW_SCRATCH.with(|cell| {
+                let mut guard = cell.borrow_mut();
+                let (offs, scores) = &mut *guard;
+                // Where each visible position lives in the pool, walked block by block once
+                // for all heads.
+                offs.clear();
+                let mut p = start;
+                while p <= pos {
+                    let within = p % bs;
+                    let n = (bs - within).min(pos + 1 - p);
+                    let base = (table[p / bs] as usize * bs + within) * kvd;
+                    offs.extend((0..n).map(|i| base + i * kvd));
+                    p += n;
+                }
+                row_attention_dispatch(&shape, q_row, &mut o_row, offs, scores, kc, vc);
+            });
         });
     }
 
@@ -854,5 +1249,326 @@ impl Llama {
             }],
             &mut kv,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random floats in [-1, 1).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        }
+        fn fill(&mut self, n: usize, amp: f32) -> Vec<f32> {
+            (0..n).map(|_| self.next() * amp).collect()
+        }
+    }
+
+    /// A paged layer (blocks of 16 positions, block table in scrambled order) holding `len`
+    /// positions, with one query row. Returns (shape, q, offs, kc, vc).
+    fn case(
+        nh: usize,
+        nkv: usize,
+        hd: usize,
+        len: usize,
+        seed: u64,
+    ) -> (RowShape, Vec<f32>, Vec<usize>, Vec<f32>, Vec<f32>) {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let (bs, kvd) = (16, nkv * hd);
+        let nblocks = 2 * (len.div_ceil(bs) / 2 + 2); // even, so the table below is a permutation
+        let table: Vec<usize> = (0..nblocks).map(|b| (nblocks - 1 - b) ^ 1).collect();
+        let offs = (0..len)
+            .map(|p| (table[p / bs] * bs + p % bs) * kvd)
+            .collect();
+        // Queries of a few units' size give peaked and flat heads alike.
+        let q = rng.fill(nh * hd, 3.0);
+        let kc = rng.fill(nblocks * bs * kvd, 1.0);
+        let vc = rng.fill(nblocks * bs * kvd, 1.0);
+        let sh = RowShape {
+            nh,
+            groups: nh / nkv,
+            hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+        };
+        (sh, q, offs, kc, vc)
+    }
+
+    #[test]
+    fn row_attention_kernels_agree_with_scalar() {
+        #[cfg(target_arch = "x86_64")]
+        if !use_avx512() {
+            eprintln!("no AVX-512 here: the dispatcher runs the scalar code itself");
+        }
+        // (heads, kv heads, head dim): SmolLM2, the tiny test model, MHA, MQA, wide heads.
+        // 48 has no AVX-512 kernel: the dispatcher falls back.
+        let shapes = [
+            (9, 3, 64),
+            (4, 2, 16),
+            (4, 4, 32),
+            (8, 1, 64),
+            (6, 3, 128),
+            (2, 1, 48),
+        ];
+        let mut worst = 0f32;
+        for (si, &(nh, nkv, hd)) in shapes.iter().enumerate() {
+            for &len in &[1, 15, 16, 17, 33, 300] {
+                let (sh, q, offs, kc, vc) = case(nh, nkv, hd, len, (si * 1000 + len) as u64);
+                let mut want = vec![0.0; nh * hd];
+                let mut sc = vec![0.0; len];
+                row_attention(&sh, &q, &mut want, &offs, &mut sc, &kc, &vc);
+                // Stale scratch and output must not leak into the result.
+                let mut got = vec![f32::NAN; nh * hd];
+                let mut scratch = vec![f32::NAN; 7];
+                row_attention_dispatch(&sh, &q, &mut got, &offs, &mut scratch, &kc, &vc);
+                let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let diff = want
+                    .iter()
+                    .zip(&got)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                worst = worst.max(diff / scale);
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "nh {nh} nkv {nkv} hd {hd} len {len}: max diff {diff} at scale {scale}"
+                );
+            }
+        }
+        eprintln!("row attention: worst difference {worst:e} of the output scale");
+    }
+
+    #[test]
+    fn row_attention_single_position_returns_its_value() {
+        let (sh, q, offs, kc, vc) = case(9, 3, 64, 1, 7);
+        let mut got = vec![0.0; 9 * 64];
+        row_attention_dispatch(&sh, &q, &mut got, &offs, &mut Vec::new(), &kc, &vc);
+        for h in 0..9 {
+            let g = h / 3;
+            let v = &vc[offs[0] + g * 64..offs[0] + (g + 1) * 64];
+            assert_eq!(&got[h * 64..(h + 1) * 64], v, "head {h}");
+        }
+    }
+
+    /// Distance in units in the last place between two finite floats of one sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn exp_lanes(xs: &[f32]) -> Vec<f32> {
+        use std::arch::x86_64::*;
+        let mut out = Vec::with_capacity(xs.len());
+        for c in xs.chunks(16) {
+            let mut buf = [0f32; 16];
+            buf[..c.len()].copy_from_slice(c);
+            // SAFETY: callers check for AVX-512F; `buf` holds 16 floats.
+            unsafe {
+                let v = avx512::exp16(_mm512_loadu_ps(buf.as_ptr()));
+                _mm512_storeu_ps(buf.as_mut_ptr(), v);
+            }
+            out.extend_from_slice(&buf[..c.len()]);
+        }
+        out
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_exp_matches_f32_exp() {
+        if !use_avx512() {
+            eprintln!("no AVX-512 here: nothing to test");
+            return;
+        }
+        // Every 64th float in [-87, 0] (about 2^24 of them), and [0, 88] by steps of 1e-4.
+        let mut xs: Vec<f32> = Vec::new();
+        let mut b = 0x8000_0000u32; // -0.0
+        while f32::from_bits(b) >= -87.0 {
+            xs.push(f32::from_bits(b));
+            b += 64;
+        }
+        xs.extend((0..880_000).map(|i| i as f32 * 1e-4));
+        let got = exp_lanes(&xs);
+        let mut worst = (0, 0.0f32);
+        for (&x, &y) in xs.iter().zip(&got) {
+            let u = ulps(x.exp(), y);
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        eprintln!("exp16: worst {} ulp at x = {}", worst.0, worst.1);
+        assert!(worst.0 <= 1, "{} ulp at x = {}", worst.0, worst.1);
+        // Edges: overflow, underflow, -inf, NaN.
+        let edge = exp_lanes(&[
+            89.0,
+            1e9,
+            f32::INFINITY,
+            -104.0,
+            -1e9,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]);
+        assert_eq!(
+            &edge[..6],
+            &[f32::INFINITY, f32::INFINITY, f32::INFINITY, 0.0, 0.0, 0.0]
+        );
+        assert!(edge[6].is_nan());
+    }
+
+    #[test]
+    fn silu_mul_matches_scalar() {
+        let mut rng = Rng(3);
+        for n in [0, 1, 15, 16, 17, 1536 * 3 + 5] {
+            let g = rng.fill(n, 12.0);
+            let u = rng.fill(n, 2.0);
+            let mut got = g.clone();
+            silu_mul(&mut got, &u);
+            for ((&x, &y), &z) in g.iter().zip(&u).zip(&got) {
+                let want = silu(x) * y;
+                assert!(
+                    (want - z).abs() <= 4.0 * f32::EPSILON * want.abs().max(1e-30),
+                    "silu({x}) * {y}: {z} vs {want}"
+                );
+            }
+        }
+        let mut big = vec![-200.0, 200.0, 0.0];
+        silu_mul(&mut big, &[1.0, 1.0, 1.0]);
+        assert_eq!(big, vec![0.0, 200.0, 0.0]);
+    }
+
+    /// This thread's CPU time in seconds (Linux: `/proc/thread-self/schedstat`, so time
+    /// the thread spends preempted by other work is left out), else wall time.
+    fn cpu_secs() -> f64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|ns| ns as f64 * 1e-9)
+            .unwrap_or_else(|| {
+                START
+                    .get_or_init(std::time::Instant::now)
+                    .elapsed()
+                    .as_secs_f64()
+            })
+    }
+
+    /// Runs `f` `n` times; microseconds of CPU time per run.
+    fn time_us(n: usize, mut f: impl FnMut()) -> f64 {
+        f();
+        let t = cpu_secs();
+        for _ in 0..n {
+            f();
+        }
+        (cpu_secs() - t) / n as f64 * 1e6
+    }
+
+    /// Timings of the row kernels (CPU time of this thread): `cargo test -p hone-model --lib
+    /// bench_row_attention -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_row_attention() {
+        for len in [16, 50, 150, 300] {
+            let (sh, q, offs, kc, vc) = case(9, 3, 64, len, 1);
+            let mut o = vec![0.0; 9 * 64];
+            let mut sc = vec![0.0; len];
+            let n = (3_000_000 / len).max(200);
+            let old = time_us(n, || {
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    unsafe { row_attention_avx2(&sh, &q, &mut o, &offs, &mut sc, &kc, &vc) };
+                    return;
+                }
+                row_attention(&sh, &q, &mut o, &offs, &mut sc, &kc, &vc);
+            });
+            let mut scratch = Vec::new();
+            let new = time_us(n, || {
+                row_attention_dispatch(&sh, &q, &mut o, &offs, &mut scratch, &kc, &vc)
+            });
+            println!(
+                "row attention, 9 heads / 3 kv heads x 64, {len:3} positions: \
+                 avx2/scalar {old:6.2} us, dispatched {new:6.2} us ({:.2}x)",
+                old / new
+            );
+        }
+        // Cold caches, as in serving (every row's keys and values were last read a whole
+        // decode step earlier): 240 sequences of 150 positions in one pool of ~60 MB with
+        // scrambled blocks, rows taken in turn.
+        let (seqs, len, bs, kvd) = (240, 150usize, 16, 3 * 64);
+        let per = len.div_ceil(bs);
+        let nblocks = seqs * per;
+        let mut rng = Rng(9);
+        let kc = rng.fill(nblocks * bs * kvd, 1.0);
+        let vc = rng.fill(nblocks * bs * kvd, 1.0);
+        let q = rng.fill(9 * 64, 3.0);
+        let mut perm: Vec<usize> = (0..nblocks).collect();
+        for i in (1..nblocks).rev() {
+            let j = (rng.next().abs() * i as f32) as usize % (i + 1);
+            perm.swap(i, j);
+        }
+        let offs: Vec<Vec<usize>> = (0..seqs)
+            .map(|s| {
+                (0..len)
+                    .map(|p| (perm[s * per + p / bs] * bs + p % bs) * kvd)
+                    .collect()
+            })
+            .collect();
+        let sh = RowShape {
+            nh: 9,
+            groups: 3,
+            hd: 64,
+            scale: 0.125,
+        };
+        let mut o = vec![0.0; 9 * 64];
+        let mut sc = vec![0.0; len];
+        let mut r = 0;
+        let old = time_us(20 * seqs, || {
+            r = (r + 1) % seqs;
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                unsafe { row_attention_avx2(&sh, &q, &mut o, &offs[r], &mut sc, &kc, &vc) };
+                return;
+            }
+            row_attention(&sh, &q, &mut o, &offs[r], &mut sc, &kc, &vc);
+        });
+        let mut scratch = Vec::new();
+        let new = time_us(20 * seqs, || {
+            r = (r + 1) % seqs;
+            row_attention_dispatch(&sh, &q, &mut o, &offs[r], &mut scratch, &kc, &vc)
+        });
+        let mut acc = 0f32;
+        let touch = time_us(20 * seqs, || {
+            r = (r + 1) % seqs;
+            for &off in &offs[r] {
+                acc += dot(&kc[off..off + kvd], &kc[off..off + kvd]);
+                acc += dot(&vc[off..off + kvd], &vc[off..off + kvd]);
+            }
+        });
+        println!(
+            "row attention, cold caches, {len} positions: avx2/scalar {old:6.2} us, \
+             dispatched {new:6.2} us ({:.2}x); only reading the rows: {touch:6.2} us ({})",
+            old / new,
+            acc > 0.0
+        );
+
+        let mut rng = Rng(5);
+        let g = rng.fill(8 * 1536, 8.0);
+        let u = rng.fill(8 * 1536, 1.0);
+        let mut x = g.clone();
+        let old = time_us(5000, || {
+            x.copy_from_slice(&g);
+            x.iter_mut().zip(&u).for_each(|(a, b)| *a = silu(*a) * b);
+        });
+        let new = time_us(5000, || {
+            x.copy_from_slice(&g);
+            silu_mul(&mut x, &u);
+        });
+        println!(
+            "silu(gate) * up, 8 x 1536: scalar {old:6.2} us, dispatched {new:6.2} us ({:.2}x)",
+            old / new
+        );
     }
 }
