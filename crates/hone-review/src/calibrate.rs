@@ -4,6 +4,14 @@
 //! The thresholds are chosen on a grid to maximise the 3-class accuracy plus the mean of the
 //! binary NLI numbers (accuracy, F1 contradiction, F1 entailment), as `hone eval contractnli`
 //! computes them; evidence ranking does not depend on them.
+//!
+//! The entailment threshold is only tuned when the validation documents hold enough binary
+//! decisions to tune it on ([`MIN_BINARY_PER_CLASS`] gold Entailment and as many gold
+//! Contradiction labels, in the hypotheses that have both); otherwise it stays at 1/2, the
+//! model's own arg-max between the two. On ContractNLI, a threshold tuned on 12 validation
+//! documents (27 Contradiction labels in all) moved to 0.80 and lowered F1(Entailment) on the
+//! held-out documents: a 24-point grid over a few dozen decisions fits their noise. The
+//! mentioned threshold sees every (document, check) pair, 17 per document, and is always tuned.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -104,6 +112,19 @@ fn reviews_for(docs: &[Scored], cal: &Calibration) -> Vec<DocReview> {
         .collect()
 }
 
+/// Gold Entailment and Contradiction labels needed, each, before the entailment threshold is
+/// tuned (see the module documentation).
+pub const MIN_BINARY_PER_CLASS: usize = 50;
+
+/// Gold (Entailment, Contradiction) labels of the hypotheses that have both in `docs`: the
+/// decisions the binary NLI numbers are computed on.
+pub fn binary_counts(docs: &[EvalDocument]) -> (usize, usize) {
+    gold_counts(docs)
+        .values()
+        .filter(|c| c[0] > 0 && c[1] > 0)
+        .fold((0, 0), |(e, c), k| (e + k[0], c + k[1]))
+}
+
 /// The thresholds that score best on `docs`, and the metrics they give.
 pub fn tune(docs: &[Scored]) -> Result<(Calibration, ContractNliMetrics)> {
     if docs.is_empty() {
@@ -113,11 +134,17 @@ pub fn tune(docs: &[Scored]) -> Result<(Calibration, ContractNliMetrics)> {
     }
     let gold: Vec<EvalDocument> = docs.iter().map(|s| s.doc.clone()).collect();
     let grid: Vec<f64> = (1..25).map(|i| i as f64 * 0.04).collect();
+    let (n_e, n_c) = binary_counts(&gold);
+    let ent_grid = if n_e.min(n_c) >= MIN_BINARY_PER_CLASS {
+        grid.clone()
+    } else {
+        vec![0.5]
+    };
     let mut best: Option<(f64, Calibration, ContractNliMetrics)> = None;
     // Evidence scores do not depend on the thresholds: compute the decisions' inputs once
     // per grid point but keep it cheap by reusing the documents.
     for &m in &grid {
-        for &e in &grid {
+        for &e in &ent_grid {
             let cal = Calibration {
                 mentioned: m,
                 entailment: e,
@@ -212,11 +239,20 @@ pub fn calibrate_adapter(
     let (cal, metrics) = tune(&scored)?;
     let gold: Vec<EvalDocument> = scored.iter().map(|s| s.doc.clone()).collect();
     let metrics_uncalibrated = score(&gold, &reviews_for(&scored, &Calibration::default()))?;
+    let (n_e, n_c) = binary_counts(&gold);
+    let ent_note = if n_e.min(n_c) >= MIN_BINARY_PER_CLASS {
+        String::new()
+    } else {
+        format!(
+            "; entailment kept at 0.5: {n_e} Entailment and {n_c} Contradiction binary \
+             decisions, fewer than {MIN_BINARY_PER_CLASS} each"
+        )
+    };
     let rc = ReviewConfig {
         calibration: cal,
         max_window,
         note: format!(
-            "thresholds tuned on {} documents of {}",
+            "thresholds tuned on {} documents of {}{ent_note}",
             scored.len(),
             docs_path.display()
         ),
@@ -233,4 +269,72 @@ pub fn calibrate_adapter(
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
     hone_data::atomic::write_file(adapter.join("validation.json"), &json)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hone_data::contractnli::GoldLabel;
+    use hone_data::review_layout::Label;
+
+    /// `n_e` documents entailing check 1 and `n_c` contradicting it, one span each. The span
+    /// of an entailing document puts 0.9 of its check-1 mass on Entailment, a contradicting
+    /// one 0.65: at a threshold of 1/2 every contradiction is called an entailment, and only
+    /// a tuned threshold (between 0.65 and 0.9) gets them right.
+    fn docs(n_e: usize, n_c: usize) -> Vec<Scored> {
+        (0..n_e + n_c)
+            .map(|i| {
+                let entails = i < n_e;
+                let mut labels = BTreeMap::new();
+                labels.insert(
+                    "nda-1".to_string(),
+                    GoldLabel {
+                        label: if entails {
+                            DocLabel::Entailed
+                        } else {
+                            DocLabel::Contradicted
+                        },
+                        spans: vec![0],
+                    },
+                );
+                let mut p = [0f32; LABELS];
+                let share = if entails { 0.9 } else { 0.65 };
+                p[Label::Entails(0).index()] = 0.9 * share;
+                p[Label::Contradicts(0).index()] = 0.9 * (1.0 - share);
+                p[Label::None.index()] = 0.1;
+                Scored {
+                    doc: EvalDocument {
+                        id: i.to_string(),
+                        file_name: String::new(),
+                        text: "The clause.".into(),
+                        spans: vec![[0, 11]],
+                        labels,
+                    },
+                    probs: vec![p],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_entailment_threshold_is_tuned_only_on_enough_binary_decisions() {
+        let few = docs(20, 10);
+        assert_eq!(
+            binary_counts(&few.iter().map(|s| s.doc.clone()).collect::<Vec<_>>()),
+            (20, 10)
+        );
+        let (cal, m) = tune(&few).unwrap();
+        assert_eq!(cal.entailment, 0.5);
+        assert!((m.nli_acc.unwrap() - 20.0 / 30.0).abs() < 1e-9, "{m:?}");
+
+        let many = docs(60, MIN_BINARY_PER_CLASS);
+        let (cal, m) = tune(&many).unwrap();
+        assert!(
+            cal.entailment > 0.65 && cal.entailment < 0.9,
+            "{}",
+            cal.entailment
+        );
+        assert_eq!(m.nli_acc, Some(1.0));
+        assert_eq!(m.f1_c, Some(1.0));
+    }
 }
