@@ -8,7 +8,7 @@
 # Its documents are split by document (near-copies kept together): 90% to train, 10% to tune
 # the decision thresholds and stop early. Then score any other documents with
 #
-#   hone review TEST_JSON --adapter WORKDIR/adapter --format jsonl --out pred.jsonl
+#   hone review TEST_JSON --adapter WORKDIR/adapter --max-evidence 0 --format jsonl --out pred.jsonl
 #   hone eval contractnli --gold TEST_JSON --pred pred.jsonl
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone),
@@ -43,7 +43,7 @@ target_modules = "all-linear"
 [optim]
 lr = ${LR:-1e-3}
 batch_size = 4
-epochs = ${EPOCHS:-2}
+epochs = ${EPOCHS:-5}
 max_seq_len = 1152
 warmup_ratio = 0.05
 patience = 1
