@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// The largest request body, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Automatic prefix caching: keep the KV of full 16-token prompt blocks (per adapter) and
+    /// start later requests whose prompt begins the same way (a shared system prompt, the chat
+    /// template) on them instead of recomputing. Cached blocks nobody uses count as free and
+    /// are evicted least recently used first. Off by default: reused K/V were computed in
+    /// another batch, so answers may differ from a cold prefill in the last float bits (and
+    /// greedy text, rarely, where two tokens are nearly tied).
+    #[arg(long)]
+    pub prefix_cache: bool,
 }
 
 #[derive(Subcommand, Debug)]

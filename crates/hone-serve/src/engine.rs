@@ -9,10 +9,18 @@
 //! preempted: its blocks are freed and it is recomputed later (prompt in chunks, then its
 //! generated tokens replayed one per step, which gives the same numbers as the first time).
 //! A request whose client has gone is dropped at the next step.
+//!
+//! With `prefix_cache` on, full prompt blocks are registered in the KV pool's prefix index
+//! once computed (keyed per adapter: K/V differ per adapter), and a sequence about to be
+//! prefilled (new, or preempted and recomputed) starts on the longest run of cached blocks
+//! matching its prompt, never the whole prompt: at least its last 16 tokens are computed
+//! (logits for the first new token, and the same attention kernel as a cold prefill).
+//! Blocks held by several sequences are shared, never copied; releasing, preempting or
+//! cancelling a sequence only lets go of its references.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
 use hone_model::generate::PREFILL_CHUNK;
@@ -39,6 +47,11 @@ pub struct EngineConfig {
     pub prefill_tokens_per_step: usize,
     /// Requests waiting beyond this are refused (429).
     pub max_queue: usize,
+    /// Automatic prefix caching: reuse the KV of full prompt blocks already computed (a
+    /// shared system prompt, chat template) instead of recomputing them. Off by default: the
+    /// reused K/V come from another batch shape, so answers may differ from a cold prefill
+    /// in the last float bits.
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +61,7 @@ impl Default for EngineConfig {
             kv_bytes: 512 << 20,
             prefill_tokens_per_step: PREFILL_CHUNK,
             max_queue: 256,
+            prefix_cache: false,
         }
     }
 }
@@ -136,6 +150,8 @@ struct Seq {
     finished: Option<FinishReason>,
     /// Admission order, for picking preemption victims (latest first).
     admitted: u64,
+    /// Prefix-cache namespace: 0 for the base model, one number per adapter.
+    ns: u64,
 }
 
 impl Seq {
@@ -179,7 +195,10 @@ impl Engine {
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
-        let kv = model.new_cache_with_memory(config.kv_bytes);
+        let mut kv = model.new_cache_with_memory(config.kv_bytes);
+        if config.prefix_cache {
+            kv.enable_prefix_cache();
+        }
         let kv_tokens = kv.num_blocks() * kv.block_size();
         let prompt_limit = kv_tokens.min(model.max_context()) - 1;
         let sh = shared.clone();
@@ -196,6 +215,8 @@ impl Engine {
                     running: Vec::new(),
                     waiting: VecDeque::new(),
                     admitted: 0,
+                    adapter_ns: HashMap::new(),
+                    last_ns: 0,
                 };
                 s.run(&sh);
                 sh.stopped.store(true, Ordering::SeqCst);
@@ -307,6 +328,18 @@ fn token_logprob(logits: &[f32], tok: u32, k: usize) -> TokenLogprob {
     }
 }
 
+/// Prompt tokens a sequence computes itself at least when it starts on cached blocks: at
+/// least one (its logits give the first new token), and enough that the rest of the prompt
+/// runs through the same attention kernel as a cold prefill does (`Llama::forward` reads
+/// runs of 16+ rows of one sequence with the tiled kernel, shorter ones row by row, which
+/// rounds differently and can change greedy text where two tokens are nearly tied).
+const MIN_COMPUTED_PROMPT: usize = 16;
+
+/// The part of a prompt whose full blocks may come from the prefix cache.
+fn reusable(prompt: &[u32]) -> &[u32] {
+    &prompt[..prompt.len().saturating_sub(MIN_COMPUTED_PROMPT)]
+}
+
 fn poisoned() -> ServeError {
     ServeError::Internal("the engine's queue lock is poisoned".into())
 }
@@ -321,6 +354,10 @@ struct Scheduler {
     /// Preempted sequences first (front), then new requests.
     waiting: VecDeque<Seq>,
     admitted: u64,
+    /// Prefix-cache namespaces of adapters, by the adapter's address. The `Weak` keeps the
+    /// allocation, so no other adapter can take that address while the entry lives.
+    adapter_ns: HashMap<usize, (Weak<LoraAdapter>, u64)>,
+    last_ns: u64,
 }
 
 impl Scheduler {
@@ -371,8 +408,29 @@ impl Scheduler {
         }
     }
 
+    /// The prefix-cache namespace of a request's adapter: 0 for the base model, a number of
+    /// its own for each adapter (a reloaded adapter is a new one).
+    fn namespace(&mut self, adapter: Option<&Arc<LoraAdapter>>) -> u64 {
+        let Some(a) = adapter else { return 0 };
+        if !self.kv.prefix_cache_enabled() {
+            return 0;
+        }
+        let key = Arc::as_ptr(a) as usize;
+        if let Some(&(_, ns)) = self.adapter_ns.get(&key) {
+            return ns;
+        }
+        // Forget adapters that are gone: their cached blocks are never matched again and
+        // age out of the cache.
+        self.adapter_ns.retain(|_, (w, _)| w.strong_count() > 0);
+        self.last_ns += 1;
+        self.adapter_ns
+            .insert(key, (Arc::downgrade(a), self.last_ns));
+        self.last_ns
+    }
+
     fn new_seq(&mut self, p: Pending) -> Seq {
         self.metrics.add_prompt_tokens(p.params.prompt.len() as u64);
+        let ns = self.namespace(p.params.adapter.as_ref());
         let text = TextState::new(&p.params.stop_strings);
         let sampler = Sampler::new(p.params.sampling.clone());
         Seq {
@@ -387,6 +445,7 @@ impl Scheduler {
             last_token_at: None,
             finished: None,
             admitted: 0,
+            ns,
         }
     }
 
@@ -396,6 +455,7 @@ impl Scheduler {
         let free = self.kv.free_blocks();
         self.metrics
             .set_kv_blocks(self.kv.num_blocks() - free, free);
+        self.metrics.set_kv_blocks_cached(self.kv.cached_blocks());
     }
 
     /// Frees every request whose client has gone.
@@ -424,8 +484,7 @@ impl Scheduler {
     fn admit(&mut self) {
         while self.running.len() < self.cfg.max_batch {
             let Some(s) = self.waiting.front() else { break };
-            let (a, b, _) = s.next_feed();
-            let need = self.kv.blocks_needed(&s.cache, b - a);
+            let need = self.admission_need(s);
             if need + self.running.len() > self.kv.free_blocks() && !self.running.is_empty() {
                 break;
             }
@@ -437,6 +496,29 @@ impl Scheduler {
             s.admitted = self.admitted;
             self.running.push(s);
         }
+    }
+
+    /// Blocks `s` takes from the free count for its next feed: with the prefix cache, the
+    /// cached blocks it will start on that nobody holds, and new blocks for the rest of its
+    /// first prompt chunk.
+    fn admission_need(&self, s: &Seq) -> usize {
+        let (a, b, _) = s.next_feed();
+        let plain = self.kv.blocks_needed(&s.cache, b - a);
+        if !self.kv.prefix_cache_enabled() || !s.cache.blocks().is_empty() {
+            return plain;
+        }
+        let plen = s.p.prompt.len();
+        let hit = self.kv.lookup_prefix(s.ns, reusable(&s.p.prompt));
+        if hit.is_empty() {
+            return plain;
+        }
+        let reused = hit.len() * self.kv.block_size();
+        let end = ((reused / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(plen);
+        let idle = hit
+            .iter()
+            .filter(|&&blk| self.kv.ref_count(blk) == 0)
+            .count();
+        idle + end.div_ceil(self.kv.block_size()) - hit.len()
     }
 
     /// Frees the most recently admitted running sequence (never the oldest one) for
@@ -456,6 +538,19 @@ impl Scheduler {
 
     /// One forward call over the batch, then sampling.
     fn step(&mut self) -> hone_model::Result<()> {
+        // Sequences about to start their prompt begin on the cached blocks of its prefix.
+        if self.kv.prefix_cache_enabled() {
+            for s in self.running.iter_mut() {
+                if s.cache.is_empty() && s.cache.blocks().is_empty() {
+                    let n = self
+                        .kv
+                        .reuse_prefix(&mut s.cache, s.ns, reusable(&s.p.prompt));
+                    if n > 0 {
+                        self.metrics.add_prefix_cache_hit_tokens(n as u64);
+                    }
+                }
+            }
+        }
         // Decide what every running sequence feeds this step, within the prefill budget.
         // Decode rows always go; prompt chunks while the budget lasts (at least one).
         let mut plan: Vec<(usize, usize, usize, bool)> = Vec::new(); // (seq, start, end, logits)
@@ -521,6 +616,15 @@ impl Scheduler {
             }
             self.model.forward(&mut batch, &mut self.kv)?
         };
+        // Prompt blocks computed by this step can be reused from now on.
+        if self.kv.prefix_cache_enabled() {
+            for &(i, a, _, _) in &plan {
+                let s = &self.running[i];
+                if a < s.p.prompt.len() {
+                    self.kv.register_prefix(s.ns, &s.cache, &s.p.prompt);
+                }
+            }
+        }
         // Sample where logits came back.
         let vocab = self.model.vocab_size();
         let mut rows = out.chunks_exact(vocab);

@@ -17,6 +17,8 @@
 //! | `hone_queue_depth` | gauge | |
 //! | `hone_running_sequences` | gauge | |
 //! | `hone_kv_blocks_used` / `hone_kv_blocks_free` | gauge | |
+//! | `hone_kv_blocks_cached` | gauge | (prefix cache: idle cached blocks, counted as free) |
+//! | `hone_prefix_cache_hit_tokens_total` | counter | |
 //! | `hone_adapters_loaded` | gauge | |
 //! | `hone_output_tokens_per_second` | gauge | (output tokens over the last ~10 s) |
 //! | `hone_time_to_first_token_seconds` | histogram | |
@@ -122,6 +124,8 @@ struct Inner {
     running: IntGauge,
     kv_used: IntGauge,
     kv_free: IntGauge,
+    kv_cached: IntGauge,
+    prefix_hit_tokens: IntCounter,
     adapters_loaded: IntGauge,
     ttft: Histogram,
     inter_token: Histogram,
@@ -213,7 +217,18 @@ impl Metrics {
         );
         let running = gauge("hone_running_sequences", "Sequences in the running batch.");
         let kv_used = gauge("hone_kv_blocks_used", "Paged KV cache blocks in use.");
-        let kv_free = gauge("hone_kv_blocks_free", "Paged KV cache blocks free.");
+        let kv_free = gauge(
+            "hone_kv_blocks_free",
+            "Paged KV cache blocks free (cached blocks nobody holds included).",
+        );
+        let kv_cached = gauge(
+            "hone_kv_blocks_cached",
+            "Prefix-cached KV blocks nobody holds (reusable, evicted when blocks run out).",
+        );
+        let prefix_hit_tokens = counter(
+            "hone_prefix_cache_hit_tokens_total",
+            "Prompt tokens whose KV came from the prefix cache instead of being computed.",
+        );
         let adapters_loaded = gauge("hone_adapters_loaded", "LoRA adapters loaded and servable.");
         let ttft = histogram(
             "hone_time_to_first_token_seconds",
@@ -260,6 +275,8 @@ impl Metrics {
                 running,
                 kv_used,
                 kv_free,
+                kv_cached,
+                prefix_hit_tokens,
                 adapters_loaded,
                 ttft,
                 inter_token,
@@ -323,6 +340,16 @@ impl Metrics {
     pub fn set_kv_blocks(&self, used: usize, free: usize) {
         self.inner.kv_used.set(as_i64(used));
         self.inner.kv_free.set(as_i64(free));
+    }
+
+    /// Prefix-cached KV blocks nobody holds (part of the free count).
+    pub fn set_kv_blocks_cached(&self, n: usize) {
+        self.inner.kv_cached.set(as_i64(n));
+    }
+
+    /// Prompt tokens whose KV came from the prefix cache.
+    pub fn add_prefix_cache_hit_tokens(&self, n: u64) {
+        self.inner.prefix_hit_tokens.inc_by(n);
     }
 
     /// A sequence was preempted (its KV blocks freed, to be recomputed).

@@ -91,6 +91,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             max_batch: a.max_batch,
             kv_bytes,
             max_queue: a.max_queue,
+            prefix_cache: a.prefix_cache,
             ..EngineConfig::default()
         },
     };
@@ -111,11 +112,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         eprintln!(
-            "hone serve: {name} ({} adapter{}) on http://{local}  (KV cache {} tokens, batch {})",
+            "hone serve: {name} ({} adapter{}) on http://{local}  (KV cache {} tokens, batch {}{})",
             adapters.len(),
             if adapters.len() == 1 { "" } else { "s" },
             state.engine.kv_tokens(),
-            a.max_batch
+            a.max_batch,
+            if a.prefix_cache { ", prefix cache" } else { "" }
         );
         // Tests and scripts read the port from this line.
         println!("listening on http://{local}");
