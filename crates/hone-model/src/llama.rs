@@ -1027,11 +1027,14 @@ impl Llama {
 
     /// Causal attention of every row's query over its own sequence's cached positions.
     ///
-    /// A sequence with many new rows (a prefill) is done as matrix products per query head
-    /// and tile of rows: its keys and values are gathered from the paged cache once per KV
-    /// head, `S = Q Kᵀ` over the positions the tile can see, masked, softmaxed, and `O = S V`.
-    /// Every other row goes through the row-at-a-time loop. The work for a sequence depends
-    /// only on that sequence, so batching does not change its result.
+    /// A sequence with two or more new rows (a prompt chunk) is done as matrix products per
+    /// query head and tile of rows: its keys and values are gathered from the paged cache once
+    /// per KV head, `S = Q Kᵀ` over the positions the tile can see, masked, softmaxed, and
+    /// `O = S V`. Single rows (decode steps) go through the row-at-a-time kernel. Every prompt
+    /// row of two or more thus takes the same kernel whatever the chunk's length, so a prompt
+    /// continued after cached blocks (the server's prefix cache) gets a cold prefill's numbers.
+    /// The work for a sequence depends only on that sequence, so batching does not change its
+    /// result.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -1043,7 +1046,7 @@ impl Llama {
         out: &mut [f32],
         window: Option<usize>,
     ) {
-        const MIN_ROWS: usize = 16;
+        const MIN_ROWS: usize = 2;
         const TILE: usize = 64;
         let windowed = matches!(window, Some(w) if w > 0);
         // Segments: runs of consecutive rows of one sequence.

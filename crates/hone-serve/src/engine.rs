@@ -13,7 +13,7 @@
 //! With `prefix_cache` on, full prompt blocks are registered in the KV pool's prefix index
 //! once computed (keyed per adapter: K/V differ per adapter), and a sequence about to be
 //! prefilled (new, or preempted and recomputed) starts on the longest run of cached blocks
-//! matching its prompt, never the whole prompt: at least its last 16 tokens are computed
+//! matching its prompt, never the whole prompt: at least its last 2 tokens are computed
 //! (logits for the first new token, and the same attention kernel as a cold prefill).
 //! Blocks held by several sequences are shared, never copied; releasing, preempting or
 //! cancelling a sequence only lets go of its references.
@@ -329,11 +329,11 @@ fn token_logprob(logits: &[f32], tok: u32, k: usize) -> TokenLogprob {
 }
 
 /// Prompt tokens a sequence computes itself at least when it starts on cached blocks: at
-/// least one (its logits give the first new token), and enough that the rest of the prompt
+/// least one (its logits give the first new token), and two so that the rest of the prompt
 /// runs through the same attention kernel as a cold prefill does (`Llama::forward` reads
-/// runs of 16+ rows of one sequence with the tiled kernel, shorter ones row by row, which
+/// runs of 2+ rows of one sequence with the tiled kernel, single rows row by row, which
 /// rounds differently and can change greedy text where two tokens are nearly tied).
-const MIN_COMPUTED_PROMPT: usize = 16;
+const MIN_COMPUTED_PROMPT: usize = 2;
 
 /// The part of a prompt whose full blocks may come from the prefix cache.
 fn reusable(prompt: &[u32]) -> &[u32] {
