@@ -3,6 +3,7 @@
 # same load (`hone bench serve`: chat requests, temperature 0, max_tokens 64, the peer's short
 # NDA-clause prompts), at concurrency 1 and 16, 3 runs each; prints the medians.
 #   scripts/serve-benchmark.sh [LLAMA_SERVER]   (default: the peers' build, ../shared/bench/peers)
+#   HONE_SERVE_FLAGS="--prefix-cache" scripts/serve-benchmark.sh   (extra flags for hone serve)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LLAMA=${1:-${PEERS_DIR:-$HOME/.cache/hone-peers}/llama.cpp-build/bin/llama-server}
@@ -20,7 +21,7 @@ run() { # name url model
     done
   done
 }
-$H serve --port 18081 --threads 2 > "$out/hone.log" 2>&1 & P=$!
+$H serve --port 18081 --threads 2 ${HONE_SERVE_FLAGS:-} > "$out/hone.log" 2>&1 & P=$!
 sleep 3
 $H bench serve --url http://127.0.0.1:18081 --concurrency 4 --requests 8 --max-tokens 16 --json > /dev/null
 run hone http://127.0.0.1:18081 smollm2
