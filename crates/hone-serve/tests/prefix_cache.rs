@@ -4,82 +4,18 @@
 //! the reused prompt tokens, every KV block comes back, and two adapters with the same prompt
 //! never share cached blocks.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use hone_model::chat_template::Message;
 use hone_model::kv_cache::{KvCache, DEFAULT_BLOCK_SIZE};
-use hone_model::llama::MODULES;
-use hone_model::lora::{LoraAdapter, LoraSpec};
-use hone_model::{LoadOptions, LoadedModel};
+use hone_model::LoadedModel;
 use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
-use hone_serve::server::{serve, AppState, ServerConfig};
+use hone_serve::server::ServerConfig;
 use serde_json::{json, Value};
 
-fn smollm2() -> Option<PathBuf> {
-    hone_model::fetch::cached_for_tests("smollm2")
-}
-
-fn load(path: &Path) -> LoadedModel {
-    LoadedModel::load_gguf(path, &LoadOptions::default()).unwrap()
-}
-
-/// A server on a free port, with its own runtime thread; dropped = shut down.
-struct Server {
-    url: String,
-    state: Arc<AppState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+mod common;
+use common::*;
 
 impl Server {
-    fn start(path: &Path, config: ServerConfig, adapters: &[(&str, &Path)]) -> Server {
-        let m = load(path);
-        let state = AppState::new(m.model, m.tokenizer, m.template, config).unwrap();
-        for (name, dir) in adapters {
-            state.load_adapter(name, dir).unwrap();
-        }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(l.local_addr().unwrap()).unwrap();
-                serve(st, l, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
-        Server {
-            url: format!("http://{addr}"),
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let req =
-            ureq::post(&format!("{}{path}", self.url)).set("Content-Type", "application/json");
-        match req.send_string(&body.to_string()) {
-            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
-            Err(e) => panic!("transport error: {e}"),
-        }
-    }
-
     /// One chat request (system + user, greedy); its answer text.
     fn ask(&self, model: &str, user: &str, max_tokens: usize) -> String {
         let (code, v) = self.post("/v1/chat/completions", &chat_body(model, user, max_tokens));
@@ -101,67 +37,13 @@ impl Server {
         })
     }
 
-    fn metrics(&self) -> BTreeMap<String, f64> {
-        let text = ureq::get(&format!("{}/metrics", self.url))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-        let mut out = BTreeMap::new();
-        for s in scrape.samples {
-            if !s.labels.is_empty() {
-                continue;
-            }
-            let v = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => continue,
-            };
-            out.insert(s.metric.clone(), v);
-        }
-        out
-    }
-
     fn hits(&self) -> f64 {
         self.metrics()["hone_prefix_cache_hit_tokens_total"]
-    }
-
-    /// Waits until nothing runs, nothing waits and no KV block is held.
-    fn wait_idle(&self) -> BTreeMap<String, f64> {
-        let t0 = Instant::now();
-        loop {
-            let m = self.metrics();
-            if m["hone_running_sequences"] == 0.0
-                && m["hone_queue_depth"] == 0.0
-                && m["hone_kv_blocks_used"] == 0.0
-            {
-                return m;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "the engine did not go idle: {m:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Blocks of the KV pool.
     fn kv_blocks(&self) -> f64 {
         (self.state.engine.kv_tokens() / DEFAULT_BLOCK_SIZE) as f64
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -224,30 +106,6 @@ fn config(prefix_cache: bool) -> ServerConfig {
         },
         ..ServerConfig::default()
     }
-}
-
-/// A LoRA adapter on every projection of every layer with random B, saved as PEFT.
-fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
-    use rand::SeedableRng;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let spec = LoraSpec {
-        r: 8,
-        alpha: 16.0,
-        target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
-        layers: (0..m.model.layers.len()).collect(),
-    };
-    let mut a = LoraAdapter::init(&m.model, spec, &mut rng).unwrap();
-    a.randomize_b(0.03, &mut rng);
-    hone_train::save_adapter(
-        dir,
-        &a,
-        "smollm2",
-        &hone_train::adapter::AdapterExtra {
-            n_layers: Some(m.model.layers.len()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
 }
 
 #[test]
