@@ -58,17 +58,6 @@ const SYSTEM: &str = "You are a careful assistant for a small law firm. You answ
     or statutes. When a question is ambiguous, state the most common reading and answer that \
     one. Be friendly, concise and precise, and do not repeat the question back to the user.";
 
-const PROMPTS: [&str; 8] = [
-    "What is a non-disclosure agreement?",
-    "Write one sentence about confidentiality.",
-    "Name three things an NDA usually covers.",
-    "Say hello in French.",
-    "What does 'governing law' mean in a contract?",
-    "List two colours.",
-    "Explain the term of an agreement briefly.",
-    "Who signs an NDA?",
-];
-
 fn chat_body(model: &str, user: &str, max_tokens: usize) -> Value {
     json!({"model": model,
            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],

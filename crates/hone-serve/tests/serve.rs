@@ -63,17 +63,6 @@ fn content(v: &Value) -> String {
         .to_string()
 }
 
-const PROMPTS: [&str; 8] = [
-    "What is a non-disclosure agreement?",
-    "Write one sentence about confidentiality.",
-    "Name three things an NDA usually covers.",
-    "Say hello in French.",
-    "What does 'governing law' mean in a contract?",
-    "List two colours.",
-    "Explain the term of an agreement briefly.",
-    "Who signs an NDA?",
-];
-
 #[test]
 fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
     let Some(path) = smollm2() else { return };

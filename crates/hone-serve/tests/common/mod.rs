@@ -170,3 +170,15 @@ pub fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
     )
     .unwrap();
 }
+
+/// Eight short user messages the HTTP tests send.
+pub const PROMPTS: [&str; 8] = [
+    "What is a non-disclosure agreement?",
+    "Write one sentence about confidentiality.",
+    "Name three things an NDA usually covers.",
+    "Say hello in French.",
+    "What does 'governing law' mean in a contract?",
+    "List two colours.",
+    "Explain the term of an agreement briefly.",
+    "Who signs an NDA?",
+];
