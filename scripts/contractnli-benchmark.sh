@@ -50,7 +50,7 @@ patience = 1
 seed = 7
 [train]
 fast = true
-top_layers = ${TOP_LAYERS:-8}
+top_layers = ${TOP_LAYERS:-16}
 log_every = 5
 [data]
 train = "split/train.jsonl"
