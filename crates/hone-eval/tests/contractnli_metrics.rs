@@ -125,11 +125,27 @@ fn fixture_evidence_map() {
     //       (ranking the tie one by one would give (1/2 + 2/3) / 2 = 7/12 instead)
     //   d4: missing → AP = 0
     //   mean = (1 + 2/3 + 0) / 3 = 5/9
-    close(h[0].evidence_map, 8.0 / 9.0, "nda-1 evidence_map");
-    close(h[1].evidence_map, 0.5, "nda-2 evidence_map");
-    close(h[2].evidence_map, 5.0 / 9.0, "nda-3 evidence_map");
+    close(
+        h[0].evidence_map_macro_doc,
+        8.0 / 9.0,
+        "nda-1 evidence_map_macro_doc",
+    );
+    close(
+        h[1].evidence_map_macro_doc,
+        0.5,
+        "nda-2 evidence_map_macro_doc",
+    );
+    close(
+        h[2].evidence_map_macro_doc,
+        5.0 / 9.0,
+        "nda-3 evidence_map_macro_doc",
+    );
     // (8/9 + 1/2 + 5/9) / 3 = (16 + 9 + 10) / 18 / 3 = 35/54
-    close(m.evidence_map, 35.0 / 54.0, "evidence_map");
+    close(
+        m.evidence_map_macro_doc,
+        35.0 / 54.0,
+        "evidence_map_macro_doc",
+    );
     assert_eq!(
         h.iter().map(|h| h.evidence_documents).collect::<Vec<_>>(),
         [3, 3, 3]
@@ -143,15 +159,11 @@ fn fixture_evidence_map() {
     //   R 1/3 at P 1/2; R 2/3 at P 2/3 → 1/6 + 2/9 = 7/18
     // nda-3: .9 · | .6 g | .5 g g, 4 gold (d4's s1 never retrieved):
     //   R .25 at P 1/2; R .75 at P 3/4 → .125 + .375 = 1/2
-    close(h[0].evidence_map_micro_doc, 19.0 / 24.0, "nda-1 micro");
-    close(h[1].evidence_map_micro_doc, 7.0 / 18.0, "nda-2 micro");
-    close(h[2].evidence_map_micro_doc, 0.5, "nda-3 micro");
+    close(h[0].evidence_map, 19.0 / 24.0, "nda-1 micro");
+    close(h[1].evidence_map, 7.0 / 18.0, "nda-2 micro");
+    close(h[2].evidence_map, 0.5, "nda-3 micro");
     // (57 + 28 + 36) / 72 / 3 = 121/216
-    close(
-        m.evidence_map_micro_doc,
-        121.0 / 216.0,
-        "evidence_map_micro_doc",
-    );
+    close(m.evidence_map, 121.0 / 216.0, "evidence_map");
 }
 
 #[test]
@@ -167,7 +179,14 @@ fn fixture_counts_and_json() {
     );
 
     let v = serde_json::to_value(&m).unwrap();
-    for key in ["nli_acc", "f1_c", "f1_e", "acc3", "evidence_map", "missing"] {
+    for key in [
+        "nli_acc",
+        "f1_c",
+        "f1_e",
+        "acc3",
+        "evidence_map_macro_doc",
+        "missing",
+    ] {
         assert!(v.get(key).is_some(), "JSON lacks `{key}`");
     }
     assert!((v["acc3"].as_f64().unwrap() - 7.0 / 12.0).abs() < EPS);
@@ -277,7 +296,11 @@ fn missing_checks_are_counted_and_scored_not_mentioned() {
     close(Some(m.per_hypothesis[2].acc3), 0.25, "nda-3 acc3");
     // nda-1: d1 ✓, d2 ✗, d3 ✗, d4 (NM) ✓ → 1/2; evidence: d1 AP 1, d2 0, d3 0 → 1/3.
     close(Some(m.per_hypothesis[0].acc3), 0.5, "nda-1 acc3");
-    close(m.per_hypothesis[0].evidence_map, 1.0 / 3.0, "nda-1 map");
+    close(
+        m.per_hypothesis[0].evidence_map_macro_doc,
+        1.0 / 3.0,
+        "nda-1 map",
+    );
 }
 
 fn err_of(gold: &Path, pred: &Path) -> Error {

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, required = true, value_name = "[NAME=]PATH")]
     pub pred: Vec<String>,
     /// Print JSON instead of tables: with one --pred the metrics object (nli_acc, f1_c, f1_e,
-    /// acc3, evidence_map, counts and per_hypothesis), with several the comparison
+    /// acc3, evidence_map, evidence_map_macro_doc, counts and per_hypothesis), with several the comparison
     /// (`candidates`, each with name, path, metrics and latency).
     #[arg(long)]
     pub json: bool,
@@ -131,7 +131,7 @@ fn comparison_table(c: &Comparison) -> String {
         "F1(E)",
         "Acc3",
         "mAP",
-        "mAP pool",
+        "mAP/doc",
         "p50 s",
         "p95 s",
         "timed"
@@ -148,7 +148,7 @@ fn comparison_table(c: &Comparison) -> String {
             num(m.f1_e),
             num(m.acc3),
             num(m.evidence_map),
-            num(m.evidence_map_micro_doc),
+            num(m.evidence_map_macro_doc),
             num(l.p50_s),
             num(l.p95_s),
             format!("{}/{}", l.timed, l.documents)
@@ -212,7 +212,7 @@ fn table(m: &ContractNliMetrics) -> String {
     let _ = writeln!(
         s,
         "{:<10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "", "NLI acc", "F1(C)", "F1(E)", "Acc3", "mAP", "mAP pool"
+        "", "NLI acc", "F1(C)", "F1(E)", "Acc3", "mAP", "mAP/doc"
     );
     let _ = writeln!(
         s,
@@ -223,7 +223,7 @@ fn table(m: &ContractNliMetrics) -> String {
         num(m.f1_e),
         num(m.acc3),
         num(m.evidence_map),
-        num(m.evidence_map_micro_doc)
+        num(m.evidence_map_macro_doc)
     );
     let _ = writeln!(
         s,
@@ -239,7 +239,7 @@ fn table(m: &ContractNliMetrics) -> String {
         "F1(E)",
         "Acc3",
         "mAP",
-        "mAP pool"
+        "mAP/doc"
     );
     for h in &m.per_hypothesis {
         let name: String = h.name.as_deref().unwrap_or("").chars().take(34).collect();
@@ -257,7 +257,7 @@ fn table(m: &ContractNliMetrics) -> String {
             num(h.f1_e),
             num(Some(h.acc3)),
             num(h.evidence_map),
-            num(h.evidence_map_micro_doc)
+            num(h.evidence_map_macro_doc)
         );
     }
     s
@@ -280,11 +280,12 @@ mod tests {
             t.contains("4 gold documents, 3 predicted, 1 missing"),
             "{t}"
         );
-        // nli_acc 1/2, f1_c 1/3, f1_e 3/4, acc3 7/12, evidence_map 35/54, pooled 121/216.
+        // nli_acc 1/2, f1_c 1/3, f1_e 3/4, acc3 7/12, evidence_map (pooled) 121/216,
+        // evidence_map_macro_doc 35/54.
         let overall = t.lines().find(|l| l.starts_with("overall")).unwrap();
         assert_eq!(
             overall.split_whitespace().collect::<Vec<_>>(),
-            ["overall", "0.500", "0.333", "0.750", "0.583", "0.648", "0.560"]
+            ["overall", "0.500", "0.333", "0.750", "0.583", "0.560", "0.648"]
         );
         // nda-2 has no Contradiction gold: its NLI numbers are undefined.
         let nda2 = t.lines().find(|l| l.starts_with("nda-2 ")).unwrap();
@@ -292,7 +293,7 @@ mod tests {
         let cols: Vec<_> = nda2.split_whitespace().collect();
         assert_eq!(
             cols[cols.len() - 6..],
-            ["-", "-", "-", "0.500", "0.500", "0.389"]
+            ["-", "-", "-", "0.500", "0.389", "0.500"]
         );
     }
 
@@ -373,12 +374,12 @@ mod tests {
         };
         let head: Vec<String> = row("candidate");
         assert_eq!(head[..4], ["candidate", "pred", "NLI", "acc"]);
-        // base: 1/2, 1/3, 3/4, 7/12, 35/54, 121/216; 12 and 15 ms (p50 0.0135, p95 0.01485),
+        // base: 1/2, 1/3, 3/4, 7/12, 121/216 (pooled), 35/54 (per document); 12 and 15 ms (p50 0.0135, p95 0.01485),
         // document 3 untimed.
         assert_eq!(
             row("base"),
             [
-                "base", "3/4", "0.500", "0.333", "0.750", "0.583", "0.648", "0.560", "0.013",
+                "base", "3/4", "0.500", "0.333", "0.750", "0.583", "0.560", "0.648", "0.013",
                 "0.015", "2/3"
             ]
         );
