@@ -4,8 +4,14 @@
 //! contradicts check *c*), read off the model's next-token probabilities at the span's slot
 //! and renormalised over those tokens. For check *c*:
 //!
-//! - a span's **evidence score** is P(entails c) + P(contradicts c); evidence is the spans
-//!   ranked by it;
+//! - a span's evidence probability is p = P(entails c) + P(contradicts c); its **evidence
+//!   score** is that probability given that the contract addresses c at all,
+//!   p / (1 - Π(1 - p_j)) over the document's spans (the spans taken as independent). Within a
+//!   document this is p scaled by one constant, so the ranking is p's; across documents it
+//!   makes the scores comparable: the best clause of a contract that addresses c scores high
+//!   even when the model is unsure *whether* c is addressed (that doubt is P(mentioned),
+//!   below). ContractNLI scores evidence only where a check is mentioned, pooled over
+//!   documents, which is exactly this conditional ranking;
 //! - P(mentioned) is the noisy-or of the top [`TOP_K`] evidence scores (one clear clause is
 //!   enough; several weak ones add up);
 //! - P(entailment | mentioned) is the share of the entailment mass among those top spans;
@@ -22,8 +28,8 @@ use crate::types::{CheckResult, Evidence, Probs};
 
 /// Spans whose evidence scores are combined into P(mentioned).
 pub const TOP_K: usize = 3;
-/// Evidence spans listed per check by default (best first; 0 lists every scored span) and
-/// the lowest score listed.
+/// Evidence spans listed per check by default (best first; 0 lists every span) and the
+/// lowest score a capped list shows.
 pub const MAX_EVIDENCE: usize = 20;
 pub const MIN_EVIDENCE_SCORE: f64 = 1e-4;
 
@@ -93,9 +99,28 @@ pub fn label_of(p: &Probs) -> DocLabel {
     }
 }
 
+/// Each span's evidence score for `check`: its evidence probability given that the document
+/// addresses the check (see the module documentation). All zero when no span has any mass.
+pub fn evidence_scores(span_probs: &[[f32; LABELS]], check: usize) -> Vec<f64> {
+    let e = Label::Entails(check).index();
+    let c = Label::Contradicts(check).index();
+    let p: Vec<f64> = span_probs
+        .iter()
+        .map(|q| (q[e] as f64 + q[c] as f64).clamp(0.0, 1.0))
+        .collect();
+    // P(some span is evidence) = 1 - Π(1 - p), in logs so that many small p keep precision.
+    let log_none: f64 = p.iter().map(|&x| (-x).ln_1p()).sum();
+    let any = -log_none.exp_m1();
+    if any > 0.0 && any.is_finite() {
+        p.iter().map(|&x| (x / any).min(1.0)).collect()
+    } else {
+        vec![0.0; p.len()]
+    }
+}
+
 /// Decisions for all 17 checks. `spans` are `[start, end)` character offsets into `text`,
-/// parallel to `span_probs`. Each check lists its `max_evidence` best evidence spans (0: every
-/// span scoring at least [`MIN_EVIDENCE_SCORE`], the full ranking that evidence mAP reads).
+/// parallel to `span_probs`. Each check lists its `max_evidence` best evidence spans scoring
+/// at least [`MIN_EVIDENCE_SCORE`] (0: every span, the full ranking that evidence mAP reads).
 pub fn decide(
     span_probs: &[[f32; LABELS]],
     spans: &[[usize; 2]],
@@ -108,13 +133,10 @@ pub fn decide(
     for (ci, check) in CHECKS.iter().enumerate() {
         let (m, r) = raw_scores(span_probs, ci);
         let p = probs(m, r, cal);
-        let e = Label::Entails(ci).index();
-        let c = Label::Contradicts(ci).index();
-        let mut ev: Vec<(usize, f64)> = span_probs
-            .iter()
+        let mut ev: Vec<(usize, f64)> = evidence_scores(span_probs, ci)
+            .into_iter()
             .enumerate()
-            .map(|(i, q)| (i, q[e] as f64 + q[c] as f64))
-            .filter(|&(_, s)| s >= MIN_EVIDENCE_SCORE)
+            .filter(|&(_, s)| s >= MIN_EVIDENCE_SCORE || (max_evidence == 0 && s > 0.0))
             .collect();
         ev.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if max_evidence > 0 {
@@ -192,6 +214,43 @@ mod tests {
         let d = decide(&many, &spans, &text, &Calibration::default(), 0);
         assert_eq!(d["nda-1"].evidence.len(), 30);
         assert_eq!(d["nda-1"].evidence[0].start, 58, "best first");
+    }
+
+    #[test]
+    fn evidence_scores_are_conditional_on_the_check_being_addressed() {
+        // p = 0.5, 0.2, 0.0 for check 3: P(addressed) = 1 - 0.5 * 0.8 = 0.6.
+        let sp = vec![
+            span(0.5, Label::Entails(3), 0.5),
+            span(0.8, Label::Contradicts(3), 0.2),
+            span(1.0, Label::None, 0.0),
+        ];
+        let s = evidence_scores(&sp, 3);
+        assert!((s[0] - 0.5 / 0.6).abs() < 1e-6, "{s:?}");
+        assert!((s[1] - 0.2 / 0.6).abs() < 1e-6, "{s:?}");
+        assert_eq!(s[2], 0.0);
+        // No mass at all: all zero, no division by zero.
+        assert_eq!(evidence_scores(&sp, 0), vec![0.0; 3]);
+        // One faint clause in an otherwise silent contract is still that contract's evidence
+        // (score near 1), so it ranks with the clear clauses of other contracts; many faint
+        // spans keep their precision (no 1 - (1 - p) cancellation).
+        let faint: Vec<[f32; LABELS]> = (0..200)
+            .map(|i| span(1.0, Label::Entails(0), if i == 7 { 1e-3 } else { 1e-7 }))
+            .collect();
+        let s = evidence_scores(&faint, 0);
+        assert!(s[7] > 0.97 && s[7] <= 1.0, "{}", s[7]);
+        assert!(
+            (s[0] / s[7] - 1e-4).abs() < 1e-6,
+            "ratio kept: {}",
+            s[0] / s[7]
+        );
+        // The full ranking (max 0) lists spans under the display floor; a capped list does not.
+        let text = "x".repeat(400);
+        let spans: Vec<[usize; 2]> = (0..200).map(|i| [2 * i, 2 * i + 1]).collect();
+        let d = decide(&faint, &spans, &text, &Calibration::default(), 0);
+        assert_eq!(d["nda-1"].evidence.len(), 200);
+        assert_eq!(d["nda-1"].evidence[0].start, 14, "best first");
+        let d = decide(&faint, &spans, &text, &Calibration::default(), MAX_EVIDENCE);
+        assert_eq!(d["nda-1"].evidence.len(), 1);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// One evidence span for a check: where it is, its text, and how strongly the model ties it
-/// to the check (P(the span is evidence for this check), from the label-token probabilities).
+/// to the check: P(the span is evidence for this check | the contract addresses the check),
+/// from the label-token probabilities (see [`crate::aggregate`]). Whether the check is
+/// addressed at all is the check's `probs`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub start: usize,
