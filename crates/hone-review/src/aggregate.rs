@@ -12,7 +12,7 @@
 //!   even when the model is unsure *whether* c is addressed (that doubt is P(mentioned),
 //!   below). ContractNLI scores evidence only where a check is mentioned, pooled over
 //!   documents, which is exactly this conditional ranking;
-//! - P(mentioned) is the noisy-or of the top [`TOP_K`] evidence scores (one clear clause is
+//! - P(mentioned) is the noisy-or of the top [`TOP_K`] evidence probabilities (one clear clause is
 //!   enough; several weak ones add up);
 //! - P(entailment | mentioned) is the share of the entailment mass among those top spans;
 //! - both are calibrated by a power map that sends the validation-tuned thresholds to 1/2
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{CheckResult, Evidence, Probs};
 
-/// Spans whose evidence scores are combined into P(mentioned).
+/// Spans whose evidence probabilities are combined into P(mentioned).
 pub const TOP_K: usize = 3;
 /// Evidence spans listed per check by default (best first; 0 lists every span) and the
 /// lowest score a capped list shows.
