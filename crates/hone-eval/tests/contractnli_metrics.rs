@@ -184,6 +184,7 @@ fn fixture_counts_and_json() {
         "f1_c",
         "f1_e",
         "acc3",
+        "evidence_map",
         "evidence_map_macro_doc",
         "missing",
     ] {
