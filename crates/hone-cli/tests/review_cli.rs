@@ -147,3 +147,164 @@ fn an_adapter_for_another_base_is_refused() {
     ]);
     fails_with(&out, &ad, "another base model");
 }
+
+/// The TF-IDF + logistic-regression baseline needs no model: trained on synthetic NDAs, its
+/// review output is what `hone eval contractnli` scores, and it learns the clauses.
+#[test]
+fn the_tfidf_baseline_reviews_and_is_scored_like_an_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let ok = |out: Output| {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    ok(hone(&[
+        "data",
+        "synth",
+        "nda",
+        "--docs",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        &s(&d.join("data")),
+    ]));
+    ok(hone(&[
+        "data",
+        "split",
+        &s(&d.join("data/documents.jsonl")),
+        "--sizes",
+        "24,6,10",
+        "--seed",
+        "3",
+        "--out",
+        &s(&d.join("split")),
+    ]));
+    let pred = d.join("pred.jsonl");
+    let err = ok(hone(&[
+        "review",
+        &s(&d.join("split/test.jsonl")),
+        "--tfidf-from",
+        &s(&d.join("split/train.jsonl")),
+        "--tfidf-valid",
+        &s(&d.join("split/valid.jsonl")),
+        "--max-evidence",
+        "0",
+        "--format",
+        "jsonl",
+        "--out",
+        &s(&pred),
+    ]));
+    assert!(err.contains("on 24 training documents"), "{err}");
+    let out = hone(&[
+        "eval",
+        "contractnli",
+        "--gold",
+        &s(&d.join("split/test.jsonl")),
+        "--pred",
+        &s(&pred),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Synthetic clauses are lexically distinct: a bag of words gets them nearly all.
+    for k in ["acc3", "evidence_map"] {
+        let v = m[k].as_f64().unwrap_or_else(|| panic!("{k} in {m}"));
+        assert!(v > 0.9, "{k} = {v}: {m}");
+    }
+
+    // It cannot be combined with a model's adapter, and bad training data is named.
+    let out = hone(&[
+        "review",
+        &s(&d.join("split/test.jsonl")),
+        "--tfidf-from",
+        &s(&d.join("split/train.jsonl")),
+        "--adapter",
+        &s(d),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 1, \"text\": 5}\n").unwrap();
+    fails_with(
+        &hone(&[
+            "review",
+            &s(&d.join("split/test.jsonl")),
+            "--tfidf-from",
+            &s(&bad),
+        ]),
+        &bad,
+        "line 1",
+    );
+}
+
+/// An adapter whose calibration weighs a TF-IDF classifier that is not there is refused with
+/// the way out named, not reviewed without it.
+#[test]
+fn a_missing_tfidf_classifier_is_a_clear_error() {
+    if !model_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nda = dir.path().join("nda.txt");
+    std::fs::write(
+        &nda,
+        "1. The Recipient shall keep all Confidential Information secret.\n",
+    )
+    .unwrap();
+    let ad = dir.path().join("adapter");
+    std::fs::create_dir_all(&ad).unwrap();
+    std::fs::write(
+        ad.join("adapter_config.json"),
+        r#"{"peft_type":"LORA","r":1,"lora_alpha":1,"target_modules":["q_proj"],"base_model_name_or_path":"smollm2","layers_to_transform":[0]}"#,
+    )
+    .unwrap();
+    let shapes = [("A", vec![1usize, 576]), ("B", vec![576, 1])];
+    let data: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
+        .collect();
+    let names: Vec<String> = shapes
+        .iter()
+        .map(|(m, _)| format!("base_model.model.model.layers.0.self_attn.q_proj.lora_{m}.weight"))
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = names
+        .iter()
+        .zip(&shapes)
+        .zip(&data)
+        .map(|((n, (_, s)), d)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &ad.join("adapter_model.safetensors")).unwrap();
+    std::fs::write(
+        ad.join("review.json"),
+        r#"{"calibration":{"mentioned":0.4,"entailment":0.5},"max_window":1000,"tfidf_weight":0.4}"#,
+    )
+    .unwrap();
+    let out = hone(&[
+        "review",
+        nda.to_str().unwrap(),
+        "--adapter",
+        ad.to_str().unwrap(),
+    ]);
+    fails_with(
+        &out,
+        &ad.join("review.json"),
+        "tfidf.safetensors is missing",
+    );
+}

@@ -25,6 +25,7 @@ use hone_eval::contractnli::{
 };
 
 use crate::aggregate::{decide, Calibration};
+use crate::tfidf::{choose_weight, mix, targets, TfidfClassifier, TfidfOptions, TFIDF_FILE};
 use crate::types::DocReview;
 use crate::{Error, Result};
 
@@ -195,16 +196,36 @@ pub struct CalibrationReport {
     pub metrics: ContractNliMetrics,
     /// The same with the untuned thresholds (1/2, 1/2).
     pub metrics_uncalibrated: ContractNliMetrics,
+    /// The TF-IDF classifier beside the adapter, when training documents were given.
+    #[serde(default)]
+    pub tfidf: Option<TfidfCalibration>,
     pub seconds: f64,
+}
+
+/// How the TF-IDF classifier was fitted and weighed against the model.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TfidfCalibration {
+    /// Its weight in the mixture (0: not used).
+    pub weight: f64,
+    pub training_documents: usize,
+    pub terms: usize,
+    pub l2: f64,
+    /// Validation span cross-entropy at each weight of [`crate::tfidf::WEIGHT_GRID`].
+    pub loss_by_weight: Vec<(f64, f64)>,
+    /// The validation metrics of the model alone (its own tuned thresholds).
+    pub metrics_model_only: ContractNliMetrics,
 }
 
 /// Tunes a review adapter's thresholds on annotated documents (`documents.jsonl`) and writes
 /// `review.json` (the engine reads it) and `validation.json` (the metrics) into its folder.
-/// `on_doc` is called after each document.
+/// With the adapter's training documents (`train_docs`), also fits the TF-IDF classifier on
+/// them, weighs it against the model on the validation spans ([`crate::tfidf`]) and keeps it
+/// beside the adapter when its weight is above 0. `on_doc` is called after each document.
 pub fn calibrate_adapter(
     model: &str,
     adapter: &std::path::Path,
     docs_path: &std::path::Path,
+    train_docs: Option<&std::path::Path>,
     max_seq_len: usize,
     on_doc: &mut dyn FnMut(usize, usize),
 ) -> Result<CalibrationReport> {
@@ -214,10 +235,25 @@ pub fn calibrate_adapter(
     if docs.is_empty() {
         return Err(Error::input(docs_path, "has no documents to calibrate on"));
     }
-    // Calibrate from scratch: ignore an old review.json.
-    let old = adapter.join(CALIBRATION_FILE);
-    if old.is_file() {
-        std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+    let train = match train_docs {
+        Some(p) => {
+            let t = hone_data::contractnli::read_documents(p)?;
+            if t.is_empty() {
+                return Err(Error::input(
+                    p,
+                    "has no training documents for the TF-IDF classifier",
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    // Calibrate from scratch: ignore an old review.json (and the classifier it weighed).
+    for f in [CALIBRATION_FILE, TFIDF_FILE] {
+        let old = adapter.join(f);
+        if old.is_file() {
+            std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        }
     }
     let mut reviewer = Reviewer::load(model, Some(adapter), EngineOptions::default())?;
     // The windows the adapter was trained on: max_seq_len less the instruction.
@@ -236,8 +272,39 @@ pub fn calibrate_adapter(
         });
         on_doc(i + 1, n);
     }
-    let (cal, metrics) = tune(&scored)?;
     let gold: Vec<EvalDocument> = scored.iter().map(|s| s.doc.clone()).collect();
+    let mut tfidf = None;
+    let mut weight = 0.0;
+    if let Some(train) = &train {
+        let (c, _) = TfidfClassifier::fit_tuned(train, &gold, &TfidfOptions::default())?;
+        let (mut model_p, mut tfidf_p, mut ys) = (Vec::new(), Vec::new(), Vec::new());
+        for s in &scored {
+            model_p.extend_from_slice(&s.probs);
+            tfidf_p.extend(c.span_probs(&hone_data::spans::pair_texts(&s.doc.text, &s.doc.spans)));
+            ys.extend(targets(&s.doc));
+        }
+        let (w, loss_by_weight) = choose_weight(&model_p, &tfidf_p, &ys);
+        let (_, metrics_model_only) = tune(&scored)?;
+        if w > 0.0 {
+            let mut at = 0;
+            for s in scored.iter_mut() {
+                let n = s.probs.len();
+                s.probs = mix(&s.probs, &tfidf_p[at..at + n], w);
+                at += n;
+            }
+            c.save(&adapter.join(TFIDF_FILE))?;
+        }
+        weight = w;
+        tfidf = Some(TfidfCalibration {
+            weight: w,
+            training_documents: train.len(),
+            terms: c.vocabulary(),
+            l2: c.l2,
+            loss_by_weight,
+            metrics_model_only,
+        });
+    }
+    let (cal, metrics) = tune(&scored)?;
     let metrics_uncalibrated = score(&gold, &reviews_for(&scored, &Calibration::default()))?;
     let (n_e, n_c) = binary_counts(&gold);
     let ent_note = if n_e.min(n_c) >= MIN_BINARY_PER_CLASS {
@@ -248,14 +315,22 @@ pub fn calibrate_adapter(
              decisions, fewer than {MIN_BINARY_PER_CLASS} each"
         )
     };
+    let tfidf_note = match &tfidf {
+        Some(t) => format!(
+            "; TF-IDF classifier of {} training documents weighed {} by validation loss",
+            t.training_documents, t.weight
+        ),
+        None => String::new(),
+    };
     let rc = ReviewConfig {
         calibration: cal,
         max_window,
         note: format!(
-            "thresholds tuned on {} documents of {}{ent_note}",
+            "thresholds tuned on {} documents of {}{ent_note}{tfidf_note}",
             scored.len(),
             docs_path.display()
         ),
+        tfidf_weight: weight,
     };
     let json = serde_json::to_vec_pretty(&rc).map_err(|e| Error::Invalid(e.to_string()))?;
     hone_data::atomic::write_file(adapter.join(CALIBRATION_FILE), &json)?;
@@ -264,6 +339,7 @@ pub fn calibrate_adapter(
         calibration: cal,
         metrics,
         metrics_uncalibrated,
+        tfidf,
         seconds: t0.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;

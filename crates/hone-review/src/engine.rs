@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{decide, Calibration};
 use crate::input::InputDoc;
 use crate::playbook::Playbook;
+use crate::tfidf::{mix, TfidfClassifier, TFIDF_FILE};
 use crate::types::{DocReview, Timing};
 use crate::{Error, Result};
 
@@ -32,6 +33,10 @@ pub struct ReviewConfig {
     /// How the calibration was found (documents, metric), for people.
     #[serde(default)]
     pub note: String,
+    /// Weight of the TF-IDF classifier kept beside the adapter ([`crate::tfidf::TFIDF_FILE`])
+    /// in the span distributions (0: the model alone; see [`crate::tfidf::mix`]).
+    #[serde(default)]
+    pub tfidf_weight: f64,
 }
 
 /// Engine options.
@@ -73,6 +78,8 @@ pub struct Reviewer {
     pub options: EngineOptions,
     /// The adapter folder, when one is attached.
     pub adapter: Option<PathBuf>,
+    /// The TF-IDF classifier trained beside the adapter and its weight in the mixture.
+    pub tfidf: Option<(TfidfClassifier, f64)>,
 }
 
 /// Reads `train_config.toml` of an adapter folder (when there is one) to tell a review
@@ -113,6 +120,7 @@ impl Reviewer {
             },
         )?;
         let mut calibration = Calibration::default();
+        let mut tfidf = None;
         if let Some(dir) = adapter {
             if !dir.is_dir() {
                 return Err(Error::Adapter {
@@ -138,10 +146,26 @@ impl Reviewer {
                 })?;
                 calibration = rc.calibration;
                 options.layout.max_window = rc.max_window;
+                if rc.tfidf_weight > 0.0 {
+                    let tp = dir.join(TFIDF_FILE);
+                    if !tp.is_file() {
+                        return Err(Error::Adapter {
+                            path: cp.clone(),
+                            msg: format!(
+                                "gives the TF-IDF classifier weight {} but {} is missing \
+                                 (recalibrate: hone review --calibrate VALID --adapter DIR)",
+                                rc.tfidf_weight,
+                                tp.display()
+                            ),
+                        });
+                    }
+                    tfidf = Some((TfidfClassifier::load(&tp)?, rc.tfidf_weight.min(1.0)));
+                }
             }
         }
         let mut r = Self::from_model(m, calibration, options)?;
         r.adapter = adapter.map(Path::to_path_buf);
+        r.tfidf = tfidf;
         Ok(r)
     }
 
@@ -160,6 +184,7 @@ impl Reviewer {
             calibration,
             options,
             adapter: None,
+            tfidf: None,
         })
     }
 
@@ -246,48 +271,81 @@ impl Reviewer {
         })
     }
 
+    /// The spans' label distributions the decisions read: the model's, combined with the
+    /// TF-IDF classifier's when the adapter has one.
+    pub fn combined_span_probs(&self, texts: &[&str]) -> Result<SpanProbs> {
+        let mut sp = self.span_probs(texts)?;
+        if let Some((c, w)) = &self.tfidf {
+            sp.probs = mix(&sp.probs, &c.span_probs(texts), *w);
+        }
+        Ok(sp)
+    }
+
     /// Reviews one document: spans, model, decisions, playbook flags.
     pub fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview> {
-        let t0 = Instant::now();
-        let texts = hone_data::spans::pair_texts(&doc.text, &doc.spans);
-        let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let t1 = Instant::now();
-        let sp = self.span_probs(&texts)?;
-        let model_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let checks = decide(
-            &sp.probs,
-            &doc.spans,
-            &doc.text,
+        assemble(
+            doc,
+            playbook,
             &self.calibration,
             self.options.max_evidence,
-        );
-        let flags = playbook.map(|p| p.flags(&checks)).unwrap_or_default();
-        let mut warnings = doc.warnings.clone();
-        if sp.truncated_spans > 0 {
-            warnings.push(format!(
-                "{} span(s) longer than a review window were cut; their ends were not read",
-                sp.truncated_spans
-            ));
-        }
-        Ok(DocReview {
-            doc_id: doc.doc_id.clone(),
-            source: doc.source.clone(),
-            checks,
-            flags,
-            warnings,
-            timing: Timing {
-                read_ms: doc.read_ms,
-                prepare_ms,
-                model_ms,
-                total_ms: doc.read_ms + t0.elapsed().as_secs_f64() * 1e3,
-                spans: doc.spans.len(),
-                windows: sp.windows,
-                tokens: sp.tokens,
-            },
-            text: doc.text.clone(),
-            spans: doc.spans.clone(),
-        })
+            |texts| self.combined_span_probs(texts),
+        )
     }
+}
+
+/// Anything that reviews a document: the model with its adapter, or a baseline.
+pub trait ReviewEngine {
+    fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview>;
+}
+
+impl ReviewEngine for Reviewer {
+    fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview> {
+        Reviewer::review(self, doc, playbook)
+    }
+}
+
+/// One document's review from a span classifier: `classify` gives the spans' label
+/// distributions, the shared aggregate decides the checks, the playbook flags deviations.
+pub fn assemble(
+    doc: &InputDoc,
+    playbook: Option<&Playbook>,
+    calibration: &Calibration,
+    max_evidence: usize,
+    classify: impl FnOnce(&[&str]) -> Result<SpanProbs>,
+) -> Result<DocReview> {
+    let t0 = Instant::now();
+    let texts = hone_data::spans::pair_texts(&doc.text, &doc.spans);
+    let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t1 = Instant::now();
+    let sp = classify(&texts)?;
+    let model_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let checks = decide(&sp.probs, &doc.spans, &doc.text, calibration, max_evidence);
+    let flags = playbook.map(|p| p.flags(&checks)).unwrap_or_default();
+    let mut warnings = doc.warnings.clone();
+    if sp.truncated_spans > 0 {
+        warnings.push(format!(
+            "{} span(s) longer than a review window were cut; their ends were not read",
+            sp.truncated_spans
+        ));
+    }
+    Ok(DocReview {
+        doc_id: doc.doc_id.clone(),
+        source: doc.source.clone(),
+        checks,
+        flags,
+        warnings,
+        timing: Timing {
+            read_ms: doc.read_ms,
+            prepare_ms,
+            model_ms,
+            total_ms: doc.read_ms + t0.elapsed().as_secs_f64() * 1e3,
+            spans: doc.spans.len(),
+            windows: sp.windows,
+            tokens: sp.tokens,
+        },
+        text: doc.text.clone(),
+        spans: doc.spans.clone(),
+    })
 }
 
 /// Softmax over the label tokens' logits only.

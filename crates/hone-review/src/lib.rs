@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod playbook;
 pub mod report;
+pub mod tfidf;
 pub mod types;
 
 pub use error::{Error, Result};

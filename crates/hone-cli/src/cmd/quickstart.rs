@@ -255,6 +255,7 @@ dir = "{adapter}"
         &model_path.to_string_lossy(),
         &adapter,
         &split_dir.join("valid.jsonl"),
+        Some(&cfg.data.train),
         cfg.optim.max_seq_len,
         &mut |i, n| {
             cb.set_length(n as u64);
@@ -263,8 +264,10 @@ dir = "{adapter}"
     )?;
     cb.finish_and_clear();
     eprintln!(
-        "      thresholds: mentioned {:.2}, entailment {:.2}",
-        cal.calibration.mentioned, cal.calibration.entailment
+        "      thresholds: mentioned {:.2}, entailment {:.2}; TF-IDF classifier weight {}",
+        cal.calibration.mentioned,
+        cal.calibration.entailment,
+        cal.tfidf.as_ref().map_or(0.0, |t| t.weight)
     );
 
     step(7, "evaluate the fine-tuned model");

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use hone_review::engine::{EngineOptions, Reviewer};
+use hone_review::engine::{EngineOptions, ReviewEngine, Reviewer};
 use hone_review::input::{read_inputs, InputDoc, ReadOptions};
 use hone_review::playbook::Playbook;
 use hone_review::DocReview;
@@ -52,6 +52,15 @@ pub struct ReviewArgs {
     /// annotated documents (documents.jsonl).
     #[arg(long, conflicts_with = "adapter")]
     pub demos_from: Option<PathBuf>,
+    /// Instead of a model: the TF-IDF + logistic-regression baseline, trained on these
+    /// annotated documents (documents.jsonl) and read through the same decisions, so
+    /// `hone eval contractnli` compares it with an adapter trained on the same documents.
+    #[arg(long, conflicts_with_all = ["adapter", "demos_from"])]
+    pub tfidf_from: Option<PathBuf>,
+    /// With --tfidf-from: validation documents that choose its L2 penalty and tune its
+    /// decision thresholds (as `hone train` does for an adapter).
+    #[arg(long, requires = "tfidf_from")]
+    pub tfidf_valid: Option<PathBuf>,
     /// Refuse texts longer than this many characters.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_chars: usize,
@@ -92,9 +101,44 @@ pub fn load_reviewer(
     Ok(r)
 }
 
+/// Trains the TF-IDF + logistic-regression baseline (`--tfidf-from`).
+fn tfidf_baseline(
+    train: &Path,
+    valid: Option<&Path>,
+    max_evidence: usize,
+) -> Result<hone_review::tfidf::TfidfReviewer> {
+    let train_docs = hone_data::contractnli::read_documents(train)?;
+    if train_docs.is_empty() {
+        bail!(
+            "{}: no annotated documents to train the baseline on",
+            train.display()
+        );
+    }
+    let valid_docs = match valid {
+        Some(p) => Some(hone_data::contractnli::read_documents(p)?),
+        None => None,
+    };
+    let sp = ProgressBar::new_spinner();
+    sp.set_message(format!(
+        "training the TF-IDF baseline on {} documents",
+        train_docs.len()
+    ));
+    sp.enable_steady_tick(std::time::Duration::from_millis(120));
+    let r = hone_review::tfidf::TfidfReviewer::train(
+        &train_docs,
+        valid_docs.as_deref(),
+        &hone_review::tfidf::TfidfOptions::default(),
+    );
+    sp.finish_and_clear();
+    let mut r = r?;
+    r.max_evidence = max_evidence;
+    eprintln!("{}", r.note);
+    Ok(r)
+}
+
 /// Reviews every document with a progress bar.
 pub fn review_all(
-    reviewer: &Reviewer,
+    reviewer: &dyn ReviewEngine,
     docs: &[InputDoc],
     playbook: Option<&Playbook>,
 ) -> Result<Vec<DocReview>> {
@@ -157,9 +201,20 @@ pub fn run(a: ReviewArgs) -> Result<()> {
     if docs.is_empty() {
         bail!("no documents to review");
     }
-    let mut reviewer = load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
-    reviewer.options.max_evidence = a.max_evidence;
-    let reviews = review_all(&reviewer, &docs, Some(&playbook))?;
+    let engine: Box<dyn ReviewEngine> = match &a.tfidf_from {
+        Some(train) => Box::new(tfidf_baseline(
+            train,
+            a.tfidf_valid.as_deref(),
+            a.max_evidence,
+        )?),
+        None => {
+            let mut reviewer =
+                load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
+            reviewer.options.max_evidence = a.max_evidence;
+            Box::new(reviewer)
+        }
+    };
+    let reviews = review_all(engine.as_ref(), &docs, Some(&playbook))?;
     for r in &reviews {
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.source);

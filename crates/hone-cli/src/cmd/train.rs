@@ -162,6 +162,7 @@ pub fn calibrate_review(
         &cfg.model.base,
         adapter,
         val,
+        Some(&cfg.data.train),
         cfg.optim.max_seq_len,
         &mut |i, n| {
             bar.set_length(n as u64);
@@ -171,6 +172,22 @@ pub fn calibrate_review(
     bar.finish_and_clear();
     let m = &rep.metrics;
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    if let Some(t) = &rep.tfidf {
+        let mo = &t.metrics_model_only;
+        println!(
+            "TF-IDF classifier on {} training documents ({} terms): weight {} by validation loss \
+             (the model alone: NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, \
+             evidence mAP {})",
+            t.training_documents,
+            t.terms,
+            t.weight,
+            f(mo.nli_acc),
+            f(mo.f1_c),
+            f(mo.f1_e),
+            f(mo.acc3),
+            f(mo.evidence_map)
+        );
+    }
     println!(
         "review calibration on {} validation documents: mentioned at {:.2}, entailment at {:.2}; \
          NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, evidence mAP {} \
