@@ -50,6 +50,19 @@ fn the_fast_quickstart_runs_to_the_end_and_writes_its_reports() {
     ] {
         assert!(out_dir.join(f).is_file(), "{f} is missing");
     }
+    // Calibration weighed a TF-IDF classifier of the training documents against the model,
+    // and kept it beside the adapter when its weight is above 0.
+    let val: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("adapter/validation.json")).unwrap())
+            .unwrap();
+    let w = val["tfidf"]["weight"].as_f64().expect("tfidf.weight");
+    assert!((0.0..=1.0).contains(&w), "{w}");
+    assert_eq!(val["tfidf"]["loss_by_weight"].as_array().unwrap().len(), 11);
+    assert_eq!(
+        out_dir.join("adapter/tfidf.safetensors").is_file(),
+        w > 0.0,
+        "weight {w}"
+    );
     assert!(stdout.contains("review.html"), "{stdout}");
     let review = std::fs::read_to_string(out_dir.join("review.html")).unwrap();
     assert!(review.contains("<mark"), "evidence is highlighted");

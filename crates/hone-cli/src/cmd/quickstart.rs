@@ -294,9 +294,14 @@ dir = "{adapter}"
         let mean = secs.iter().sum::<f64>() / secs.len().max(1) as f64;
         mean * 1000.0 / 3600.0 * a.usd_per_hour
     };
+    // Name the TF-IDF expert when calibration kept it (see hone_review::tfidf).
+    let ft_name = match cal.tfidf.as_ref().map_or(0.0, |t| t.weight) {
+        w if w > 0.0 => format!("fine-tuned (+ TF-IDF, weight {w})"),
+        _ => "fine-tuned".to_string(),
+    };
     let rows = [
         ("base, few-shot", &base_m, &base_secs),
-        ("fine-tuned", &ft_m, &ft_secs),
+        (ft_name.as_str(), &ft_m, &ft_secs),
     ];
     let mut table = String::from(
         "| model | NLI accuracy | F1 contradiction | F1 entailment | 3-class accuracy | evidence mAP | latency p50 per contract | cost per 1,000 contracts |\n|---|---|---|---|---|---|---|---|\n",
