@@ -28,9 +28,11 @@ pub struct ReviewArgs {
     /// Contracts: .txt, .md, .pdf, or ContractNLI JSON / documents.jsonl (every document in it).
     #[arg(required_unless_present = "calibrate")]
     pub contracts: Vec<PathBuf>,
-    /// Instead of reviewing: tune the adapter's decision thresholds on these annotated
-    /// documents (documents.jsonl) and write review.json and validation.json beside it
-    /// (`hone train` does this itself when the run has validation documents).
+    /// Instead of reviewing: calibrate the adapter on these annotated documents
+    /// (documents.jsonl): weigh a TF-IDF classifier of its training documents against it,
+    /// tune the decision thresholds, and write review.json, tfidf.safetensors (when its weight
+    /// is above 0) and validation.json beside it (`hone train` does this itself when the run
+    /// has validation documents).
     #[arg(long, requires = "adapter")]
     pub calibrate: Option<PathBuf>,
     /// The review adapter (a folder from `hone train` with data.format = "review").

@@ -143,8 +143,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// A review adapter's decision thresholds, tuned on the validation documents right after
-/// training (`review.json`, `validation.json` in the adapter folder).
+/// A review adapter's calibration on the validation documents right after training: the
+/// TF-IDF expert's weight and the decision thresholds (`review.json`, `tfidf.safetensors`,
+/// `validation.json` in the adapter folder).
 pub fn calibrate_review(
     cfg: &hone_train::config::TrainConfig,
     val: &std::path::Path,
