@@ -31,6 +31,41 @@ fn fails_with(out: &Output, file: &Path, needle: &str) {
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
 }
 
+/// A PEFT adapter folder with a zero LoRA pair of rank `r` on layer 0's q_proj, for a base
+/// whose hidden size is `hidden` and whose name is `base`.
+fn zero_adapter(ad: &Path, r: usize, hidden: usize, base: &str) {
+    std::fs::create_dir_all(ad).unwrap();
+    std::fs::write(
+        ad.join("adapter_config.json"),
+        format!(
+            r#"{{"peft_type":"LORA","r":{r},"lora_alpha":{r},"target_modules":["q_proj"],"base_model_name_or_path":"{base}","layers_to_transform":[0]}}"#
+        ),
+    )
+    .unwrap();
+    let shapes = [("A", vec![r, hidden]), ("B", vec![hidden, r])];
+    let names: Vec<String> = shapes
+        .iter()
+        .map(|(m, _)| format!("base_model.model.model.layers.0.self_attn.q_proj.lora_{m}.weight"))
+        .collect();
+    let data: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = names
+        .iter()
+        .zip(&shapes)
+        .zip(&data)
+        .map(|((n, (_, s)), d)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &ad.join("adapter_model.safetensors")).unwrap();
+}
+
 #[test]
 fn empty_binary_and_oversized_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,38 +142,7 @@ fn an_adapter_for_another_base_is_refused() {
     .unwrap();
     // A PEFT adapter whose q_proj is 64 x 64, as for a much smaller model.
     let ad = dir.path().join("tiny-adapter");
-    std::fs::create_dir_all(&ad).unwrap();
-    std::fs::write(
-        ad.join("adapter_config.json"),
-        r#"{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],"base_model_name_or_path":"tiny","layers_to_transform":[0]}"#,
-    )
-    .unwrap();
-    let tensors = [
-        (
-            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
-            vec![4usize, 64],
-        ),
-        (
-            "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
-            vec![64, 4],
-        ),
-    ];
-    let data: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
-        .collect();
-    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .zip(&data)
-        .map(|((n, s), d)| {
-            (
-                *n,
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &ad.join("adapter_model.safetensors")).unwrap();
+    zero_adapter(&ad, 4, 64, "tiny");
     let out = hone(&[
         "review",
         nda.to_str().unwrap(),
@@ -263,34 +267,7 @@ fn a_missing_tfidf_classifier_is_a_clear_error() {
     )
     .unwrap();
     let ad = dir.path().join("adapter");
-    std::fs::create_dir_all(&ad).unwrap();
-    std::fs::write(
-        ad.join("adapter_config.json"),
-        r#"{"peft_type":"LORA","r":1,"lora_alpha":1,"target_modules":["q_proj"],"base_model_name_or_path":"smollm2","layers_to_transform":[0]}"#,
-    )
-    .unwrap();
-    let shapes = [("A", vec![1usize, 576]), ("B", vec![576, 1])];
-    let data: Vec<Vec<u8>> = shapes
-        .iter()
-        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
-        .collect();
-    let names: Vec<String> = shapes
-        .iter()
-        .map(|(m, _)| format!("base_model.model.model.layers.0.self_attn.q_proj.lora_{m}.weight"))
-        .collect();
-    let views: Vec<(&str, safetensors::tensor::TensorView)> = names
-        .iter()
-        .zip(&shapes)
-        .zip(&data)
-        .map(|((n, (_, s)), d)| {
-            (
-                n.as_str(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &ad.join("adapter_model.safetensors")).unwrap();
+    zero_adapter(&ad, 1, 576, "smollm2");
     std::fs::write(
         ad.join("review.json"),
         r#"{"calibration":{"mentioned":0.4,"entailment":0.5},"max_window":1000,"tfidf_weight":0.4}"#,
