@@ -151,6 +151,15 @@ pub fn calibrate_review(
     val: &std::path::Path,
     adapter: &std::path::Path,
 ) -> Result<()> {
+    // `hone review --calibrate` on an adapter whose training file has since moved still
+    // tunes the thresholds; only the TF-IDF expert needs the training documents.
+    let train = cfg.data.train.is_file().then_some(cfg.data.train.as_path());
+    if train.is_none() {
+        eprintln!(
+            "warning: {} is not there: calibrating without the TF-IDF classifier (the model alone)",
+            cfg.data.train.display()
+        );
+    }
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -163,7 +172,7 @@ pub fn calibrate_review(
         &cfg.model.base,
         adapter,
         val,
-        Some(&cfg.data.train),
+        train,
         cfg.optim.max_seq_len,
         &mut |i, n| {
             bar.set_length(n as u64);
