@@ -14,6 +14,7 @@ pub mod input;
 pub mod playbook;
 pub mod report;
 pub mod tfidf;
+pub mod tfidf_reviewer;
 pub mod types;
 
 pub use error::{Error, Result};

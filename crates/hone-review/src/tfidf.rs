@@ -2,7 +2,7 @@
 //! paper reports beside its BERT models, trained here on the *same* documents as an adapter
 //! and read through the *same* decisions ([`crate::aggregate`]) and calibration
 //! ([`crate::calibrate`]), so `hone eval contractnli` compares the fine-tuned model with it on
-//! equal data in one run (`hone review --tfidf-from TRAIN`).
+//! equal data in one run (`hone review --tfidf-from TRAIN`, [`crate::tfidf_reviewer`]).
 //!
 //! - **Features** of a span: its lower-cased word unigrams and bigrams that occur in at least
 //!   [`TfidfOptions::min_df`] training spans, weighted `(1 + ln tf) · idf` with the smoothed
@@ -31,12 +31,6 @@ use std::path::Path;
 use hone_data::contractnli::EvalDocument;
 use hone_data::review_layout::{span_labels, LABELS};
 
-use crate::aggregate::Calibration;
-use crate::calibrate::{tune, Scored};
-use crate::engine::{assemble, ReviewEngine, SpanProbs};
-use crate::input::InputDoc;
-use crate::playbook::Playbook;
-use crate::types::DocReview;
 use crate::{Error, Result};
 
 /// L2 penalties tried when validation documents are given (the first without them).
@@ -452,89 +446,8 @@ fn softmax(z: &mut [f32; LABELS]) {
     }
 }
 
-/// The baseline as a review engine: the classifier and its tuned thresholds.
-#[derive(Clone, Debug)]
-pub struct TfidfReviewer {
-    pub classifier: TfidfClassifier,
-    pub calibration: Calibration,
-    /// Evidence spans listed per check (0: every span with a score).
-    pub max_evidence: usize,
-    /// How it was trained, for people.
-    pub note: String,
-}
-
-impl TfidfReviewer {
-    /// Trains on `train`; with `valid`, picks the L2 penalty by validation loss and tunes
-    /// the decision thresholds there as `hone train` does for an adapter.
-    pub fn train(
-        train: &[EvalDocument],
-        valid: Option<&[EvalDocument]>,
-        opt: &TfidfOptions,
-    ) -> Result<Self> {
-        let valid = valid.filter(|v| !v.is_empty());
-        let (classifier, calibration, how) = match valid {
-            None => (
-                TfidfClassifier::fit(train, L2_GRID[0], opt)?,
-                Calibration::default(),
-                "thresholds left at 1/2 (no validation documents)".to_string(),
-            ),
-            Some(v) => {
-                let (c, loss) = TfidfClassifier::fit_tuned(train, v, opt)?;
-                let loss = loss.unwrap_or(0.0);
-                let scored: Vec<Scored> = v
-                    .iter()
-                    .map(|d| Scored {
-                        doc: d.clone(),
-                        probs: c.span_probs(&hone_data::spans::pair_texts(&d.text, &d.spans)),
-                    })
-                    .collect();
-                let (cal, _) = tune(&scored)?;
-                let how = format!(
-                    "L2 {} by validation loss {loss:.4}; thresholds tuned on {} validation \
-                     documents (mentioned at {:.2}, entailment at {:.2})",
-                    c.l2,
-                    v.len(),
-                    cal.mentioned,
-                    cal.entailment
-                );
-                (c, cal, how)
-            }
-        };
-        let note = format!(
-            "TF-IDF + logistic regression on {} training documents, {} terms; {how}",
-            train.len(),
-            classifier.vocabulary()
-        );
-        Ok(Self {
-            classifier,
-            calibration,
-            max_evidence: crate::aggregate::MAX_EVIDENCE,
-            note,
-        })
-    }
-}
-
-impl ReviewEngine for TfidfReviewer {
-    fn review(&self, doc: &InputDoc, playbook: Option<&Playbook>) -> Result<DocReview> {
-        assemble(
-            doc,
-            playbook,
-            &self.calibration,
-            self.max_evidence,
-            |texts| {
-                Ok(SpanProbs {
-                    probs: self.classifier.span_probs(texts),
-                    windows: 0,
-                    tokens: 0,
-                    truncated_spans: 0,
-                })
-            },
-        )
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hone_data::contractnli::GoldLabel;
     use hone_data::nda::{DocLabel, CHECKS};
@@ -542,7 +455,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// A document of `parts` (sentence, evidence for (check, label)).
-    fn doc(id: &str, parts: &[(&str, Option<(usize, DocLabel)>)]) -> EvalDocument {
+    pub(crate) fn doc(id: &str, parts: &[(&str, Option<(usize, DocLabel)>)]) -> EvalDocument {
         let mut text = String::new();
         let mut spans = Vec::new();
         let mut labels: BTreeMap<String, GoldLabel> = CHECKS
@@ -577,7 +490,7 @@ mod tests {
         }
     }
 
-    fn corpus() -> Vec<EvalDocument> {
+    pub(crate) fn corpus() -> Vec<EvalDocument> {
         (0..8)
             .map(|i| {
                 let surv = if i % 2 == 0 {
@@ -666,30 +579,6 @@ mod tests {
         // A larger penalty fits less tightly.
         let loose = TfidfClassifier::fit(&train, 1e-1, &TfidfOptions::default()).unwrap();
         assert!(loose.loss(&train) > c.loss(&train));
-    }
-
-    #[test]
-    fn reviewer_decides_checks_through_the_shared_aggregate() {
-        let train = corpus();
-        let r =
-            TfidfReviewer::train(&train[..6], Some(&train[6..]), &TfidfOptions::default()).unwrap();
-        assert!(L2_GRID.contains(&r.classifier.l2));
-        assert!(r.note.contains("6 training documents"), "{}", r.note);
-        let d = &train[7]; // odd: survival contradicted
-        let input = InputDoc {
-            doc_id: d.id.clone(),
-            source: "t".into(),
-            text: d.text.clone(),
-            spans: d.spans.clone(),
-            warnings: Vec::new(),
-            read_ms: 0.0,
-        };
-        let out = r.review(&input, None).unwrap();
-        let survival = &out.checks[CHECKS[0].id];
-        assert_eq!(survival.label, "Contradiction");
-        assert_eq!(survival.evidence[0].start, d.spans[1][0]);
-        assert_eq!(out.checks[CHECKS[1].id].label, "Entailment");
-        assert_eq!(out.checks[CHECKS[5].id].label, "NotMentioned");
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn tfidf_baseline(
     train: &Path,
     valid: Option<&Path>,
     max_evidence: usize,
-) -> Result<hone_review::tfidf::TfidfReviewer> {
+) -> Result<hone_review::tfidf_reviewer::TfidfReviewer> {
     let train_docs = hone_data::contractnli::read_documents(train)?;
     if train_docs.is_empty() {
         bail!(
@@ -126,7 +126,7 @@ fn tfidf_baseline(
         train_docs.len()
     ));
     sp.enable_steady_tick(std::time::Duration::from_millis(120));
-    let r = hone_review::tfidf::TfidfReviewer::train(
+    let r = hone_review::tfidf_reviewer::TfidfReviewer::train(
         &train_docs,
         valid_docs.as_deref(),
         &hone_review::tfidf::TfidfOptions::default(),
