@@ -347,6 +347,72 @@ pub fn calibrate_adapter(
     Ok(report)
 }
 
+/// [`calibrate_adapter`] for an adapter `hone train` wrote, from its run's settings: the base
+/// `model`, the training documents `train_file` and the `max_seq_len` it was trained at (as
+/// `hone train` calibrates right after training and `hone review --calibrate` later). A
+/// training file that has since moved does not stop it: the thresholds are still tuned, on
+/// the model alone (only the TF-IDF expert needs the training documents), and `on_warning`
+/// says so before the work starts.
+pub fn calibrate_trained_adapter(
+    model: &str,
+    adapter: &std::path::Path,
+    docs_path: &std::path::Path,
+    train_file: &std::path::Path,
+    max_seq_len: usize,
+    on_warning: &mut dyn FnMut(&str),
+    on_doc: &mut dyn FnMut(usize, usize),
+) -> Result<CalibrationReport> {
+    let train = train_file.is_file().then_some(train_file);
+    if train.is_none() {
+        on_warning(&format!(
+            "{} is not there: calibrating without the TF-IDF classifier (the model alone)",
+            train_file.display()
+        ));
+    }
+    calibrate_adapter(model, adapter, docs_path, train, max_seq_len, on_doc)
+}
+
+impl CalibrationReport {
+    /// What calibrating the adapter in `adapter` found, for people: the TF-IDF expert's
+    /// weight (when it was fitted), the thresholds and the validation metrics.
+    pub fn summary(&self, adapter: &std::path::Path) -> String {
+        let m = &self.metrics;
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        let mut s = String::new();
+        if let Some(t) = &self.tfidf {
+            let mo = &t.metrics_model_only;
+            s.push_str(&format!(
+                "TF-IDF classifier on {} training documents ({} terms): weight {} by validation \
+                 loss (the model alone: NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy \
+                 {}, evidence mAP {})\n",
+                t.training_documents,
+                t.terms,
+                t.weight,
+                f(mo.nli_acc),
+                f(mo.f1_c),
+                f(mo.f1_e),
+                f(mo.acc3),
+                f(mo.evidence_map)
+            ));
+        }
+        s.push_str(&format!(
+            "review calibration on {} validation documents: mentioned at {:.2}, entailment at \
+             {:.2}; NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, evidence mAP {} \
+             (review.json, validation.json in {})",
+            self.documents,
+            self.calibration.mentioned,
+            self.calibration.entailment,
+            f(m.nli_acc),
+            f(m.f1_c),
+            f(m.f1_e),
+            f(m.acc3),
+            f(m.evidence_map),
+            adapter.display()
+        ));
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +478,85 @@ mod tests {
         );
         assert_eq!(m.nli_acc, Some(1.0));
         assert_eq!(m.f1_c, Some(1.0));
+    }
+
+    #[test]
+    fn the_summary_reports_thresholds_metrics_and_the_tfidf_weight() {
+        let (cal, metrics) = tune(&docs(20, 10)).unwrap();
+        let mut rep = CalibrationReport {
+            documents: 30,
+            calibration: cal,
+            metrics: metrics.clone(),
+            metrics_uncalibrated: metrics.clone(),
+            tfidf: None,
+            seconds: 1.0,
+        };
+        let dir = std::path::Path::new("runs/review");
+        let s = rep.summary(dir);
+        assert_eq!(s.lines().count(), 1, "{s}");
+        assert!(
+            s.starts_with(&format!(
+                "review calibration on 30 validation documents: mentioned at {:.2}, \
+                 entailment at 0.50; NLI accuracy 0.667, ",
+                cal.mentioned
+            )),
+            "{s}"
+        );
+        assert!(
+            s.ends_with(&format!(
+                "(review.json, validation.json in {})",
+                dir.display()
+            )),
+            "{s}"
+        );
+        rep.tfidf = Some(TfidfCalibration {
+            weight: 0.3,
+            training_documents: 5,
+            terms: 7,
+            l2: 1e-5,
+            loss_by_weight: Vec::new(),
+            metrics_model_only: metrics,
+        });
+        let s = rep.summary(dir);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 2, "{s}");
+        assert!(
+            lines[0].starts_with(
+                "TF-IDF classifier on 5 training documents (7 terms): weight 0.3 by validation \
+                 loss (the model alone: NLI accuracy 0.667, "
+            ),
+            "{s}"
+        );
+        assert!(lines[1].starts_with("review calibration on 30"), "{s}");
+    }
+
+    #[test]
+    fn a_moved_training_file_is_a_warning_before_the_work_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("gone/train.jsonl");
+        let val = dir.path().join("valid.jsonl");
+        let mut warnings = Vec::new();
+        // The validation file is missing too: the run stops there, after the warning.
+        let e = calibrate_trained_adapter(
+            "no-such-model",
+            dir.path(),
+            &val,
+            &train,
+            512,
+            &mut |w| warnings.push(w.to_string()),
+            &mut |_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("valid.jsonl"), "{e}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!("{} is not there", train.display())),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].contains("without the TF-IDF classifier"),
+            "{warnings:?}"
+        );
     }
 }

@@ -103,6 +103,35 @@ pub fn load_reviewer(
     Ok(r)
 }
 
+/// A review adapter's calibration on validation documents (`hone review --calibrate`, and
+/// `hone train` right after training): the TF-IDF expert's weight and the decision
+/// thresholds (`review.json`, `tfidf.safetensors`, `validation.json` in the adapter folder).
+pub fn calibrate(cfg: &hone_train::TrainConfig, val: &Path, adapter: &Path) -> Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} calibrating on validation documents [{bar:30}] {pos}/{len}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let rep = hone_review::calibrate::calibrate_trained_adapter(
+        &cfg.model.base,
+        adapter,
+        val,
+        &cfg.data.train,
+        cfg.optim.max_seq_len,
+        &mut |w| eprintln!("warning: {w}"),
+        &mut |i, n| {
+            bar.set_length(n as u64);
+            bar.set_position(i as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    println!("{}", rep.summary(adapter));
+    Ok(())
+}
+
 /// Trains the TF-IDF + logistic-regression baseline (`--tfidf-from`).
 fn tfidf_baseline(
     train: &Path,
@@ -187,7 +216,7 @@ pub fn run(a: ReviewArgs) -> Result<()> {
     if let (Some(docs), Some(adapter)) = (&a.calibrate, &a.adapter) {
         let cfg = hone_train::TrainConfig::load(&adapter.join("train_config.toml"), &[])
             .with_context(|| format!("{} is not a hone training run", adapter.display()))?;
-        return super::train::calibrate_review(&cfg, docs, adapter);
+        return calibrate(&cfg, docs, adapter);
     }
     let playbook = match &a.playbook {
         Some(p) => Playbook::load(p)?,

@@ -137,80 +137,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     if cfg.data.format == hone_train::config::DataFormat::Review {
         if let Some(val) = &cfg.data.validation {
-            calibrate_review(&cfg, val, &summary.adapter_dir)?;
+            super::review::calibrate(&cfg, val, &summary.adapter_dir)?;
         }
     }
-    Ok(())
-}
-
-/// A review adapter's calibration on the validation documents right after training: the
-/// TF-IDF expert's weight and the decision thresholds (`review.json`, `tfidf.safetensors`,
-/// `validation.json` in the adapter folder).
-pub fn calibrate_review(
-    cfg: &hone_train::config::TrainConfig,
-    val: &std::path::Path,
-    adapter: &std::path::Path,
-) -> Result<()> {
-    // `hone review --calibrate` on an adapter whose training file has since moved still
-    // tunes the thresholds; only the TF-IDF expert needs the training documents.
-    let train = cfg.data.train.is_file().then_some(cfg.data.train.as_path());
-    if train.is_none() {
-        eprintln!(
-            "warning: {} is not there: calibrating without the TF-IDF classifier (the model alone)",
-            cfg.data.train.display()
-        );
-    }
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} calibrating on validation documents [{bar:30}] {pos}/{len}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let rep = hone_review::calibrate::calibrate_adapter(
-        &cfg.model.base,
-        adapter,
-        val,
-        train,
-        cfg.optim.max_seq_len,
-        &mut |i, n| {
-            bar.set_length(n as u64);
-            bar.set_position(i as u64);
-        },
-    )?;
-    bar.finish_and_clear();
-    let m = &rep.metrics;
-    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-    if let Some(t) = &rep.tfidf {
-        let mo = &t.metrics_model_only;
-        println!(
-            "TF-IDF classifier on {} training documents ({} terms): weight {} by validation loss \
-             (the model alone: NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, \
-             evidence mAP {})",
-            t.training_documents,
-            t.terms,
-            t.weight,
-            f(mo.nli_acc),
-            f(mo.f1_c),
-            f(mo.f1_e),
-            f(mo.acc3),
-            f(mo.evidence_map)
-        );
-    }
-    println!(
-        "review calibration on {} validation documents: mentioned at {:.2}, entailment at {:.2}; \
-         NLI accuracy {}, F1(C) {}, F1(E) {}, 3-class accuracy {}, evidence mAP {} \
-         (review.json, validation.json in {})",
-        rep.documents,
-        rep.calibration.mentioned,
-        rep.calibration.entailment,
-        f(m.nli_acc),
-        f(m.f1_c),
-        f(m.f1_e),
-        f(m.acc3),
-        f(m.evidence_map),
-        adapter.display()
-    );
     Ok(())
 }
