@@ -6,14 +6,84 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use hone_model::kv_cache::SeqCache;
 use hone_model::llama::{Logits, SeqInput};
 use hone_model::sampler::argmax;
 use hone_model::LoadedModel;
 use serde_json::json;
 
+use super::args::ModelArgs;
 use super::load_model;
-use crate::cli::BenchGenerateArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Prefill and decode speed (batch 1 and batch 8).
+    Generate(BenchGenerateArgs),
+    /// LoRA training speed and peak memory on a fixed synthetic batch.
+    Train(BenchTrainArgs),
+    /// Contract review latency per document and per span, against one prompt per span.
+    Review(super::review::BenchReviewArgs),
+    /// Load an OpenAI-compatible server (hone's, llama.cpp's): throughput and latency.
+    Serve(super::serve::BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchGenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens for the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens decoded for the batch-1 measurement.
+    #[arg(long, default_value_t = 128)]
+    pub decode_tokens: usize,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Also run llama.cpp's llama-bench and llama-batched-bench from this folder on the same
+    /// GGUF, and report the ratios.
+    #[arg(long)]
+    pub llama_cpp: Option<std::path::PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    #[arg(long, default_value_t = 16)]
+    pub r: usize,
+    /// Target modules, comma separated (or `all-linear`).
+    #[arg(
+        long,
+        default_value = "q_proj,k_proj,v_proj,o_proj",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+    /// LoRA only in the top K layers.
+    #[arg(long)]
+    pub top_layers: Option<usize>,
+    /// Cache the frozen lower layers' outputs (the fast mode; needs --top-layers).
+    #[arg(long)]
+    pub fast: bool,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.05)]
+    pub dropout: f32,
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Text the benchmark prompts are cut from (repeated as needed).
 const BENCH_TEXT: &str =
@@ -264,7 +334,7 @@ fn llama_cpp(
     }))
 }
 
-pub fn train(a: crate::cli::BenchTrainArgs) -> Result<()> {
+pub fn train(a: BenchTrainArgs) -> Result<()> {
     anyhow::ensure!(
         a.batch > 0 && a.seq > 1,
         "--batch and --seq must be positive (seq > 1)"

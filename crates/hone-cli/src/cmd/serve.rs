@@ -3,12 +3,94 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use hone_model::{LoadOptions, LoadedModel};
 use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
 use hone_serve::server::{serve, AppState, ServerConfig};
 
-use crate::cli::{BenchServeArgs, ServeArgs};
+use super::args::{ModelName, DEFAULT_MODEL};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelName,
+    /// The name clients use for the base model (default: the --model value's file stem).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// A LoRA adapter to serve by name: NAME=DIR (repeatable).
+    #[arg(long = "adapter", value_name = "NAME=DIR")]
+    pub adapters: Vec<String>,
+    /// A folder `POST /v1/adapters` may load adapters from (repeatable; the folders of
+    /// --adapter are allowed too).
+    #[arg(long = "adapter-dir", value_name = "DIR")]
+    pub adapter_dirs: Vec<std::path::PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The environment variable holding the API key clients must send (Bearer).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// The environment variable holding the admin key for loading and unloading adapters
+    /// (default: the API key).
+    #[arg(long)]
+    pub admin_key_env: Option<String>,
+    /// Sequences decoded together at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// KV cache memory, e.g. 512M, 2G.
+    #[arg(long, default_value = "512M")]
+    pub kv_memory: String,
+    /// Requests waiting beyond this get 429.
+    #[arg(long, default_value_t = 256)]
+    pub max_queue: usize,
+    /// The largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens_cap: usize,
+    /// `max_tokens` of chat requests that give none.
+    #[arg(long, default_value_t = 512)]
+    pub default_max_tokens: usize,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Automatic prefix caching: keep the KV of full 16-token prompt blocks (per adapter) and
+    /// start later requests whose prompt begins the same way (a shared system prompt, the chat
+    /// template) on them instead of recomputing. Cached blocks nobody uses count as free and
+    /// are evicted least recently used first. Off by default: reused K/V were computed in
+    /// another batch, so answers may differ from a cold prefill in the last float bits (and
+    /// greedy text, rarely, where two tokens are nearly tied).
+    #[arg(long)]
+    pub prefix_cache: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Requests in flight at a time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 64)]
+    pub requests: usize,
+    /// Prompts, one per line (.txt) or {"prompt": ...} objects (.jsonl); default: short
+    /// NDA-clause prompts.
+    #[arg(long)]
+    pub prompt_file: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// The `model` field of the requests.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// The environment variable holding an API key to send.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// `512M`, `2G`, `1.5GiB`, `65536` (bytes).
 pub fn parse_size(s: &str) -> Result<usize> {
@@ -58,13 +140,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let m = LoadedModel::load(&a.model, &LoadOptions::default())
         .with_context(|| format!("cannot load model `{}`", a.model))?;
     let name = a.served_model_name.clone().unwrap_or_else(|| {
-        let p = std::path::Path::new(&a.model);
+        let model = &a.model.model;
+        let p = std::path::Path::new(model);
         if p.exists() {
             p.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| a.model.clone())
+                .unwrap_or_else(|| model.clone())
         } else {
-            a.model.clone()
+            model.clone()
         }
     });
     let mut roots = a.adapter_dirs.clone();

@@ -4,11 +4,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use hone_train::trainer::{run as train_run, Event};
 use hone_train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::TrainArgs;
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The run configuration (TOML). With --resume, defaults to the run folder's
+    /// train_config.toml.
+    #[arg(long, short)]
+    pub config: Option<std::path::PathBuf>,
+    /// Override a configuration key, e.g. `--set optim.lr=1e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run in this output folder from its last checkpoint. With
+    /// `--set optim.epochs=N` (more than it has trained) a finished run is extended; the
+    /// learning-rate schedule is then the one of an N-epoch run, from the step reached.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<std::path::PathBuf>,
+}
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let config = match (&a.config, &a.resume) {

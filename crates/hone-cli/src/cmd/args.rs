@@ -1,0 +1,65 @@
+//! Flags several commands share, each declared once here and flattened into the commands that
+//! take it (as ripgrep defines each flag once): the model a command loads (`--model`), how
+//! it is run (`--f32`, `--adapter`), and sampling.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The model `--model` names when it is not given (`hone model fetch smollm2`).
+pub const DEFAULT_MODEL: &str = "smollm2";
+
+// `--model`: every command that loads a model takes it. Commands whose help says more about
+// it (what the model is used for) override the help with `mut_arg("model", ...)`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelName {
+    /// A cached model name (`smollm2`), a `.gguf` file or a Hugging Face model folder.
+    #[arg(long, short, default_value = DEFAULT_MODEL)]
+    pub model: String,
+}
+
+impl std::ops::Deref for ModelName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.model
+    }
+}
+
+impl std::fmt::Display for ModelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.model)
+    }
+}
+
+// The model to run and how (generate, chat, bench generate, bench train).
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub model: ModelName,
+    /// Keep weights as dense f32 (the slow reference path).
+    #[arg(long)]
+    pub f32: bool,
+    /// A LoRA adapter folder (PEFT format: adapter_config.json + adapter_model.safetensors)
+    /// applied on top of the model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
