@@ -171,20 +171,15 @@ impl GgufFile {
     /// A tensor as f32, whatever its storage.
     fn f32(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let (dt, dims, raw) = self.raw(name)?;
-        let v = match dt {
-            GgmlDType::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            GgmlDType::F16 => raw
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            GgmlDType::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            _ => {
+        let plain = match dt {
+            GgmlDType::F32 => Some(safetensors::Dtype::F32),
+            GgmlDType::F16 => Some(safetensors::Dtype::F16),
+            GgmlDType::BF16 => Some(safetensors::Dtype::BF16),
+            _ => None,
+        };
+        let v = match plain.and_then(|d| crate::safetensors_io::decode_le(d, &raw)) {
+            Some(v) => v,
+            None => {
                 let t = candle_core::quantized::ggml_file::qtensor_from_ggml(
                     dt,
                     &raw,

@@ -32,10 +32,10 @@ pub fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>> {
     Ok(header.metadata().clone().unwrap_or_default())
 }
 
-/// The values of one tensor as f32 (`path` and `name` are for the error).
-pub fn view_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
-    let d = view.data();
-    Ok(match view.dtype() {
+/// Little-endian values of `dtype` as f32 (F32, F16, BF16 or F64; None for another dtype).
+/// The GGUF reader uses it too, for its unquantized tensors.
+pub fn decode_le(dtype: Dtype, d: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
         Dtype::F32 => d
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -52,12 +52,20 @@ pub fn view_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f3
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
             .collect(),
-        other => {
-            return Err(err(
-                path,
-                format!("tensor `{name}` has dtype {other:?} (expected f32, f16 or bf16)"),
-            ))
-        }
+        _ => return None,
+    })
+}
+
+/// The values of one tensor as f32 (`path` and `name` are for the error).
+pub fn view_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    decode_le(view.dtype(), view.data()).ok_or_else(|| {
+        err(
+            path,
+            format!(
+                "tensor `{name}` has dtype {:?} (expected f32, f16 or bf16)",
+                view.dtype()
+            ),
+        )
     })
 }
 
