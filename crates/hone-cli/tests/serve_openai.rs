@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hone_model::llama::MODULES;
-use hone_model::lora::{LoraAdapter, LoraSpec};
+use hone_model::lora::LoraSpec;
+use hone_model::peft::{save_adapter, AdapterExtra};
 use hone_model::{LoadOptions, LoadedModel};
-use hone_train::adapter::{save_adapter, AdapterExtra};
 use serve_support::{model_cached, Server};
 
 /// A Python that imports `openai`, or why there is none.
@@ -74,7 +74,7 @@ fn write_random_adapter(dir: &Path) {
         target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
         layers: vec![0, 1, 2, 3],
     };
-    let mut adapter = LoraAdapter::init(&m.model, spec, &mut rng).expect("adapter fits");
+    let mut adapter = m.model.init_adapter(spec, &mut rng).expect("adapter fits");
     adapter.randomize_b(0.2, &mut rng);
     save_adapter(dir, &adapter, "smollm2", &AdapterExtra::default()).expect("save the adapter");
 }

@@ -23,6 +23,7 @@ pub mod split;
 pub mod stats;
 pub mod synth;
 pub mod tokens;
+pub mod train_log;
 pub mod validate;
 
 pub use error::{Error, Result};

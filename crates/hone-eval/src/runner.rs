@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use hone_data::example::Example;
+use hone_data::train_log;
 use hone_model::chat_template::Message;
 use hone_model::{generate, GenRequest, LoadOptions, LoadedModel, SamplingParams};
 
@@ -388,7 +389,7 @@ fn break_even(cfg: &EvalConfig, cands: &[CandidateReport]) -> Vec<BreakEven> {
 /// Reads `train_summary.json` and `metrics.jsonl` of an adapter folder, when present.
 pub fn training_info(dir: &Path) -> TrainingInfo {
     let summary: Option<serde_json::Value> =
-        std::fs::read_to_string(dir.join(hone_train::trainer::SUMMARY_FILE))
+        std::fs::read_to_string(dir.join(train_log::SUMMARY_FILE))
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok());
     let get = |k: &str| {
@@ -397,22 +398,12 @@ pub fn training_info(dir: &Path) -> TrainingInfo {
             .and_then(|v| v.get(k))
             .and_then(|v| v.as_f64())
     };
-    let mut steps = Vec::new();
-    let mut epochs = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl")) {
-        for line in text.lines() {
-            if let Ok(s) = serde_json::from_str::<hone_train::trainer::StepRecord>(line) {
-                steps.push(s);
-            } else if let Ok(e) = serde_json::from_str::<hone_train::trainer::EpochRecord>(line) {
-                epochs.push(e);
-            }
-        }
-    }
+    let (steps, epochs) = train_log::read_metrics(dir);
     TrainingInfo {
         seconds: get("seconds"),
         final_train_loss: get("final_train_loss"),
         best_val_loss: get("best_val_loss"),
-        loss_svg: (!steps.is_empty()).then(|| hone_train::plot::loss_svg(&steps, &epochs)),
+        loss_svg: (!steps.is_empty()).then(|| train_log::loss_svg(&steps, &epochs)),
     }
 }
 
@@ -507,15 +498,15 @@ impl LocalCandidate {
         let mut identity = format!("local:{}:{}", m.path.display(), meta.len());
         let mut description = model.to_string();
         if let Some(dir) = adapter {
-            let a = hone_train::load_adapter(dir)
+            let a = hone_model::load_adapter(dir)
                 .map_err(|e| Error::Invalid(format!("adapter {}: {e}", dir.display())))?;
-            a.attach(&mut m.model).map_err(|e| {
+            m.model.attach_adapter(&a).map_err(|e| {
                 Error::Invalid(format!(
                     "adapter {} does not fit model `{model}`: {e}",
                     dir.display()
                 ))
             })?;
-            let weights = hone_train::adapter::adapter_dir(dir).join("adapter_model.safetensors");
+            let weights = hone_model::peft::adapter_dir(dir).join(hone_model::peft::WEIGHTS_FILE);
             identity.push_str(&format!("|adapter:{}", file_fingerprint(&weights)?));
             description = format!("{model} + {}", dir.display());
         }

@@ -29,6 +29,30 @@ pub enum Error {
         field: String,
         msg: String,
     },
+    /// A safetensors file that cannot be read or written (bad header, missing tensor,
+    /// unsupported dtype, wrong shape).
+    #[error("{path}: {msg}")]
+    Safetensors { path: PathBuf, msg: String },
+    /// A LoRA adapter folder or file that cannot be read or written (missing file, unknown
+    /// tensor, shape mismatch, ...).
+    #[error("{path}: {msg}")]
+    Adapter { path: PathBuf, msg: String },
+    /// A key of an adapter's `adapter_config.json` that is missing, of the wrong type or not
+    /// supported.
+    #[error("{path}: `{key}`: {msg}")]
+    AdapterConfig {
+        path: PathBuf,
+        key: String,
+        msg: String,
+    },
+    /// A JSON file that does not parse (line and column from the parser).
+    #[error("{path}: line {line}, column {column}: {msg}")]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("chat template: {0}")]

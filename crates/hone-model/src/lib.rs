@@ -3,20 +3,25 @@
 //! Tokenizer, chat template, one llama-family model whose linear layers are pluggable
 //! (quantized, dense, later NF4 and LoRA), a paged KV cache, sampling and batched generation.
 
+pub mod atomic;
 pub mod chat_template;
 pub mod config;
 pub mod dense;
 pub mod error;
 pub mod fetch;
 pub mod generate;
+pub mod hf_export;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
+mod llama_lora;
 pub mod loader;
 pub mod lora;
 pub mod nf4;
+pub mod peft;
 pub mod quant;
 pub mod rope;
+pub mod safetensors_io;
 pub mod sampler;
 pub mod tokenizer;
 
@@ -25,6 +30,7 @@ pub use error::{Error, Result};
 pub use generate::{generate, FinishReason, GenOutput, GenRequest, TextState};
 pub use llama::Llama;
 pub use loader::{LoadOptions, LoadedModel, WeightMode};
+pub use peft::{load_adapter, save_adapter};
 pub use quant::num_threads;
 pub use sampler::SamplingParams;
 

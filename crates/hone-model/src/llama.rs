@@ -874,7 +874,7 @@ impl Llama {
                 });
             }
             if let Some(a) = s.adapter {
-                a.check_fits(self)?;
+                self.check_adapter(a)?;
             }
             kv.reserve(s.cache, s.tokens.len())?;
         }

@@ -171,20 +171,15 @@ impl GgufFile {
     /// A tensor as f32, whatever its storage.
     fn f32(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let (dt, dims, raw) = self.raw(name)?;
-        let v = match dt {
-            GgmlDType::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            GgmlDType::F16 => raw
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            GgmlDType::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            _ => {
+        let plain = match dt {
+            GgmlDType::F32 => Some(safetensors::Dtype::F32),
+            GgmlDType::F16 => Some(safetensors::Dtype::F16),
+            GgmlDType::BF16 => Some(safetensors::Dtype::BF16),
+            _ => None,
+        };
+        let v = match plain.and_then(|d| crate::safetensors_io::decode_le(d, &raw)) {
+            Some(v) => v,
+            None => {
                 let t = candle_core::quantized::ggml_file::qtensor_from_ggml(
                     dt,
                     &raw,
@@ -422,32 +417,9 @@ impl HfTensors {
         let mut tensors = HashMap::new();
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
-            let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::HfModel {
-                path: f.clone(),
-                msg: format!("not a readable safetensors file: {e}"),
-            })?;
+            let st = crate::safetensors_io::parse(&f, &bytes)?;
             for (name, view) in st.tensors() {
-                let data = view.data();
-                let v: Vec<f32> = match view.dtype() {
-                    safetensors::Dtype::F32 => data
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                    safetensors::Dtype::F16 => data
-                        .chunks_exact(2)
-                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                    safetensors::Dtype::BF16 => data
-                        .chunks_exact(2)
-                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                    other => {
-                        return Err(Error::HfModel {
-                            path: f.clone(),
-                            msg: format!("tensor `{name}` has unsupported dtype {other:?}"),
-                        })
-                    }
-                };
+                let v = crate::safetensors_io::view_f32(&f, &name, &view)?;
                 tensors.insert(name, (view.shape().to_vec(), v, f.clone()));
             }
         }

@@ -1,15 +1,15 @@
 //! LoRA: a low-rank update `W + (alpha / r) · B A` beside any frozen linear layer.
 //!
 //! `LoraAdapter` holds the trainable matrices of every adapted module (PEFT's layout: A is
-//! `[r, in]`, B is `[out, r]`); `LoraLinear` wraps a frozen `dyn Linear` for inference, and
-//! `LoraAdapter::attach` wraps the targeted modules of a model.
+//! `[r, in]`, B is `[out, r]`); `LoraLinear` wraps a frozen `dyn Linear` for inference.
+//! LoRA knows nothing of the model around it: the model makes, checks and attaches its
+//! adapters (`Llama::init_adapter`, `Llama::check_adapter`, `Llama::attach_adapter`).
 
 use std::collections::BTreeMap;
 
 use rand::Rng;
 
 use crate::linear::{Linear, LinearInput};
-use crate::llama::{Llama, MODULES};
 use crate::{Error, Result};
 
 /// One adapted module's matrices.
@@ -89,8 +89,9 @@ impl LoraSpec {
         self.alpha / self.r as f32
     }
 
-    /// Checks the spec against a model: r > 0, known modules, layers in range.
-    pub fn validate(&self, n_layers: usize) -> Result<()> {
+    /// Checks the spec against a model of `n_layers` blocks whose adaptable projections are
+    /// `modules`: r > 0, known modules, layers in range.
+    pub fn validate(&self, n_layers: usize, modules: &[&str]) -> Result<()> {
         if self.r == 0 {
             return Err(Error::Invalid("lora.r must be at least 1".into()));
         }
@@ -98,10 +99,10 @@ impl LoraSpec {
             return Err(Error::Invalid("lora.target_modules is empty".into()));
         }
         for m in &self.target_modules {
-            if !MODULES.contains(&m.as_str()) {
+            if !modules.contains(&m.as_str()) {
                 return Err(Error::Invalid(format!(
                     "lora.target_modules: unknown module `{m}` (known: {}, or \"all-linear\")",
-                    MODULES.join(", ")
+                    modules.join(", ")
                 )));
             }
         }
@@ -122,16 +123,21 @@ pub struct LoraAdapter {
 }
 
 impl LoraAdapter {
-    /// A freshly initialised adapter for `model`.
-    pub fn init(model: &Llama, spec: LoraSpec, rng: &mut impl Rng) -> Result<Self> {
-        spec.validate(model.layers.len())?;
+    /// A freshly initialised adapter for `spec`, whose modules have the `(in, out)` features
+    /// `features(layer, module)` gives (the model checks the spec first).
+    pub fn init(
+        spec: LoraSpec,
+        features: impl Fn(usize, &str) -> Option<(usize, usize)>,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
         let mut modules = BTreeMap::new();
         for &l in &spec.layers {
             for name in &spec.target_modules {
-                let lin = model.layers[l].module(name).expect("validated");
+                let (in_f, out_f) = features(l, name)
+                    .ok_or_else(|| Error::Invalid(format!("layer {l}: unknown module {name}")))?;
                 modules.insert(
                     (l, name.clone()),
-                    LoraModule::init(spec.r, lin.in_features(), lin.out_features(), rng),
+                    LoraModule::init(spec.r, in_f, out_f, rng),
                 );
             }
         }
@@ -160,53 +166,6 @@ impl LoraAdapter {
     pub fn module(&self, layer: usize, name: &str) -> Option<&LoraModule> {
         self.modules.get(&(layer, name.to_string()))
     }
-
-    /// Checks that every module of the adapter has a matching projection in `model`.
-    pub fn check_fits(&self, model: &Llama) -> Result<()> {
-        for ((l, name), m) in &self.modules {
-            let slot = model
-                .layers
-                .get(*l)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "adapter module layer {l} {name}: the model has {} layers",
-                        model.layers.len()
-                    ))
-                })?
-                .module(name)
-                .ok_or_else(|| Error::Invalid(format!("unknown module {name}")))?;
-            if slot.in_features() != m.in_f || slot.out_features() != m.out_f {
-                return Err(Error::Invalid(format!(
-                    "adapter module layer {l} {name} is [{}, {}] but the model's is [{}, {}]: \
-                     the adapter was trained for another base model",
-                    m.out_f,
-                    m.in_f,
-                    slot.out_features(),
-                    slot.in_features()
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Wraps the adapted modules of `model` so inference includes the adapter.
-    pub fn attach(&self, model: &mut Llama) -> Result<()> {
-        self.spec.validate(model.layers.len())?;
-        self.check_fits(model)?;
-        let scale = self.scale();
-        for ((l, name), m) in &self.modules {
-            let slot = model.layers[*l]
-                .module_mut(name)
-                .ok_or_else(|| Error::Invalid(format!("unknown module {name}")))?;
-            let base = std::mem::replace(slot, Box::new(Placeholder));
-            *slot = Box::new(LoraLinear {
-                base,
-                lora: m.clone(),
-                scale,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// A frozen layer plus a LoRA update, for inference.
@@ -214,6 +173,14 @@ pub struct LoraLinear {
     pub base: Box<dyn Linear>,
     pub lora: LoraModule,
     pub scale: f32,
+}
+
+impl LoraLinear {
+    /// Wraps the layer in `slot` with the update `scale · B A` of `lora`.
+    pub fn wrap(slot: &mut Box<dyn Linear>, lora: LoraModule, scale: f32) {
+        let base = std::mem::replace(slot, Box::new(Placeholder));
+        *slot = Box::new(LoraLinear { base, lora, scale });
+    }
 }
 
 impl Linear for LoraLinear {

@@ -346,7 +346,7 @@ fn random_adapter(m: &Llama, seed: u64) -> hone_model::lora::LoraAdapter {
             .collect(),
         layers: (0..m.layers.len()).collect(),
     };
-    let mut a = hone_model::lora::LoraAdapter::init(m, spec, &mut rng).unwrap();
+    let mut a = m.init_adapter(spec, &mut rng).unwrap();
     a.randomize_b(0.2, &mut rng);
     a
 }
@@ -384,7 +384,7 @@ fn per_row_adapters_in_one_batch_equal_each_adapter_attached() {
             None => base.logits_all(s).unwrap(),
             Some(a) => {
                 let mut m = load_hf_llama(&t.hf, &opts).unwrap();
-                a.attach(&mut m).unwrap();
+                m.attach_adapter(a).unwrap();
                 m.logits_all(s).unwrap()
             }
         };

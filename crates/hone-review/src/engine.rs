@@ -129,11 +129,11 @@ impl Reviewer {
                 });
             }
             check_review_adapter(dir)?;
-            let a = hone_train::load_adapter(dir).map_err(|e| Error::Adapter {
+            let a = hone_model::load_adapter(dir).map_err(|e| Error::Adapter {
                 path: dir.to_path_buf(),
                 msg: e.to_string(),
             })?;
-            a.attach(&mut m.model).map_err(|e| Error::Adapter {
+            m.model.attach_adapter(&a).map_err(|e| Error::Adapter {
                 path: dir.to_path_buf(),
                 msg: format!("does not fit model `{model}`: {e}"),
             })?;

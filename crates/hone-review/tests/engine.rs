@@ -127,7 +127,7 @@ fn adapters_for_another_base_or_task_are_refused() {
         modules,
     };
     let other = dir.path().join("other");
-    hone_train::save_adapter(&other, &a, "tiny-model", &Default::default()).unwrap();
+    hone_model::save_adapter(&other, &a, "tiny-model", &Default::default()).unwrap();
     let err = Reviewer::load(&model, Some(&other), EngineOptions::default())
         .err()
         .expect("refused");

@@ -149,16 +149,18 @@ impl AppState {
                 "an adapter cannot take the base model's name",
             ));
         }
-        let loaded = hone_train::load_adapter(dir)
+        let loaded = hone_model::load_adapter(dir)
             .map_err(|e| ServeError::Adapter {
                 path: dir.display().to_string(),
                 msg: e.to_string(),
             })
             .and_then(|a| {
-                a.check_fits(&self.model).map_err(|e| ServeError::Adapter {
-                    path: dir.display().to_string(),
-                    msg: e.to_string(),
-                })?;
+                self.model
+                    .check_adapter(&a)
+                    .map_err(|e| ServeError::Adapter {
+                        path: dir.display().to_string(),
+                        msg: e.to_string(),
+                    })?;
                 Ok(a)
             });
         self.metrics.adapter_load(loaded.is_ok());

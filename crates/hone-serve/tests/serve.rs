@@ -76,10 +76,8 @@ fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
     // --adapter` does).
     let with = |d: &Path| {
         let mut m = load(&path);
-        hone_train::load_adapter(d)
-            .unwrap()
-            .attach(&mut m.model)
-            .unwrap();
+        let a = hone_model::load_adapter(d).unwrap();
+        m.model.attach_adapter(&a).unwrap();
         m
     };
     let (m1, m2) = (with(&d1), with(&d2));

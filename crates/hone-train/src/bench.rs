@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use hone_model::llama::{Llama, MODULES};
-use hone_model::lora::{LoraAdapter, LoraSpec};
+use hone_model::lora::LoraSpec;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         layers: (n_layers - top..n_layers).collect(),
     };
     let mut rng = StdRng::seed_from_u64(0);
-    let mut adapter = LoraAdapter::init(model, spec, &mut rng)?;
+    let mut adapter = model.init_adapter(spec, &mut rng)?;
     let vocab = model.vocab_size() as u32;
     let batch: Vec<TrainSeq> = (0..o.batch)
         .map(|_| {

@@ -10,39 +10,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use hone_data::train_log::{self, LOSS_PLOT_FILE, METRICS_FILE};
+pub use hone_data::train_log::{EpochRecord, StepRecord, SUMMARY_FILE};
 use hone_model::loader::{LoadOptions, LoadedModel, WeightMode};
 use hone_model::lora::LoraAdapter;
+use hone_model::peft::{load_adapter, save_adapter, AdapterExtra};
+use hone_model::safetensors_io::{self, F32Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::adapter::{load_adapter, save_adapter, AdapterExtra};
 use crate::atomic::write_atomic;
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
 use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::{Error, Result};
-
-/// One optimizer step, as logged to `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StepRecord {
-    pub step: usize,
-    pub epoch: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens_per_s: f64,
-}
-
-/// One finished epoch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: Option<f64>,
-}
 
 /// Progress reports for the command line.
 pub enum Event<'a> {
@@ -142,28 +126,13 @@ fn save_checkpoint(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     save_adapter(&tmp, adapter, &cfg.model.base, &extra(cfg, n_layers))?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<F32Tensor> = Vec::new();
     for (i, (m, v)) in opt.m.iter().zip(&opt.v).enumerate() {
         for (name, t) in [("m", m), ("v", v)] {
-            tensors.push((
-                format!("{name}.{i}"),
-                vec![t.len()],
-                t.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ));
+            tensors.push((format!("{name}.{i}"), vec![t.len()], &t[..]));
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .expect("consistent shape"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomic(&tmp.join("optimizer.safetensors"), &bytes)?;
+    safetensors_io::write_f32(&tmp.join("optimizer.safetensors"), &tensors, None)?;
     let st = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(&tmp.join("state.json"), &st)?;
     let dst = out.join(CHECKPOINT);
@@ -189,23 +158,10 @@ fn load_checkpoint(out: &Path, opt: &mut AdamW) -> Result<(LoraAdapter, State)> 
             })?;
     let op = dir.join("optimizer.safetensors");
     let bytes = std::fs::read(&op).map_err(|e| Error::io(&op, e))?;
-    let t = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Adapter {
-        path: op.clone(),
-        msg: e.to_string(),
-    })?;
+    let t = safetensors_io::parse(&op, &bytes)?;
     for (i, (m, v)) in opt.m.iter_mut().zip(opt.v.iter_mut()).enumerate() {
         for (name, dst) in [("m", m), ("v", v)] {
-            let view = t
-                .tensor(&format!("{name}.{i}"))
-                .map_err(|e| Error::Adapter {
-                    path: op.clone(),
-                    msg: e.to_string(),
-                })?;
-            let vals: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let (_, vals) = safetensors_io::tensor_f32(&op, &t, &format!("{name}.{i}"))?;
             if vals.len() != dst.len() {
                 return Err(Error::Adapter {
                     path: op.clone(),
@@ -228,20 +184,15 @@ fn extra(cfg: &TrainConfig, n_layers: usize) -> AdapterExtra {
 }
 
 fn write_metrics(out: &Path, st: &State) -> Result<()> {
-    let mut s = String::new();
-    for r in &st.steps {
-        s.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
-        s.push('\n');
-    }
-    for e in &st.epochs {
-        s.push_str(&serde_json::to_string(e).map_err(|e| Error::Invalid(e.to_string()))?);
-        s.push('\n');
-    }
-    write_atomic(&out.join("metrics.jsonl"), s.as_bytes())?;
     write_atomic(
-        &out.join("loss.svg"),
-        crate::plot::loss_svg(&st.steps, &st.epochs).as_bytes(),
-    )
+        &out.join(METRICS_FILE),
+        train_log::metrics_jsonl(&st.steps, &st.epochs).as_bytes(),
+    )?;
+    write_atomic(
+        &out.join(LOSS_PLOT_FILE),
+        train_log::loss_svg(&st.steps, &st.epochs).as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// Runs (or, with `resume`, continues) the training the config describes. `stop` is polled
@@ -314,7 +265,7 @@ pub fn run(
         cfg.write_echo(&out)?;
     }
     let mut init_rng = StdRng::seed_from_u64(cfg.optim.seed);
-    let mut adapter = LoraAdapter::init(model, spec, &mut init_rng)?;
+    let mut adapter = model.init_adapter(spec, &mut init_rng)?;
     let mut opt = AdamW::new(&adapter, cfg.optim.weight_decay as f32);
     opt.eps = cfg.optim.adam_eps as f32;
     let mut st = State {
@@ -506,6 +457,3 @@ pub fn run(
     write_atomic(&out.join(SUMMARY_FILE), &json)?;
     Ok(summary)
 }
-
-/// The run's [`Summary`] as JSON, in the output folder.
-pub const SUMMARY_FILE: &str = "train_summary.json";

@@ -221,7 +221,7 @@ fn adapter(model: &Llama, layers: Vec<usize>) -> LoraAdapter {
         target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
         layers,
     };
-    let mut a = LoraAdapter::init(model, spec, &mut rng).unwrap();
+    let mut a = model.init_adapter(spec, &mut rng).unwrap();
     // Non-zero B so that A's gradients are non-zero too.
     for m in a.modules.values_mut() {
         m.b.iter_mut().for_each(|v| *v = rng.gen_range(-0.3..0.3));
@@ -344,10 +344,10 @@ fn zero_b_leaves_logits_exactly_unchanged() {
         target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
         layers: vec![0, 1],
     };
-    let ad = LoraAdapter::init(&model, spec, &mut rng).unwrap();
+    let ad = model.init_adapter(spec, &mut rng).unwrap();
     assert!(ad.modules.values().all(|m| m.b.iter().all(|&v| v == 0.0)));
     assert!(ad.modules.values().any(|m| m.a.iter().any(|&v| v != 0.0)));
-    ad.attach(&mut model).unwrap();
+    model.attach_adapter(&ad).unwrap();
     assert_eq!(model.logits_all(&toks).unwrap(), before);
 }
 

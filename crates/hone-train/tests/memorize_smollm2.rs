@@ -13,8 +13,8 @@ use std::sync::atomic::AtomicBool;
 
 use hone_model::chat_template::Message;
 use hone_model::loader::{LoadOptions, LoadedModel};
+use hone_model::peft::load_adapter;
 use hone_model::{generate, GenRequest, SamplingParams};
-use hone_train::adapter::load_adapter;
 use hone_train::trainer::{run, Event};
 use hone_train::TrainConfig;
 
@@ -110,10 +110,8 @@ fn smollm2_memorizes_32_examples() {
     );
 
     let mut m = LoadedModel::load(gguf.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    load_adapter(&dir.path().join("out"))
-        .unwrap()
-        .attach(&mut m.model)
-        .unwrap();
+    let a = load_adapter(&dir.path().join("out")).unwrap();
+    m.model.attach_adapter(&a).unwrap();
     let reqs: Vec<GenRequest> = (0..32)
         .map(|i| {
             let text = m

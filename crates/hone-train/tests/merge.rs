@@ -8,8 +8,8 @@ use std::path::Path;
 
 use common::*;
 use hone_model::chat_template::Message;
+use hone_model::peft::{save_adapter, AdapterExtra};
 use hone_model::{LoadOptions, LoadedModel, WeightMode};
-use hone_train::adapter::{save_adapter, AdapterExtra};
 use hone_train::merge::merge_adapter;
 
 fn load(p: &Path, weights: WeightMode) -> LoadedModel {
@@ -67,7 +67,7 @@ fn tiny_merge_case(tied: bool) {
     let toks = tokens(20, VOCAB, 3);
     let plain = base.model.logits_all(&toks).unwrap();
     let mut with = load(&base_dir, WeightMode::Native);
-    adapter.attach(&mut with.model).unwrap();
+    with.model.attach_adapter(&adapter).unwrap();
     let want = with.model.logits_all(&toks).unwrap();
     let merged = load(&out, WeightMode::Native);
     let got = merged.model.logits_all(&toks).unwrap();
@@ -205,7 +205,7 @@ fn smollm2_merged_folder_matches_attached_gguf() {
     let text = with.template.render(&msgs, true).unwrap();
     let toks = with.tokenizer.encode(&text, true).unwrap();
     let plain = with.model.logits_all(&toks).unwrap();
-    adapter.attach(&mut with.model).unwrap();
+    with.model.attach_adapter(&adapter).unwrap();
     let want = with.model.logits_all(&toks).unwrap();
     drop(with);
     let merged = load(&out, WeightMode::F32);

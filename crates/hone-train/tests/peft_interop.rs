@@ -14,8 +14,8 @@ use std::process::Command;
 
 use common::*;
 use hone_model::chat_template::Message;
+use hone_model::peft::{save_adapter, AdapterExtra};
 use hone_model::{LoadOptions, LoadedModel};
-use hone_train::adapter::{save_adapter, AdapterExtra};
 
 /// Loads the fp32 model and each adapter with transformers + PEFT and writes the logits of the
 /// token ids as little-endian f32 to `<adapter>/peft_logits.f32`; also makes and saves an
@@ -241,7 +241,7 @@ fn hone_adapter_loads_in_python_peft_with_the_same_logits() {
         let mut with = LoadedModel::load(folder.to_str().unwrap(), &LoadOptions::default())
             .unwrap()
             .model;
-        a.attach(&mut with).unwrap();
+        with.attach_adapter(a).unwrap();
         let ours = with.logits_all(&toks).unwrap();
         assert_eq!(theirs.len(), ours.len(), "{}", c.name);
         let diff = max_rel_diff(&ours, &theirs);
@@ -272,14 +272,14 @@ fn hone_adapter_loads_in_python_peft_with_the_same_logits() {
 
     // The other direction: an adapter saved by PEFT, read by hone.
     let theirs = read_f32(&made.join("peft_logits.f32"));
-    let a = hone_train::load_adapter(&made).unwrap();
+    let a = hone_model::load_adapter(&made).unwrap();
     assert_eq!(a.spec.layers, [0, 5, 29]);
     assert_eq!(a.spec.target_modules, ["q_proj", "v_proj", "gate_proj"]);
     assert_eq!((a.spec.r, a.scale()), (4, 2.0));
     let mut with = LoadedModel::load(folder.to_str().unwrap(), &LoadOptions::default())
         .unwrap()
         .model;
-    a.attach(&mut with).unwrap();
+    with.attach_adapter(&a).unwrap();
     let ours = with.logits_all(&toks).unwrap();
     let diff = max_rel_diff(&ours, &theirs);
     let effect = max_rel_diff(&plain, &ours);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hone_model::chat_template::ChatTemplate;
+use hone_model::peft::load_adapter;
 use hone_model::tokenizer::Tokenizer;
-use hone_train::adapter::load_adapter;
 use hone_train::trainer::{run, Event};
 use hone_train::TrainConfig;
 use rand::rngs::StdRng;

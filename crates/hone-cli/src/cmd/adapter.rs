@@ -62,8 +62,8 @@ fn merge(a: MergeArgs) -> Result<()> {
 }
 
 fn info(dir: PathBuf) -> Result<()> {
-    let cfg = hone_train::adapter::read_adapter_config(&dir)?;
-    let a = hone_train::load_adapter(&dir)?;
+    let cfg = hone_model::peft::read_adapter_config(&dir)?;
+    let a = hone_model::load_adapter(&dir)?;
     let layers = &a.spec.layers;
     let span = match (layers.first(), layers.last()) {
         (Some(f), Some(l)) if l - f + 1 == layers.len() => format!("{f}-{l}"),

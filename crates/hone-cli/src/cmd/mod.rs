@@ -60,9 +60,9 @@ pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
     sp.finish_and_clear();
     let mut m = m?;
     if let Some(dir) = &args.adapter {
-        let a = hone_train::load_adapter(dir)
+        let a = hone_model::load_adapter(dir)
             .with_context(|| format!("cannot load adapter {}", dir.display()))?;
-        a.attach(&mut m.model).with_context(|| {
+        m.model.attach_adapter(&a).with_context(|| {
             format!(
                 "adapter {} does not fit model `{}`",
                 dir.display(),

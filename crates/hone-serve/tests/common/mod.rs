@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hone_model::llama::MODULES;
-use hone_model::lora::{LoraAdapter, LoraSpec};
+use hone_model::lora::LoraSpec;
 use hone_model::{LoadOptions, LoadedModel};
 use hone_serve::server::{serve, AppState, ServerConfig};
 use serde_json::Value;
@@ -157,13 +157,13 @@ pub fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
         target_modules: MODULES.iter().map(|s| s.to_string()).collect(),
         layers: (0..m.model.layers.len()).collect(),
     };
-    let mut a = LoraAdapter::init(&m.model, spec, &mut rng).unwrap();
+    let mut a = m.model.init_adapter(spec, &mut rng).unwrap();
     a.randomize_b(0.03, &mut rng);
-    hone_train::save_adapter(
+    hone_model::save_adapter(
         dir,
         &a,
         "smollm2",
-        &hone_train::adapter::AdapterExtra {
+        &hone_model::peft::AdapterExtra {
             n_layers: Some(m.model.layers.len()),
             ..Default::default()
         },

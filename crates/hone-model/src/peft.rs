@@ -8,14 +8,15 @@
 //!   MLP projections under `.mlp.`; f32 when hone writes, f32 / f16 / bf16 when it reads, with
 //!   or without PEFT's adapter name (`.lora_A.default.weight`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use hone_model::llama::MODULES;
-use hone_model::lora::{LoraAdapter, LoraModule, LoraSpec};
 use serde_json::{json, Map, Value};
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_file;
+use crate::llama::MODULES;
+use crate::lora::{LoraAdapter, LoraModule, LoraSpec};
+use crate::safetensors_io::{self, F32Tensor};
 use crate::{Error, Result};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -122,7 +123,7 @@ pub fn save_adapter(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     // Tensors first: a config beside stale weights would describe the wrong adapter only for
     // the instant between the two renames.
-    let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<F32Tensor> = Vec::new();
     for ((l, name), m) in &adapter.modules {
         if m.a.len() != m.r * m.in_f || m.b.len() != m.out_f * m.r {
             return Err(Error::Adapter {
@@ -133,34 +134,15 @@ pub fn save_adapter(
                 ),
             });
         }
-        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        bytes.push((peft_key(*l, name, 'A'), vec![m.r, m.in_f], le(&m.a)));
-        bytes.push((peft_key(*l, name, 'B'), vec![m.out_f, m.r], le(&m.b)));
+        tensors.push((peft_key(*l, name, 'A'), vec![m.r, m.in_f], &m.a[..]));
+        tensors.push((peft_key(*l, name, 'B'), vec![m.out_f, m.r], &m.b[..]));
     }
-    let views = bytes
-        .iter()
-        .map(|(n, shape, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                .map(|v| (n.clone(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Adapter {
-            path: dir.join(WEIGHTS_FILE),
-            msg: e.to_string(),
-        })?;
-    let meta = Some(std::collections::HashMap::from([(
-        "format".to_string(),
-        "pt".to_string(),
-    )]));
-    let data = safetensors::serialize(views, meta).map_err(|e| Error::Adapter {
-        path: dir.join(WEIGHTS_FILE),
-        msg: e.to_string(),
-    })?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &data)?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors_io::write_f32(&dir.join(WEIGHTS_FILE), &tensors, Some(meta))?;
     let cfg = adapter_config_json(adapter, base_model_name_or_path, extra);
     let mut text = serde_json::to_string_pretty(&cfg).expect("json serializes");
     text.push('\n');
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    write_file(dir.join(CONFIG_FILE), text.as_bytes())?;
     Ok(())
 }
 
@@ -191,12 +173,12 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
         }
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let err = |key: &str, msg: String| Error::Config {
+    let err = |key: &str, msg: String| Error::AdapterConfig {
         path: path.clone(),
         key: key.to_string(),
         msg,
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Syntax {
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json {
         path: path.clone(),
         line: e.line(),
         column: e.column(),
@@ -338,38 +320,6 @@ fn parse_key(key: &str) -> Option<(usize, &str, bool)> {
     (parent(module) == par).then_some((layer, module, which))
 }
 
-fn tensor_f32(
-    path: &Path,
-    name: &str,
-    view: &safetensors::tensor::TensorView<'_>,
-) -> Result<Vec<f32>> {
-    let d = view.data();
-    Ok(match view.dtype() {
-        safetensors::Dtype::F32 => d
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        safetensors::Dtype::F64 => d
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-            .collect(),
-        safetensors::Dtype::F16 => d
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        safetensors::Dtype::BF16 => d
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => {
-            return Err(Error::Adapter {
-                path: path.to_path_buf(),
-                msg: format!("tensor `{name}` has dtype {other:?} (expected f32, f16 or bf16)"),
-            })
-        }
-    })
-}
-
 /// A tensor's shape and values.
 type Tensor = (Vec<usize>, Vec<f32>);
 /// The A and B tensors of one module, as they are found.
@@ -399,8 +349,7 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
         path: wpath.clone(),
         msg,
     };
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| aerr(format!("not a readable safetensors file: {e}")))?;
+    let st = safetensors_io::parse(&wpath, &bytes)?;
     let mut parts: BTreeMap<(usize, &str), AbPair> = BTreeMap::new();
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
@@ -420,7 +369,7 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
                 "tensor `{name}` has shape {shape:?}, expected 2-D"
             )));
         }
-        let v = tensor_f32(&wpath, name, &view)?;
+        let v = safetensors_io::view_f32(&wpath, name, &view)?;
         let slot = parts.entry((layer, module)).or_default();
         let place = if is_b { &mut slot.1 } else { &mut slot.0 };
         if place.is_some() {
@@ -470,7 +419,7 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
             },
         );
     }
-    let cerr = |key: &str, msg: String| Error::Config {
+    let cerr = |key: &str, msg: String| Error::AdapterConfig {
         path: dir.join(CONFIG_FILE),
         key: key.into(),
         msg,
@@ -626,6 +575,31 @@ mod tests {
         assert_eq!(t.shape(), [32, 4]);
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
+        // Byte for byte what safetensors writes for these f32 tensors (as hone always wrote).
+        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = a
+            .modules
+            .iter()
+            .flat_map(|((l, n), m)| {
+                [
+                    (peft_key(*l, n, 'A'), vec![m.r, m.in_f], le(&m.a)),
+                    (peft_key(*l, n, 'B'), vec![m.out_f, m.r], le(&m.b)),
+                ]
+            })
+            .collect();
+        let views = raw.iter().map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        });
+        let want = safetensors::serialize(
+            views,
+            Some(HashMap::from([("format".to_string(), "pt".to_string())])),
+        )
+        .unwrap();
+        assert_eq!(bytes, want);
 
         let cfg: Value =
             serde_json::from_str(&std::fs::read_to_string(d.path().join(CONFIG_FILE)).unwrap())

@@ -1,0 +1,191 @@
+//! A training run's log, as the trainer writes it into the run folder and evaluation reads it
+//! back: one JSON line per optimizer step and per epoch in `metrics.jsonl`, the run's summary
+//! in `train_summary.json`, and the loss curve as a small self-contained SVG (`loss.svg`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The per-step and per-epoch records, one JSON object a line.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The loss curve ([`loss_svg`]).
+pub const LOSS_PLOT_FILE: &str = "loss.svg";
+/// How the run ended, as JSON (`seconds`, `final_train_loss`, `best_val_loss`, ...).
+pub const SUMMARY_FILE: &str = "train_summary.json";
+
+/// One optimizer step, as logged to `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+/// One finished epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+}
+
+/// The text of `metrics.jsonl`: the steps, then the epochs, one JSON object a line.
+pub fn metrics_jsonl(steps: &[StepRecord], epochs: &[EpochRecord]) -> String {
+    let mut s = String::new();
+    for r in steps {
+        s.push_str(&serde_json::to_string(r).expect("a step record serializes"));
+        s.push('\n');
+    }
+    for e in epochs {
+        s.push_str(&serde_json::to_string(e).expect("an epoch record serializes"));
+        s.push('\n');
+    }
+    s
+}
+
+/// The records of `dir/metrics.jsonl` (none when the file is missing; lines that are
+/// neither record are skipped).
+pub fn read_metrics(dir: &Path) -> (Vec<StepRecord>, Vec<EpochRecord>) {
+    let mut steps = Vec::new();
+    let mut epochs = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join(METRICS_FILE)) {
+        for line in text.lines() {
+            if let Ok(s) = serde_json::from_str::<StepRecord>(line) {
+                steps.push(s);
+            } else if let Ok(e) = serde_json::from_str::<EpochRecord>(line) {
+                epochs.push(e);
+            }
+        }
+    }
+    (steps, epochs)
+}
+
+/// Train loss per step (line) and validation loss per epoch (dots).
+pub fn loss_svg(steps: &[StepRecord], epochs: &[EpochRecord]) -> String {
+    let (w, h, pad) = (640.0f64, 320.0f64, 48.0f64);
+    let max_step = steps.last().map(|s| s.step).unwrap_or(1).max(1) as f64;
+    let vals = steps
+        .iter()
+        .map(|s| s.loss)
+        .chain(epochs.iter().filter_map(|e| e.val_loss))
+        .filter(|v| v.is_finite());
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        lo = 0.0;
+        hi = 1.0;
+    }
+    if hi - lo < 1e-9 {
+        hi = lo + 1.0;
+    }
+    let x = |s: f64| pad + (s / max_step) * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+         <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">optimizer step</text>\n\
+         <text x=\"12\" y=\"{cy}\" transform=\"rotate(-90 12 {cy})\" text-anchor=\"middle\">loss</text>\n\
+         <text x=\"{pad}\" y=\"20\">training loss (line), validation loss per epoch (dots)</text>\n",
+        b = h - pad,
+        r = w - pad,
+        cx = w / 2.0,
+        ty = h - 10.0,
+        cy = h / 2.0
+    );
+    for (v, label) in [(lo, lo), (hi, hi), ((lo + hi) / 2.0, (lo + hi) / 2.0)] {
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label:.3}</text>\n",
+            pad - 4.0,
+            y(v) + 4.0
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+        w - pad,
+        h - pad + 16.0,
+        max_step as usize
+    ));
+    if !steps.is_empty() {
+        let pts: Vec<String> = steps
+            .iter()
+            .filter(|s| s.loss.is_finite())
+            .map(|s| format!("{:.1},{:.1}", x(s.step as f64), y(s.loss)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+            pts.join(" ")
+        ));
+    }
+    let per_epoch = if epochs.is_empty() {
+        0.0
+    } else {
+        max_step / epochs.len() as f64
+    };
+    for e in epochs {
+        if let Some(v) = e.val_loss {
+            svg.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d62728\"><title>epoch {} validation loss {v:.4}</title></circle>\n",
+                x(per_epoch * e.epoch as f64),
+                y(v),
+                e.epoch
+            ));
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_round_trip_through_the_run_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let steps = vec![
+            StepRecord {
+                step: 1,
+                epoch: 1,
+                loss: 2.5,
+                lr: 1e-4,
+                grad_norm: 0.75,
+                tokens_per_s: 1000.0,
+            },
+            StepRecord {
+                step: 2,
+                epoch: 1,
+                loss: 2.0,
+                lr: 2e-4,
+                grad_norm: 0.5,
+                tokens_per_s: 1100.0,
+            },
+        ];
+        let epochs = vec![EpochRecord {
+            epoch: 1,
+            train_loss: 2.25,
+            val_loss: Some(2.125),
+        }];
+        let text = metrics_jsonl(&steps, &epochs);
+        assert_eq!(text.lines().count(), 3);
+        std::fs::write(d.path().join(METRICS_FILE), text).unwrap();
+        assert_eq!(read_metrics(d.path()), (steps.clone(), epochs.clone()));
+        assert_eq!(read_metrics(&d.path().join("absent")), (vec![], vec![]));
+
+        let svg = loss_svg(&steps, &epochs);
+        assert!(
+            svg.starts_with("<svg ") && svg.ends_with("</svg>\n"),
+            "{svg}"
+        );
+        // The line: step 1 at the left edge of the plot, step 2 at the right.
+        assert!(svg.contains("points=\"320.0,48.0 592.0,272.0\""), "{svg}");
+        assert!(svg.contains("epoch 1 validation loss 2.1250"), "{svg}");
+    }
+}
