@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::Value as GgufValue;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
 
@@ -231,83 +231,147 @@ pub struct ModelConfig {
     pub torch_dtype: Option<String>,
 }
 
-/// Reads fields out of a JSON object, turning every problem into an error that names the
-/// file and the field.
-struct Fields<'a> {
-    path: &'a Path,
-    obj: &'a Map<String, Json>,
+/// `config.json` as Hugging Face writes it: the fields hone reads, all optional here (JSON
+/// `null` counts as absent); [`ModelConfig::from_hf_json_str`] applies the defaults and names
+/// the required ones that are missing. Unknown fields are ignored, as transformers does.
+#[derive(Deserialize)]
+struct HfConfig {
+    #[serde(default, deserialize_with = "hf::strings")]
+    architectures: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "hf::string")]
+    model_type: Option<String>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    hidden_size: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    intermediate_size: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    num_hidden_layers: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    num_attention_heads: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    num_key_value_heads: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    head_dim: Option<usize>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    rms_norm_eps: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    rope_theta: Option<f64>,
+    /// transformers 5 writes `rope_theta` inside `rope_parameters`; read leniently.
+    #[serde(default)]
+    rope_parameters: Option<Json>,
+    /// Checked as an object here, read as [`HfRopeScaling`] (so its errors get the prefix).
+    #[serde(default, deserialize_with = "hf::object")]
+    rope_scaling: Option<Json>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    max_position_embeddings: Option<usize>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    vocab_size: Option<usize>,
+    #[serde(default, deserialize_with = "hf::bool")]
+    tie_word_embeddings: Option<bool>,
+    #[serde(default, deserialize_with = "hf::u32")]
+    bos_token_id: Option<u32>,
+    #[serde(default, deserialize_with = "hf::token_ids")]
+    eos_token_id: Option<TokenIds>,
+    #[serde(default, deserialize_with = "hf::bool")]
+    attention_bias: Option<bool>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    sliding_window: Option<usize>,
+    #[serde(default, deserialize_with = "hf::bool")]
+    use_sliding_window: Option<bool>,
+    #[serde(default, deserialize_with = "hf::string")]
+    torch_dtype: Option<String>,
+    /// transformers >= 4.56 writes `dtype` instead of `torch_dtype`.
+    #[serde(default, deserialize_with = "hf::string")]
+    dtype: Option<String>,
 }
 
-impl<'a> Fields<'a> {
-    fn err(&self, field: &str, msg: impl Into<String>) -> Error {
-        Error::Config {
-            path: self.path.to_path_buf(),
-            field: field.to_string(),
-            msg: msg.into(),
-        }
-    }
+/// `rope_scaling` of `config.json`: `rope_type` (or the older `type`) and the parameters
+/// the types take; which are required depends on the type.
+#[derive(Deserialize)]
+struct HfRopeScaling {
+    #[serde(default, deserialize_with = "hf::string")]
+    rope_type: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "hf::string")]
+    type_: Option<String>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    factor: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    low_freq_factor: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    high_freq_factor: Option<f64>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    original_max_position_embeddings: Option<usize>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    attention_factor: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    beta_fast: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    beta_slow: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    mscale: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    mscale_all_dim: Option<f64>,
+    #[serde(default, deserialize_with = "hf::bool")]
+    truncate: Option<bool>,
+}
 
-    /// The value of `field`; JSON `null` counts as absent.
-    fn get(&self, field: &str) -> Option<&'a Json> {
-        self.obj.get(field).filter(|v| !v.is_null())
-    }
+/// Readers of optional `config.json` values: `null` is absent, anything else must have the
+/// right type; the message says what was expected and what was found.
+mod hf {
+    use serde::de::{Deserializer, Error as _};
+    use serde::Deserialize;
+    use serde_json::Value as Json;
 
-    fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => json_usize(v).map(Some).ok_or_else(|| {
-                self.err(field, format!("expected a non-negative integer, got {v}"))
-            }),
-        }
-    }
+    use super::{json_u32, json_usize, TokenIds};
 
-    fn usize(&self, field: &str) -> Result<usize> {
-        self.opt_usize(field)?
-            .ok_or_else(|| self.err(field, "missing (required)"))
-    }
-
-    fn opt_f64(&self, field: &str) -> Result<Option<f64>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
+    fn opt<'de, D: Deserializer<'de>, T>(
+        d: D,
+        read: impl FnOnce(&Json) -> Option<T>,
+        want: &str,
+    ) -> Result<Option<T>, D::Error> {
+        match Json::deserialize(d)? {
+            Json::Null => Ok(None),
+            v => read(&v)
                 .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected a number, got {v}"))),
+                .ok_or_else(|| D::Error::custom(format!("expected {want}, got {v}"))),
         }
     }
 
-    fn f64(&self, field: &str) -> Result<f64> {
-        self.opt_f64(field)?
-            .ok_or_else(|| self.err(field, "missing (required)"))
+    pub fn usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        opt(d, json_usize, "a non-negative integer")
     }
 
-    fn opt_bool(&self, field: &str) -> Result<Option<bool>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected true or false, got {v}"))),
-        }
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        opt(d, json_u32, "a token id")
     }
 
-    fn opt_str(&self, field: &str) -> Result<Option<&'a str>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected a string, got {v}"))),
-        }
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        opt(d, Json::as_f64, "a number")
     }
 
-    fn opt_u32(&self, field: &str) -> Result<Option<u32>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => json_u32(v)
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected a token id, got {v}"))),
-        }
+    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        opt(d, Json::as_bool, "true or false")
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        opt(d, |v| v.as_str().map(String::from), "a string")
+    }
+
+    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        let read = |v: &Json| {
+            let a = v.as_array()?;
+            a.iter().map(|x| x.as_str().map(String::from)).collect()
+        };
+        opt(d, read, "a list of strings")
+    }
+
+    pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Json>, D::Error> {
+        opt(d, |v| v.is_object().then(|| v.clone()), "an object")
+    }
+
+    pub fn token_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TokenIds>, D::Error> {
+        let read = |v: &Json| serde_json::from_value::<TokenIds>(v.clone()).ok();
+        opt(d, read, "a token id or a list of token ids")
     }
 }
 
@@ -326,80 +390,69 @@ fn json_u32(v: &Json) -> Option<u32> {
     json_usize(v).and_then(|u| u32::try_from(u).ok())
 }
 
-fn parse_rope_scaling(path: &Path, v: &Json) -> Result<Option<RopeScaling>> {
-    let obj = v.as_object().ok_or_else(|| Error::Config {
+/// Deserializes `value` as `T`, every error naming the file and the field (`prefix` + the path
+/// inside `value`).
+fn from_json<T: serde::de::DeserializeOwned>(path: &Path, prefix: &str, value: Json) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| Error::Config {
         path: path.to_path_buf(),
-        field: "rope_scaling".into(),
-        msg: format!("expected an object, got {v}"),
-    })?;
-    let f = Fields { path, obj };
-    let field = |name: &str| format!("rope_scaling.{name}");
-    let ty = match (f.opt_str("rope_type"), f.opt_str("type")) {
-        (Ok(Some(t)), _) | (Ok(None), Ok(Some(t))) => t,
-        (Ok(None), Ok(None)) => return Err(f.err(&field("rope_type"), "missing (required)")),
-        (Err(_), _) => return Err(f.err(&field("rope_type"), "expected a string")),
-        (_, Err(_)) => return Err(f.err(&field("type"), "expected a string")),
-    };
-    let req_f64 = |name: &str| -> Result<f64> {
-        f.opt_f64(name)
-            .map_err(|_| f.err(&field(name), "expected a number"))?
-            .ok_or_else(|| {
-                f.err(
-                    &field(name),
-                    format!("missing (required for rope_type `{ty}`)"),
-                )
-            })
-    };
-    let opt_f64 = |name: &str| -> Result<Option<f64>> {
-        f.opt_f64(name)
-            .map_err(|_| f.err(&field(name), "expected a number"))
-    };
-    let opt_usize = |name: &str| -> Result<Option<usize>> {
-        f.opt_usize(name)
-            .map_err(|_| f.err(&field(name), "expected a non-negative integer"))
-    };
-    let scaling = match ty {
-        "default" => return Ok(None),
-        "linear" => RopeScaling::Linear {
-            factor: req_f64("factor")?,
-        },
-        "dynamic" => RopeScaling::Dynamic {
-            factor: req_f64("factor")?,
-        },
-        "llama3" => RopeScaling::Llama3 {
-            factor: req_f64("factor")?,
-            low_freq_factor: req_f64("low_freq_factor")?,
-            high_freq_factor: req_f64("high_freq_factor")?,
-            original_max_position_embeddings: opt_usize("original_max_position_embeddings")?
-                .ok_or_else(|| {
-                    f.err(
-                        &field("original_max_position_embeddings"),
-                        "missing (required for rope_type `llama3`)",
-                    )
-                })?,
-        },
-        "yarn" => RopeScaling::Yarn {
-            factor: req_f64("factor")?,
-            original_max_position_embeddings: opt_usize("original_max_position_embeddings")?,
-            attention_factor: opt_f64("attention_factor")?,
-            beta_fast: opt_f64("beta_fast")?,
-            beta_slow: opt_f64("beta_slow")?,
-            mscale: opt_f64("mscale")?,
-            mscale_all_dim: opt_f64("mscale_all_dim")?,
-            truncate: f
-                .opt_bool("truncate")
-                .map_err(|_| f.err(&field("truncate"), "expected true or false"))?,
-        },
-        other => {
-            return Err(f.err(
-                &field("rope_type"),
-                format!(
-                "unsupported rope scaling `{other}` (hone supports linear, dynamic, llama3, yarn)"
-            ),
-            ))
-        }
-    };
-    Ok(Some(scaling))
+        field: format!("{prefix}{}", e.path()),
+        msg: e.inner().to_string(),
+    })
+}
+
+impl HfRopeScaling {
+    /// The scaling this describes (`None` for `rope_type: "default"`); `missing` names a
+    /// required parameter that is absent.
+    fn resolve(self, missing: impl Fn(&str, &str) -> Error) -> Result<Option<RopeScaling>> {
+        let ty = match (self.rope_type, self.type_) {
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => return Err(missing("rope_type", "missing (required)")),
+        };
+        let need = |v: Option<f64>, name: &str| {
+            v.ok_or_else(|| missing(name, &format!("missing (required for rope_type `{ty}`)")))
+        };
+        let scaling = match ty.as_str() {
+            "default" => return Ok(None),
+            "linear" => RopeScaling::Linear {
+                factor: need(self.factor, "factor")?,
+            },
+            "dynamic" => RopeScaling::Dynamic {
+                factor: need(self.factor, "factor")?,
+            },
+            "llama3" => RopeScaling::Llama3 {
+                factor: need(self.factor, "factor")?,
+                low_freq_factor: need(self.low_freq_factor, "low_freq_factor")?,
+                high_freq_factor: need(self.high_freq_factor, "high_freq_factor")?,
+                original_max_position_embeddings: self.original_max_position_embeddings.ok_or_else(
+                    || {
+                        missing(
+                            "original_max_position_embeddings",
+                            "missing (required for rope_type `llama3`)",
+                        )
+                    },
+                )?,
+            },
+            "yarn" => RopeScaling::Yarn {
+                factor: need(self.factor, "factor")?,
+                original_max_position_embeddings: self.original_max_position_embeddings,
+                attention_factor: self.attention_factor,
+                beta_fast: self.beta_fast,
+                beta_slow: self.beta_slow,
+                mscale: self.mscale,
+                mscale_all_dim: self.mscale_all_dim,
+                truncate: self.truncate,
+            },
+            other => {
+                return Err(missing(
+                    "rope_type",
+                    &format!(
+                        "unsupported rope scaling `{other}` (hone supports linear, dynamic, llama3, yarn)"
+                    ),
+                ))
+            }
+        };
+        Ok(Some(scaling))
+    }
 }
 
 /// Integer value of any GGUF integer type.
@@ -497,99 +550,77 @@ impl ModelConfig {
             path: path.to_path_buf(),
             msg: format!("not valid JSON: {e}"),
         })?;
-        let obj = root.as_object().ok_or_else(|| Error::HfModel {
+        if !root.is_object() {
+            return Err(Error::HfModel {
+                path: path.to_path_buf(),
+                msg: "expected a JSON object at the top level".into(),
+            });
+        }
+        let hf: HfConfig = from_json(path, "", root)?;
+        let err = |field: &str, msg: &str| Error::Config {
             path: path.to_path_buf(),
-            msg: "expected a JSON object at the top level".into(),
-        })?;
-        let f = Fields { path, obj };
+            field: field.to_string(),
+            msg: msg.to_string(),
+        };
+        let required =
+            |v: Option<usize>, field: &str| v.ok_or_else(|| err(field, "missing (required)"));
 
-        let model_type_str = f.opt_str("model_type")?.ok_or_else(|| {
-            f.err(
+        let model_type_str = hf.model_type.ok_or_else(|| {
+            err(
                 "model_type",
                 "missing (required; one of llama, mistral, qwen2)",
             )
         })?;
         let model_type =
-            ModelType::parse(model_type_str).ok_or_else(|| Error::UnsupportedArchitecture {
+            ModelType::parse(&model_type_str).ok_or_else(|| Error::UnsupportedArchitecture {
                 path: path.to_path_buf(),
-                arch: model_type_str.to_string(),
+                arch: model_type_str.clone(),
             })?;
-
-        let architectures = match f.get("architectures") {
-            None => vec![model_type.hf_architecture().to_string()],
-            Some(v) => v
-                .as_array()
-                .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
-                .ok_or_else(|| {
-                    f.err(
-                        "architectures",
-                        format!("expected a list of strings, got {v}"),
-                    )
-                })?,
+        let num_attention_heads = required(hf.num_attention_heads, "num_attention_heads")?;
+        let sliding_window = match model_type {
+            // Qwen2 configs carry `sliding_window` but leave it off by `use_sliding_window`.
+            ModelType::Qwen2 if hf.use_sliding_window != Some(true) => None,
+            _ if hf.use_sliding_window == Some(false) => None,
+            _ => hf.sliding_window,
         };
-
-        let num_attention_heads = f.usize("num_attention_heads")?;
-        let eos_token_id = match f.get("eos_token_id") {
+        let rope_scaling = match hf.rope_scaling {
             None => None,
-            Some(v) => Some(serde_json::from_value::<TokenIds>(v.clone()).map_err(|_| {
-                f.err(
-                    "eos_token_id",
-                    format!("expected a token id or a list of token ids, got {v}"),
-                )
-            })?),
+            Some(v) => from_json::<HfRopeScaling>(path, "rope_scaling.", v)?
+                .resolve(|name, msg| err(&format!("rope_scaling.{name}"), msg))?,
         };
-        let sliding_window = {
-            let sw = f.opt_usize("sliding_window")?;
-            let use_sw = f.opt_bool("use_sliding_window")?;
-            match model_type {
-                // Qwen2 configs carry `sliding_window` but leave it off by `use_sliding_window`.
-                ModelType::Qwen2 if use_sw != Some(true) => None,
-                _ if use_sw == Some(false) => None,
-                _ => sw,
-            }
-        };
-        let rope_scaling = match f.get("rope_scaling") {
-            None => None,
-            Some(v) => parse_rope_scaling(path, v)?,
-        };
-        let torch_dtype = match f.opt_str("torch_dtype")? {
-            Some(s) => Some(s.to_string()),
-            // transformers >= 4.56 writes `dtype`.
-            None => f.opt_str("dtype")?.map(String::from),
-        };
-
         let cfg = ModelConfig {
-            architectures,
+            architectures: hf
+                .architectures
+                .unwrap_or_else(|| vec![model_type.hf_architecture().to_string()]),
             model_type,
-            hidden_size: f.usize("hidden_size")?,
-            intermediate_size: f.usize("intermediate_size")?,
-            num_hidden_layers: f.usize("num_hidden_layers")?,
+            hidden_size: required(hf.hidden_size, "hidden_size")?,
+            intermediate_size: required(hf.intermediate_size, "intermediate_size")?,
+            num_hidden_layers: required(hf.num_hidden_layers, "num_hidden_layers")?,
             num_attention_heads,
-            num_key_value_heads: f
-                .opt_usize("num_key_value_heads")?
-                .unwrap_or(num_attention_heads),
-            head_dim: f.opt_usize("head_dim")?,
-            rms_norm_eps: f.f64("rms_norm_eps")?,
-            // transformers 5 writes it inside `rope_parameters`.
-            rope_theta: match f.opt_f64("rope_theta")? {
-                Some(t) => t,
-                None => f
-                    .get("rope_parameters")
+            num_key_value_heads: hf.num_key_value_heads.unwrap_or(num_attention_heads),
+            head_dim: hf.head_dim,
+            rms_norm_eps: hf
+                .rms_norm_eps
+                .ok_or_else(|| err("rms_norm_eps", "missing (required)"))?,
+            rope_theta: hf.rope_theta.unwrap_or_else(|| {
+                hf.rope_parameters
+                    .as_ref()
                     .and_then(|p| p.get("rope_theta"))
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(10000.0),
-            },
+                    .and_then(Json::as_f64)
+                    .unwrap_or(10000.0)
+            }),
             rope_scaling,
-            max_position_embeddings: f.usize("max_position_embeddings")?,
-            vocab_size: f.usize("vocab_size")?,
-            tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
-            bos_token_id: f.opt_u32("bos_token_id")?,
-            eos_token_id,
-            attention_bias: f
-                .opt_bool("attention_bias")?
-                .unwrap_or(model_type == ModelType::Qwen2),
+            max_position_embeddings: required(
+                hf.max_position_embeddings,
+                "max_position_embeddings",
+            )?,
+            vocab_size: required(hf.vocab_size, "vocab_size")?,
+            tie_word_embeddings: hf.tie_word_embeddings.unwrap_or(false),
+            bos_token_id: hf.bos_token_id,
+            eos_token_id: hf.eos_token_id,
+            attention_bias: hf.attention_bias.unwrap_or(model_type == ModelType::Qwen2),
             sliding_window,
-            torch_dtype,
+            torch_dtype: hf.torch_dtype.or(hf.dtype),
         };
         cfg.validate(path)?;
         Ok(cfg)

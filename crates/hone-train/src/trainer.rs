@@ -217,9 +217,10 @@ pub fn run(
         // More epochs is the one change a resume accepts: it extends a finished (or
         // interrupted) run. Anything else would make the checkpoint mean something else.
         prev_epochs = prev.optim.epochs;
-        let mut same = prev.clone();
+        let mut same = prev;
         same.optim.epochs = cfg.optim.epochs;
-        if same.to_toml() != cfg.to_toml() {
+        same.source.clone_from(&cfg.source);
+        if same != *cfg {
             let a = same.to_toml();
             let b = cfg.to_toml();
             let diff: Vec<String> = a
