@@ -30,6 +30,7 @@ use std::path::Path;
 
 use hone_data::contractnli::EvalDocument;
 use hone_data::review_layout::{span_labels, LABELS};
+use hone_model::safetensors_io::{self, F32Tensor};
 
 use crate::{Error, Result};
 
@@ -347,21 +348,12 @@ impl TfidfClassifier {
             self.terms.iter().map(|(t, &i)| (t.as_str(), i)).collect();
         terms.sort_by_key(|&(_, i)| i);
         let terms: Vec<&str> = terms.into_iter().map(|(t, _)| t).collect();
-        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let n = self.idf.len();
-        let parts = [
-            ("weight", vec![LABELS, n], le(&self.weights)),
-            ("bias", vec![LABELS], le(&self.bias)),
-            ("idf", vec![n], le(&self.idf)),
+        let tensors: [F32Tensor<'_>; 3] = [
+            ("weight".into(), vec![LABELS, n], &self.weights[..]),
+            ("bias".into(), vec![LABELS], &self.bias[..]),
+            ("idf".into(), vec![n], &self.idf[..]),
         ];
-        let views = parts
-            .iter()
-            .map(|(name, shape, b)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .map(|v| (name.to_string(), v))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
         let meta = HashMap::from([
             ("format".to_string(), "hone-tfidf".to_string()),
             (
@@ -370,9 +362,7 @@ impl TfidfClassifier {
             ),
             ("l2".to_string(), self.l2.to_string()),
         ]);
-        let bytes =
-            safetensors::serialize(views, Some(meta)).map_err(|e| Error::Invalid(e.to_string()))?;
-        hone_data::atomic::write_file(path, &bytes)?;
+        safetensors_io::write_f32(path, &tensors, Some(meta))?;
         Ok(())
     }
 
@@ -381,9 +371,7 @@ impl TfidfClassifier {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let bad = |msg: String| Error::input(path, msg);
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
+        let meta = safetensors_io::metadata(path, &bytes)?;
         if meta.get("format").map(String::as_str) != Some("hone-tfidf") {
             return Err(bad("not a hone TF-IDF classifier (metadata format)".into()));
         }
@@ -392,24 +380,10 @@ impl TfidfClassifier {
             .and_then(|t| serde_json::from_str(t).ok())
             .ok_or_else(|| bad("metadata `terms` is missing or not a JSON list".into()))?;
         let l2 = meta.get("l2").and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+        let st = safetensors_io::parse(path, &bytes)?;
         let n = terms.len();
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = st
-                .tensor(name)
-                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-            if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
-                return Err(bad(format!(
-                    "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            Ok(t.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+            Ok(safetensors_io::tensor_f32_shaped(path, &st, name, shape)?)
         };
         let weights = read("weight", &[LABELS, n])?;
         let bias_v = read("bias", &[LABELS])?;
