@@ -1,5 +1,5 @@
-//! CPU kernels of the model graph: RMS norm, the SwiGLU activation and attention rows over
-//! the paged KV cache, each with AVX2 / AVX-512 code chosen at run time where that pays. The
+//! CPU kernels of the model graph: RMS norm, the SwiGLU activation and causal attention
+//! over the paged KV cache, each with AVX2 / AVX-512 code chosen at run time where that pays. The
 //! quantized matmuls' kernels are in [`crate::quant`].
 
 mod activation;
@@ -9,7 +9,7 @@ mod avx512;
 mod norm;
 
 pub(crate) use activation::silu_mul;
-pub(crate) use attention::{row_attention_dispatch, RowShape, ROW_SCRATCH};
+pub(crate) use attention::{causal_attention, Heads};
 pub use norm::rms_norm_into;
 
 /// Whether this CPU runs the AVX-512 decode kernels (attention rows, SiLU).
@@ -19,7 +19,7 @@ fn use_avx512() -> bool {
 }
 
 /// `f(0..n)` on the kernels' thread pool, results in order.
-pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let slots: Vec<std::sync::Mutex<Option<T>>> =
         (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     crate::quant::parallel_for(n, &|i| {
