@@ -11,6 +11,7 @@ pub mod error;
 pub mod fetch;
 pub mod generate;
 pub mod hf_export;
+pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
