@@ -2,6 +2,8 @@
 //! batch, each with its own sampler, stop conditions and streaming callback. This is the
 //! loop the serving engine grows from (there, requests also join and leave mid-flight).
 
+use crate::decode_step::DecodeStep;
+pub use crate::decode_step::FinishReason;
 use crate::kv_cache::SeqCache;
 use crate::llama::{Llama, Logits, SeqInput};
 use crate::sampler::{Sampler, SamplingParams};
@@ -28,23 +30,6 @@ pub struct GenRequest {
     pub stop_tokens: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// A stop token or stop string.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-}
-
-impl FinishReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct GenOutput {
     /// Generated tokens, the stop token excluded.
@@ -54,73 +39,13 @@ pub struct GenOutput {
     pub prompt_tokens: usize,
 }
 
-/// Incremental text of one sequence, holding back what may still turn into a stop string
-/// or is an incomplete UTF-8 character.
-pub struct TextState {
-    text: String,
-    emitted: usize,
-    holdback: usize,
-}
-
-impl TextState {
-    pub fn new(stops: &[String]) -> Self {
-        Self {
-            text: String::new(),
-            emitted: 0,
-            holdback: stops.iter().map(|s| s.len()).max().unwrap_or(1).max(1) - 1,
-        }
-    }
-
-    /// Updates with the full decoded text; returns (new safe text, stop string found).
-    pub fn update(&mut self, full: String, stops: &[String]) -> (String, bool) {
-        self.text = full;
-        if let Some(cut) = stops
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| self.text.find(s.as_str()))
-            .min()
-        {
-            self.text.truncate(cut);
-            let out = self.text.get(self.emitted..).unwrap_or("").to_string();
-            self.emitted = self.text.len();
-            return (out, true);
-        }
-        // Never emit a trailing replacement char (an incomplete byte sequence) or a possible
-        // stop-string prefix.
-        let mut safe = self.text.trim_end_matches('\u{FFFD}').len();
-        safe = safe.saturating_sub(self.holdback).max(self.emitted);
-        while !self.text.is_char_boundary(safe) {
-            safe -= 1;
-        }
-        if safe <= self.emitted {
-            return (String::new(), false);
-        }
-        let out = self.text[self.emitted..safe].to_string();
-        self.emitted = safe;
-        (out, false)
-    }
-
-    /// Everything not emitted yet (at the end of generation).
-    pub fn finish(&mut self) -> String {
-        let out = self.text.get(self.emitted..).unwrap_or("").to_string();
-        self.emitted = self.text.len();
-        out
-    }
-
-    /// The text so far (stop string cut off once found).
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-}
-
 struct Live {
     idx: usize,
     cache: SeqCache,
     sampler: Sampler,
-    tokens: Vec<u32>,
-    text: TextState,
+    /// Stops, text and limits of the tokens sampled so far.
+    decode: DecodeStep,
     next: u32,
-    done: Option<FinishReason>,
 }
 
 /// Generates for every request; `on_text(i, delta)` receives each request's text as it
@@ -155,10 +80,14 @@ pub fn generate(
             idx,
             cache: SeqCache::new(),
             sampler: Sampler::new(r.sampling.clone()),
-            tokens: Vec::new(),
-            text: TextState::new(&r.stop_strings),
+            decode: DecodeStep::new(
+                tokenizer,
+                &r.stop_tokens,
+                &r.stop_strings,
+                r.max_tokens,
+                ctx - r.prompt.len(),
+            ),
             next: 0,
-            done: None,
         })
         .collect();
     let vocab = model.vocab_size();
@@ -221,34 +150,23 @@ pub fn generate(
     // Decode.
     loop {
         // Take each sampled token: stop, or keep it and emit text.
-        for l in live.iter_mut().filter(|l| l.done.is_none()) {
-            let r = &reqs[l.idx];
-            if r.stop_tokens.contains(&l.next) {
-                l.done = Some(FinishReason::Stop);
-                let tail = l.text.finish();
-                if !tail.is_empty() {
-                    on_text(l.idx, &tail);
-                }
-                continue;
+        for l in live
+            .iter_mut()
+            .filter(|l| l.decode.finish_reason().is_none())
+        {
+            let step = l.decode.step(l.next)?;
+            if !step.text.is_empty() {
+                on_text(l.idx, &step.text);
             }
-            l.tokens.push(l.next);
-            let full = tokenizer.decode(&l.tokens, true)?;
-            let (delta, stopped) = l.text.update(full, &r.stop_strings);
-            if !delta.is_empty() {
-                on_text(l.idx, &delta);
-            }
-            if stopped {
-                l.done = Some(FinishReason::Stop);
-            } else if l.tokens.len() >= r.max_tokens || l.cache.len() + 1 >= ctx {
-                l.done = Some(FinishReason::Length);
-                let tail = l.text.finish();
+            if step.finish.is_some() {
+                let tail = l.decode.finish()?;
                 if !tail.is_empty() {
                     on_text(l.idx, &tail);
                 }
             }
         }
         let active: Vec<usize> = (0..live.len())
-            .filter(|&i| live[i].done.is_none())
+            .filter(|&i| live[i].decode.finish_reason().is_none())
             .collect();
         if active.is_empty() {
             break;
@@ -257,7 +175,10 @@ pub fn generate(
             let toks: Vec<[u32; 1]> = active.iter().map(|&i| [live[i].next]).collect();
             let mut batch: Vec<SeqInput<'_>> = Vec::with_capacity(active.len());
             let mut it = toks.iter();
-            for l in live.iter_mut().filter(|l| l.done.is_none()) {
+            for l in live
+                .iter_mut()
+                .filter(|l| l.decode.finish_reason().is_none())
+            {
                 batch.push(SeqInput {
                     adapter: None,
                     cache: &mut l.cache,
@@ -274,38 +195,15 @@ pub fn generate(
     }
     Ok(live
         .into_iter()
-        .map(|l| GenOutput {
-            prompt_tokens: reqs[l.idx].prompt.len(),
-            tokens: l.tokens,
-            text: l.text.text,
-            finish: l.done.unwrap_or(FinishReason::Length),
+        .map(|l| {
+            let finish = l.decode.finish_reason().unwrap_or(FinishReason::Length);
+            let (tokens, text) = l.decode.into_parts();
+            GenOutput {
+                prompt_tokens: reqs[l.idx].prompt.len(),
+                tokens,
+                text,
+                finish,
+            }
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_state_holds_back_stop_prefixes() {
-        let stops = vec!["</end>".to_string()];
-        let mut t = TextState::new(&stops);
-        let (a, s) = t.update("Hello </e".into(), &stops);
-        assert!(!s);
-        assert_eq!(a, "Hell"); // 5 bytes held back
-        let (b, s) = t.update("Hello </end> more".into(), &stops);
-        assert!(s);
-        assert_eq!(format!("{a}{b}"), "Hello ");
-        assert_eq!(t.text, "Hello ");
-    }
-
-    #[test]
-    fn text_state_never_emits_partial_chars() {
-        let mut t = TextState::new(&[]);
-        let (a, _) = t.update("ab\u{FFFD}".into(), &[]);
-        assert_eq!(a, "ab");
-        let (b, _) = t.update("ab🤝".into(), &[]);
-        assert_eq!(b, "🤝");
-    }
 }

@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod chat_template;
 pub mod config;
+pub mod decode_step;
 pub mod dense;
 pub mod error;
 pub mod fetch;
@@ -28,7 +29,8 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 
-pub use generate::{generate, FinishReason, GenOutput, GenRequest, TextState};
+pub use decode_step::{DecodeStep, FinishReason};
+pub use generate::{generate, GenOutput, GenRequest};
 pub use llama::Llama;
 pub use loader::{LoadOptions, LoadedModel, WeightMode};
 pub use peft::{load_adapter, save_adapter};

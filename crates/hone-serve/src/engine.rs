@@ -29,7 +29,7 @@ use hone_model::llama::{Logits, SeqInput};
 use hone_model::lora::LoraAdapter;
 use hone_model::sampler::{log_softmax, Sampler, SamplingParams};
 use hone_model::tokenizer::Tokenizer;
-use hone_model::{FinishReason, Llama, TextState};
+use hone_model::{DecodeStep, FinishReason, Llama};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::constrain::Constraint;
@@ -142,9 +142,9 @@ struct Seq {
     arrived: Instant,
     cache: SeqCache,
     sampler: Sampler,
-    generated: Vec<u32>,
-    /// Sampled but not yet in the cache (the token the next decode step feeds).
-    text: TextState,
+    /// The generated tokens (the last one not yet in the cache: the next decode step feeds
+    /// it), their text, stop strings and limits.
+    decode: DecodeStep,
     pending_lp: Vec<TokenLogprob>,
     last_token_at: Option<Instant>,
     finished: Option<FinishReason>,
@@ -160,11 +160,11 @@ impl Seq {
         if i < self.p.prompt.len() {
             self.p.prompt[i]
         } else {
-            self.generated[i - self.p.prompt.len()]
+            self.decode.tokens()[i - self.p.prompt.len()]
         }
     }
     fn known_len(&self) -> usize {
-        self.p.prompt.len() + self.generated.len()
+        self.p.prompt.len() + self.decode.tokens().len()
     }
     /// The tokens this sequence feeds next: an aligned prompt chunk, or one token (a decode
     /// step, or a replayed token after preemption). Returns (start, end, wants logits).
@@ -173,7 +173,7 @@ impl Seq {
         let plen = self.p.prompt.len();
         if fed < plen {
             let end = ((fed / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(plen);
-            (fed, end, end == plen && self.generated.is_empty())
+            (fed, end, end == plen && self.decode.tokens().is_empty())
         } else {
             (fed, fed + 1, fed + 1 == self.known_len())
         }
@@ -431,7 +431,15 @@ impl Scheduler {
     fn new_seq(&mut self, p: Pending) -> Seq {
         self.metrics.add_prompt_tokens(p.params.prompt.len() as u64);
         let ns = self.namespace(p.params.adapter.as_ref());
-        let text = TextState::new(&p.params.stop_strings);
+        let decode = DecodeStep::new(
+            &self.tokenizer,
+            &p.params.stop_tokens,
+            &p.params.stop_strings,
+            p.params.max_tokens,
+            self.model
+                .max_context()
+                .saturating_sub(p.params.prompt.len()),
+        );
         let sampler = Sampler::new(p.params.sampling.clone());
         Seq {
             p: p.params,
@@ -439,8 +447,7 @@ impl Scheduler {
             arrived: p.arrived,
             cache: SeqCache::new(),
             sampler,
-            generated: Vec::new(),
-            text,
+            decode,
             pending_lp: Vec::new(),
             last_token_at: None,
             finished: None,
@@ -652,7 +659,7 @@ impl Scheduler {
             let tok = s.sampler.sample(&logits);
             // A stop token ends the request; it is not output, not counted and has no
             // log-probability entry.
-            if s.p.stop_tokens.contains(&tok) {
+            if s.decode.is_stop_token(tok) {
                 s.finished = Some(FinishReason::Stop);
                 continue;
             }
@@ -665,14 +672,15 @@ impl Scheduler {
             }
             s.last_token_at = Some(now);
             self.metrics.add_output_tokens(1);
-            Self::take_token(&self.tokenizer, s, tok, self.model.max_context());
+            Self::take_token(s, tok);
         }
         self.finish_done();
         Ok(())
     }
 
-    /// Text and the remaining stop conditions for a sampled token (not a stop token).
-    fn take_token(tokenizer: &Tokenizer, s: &mut Seq, tok: u32, ctx: usize) {
+    /// The constraint, text and the remaining stop conditions for a sampled token (not a
+    /// stop token).
+    fn take_token(s: &mut Seq, tok: u32) {
         if let Some(c) = s.p.constraint.as_mut() {
             if let Err(e) = c.commit(tok) {
                 let _ =
@@ -681,26 +689,25 @@ impl Scheduler {
                 return;
             }
         }
-        s.generated.push(tok);
-        let full = match tokenizer.decode(&s.generated, true) {
-            Ok(t) => t,
+        let step = match s.decode.step(tok) {
+            Ok(step) => step,
             Err(e) => {
                 let _ = s.tx.send(Event::Error(format!("decoding text: {e}")));
                 s.finished = Some(FinishReason::Stop);
                 return;
             }
         };
-        let (delta, stopped) = s.text.update(full, &s.p.stop_strings);
-        if !delta.is_empty() || !s.pending_lp.is_empty() {
+        if !step.text.is_empty() || !s.pending_lp.is_empty() {
             let _ = s.tx.send(Event::Delta {
-                text: delta,
+                text: step.text,
                 tokens: std::mem::take(&mut s.pending_lp),
             });
         }
-        if stopped || s.p.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+        // A finished constraint is a stop, even where the length limit is reached too.
+        if s.p.constraint.as_ref().is_some_and(|c| c.is_finished()) {
             s.finished = Some(FinishReason::Stop);
-        } else if s.generated.len() >= s.p.max_tokens || s.known_len() + 1 > ctx {
-            s.finished = Some(FinishReason::Length);
+        } else {
+            s.finished = step.finish;
         }
     }
 
@@ -710,7 +717,13 @@ impl Scheduler {
         while i < self.running.len() {
             if let Some(finish) = self.running[i].finished {
                 let mut s = self.running.remove(i);
-                let tail = s.text.finish();
+                let tail = match s.decode.finish() {
+                    Ok(tail) => tail,
+                    Err(e) => {
+                        let _ = s.tx.send(Event::Error(format!("decoding text: {e}")));
+                        String::new()
+                    }
+                };
                 if !tail.is_empty() || !s.pending_lp.is_empty() {
                     let _ = s.tx.send(Event::Delta {
                         text: tail,
@@ -720,7 +733,7 @@ impl Scheduler {
                 let _ = s.tx.send(Event::Done {
                     finish,
                     prompt_tokens: s.p.prompt.len(),
-                    completion_tokens: s.generated.len(),
+                    completion_tokens: s.decode.tokens().len(),
                 });
                 self.kv.release(&mut s.cache);
             } else {
