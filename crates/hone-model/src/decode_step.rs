@@ -234,24 +234,7 @@ mod tests {
     /// A byte-level tokenizer whose ids are these raw byte strings; id 0 is `<|end|>`, a
     /// control token.
     fn tokenizer(pieces: &[&[u8]]) -> Tokenizer {
-        // GPT-2's byte -> char table, as in tokenizer.rs.
-        let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
-            .chain(0xA1..=0xAC)
-            .chain(0xAE..=0xFF)
-            .collect();
-        let mut cs = bs.clone();
-        let mut n = 0;
-        for b in 0..256u32 {
-            if !bs.contains(&b) {
-                bs.push(b);
-                cs.push(256 + n);
-                n += 1;
-            }
-        }
-        let mut table = ['\0'; 256];
-        for (b, c) in bs.into_iter().zip(cs) {
-            table[b as usize] = char::from_u32(c).unwrap();
-        }
+        let table = crate::tokenizer::byte_to_char_table();
         let mut tokens = vec![Value::String("<|end|>".into())];
         let mut types = vec![Value::I32(3)];
         for p in pieces {

@@ -106,8 +106,9 @@ impl PreTokenizerKind {
     }
 }
 
-/// GPT-2's byte -> printable char table.
-fn byte_to_char_table() -> [char; 256] {
+/// GPT-2's byte -> printable char table: how byte-level BPE vocabularies spell raw bytes
+/// (public so tests can spell byte-level tokens the way the decoder reads them).
+pub fn byte_to_char_table() -> [char; 256] {
     let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
         .chain(0xA1..=0xAC)
         .chain(0xAE..=0xFF)

@@ -38,28 +38,6 @@ fn vocab() -> Vec<Vec<u8>> {
 /// What the model says after the prompt `[PROMPT]`, then `END`.
 const CHAIN: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 
-/// GPT-2's byte -> printable char table (byte-level BPE vocabularies spell bytes with it).
-fn byte_chars() -> [char; 256] {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut cs = bs.clone();
-    let mut n = 0;
-    for b in 0..256u32 {
-        if !bs.contains(&b) {
-            bs.push(b);
-            cs.push(256 + n);
-            n += 1;
-        }
-    }
-    let mut table = ['\0'; 256];
-    for (b, c) in bs.into_iter().zip(cs) {
-        table[b as usize] = char::from_u32(c).unwrap();
-    }
-    table
-}
-
 /// Writes `tensors` (name, shape, f32 values) as a safetensors file.
 fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let mut header = serde_json::Map::new();
@@ -141,7 +119,7 @@ fn chain_model(dir: &Path) -> LoadedModel {
     }
     write_safetensors(&dir.join("model.safetensors"), &t);
 
-    let table = byte_chars();
+    let table = hone_model::tokenizer::byte_to_char_table();
     let spelled: serde_json::Map<String, serde_json::Value> = vocab
         .iter()
         .enumerate()
