@@ -6,11 +6,12 @@ use std::path::PathBuf;
 /// What went wrong, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    /// Displays the path and the cause, once: the cause is part of the message and not also
+    /// the error's `source()`, which anyhow's `{:#}` would print a second time.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A line that is not a record at all: invalid UTF-8, bad JSON, a broken CSV row.
     #[error("{}:{line}: {msg}", path.display())]
@@ -38,10 +39,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Comparing ContractNLI predictions files: per-candidate metrics identical to scoring each
 //! file alone, latency percentiles against hand-computed values, candidate names, bad inputs,
-//! and the report files.
+//! the report files, and the terminal text (the reports' table, aligned).
 //!
 //! Fixtures (tests/fixtures/contractnli, see contractnli_metrics.rs for the gold table):
 //! - `pred.jsonl` ("base"): documents 1–3 predicted, document 4 missing; `timing.total_ms`
@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use hone_eval::contractnli::{
-    compare, comparison_markdown, evaluate_files, parse_candidate, read_predictions,
-    read_predictions_timed, write_comparison, Comparison,
+    compare, comparison_markdown, comparison_text, evaluate_files, metrics_text, overall_table,
+    parse_candidate, read_predictions, read_predictions_timed, write_comparison, Comparison,
 };
 use hone_eval::Error;
 
@@ -311,4 +311,73 @@ fn report_files() {
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert_eq!(html.matches("<svg").count(), 3);
     assert!(!html.contains("class=\"best\""));
+}
+
+/// Moved from hone-cli's `hone eval contractnli` (the terminal table of one predictions file).
+#[test]
+fn metrics_text_shows_overall_and_per_hypothesis_numbers() {
+    let m = evaluate_files(&fixture("gold.json"), &fixture("pred.jsonl")).unwrap();
+    let t = metrics_text(&m);
+    assert!(
+        t.contains("4 gold documents, 3 predicted, 1 missing"),
+        "{t}"
+    );
+    // nli_acc 1/2, f1_c 1/3, f1_e 3/4, acc3 7/12, evidence_map (pooled) 121/216,
+    // evidence_map_macro_doc 35/54.
+    let overall = t.lines().find(|l| l.starts_with("overall")).unwrap();
+    assert_eq!(
+        overall.split_whitespace().collect::<Vec<_>>(),
+        ["overall", "0.500", "0.333", "0.750", "0.583", "0.560", "0.648"]
+    );
+    // nda-2 has no Contradiction gold: its NLI numbers are undefined.
+    let nda2 = t.lines().find(|l| l.starts_with("nda-2 ")).unwrap();
+    assert!(nda2.contains("Technical information only"), "{nda2}");
+    let cols: Vec<_> = nda2.split_whitespace().collect();
+    assert_eq!(
+        cols[cols.len() - 6..],
+        ["-", "-", "-", "0.500", "0.389", "0.500"]
+    );
+}
+
+/// The terminal shows the reports' overall table: the same cells as the Markdown row (with `-`
+/// for an undefined number), the columns aligned, and each candidate's file and counts.
+#[test]
+fn comparison_text_is_the_reports_table() {
+    let c = both();
+    let t = comparison_text(&c);
+    let md = comparison_markdown(&c);
+    let table = overall_table(&c);
+    assert_eq!(table.rows.len(), 2);
+    for name in ["base", "tuned"] {
+        let md_row: Vec<String> = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap()
+            .split('|')
+            .map(|x| x.trim().replace('–', "-"))
+            .filter(|x| !x.is_empty())
+            .collect();
+        let text_row: Vec<String> = t
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name}: {t}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(text_row, md_row, "{t}");
+    }
+    // Aligned: every line of the table is as long as the header (no trailing spaces).
+    let head = t.lines().find(|l| l.starts_with("candidate")).unwrap();
+    for name in ["base ", "tuned "] {
+        let row = t.lines().find(|l| l.starts_with(name)).unwrap();
+        assert_eq!(row.chars().count(), head.chars().count(), "{t}");
+    }
+    assert!(t.contains("4 gold documents, 3 hypotheses"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "base: {}, 3 of 4 gold documents predicted",
+            fixture("pred.jsonl").display()
+        )),
+        "{t}"
+    );
 }

@@ -325,6 +325,30 @@ fn missing_files_are_io_errors_naming_the_file() {
     assert!(e.to_string().contains("nowhere.jsonl"));
 }
 
+/// A missing file's error, shown as the binary shows it (anyhow's `{:#}`, the message and its
+/// causes), names the file and gives the OS error once; `{}` alone gives both too.
+#[test]
+fn io_errors_print_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("nowhere.jsonl");
+    let os = std::fs::read(&nowhere).unwrap_err().to_string();
+    // Straight from this crate, and through hone-data's reader of the gold file.
+    for e in [
+        err_of(&fixture("gold.json"), &nowhere),
+        err_of(&nowhere, &fixture("pred.jsonl")),
+    ] {
+        let plain = e.to_string();
+        let shown = format!("{:#}", anyhow::Error::new(e).context("scoring"));
+        assert_eq!(shown.matches(os.as_str()).count(), 1, "{shown}");
+        assert_eq!(
+            shown,
+            format!("scoring: {}: {os}", nowhere.display()),
+            "{shown}"
+        );
+        assert_eq!(plain, format!("{}: {os}", nowhere.display()));
+    }
+}
+
 #[test]
 fn malformed_predictions_name_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,11 +7,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    /// Displays the path and the cause, once: the cause is part of the message and not also
+    /// the error's `source()`, which anyhow's `{:#}` would print a second time.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A GGUF file that cannot be read (truncated, bad magic, missing tensor or key).
     #[error("{path}: not a readable GGUF model: {msg}")]
@@ -77,10 +78,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    /// Displays the path and the cause, once: the cause is part of the message and not also
+    /// the error's `source()`, which anyhow's `{:#}` would print a second time.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An input that cannot be reviewed (empty, binary, not a contract format we read).
     #[error("{}: {msg}", path.display())]
@@ -28,10 +29,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
     pub fn input(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

@@ -24,8 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
 
 /// The default limit on a document's length, in characters (ContractNLI's longest NDA has
@@ -733,27 +731,6 @@ fn joins(prev: &str, cur: &str, set: &HashSet<&str>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // ContractNLI JSON and documents.jsonl
 
-/// One document of either JSON format, with only what a review needs. Spans may be absent,
-/// then the text is split.
-#[derive(Deserialize)]
-struct JsonDoc {
-    id: serde_json::Value,
-    text: String,
-    #[serde(default)]
-    spans: Option<Vec<[usize; 2]>>,
-}
-
-impl JsonDoc {
-    /// As [`hone_data::contractnli::Document::id_string`]: a string id as it is, any other
-    /// value as JSON.
-    fn id_string(&self) -> String {
-        match &self.id {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
 fn json_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::input(path, "is empty: nothing to review"));
@@ -769,61 +746,45 @@ fn read_contractnli_json(
     bytes: &[u8],
     opt: &ReadOptions,
 ) -> Result<Vec<InputDoc>> {
+    use hone_data::contractnli::ShapeError;
     let text = json_text(path, bytes)?;
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        Error::input(
-            path,
-            format!(
+    const EXPECTED: &str =
+        "ContractNLI's JSON is an object with a \"documents\" list of {id, text, spans}";
+    let docs = hone_data::contractnli::official_texts(text).map_err(|e| {
+        let msg = match e {
+            ShapeError::Json(e) => format!(
                 "is not valid JSON (line {}, column {}: {e}); {FORMATS}",
                 e.line(),
                 e.column()
             ),
-        )
-    })?;
-    const EXPECTED: &str =
-        "ContractNLI's JSON is an object with a \"documents\" list of {id, text, spans}";
-    let docs =
-        match &value {
-            serde_json::Value::Object(map) => match map.get("documents") {
-                Some(serde_json::Value::Array(docs)) => docs,
-                Some(_) => {
-                    return Err(Error::input(
-                        path,
-                        format!("has a \"documents\" field that is not a list; {EXPECTED}"),
-                    ))
+            ShapeError::DocumentsNotList => {
+                format!("has a \"documents\" field that is not a list; {EXPECTED}")
+            }
+            ShapeError::NoDocuments(keys) => format!(
+                "is JSON but not ContractNLI's format: no \"documents\" field (it has: {}); \
+                 {EXPECTED}",
+                if keys.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    keys.join(", ")
                 }
-                None => {
-                    let keys: Vec<&str> = map.keys().map(String::as_str).take(8).collect();
-                    return Err(Error::input(
-                        path,
-                        format!(
-                        "is JSON but not ContractNLI's format: no \"documents\" field (it has: \
-                         {}); {EXPECTED}",
-                        if keys.is_empty() { "nothing".to_string() } else { keys.join(", ") }
-                    ),
-                    ));
-                }
-            },
-            other => {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "is JSON but not ContractNLI's format: the top level is {}; {EXPECTED}",
-                        json_kind(other)
-                    ),
-                ))
+            ),
+            ShapeError::TopLevel(kind) => {
+                format!("is JSON but not ContractNLI's format: the top level is {kind}; {EXPECTED}")
             }
         };
+        Error::input(path, msg)
+    })?;
     if docs.is_empty() {
         return Err(Error::input(
             path,
             "has an empty \"documents\" list: nothing to review",
         ));
     }
-    docs.iter()
+    docs.into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            let d = JsonDoc::deserialize(v).map_err(|e| {
+        .map(|(i, d)| {
+            let d = d.map_err(|e| {
                 Error::input(
                     path,
                     format!("document {} is not a ContractNLI document: {e}", i + 1),
@@ -841,17 +802,14 @@ fn read_documents_jsonl(
     opt: &ReadOptions,
 ) -> Result<Vec<InputDoc>> {
     let text = json_text(path, bytes)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let d: JsonDoc = serde_json::from_str(l).map_err(|e| {
+    hone_data::contractnli::documents_lines(text)
+        .map(|(line, d)| {
+            let d = d.map_err(|e| {
                 Error::input(
                     path,
                     format!(
-                        "line {}: not an evaluation document ({e}); expected one JSON object \
-                         per line with id, text and spans, as in hone's documents.jsonl",
-                        i + 1
+                        "line {line}: not an evaluation document ({e}); expected one JSON object \
+                         per line with id, text and spans, as in hone's documents.jsonl"
                     ),
                 )
             })?;
@@ -860,20 +818,14 @@ fn read_documents_jsonl(
         .collect()
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
 /// A JSON document: its own spans (checked against the text; blank ones dropped), or the
 /// text split when it has none. The text is kept exactly, since the spans point into it.
-fn from_json_doc(path: &Path, source: &str, d: JsonDoc, opt: &ReadOptions) -> Result<InputDoc> {
+fn from_json_doc(
+    path: &Path,
+    source: &str,
+    d: hone_data::contractnli::DocumentText,
+    opt: &ReadOptions,
+) -> Result<InputDoc> {
     let t0 = Instant::now();
     let id = d.id_string();
     let what = format!("document {id} ");

@@ -2,14 +2,15 @@
 //!
 //! One `--pred` prints that file's metrics (tables, or `--json` the metrics object); several
 //! print one comparison row per file (metrics and review latency), or `--json` the whole
-//! comparison. `--out DIR` also writes `report.json`, `report.md` and `report.html` there.
+//! comparison. `--out DIR` also writes `report.json`, `report.md` and `report.html` there. The
+//! tables are hone-eval's ([`contractnli::metrics_text`], [`contractnli::comparison_text`]), the
+//! comparison's the same one the reports hold.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use hone_eval::contractnli::{self, Comparison, ContractNliMetrics};
+use hone_eval::contractnli;
 
 /// Score `hone review` predictions against ContractNLI gold documents.
 #[derive(clap::Args, Debug)]
@@ -85,9 +86,9 @@ fn output(a: &Args) -> Result<Output> {
     })?;
     let stdout = match (&c.candidates[..], a.json) {
         ([one], true) => format!("{}\n", serde_json::to_string(&one.metrics)?),
-        ([one], false) => table(&one.metrics),
+        ([one], false) => contractnli::metrics_text(&one.metrics),
         (_, true) => format!("{}\n", serde_json::to_string(&c)?),
-        (_, false) => comparison_table(&c),
+        (_, false) => contractnli::comparison_text(&c),
     };
     let written = match &a.out {
         None => Vec::new(),
@@ -100,202 +101,11 @@ fn output(a: &Args) -> Result<Output> {
     Ok(Output { stdout, written })
 }
 
-/// One row per candidate: its overall metrics and review latency (seconds per document), then
-/// what each row is made of.
-fn comparison_table(c: &Comparison) -> String {
-    let mut s = String::new();
-    let first = &c.candidates[0].metrics;
-    let _ = writeln!(
-        s,
-        "{}: {} gold documents, {} hypotheses ({} with both Entailment and Contradiction gold \
-         labels count in NLI acc / F1(C) / F1(E))\n",
-        c.gold.display(),
-        c.documents,
-        first.hypotheses,
-        first.binary_hypotheses
-    );
-    let w = c
-        .candidates
-        .iter()
-        .map(|k| k.name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("candidate".len());
-    let _ = writeln!(
-        s,
-        "{:<w$} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>6}",
-        "candidate",
-        "pred",
-        "NLI acc",
-        "F1(C)",
-        "F1(E)",
-        "Acc3",
-        "mAP",
-        "mAP/doc",
-        "p50 s",
-        "p95 s",
-        "timed"
-    );
-    for k in &c.candidates {
-        let (m, l) = (&k.metrics, &k.latency);
-        let _ = writeln!(
-            s,
-            "{:<w$} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>6}",
-            k.name,
-            format!("{}/{}", m.predicted, m.documents),
-            num(m.nli_acc),
-            num(m.f1_c),
-            num(m.f1_e),
-            num(m.acc3),
-            num(m.evidence_map),
-            num(m.evidence_map_macro_doc),
-            num(l.p50_s),
-            num(l.p95_s),
-            format!("{}/{}", l.timed, l.documents)
-        );
-    }
-    s.push('\n');
-    for k in &c.candidates {
-        let _ = writeln!(s, "{:<w$} {}", k.name, describe(&k.path, &k.metrics));
-    }
-    let _ = writeln!(
-        s,
-        "\npred: gold documents predicted (the others scored as NotMentioned with no evidence); \
-         p50 / p95: seconds per document from timing.total_ms; timed: predicted documents with \
-         timing (the others are left out of the latency, not guessed)"
-    );
-    s
-}
-
-fn describe(path: &Path, m: &ContractNliMetrics) -> String {
-    let mut s = path.display().to_string();
-    if m.missing_checks > 0 {
-        let _ = write!(
-            s,
-            " ({} checks missing from predicted documents, scored as NotMentioned)",
-            m.missing_checks
-        );
-    }
-    s
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
-}
-
-/// The readable report: counts, overall numbers, then one row per hypothesis.
-fn table(m: &ContractNliMetrics) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} gold documents, {} predicted, {} missing (scored as NotMentioned with no evidence)",
-        m.documents, m.predicted, m.missing
-    );
-    if m.missing_checks > 0 {
-        let _ = writeln!(
-            s,
-            "{} checks missing from predicted documents (scored the same way)",
-            m.missing_checks
-        );
-    }
-    let _ = writeln!(
-        s,
-        "NLI acc / F1(C) / F1(E): {} of {} hypotheses (those with both Entailment and \
-         Contradiction gold labels), NotMentioned documents left out",
-        m.binary_hypotheses, m.hypotheses
-    );
-    let _ = writeln!(
-        s,
-        "evidence mAP: {} (document, hypothesis) pairs with gold evidence\n",
-        m.evidence_pairs
-    );
-    let _ = writeln!(
-        s,
-        "{:<10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "", "NLI acc", "F1(C)", "F1(E)", "Acc3", "mAP", "mAP/doc"
-    );
-    let _ = writeln!(
-        s,
-        "{:<10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}\n",
-        "overall",
-        num(m.nli_acc),
-        num(m.f1_c),
-        num(m.f1_e),
-        num(m.acc3),
-        num(m.evidence_map),
-        num(m.evidence_map_macro_doc)
-    );
-    let _ = writeln!(
-        s,
-        "{:<8} {:<34} {:>4} {:>4} {:>4} {:>4} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "id",
-        "hypothesis",
-        "docs",
-        "E",
-        "C",
-        "NM",
-        "NLI acc",
-        "F1(C)",
-        "F1(E)",
-        "Acc3",
-        "mAP",
-        "mAP/doc"
-    );
-    for h in &m.per_hypothesis {
-        let name: String = h.name.as_deref().unwrap_or("").chars().take(34).collect();
-        let _ = writeln!(
-            s,
-            "{:<8} {:<34} {:>4} {:>4} {:>4} {:>4} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}",
-            h.id,
-            name,
-            h.documents,
-            h.entailment,
-            h.contradiction,
-            h.not_mentioned,
-            num(h.nli_acc),
-            num(h.f1_c),
-            num(h.f1_e),
-            num(Some(h.acc3)),
-            num(h.evidence_map),
-            num(h.evidence_map_macro_doc)
-        );
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
-
-    #[test]
-    fn table_shows_overall_and_per_hypothesis_numbers() {
-        let dir =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../hone-eval/tests/fixtures/contractnli");
-        let m =
-            contractnli::evaluate_files(&dir.join("gold.json"), &dir.join("pred.jsonl")).unwrap();
-        let t = table(&m);
-        assert!(
-            t.contains("4 gold documents, 3 predicted, 1 missing"),
-            "{t}"
-        );
-        // nli_acc 1/2, f1_c 1/3, f1_e 3/4, acc3 7/12, evidence_map (pooled) 121/216,
-        // evidence_map_macro_doc 35/54.
-        let overall = t.lines().find(|l| l.starts_with("overall")).unwrap();
-        assert_eq!(
-            overall.split_whitespace().collect::<Vec<_>>(),
-            ["overall", "0.500", "0.333", "0.750", "0.583", "0.560", "0.648"]
-        );
-        // nda-2 has no Contradiction gold: its NLI numbers are undefined.
-        let nda2 = t.lines().find(|l| l.starts_with("nda-2 ")).unwrap();
-        assert!(nda2.contains("Technical information only"), "{nda2}");
-        let cols: Vec<_> = nda2.split_whitespace().collect();
-        assert_eq!(
-            cols[cols.len() - 6..],
-            ["-", "-", "-", "0.500", "0.389", "0.500"]
-        );
-    }
 
     #[test]
     fn errors_name_the_files() {
@@ -350,7 +160,7 @@ mod tests {
         let named = vec![format!("base={}", path.display())];
         for p in [&bare, &named] {
             let o = output(&args(p, false, None)).unwrap();
-            assert_eq!(o.stdout, table(&m));
+            assert_eq!(o.stdout, contractnli::metrics_text(&m));
             assert!(o.written.is_empty());
             let o = output(&args(p, true, None)).unwrap();
             assert_eq!(
@@ -373,22 +183,23 @@ mod tests {
                 .collect()
         };
         let head: Vec<String> = row("candidate");
-        assert_eq!(head[..4], ["candidate", "pred", "NLI", "acc"]);
-        // base: 1/2, 1/3, 3/4, 7/12, 121/216 (pooled), 35/54 (per document); 12 and 15 ms (p50 0.0135, p95 0.01485),
-        // document 3 untimed.
+        assert_eq!(head[..4], ["candidate", "predicted", "NLI", "acc"]);
+        // base: 1/2, 1/3, 3/4, 7/12, 121/216 (pooled), 35/54 (per document); 12 and 15 ms (p50 0.0135, p95 0.01485,
+        // mean 0.0135), no spans reported (spans/s undefined), document 3 untimed.
         assert_eq!(
             row("base"),
             [
                 "base", "3/4", "0.500", "0.333", "0.750", "0.583", "0.560", "0.648", "0.013",
-                "0.015", "2/3"
+                "0.015", "0.013", "-", "2/3"
             ]
         );
-        // tuned: all right; 1, 3 and 2 s (p50 2, p95 2.9), document 4 untimed.
+        // tuned: all right; 1, 3 and 2 s (p50 2, p95 2.9, mean 2), 12 spans in 6 s, document 4
+        // untimed.
         assert_eq!(
             row("tuned"),
             [
                 "tuned", "4/4", "1.000", "1.000", "1.000", "1.000", "1.000", "1.000", "2.000",
-                "2.900", "3/4"
+                "2.900", "2.000", "2.0", "3/4"
             ]
         );
         assert!(t.contains("4 gold documents, 3 hypotheses"), "{t}");

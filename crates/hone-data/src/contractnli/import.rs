@@ -1,121 +1,16 @@
-//! ContractNLI's official JSON (Koreeda & Manning, 2021; CC BY 4.0): reading and writing it,
-//! and importing it into (a) span-level chat examples, one per span, whose answer names the
-//! checks the span is evidence for, with the previous span as context, and (b) a
-//! document-level evaluation file (text, spans, gold labels).
+//! Importing the official JSON: span-level chat examples (one per span, whose answer names the
+//! checks the span is evidence for, with the previous span as context) and the document-level
+//! evaluation file (text, spans, gold labels).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
+use super::documents::{EvalDocument, GoldLabel};
+use super::official::Dataset;
 use crate::error::{Error, Result};
 use crate::example::Example;
 use crate::nda::{self, DocLabel, Polarity, SpanAnswer, SpanCheck};
 use hone_model::chat_template::Message;
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Dataset {
-    pub documents: Vec<Document>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, LabelInfo>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LabelInfo {
-    pub short_description: String,
-    pub hypothesis: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Document {
-    pub id: serde_json::Value,
-    #[serde(default)]
-    pub file_name: String,
-    #[serde(default)]
-    pub url: String,
-    #[serde(default)]
-    pub document_type: String,
-    pub text: String,
-    /// `[start, end)` character offsets.
-    pub spans: Vec<[usize; 2]>,
-    pub annotation_sets: Vec<AnnotationSet>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct AnnotationSet {
-    pub annotations: BTreeMap<String, Annotation>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Annotation {
-    pub choice: String,
-    pub spans: Vec<usize>,
-}
-
-impl Document {
-    pub fn id_string(&self) -> String {
-        match &self.id {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    /// Span texts (trimmed), from character offsets.
-    pub fn span_texts(&self) -> std::result::Result<Vec<String>, String> {
-        let chars: Vec<(usize, char)> = self.text.char_indices().collect();
-        let byte = |c: usize| {
-            if c >= chars.len() {
-                self.text.len()
-            } else {
-                chars[c].0
-            }
-        };
-        self.spans
-            .iter()
-            .enumerate()
-            .map(|(i, &[s, e])| {
-                if s > e || e > chars.len() {
-                    Err(format!(
-                        "span {i} [{s}, {e}) is outside the text ({} characters)",
-                        chars.len()
-                    ))
-                } else {
-                    Ok(self.text[byte(s)..byte(e)].trim().to_string())
-                }
-            })
-            .collect()
-    }
-}
-
-pub fn read(path: &Path) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let ds: Dataset = serde_json::from_str(&text).map_err(|e| Error::Format {
-        path: path.to_path_buf(),
-        msg: format!(
-            "not ContractNLI's JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ),
-    })?;
-    Ok(ds)
-}
-
-/// One document of the evaluation file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct EvalDocument {
-    pub id: String,
-    pub file_name: String,
-    pub text: String,
-    pub spans: Vec<[usize; 2]>,
-    /// Check id -> gold label and evidence span indices.
-    pub labels: BTreeMap<String, GoldLabel>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct GoldLabel {
-    pub label: DocLabel,
-    pub spans: Vec<usize>,
-}
 
 pub struct Imported {
     pub examples: Vec<Example>,
@@ -223,20 +118,4 @@ pub fn write_imported(imp: &Imported, dir: &Path) -> Result<()> {
         s.push('\n');
     }
     crate::atomic::write_file(dir.join("documents.jsonl"), s.as_bytes())
-}
-
-/// Reads the evaluation file back.
-pub fn read_documents(path: &Path) -> Result<Vec<EvalDocument>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Parse {
-                path: path.to_path_buf(),
-                line: i + 1,
-                msg: format!("bad evaluation document: {e}"),
-            })
-        })
-        .collect()
 }
