@@ -495,7 +495,7 @@ impl TrainConfig {
     /// Writes [`TrainConfig::to_toml`] to `dir/train_config.toml` atomically.
     pub fn write_echo(&self, dir: &Path) -> Result<PathBuf> {
         let p = dir.join("train_config.toml");
-        crate::atomic::write_atomic(&p, self.to_toml().as_bytes())?;
+        hone_model::atomic::write_file(&p, self.to_toml().as_bytes())?;
         Ok(p)
     }
 }

@@ -3,7 +3,6 @@
 //! - [`config`]: the run configuration (`run.toml`, `--set key=value` overrides, validation);
 //! - [`merge`]: base + adapter folded into one Hugging Face model folder.
 
-pub mod atomic;
 pub mod backprop;
 pub mod bench;
 pub mod config;

@@ -21,12 +21,12 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
 use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::{Error, Result};
+use hone_model::atomic::write_file;
 
 /// Progress reports for the command line.
 pub enum Event<'a> {
@@ -134,7 +134,7 @@ fn save_checkpoint(
     }
     safetensors_io::write_f32(&tmp.join("optimizer.safetensors"), &tensors, None)?;
     let st = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomic(&tmp.join("state.json"), &st)?;
+    write_file(tmp.join("state.json"), &st)?;
     let dst = out.join(CHECKPOINT);
     let old = out.join(format!("{CHECKPOINT}.old"));
     let _ = std::fs::remove_dir_all(&old);
@@ -184,12 +184,12 @@ fn extra(cfg: &TrainConfig, n_layers: usize) -> AdapterExtra {
 }
 
 fn write_metrics(out: &Path, st: &State) -> Result<()> {
-    write_atomic(
-        &out.join(METRICS_FILE),
+    write_file(
+        out.join(METRICS_FILE),
         train_log::metrics_jsonl(&st.steps, &st.epochs).as_bytes(),
     )?;
-    write_atomic(
-        &out.join(LOSS_PLOT_FILE),
+    write_file(
+        out.join(LOSS_PLOT_FILE),
         train_log::loss_svg(&st.steps, &st.epochs).as_bytes(),
     )?;
     Ok(())
@@ -455,6 +455,6 @@ pub fn run(
     };
     // Evaluation reads the training time from here (the cost of the fine-tune).
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomic(&out.join(SUMMARY_FILE), &json)?;
+    write_file(out.join(SUMMARY_FILE), &json)?;
     Ok(summary)
 }
