@@ -1,7 +1,10 @@
 //! hone-model: everything about running a model.
 //!
 //! Tokenizer, chat template, one llama-family model whose linear layers are pluggable
-//! (quantized, dense, later NF4 and LoRA), a paged KV cache, sampling and batched generation.
+//! (quantized, dense, NF4, LoRA around any of them), CPU kernels, a paged KV cache, sampling,
+//! the per-sequence decode step that generation and serving share, and the model's files:
+//! PEFT adapters ([`peft`]), safetensors <-> f32 ([`safetensors_io`]), the atomic writer
+//! ([`atomic`]) and Hugging Face export ([`hf_export`]).
 
 pub mod atomic;
 pub mod chat_template;
