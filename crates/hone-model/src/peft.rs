@@ -370,6 +370,10 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
             )));
         }
         let v = safetensors_io::view_f32(&wpath, name, &view)?;
+        // NaN or infinite weights load silently and turn every output into garbage.
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(aerr(format!("tensor `{name}` holds NaN / infinite values")));
+        }
         let slot = parts.entry((layer, module)).or_default();
         let place = if is_b { &mut slot.1 } else { &mut slot.0 };
         if place.is_some() {
@@ -404,6 +408,16 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
                 "shape mismatch: `{}` is {sa:?} but `{}` is {sb:?} (expected [out, {r}])",
                 which('A'),
                 which('B')
+            )));
+        }
+        // A rank above the module's smaller side adds nothing a smaller rank cannot express,
+        // and is what a mistyped `r` looks like.
+        if r > in_f.min(out_f) {
+            return Err(aerr(format!(
+                "`{}` has rank {r}, more than min(in_features, out_features) = {} of \
+                 layer {layer} {module} ([{out_f}, {in_f}])",
+                which('A'),
+                in_f.min(out_f)
             )));
         }
         layers.insert(layer);
@@ -688,6 +702,34 @@ mod tests {
     }
 
     #[test]
+    fn refuses_non_finite_weights() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let a = random_adapter(5, &[0, 3], &["q_proj", "v_proj"]);
+        for (bad, module, which) in [
+            (f32::NAN, "q_proj", 'A'),
+            (f32::INFINITY, "v_proj", 'B'),
+            (f32::NEG_INFINITY, "q_proj", 'B'),
+        ] {
+            let mut b = a.clone();
+            let m = b.modules.get_mut(&(3, module.to_string())).unwrap();
+            let t = if which == 'A' { &mut m.a } else { &mut m.b };
+            t[1] = bad;
+            save_adapter(p, &b, "base", &AdapterExtra::default()).unwrap();
+            let e = load_adapter(p).unwrap_err().to_string();
+            let key = peft_key(3, module, which);
+            assert!(
+                e.contains(WEIGHTS_FILE)
+                    && e.contains(&format!("tensor `{key}` holds NaN / infinite values")),
+                "{bad}: {e}"
+            );
+        }
+        // The untouched adapter still loads.
+        save_adapter(p, &a, "base", &AdapterExtra::default()).unwrap();
+        assert_eq!(load_adapter(p).unwrap(), a);
+    }
+
+    #[test]
     fn clear_errors() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
@@ -788,6 +830,30 @@ mod tests {
         );
         let e = load_adapter(p).unwrap_err().to_string();
         assert!(e.contains("has no matching") && e.contains("lora_B"), "{e}");
+        // Rank above the module's smaller side.
+        write_st(
+            &p.join(WEIGHTS_FILE),
+            &[
+                (
+                    &peft_key(0, "q_proj", 'A'),
+                    safetensors::Dtype::F32,
+                    vec![4, 3],
+                    z(12),
+                ),
+                (
+                    &peft_key(0, "q_proj", 'B'),
+                    safetensors::Dtype::F32,
+                    vec![16, 4],
+                    z(64),
+                ),
+            ],
+        );
+        let e = load_adapter(p).unwrap_err().to_string();
+        assert!(
+            e.contains("rank 4, more than min(in_features, out_features) = 3")
+                && e.contains(WEIGHTS_FILE),
+            "{e}"
+        );
         // Not safetensors.
         std::fs::write(p.join(WEIGHTS_FILE), b"garbage").unwrap();
         let e = load_adapter(p).unwrap_err().to_string();
