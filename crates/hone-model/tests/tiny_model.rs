@@ -424,3 +424,49 @@ fn an_adapter_for_another_model_is_refused_in_forward() {
         .unwrap_err();
     assert!(err.to_string().contains("another base model"), "{err}");
 }
+
+/// A mistyped rank is an error naming `lora.r`, its limit and the module, not an abort on a
+/// huge allocation (issue 26).
+#[test]
+fn init_adapter_refuses_a_rank_larger_than_the_projections() {
+    use rand::SeedableRng;
+    let t = tiny();
+    let m = load_hf_llama(&t.hf, &LoadOptions::default()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let spec = |r: usize, targets: &[&str]| hone_model::lora::LoraSpec {
+        r,
+        alpha: 8.0,
+        target_modules: targets.iter().map(|s| s.to_string()).collect(),
+        layers: (0..m.layers.len()).collect(),
+    };
+    // k_proj is [KV_HEADS * head_dim, HIDDEN]: its smaller side bounds the rank.
+    let k_out = KV_HEADS * (HIDDEN / HEADS);
+    let e = m
+        .init_adapter(spec(100_000_000, &["q_proj", "k_proj"]), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("lora.r = 100000000")
+            && e.contains("q_proj of layer 0")
+            && e.contains(&format!("= {HIDDEN}")),
+        "{e}"
+    );
+    let e = m
+        .init_adapter(spec(k_out + 1, &["k_proj"]), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("lora.r = {}", k_out + 1))
+            && e.contains("k_proj of layer 0")
+            && e.contains(&format!("min(in_features, out_features) = {k_out}")),
+        "{e}"
+    );
+    let e = m
+        .init_adapter(spec(0, &["k_proj"]), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lora.r must be at least 1"), "{e}");
+    // The largest allowed rank works.
+    let a = m.init_adapter(spec(k_out, &["k_proj"]), &mut rng).unwrap();
+    assert_eq!(a.spec.r, k_out);
+}
