@@ -1,6 +1,7 @@
 //! Examples to training sequences: the chat template renders each conversation, the
 //! template's own assistant spans pick the tokens that carry loss, and examples longer than
-//! `max_seq_len` are skipped (never cut: a cut answer teaches the wrong thing) and counted.
+//! `max_seq_len` (the trainer passes the smaller of `optim.max_seq_len` and the model's
+//! context) are skipped (never cut: a cut answer teaches the wrong thing) and counted.
 
 use std::path::Path;
 
@@ -81,7 +82,10 @@ pub fn load(
         return Err(Error::Data {
             path: path.to_path_buf(),
             line: 1,
-            msg: format!("every example is longer than max_seq_len = {max_seq_len} tokens"),
+            msg: format!(
+                "every example is longer than {max_seq_len} tokens (optim.max_seq_len, or the \
+                 model's context where that is smaller)"
+            ),
         });
     }
     Ok(out)

@@ -250,11 +250,14 @@ pub fn run(
     let model = &base.model;
     let n_layers = model.layers.len();
     let spec = cfg.lora_spec(n_layers)?;
+    // A sequence longer than the model's context trains positions it was never built for
+    // (and, for a 12k-token example on an 8k model, far more memory than planned): the
+    // effective limit is the smaller of max_seq_len and the context.
+    let (seq_limit, limit_what) =
+        seq_limit(cfg.optim.max_seq_len, model.config.max_position_embeddings);
     let load = |p: &Path| match cfg.data.format {
-        DataFormat::Examples => {
-            dataset::load(p, &base.tokenizer, &base.template, cfg.optim.max_seq_len)
-        }
-        DataFormat::Review => dataset::load_review(p, &base.tokenizer, cfg.optim.max_seq_len),
+        DataFormat::Examples => dataset::load(p, &base.tokenizer, &base.template, seq_limit),
+        DataFormat::Review => dataset::load_review(p, &base.tokenizer, seq_limit),
     };
     let train = load(&cfg.data.train)?;
     let val = match &cfg.data.validation {
@@ -319,9 +322,8 @@ pub fn run(
     });
     if !train.too_long.is_empty() {
         on_event(Event::Note(format!(
-            "skipped {} training examples longer than max_seq_len = {} (first at line {})",
+            "skipped {} training examples longer than {limit_what} (first at line {})",
             train.too_long.len(),
-            cfg.optim.max_seq_len,
             train.too_long[0].0
         )));
     }
@@ -457,4 +459,20 @@ pub fn run(
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
     write_file(out.join(SUMMARY_FILE), &json)?;
     Ok(summary)
+}
+
+/// The longest training sequence: `max_seq_len`, or the model's context (`ctx`, 0 when the
+/// model does not say) where that is smaller; and how to name it in messages.
+pub fn seq_limit(max_seq_len: usize, ctx: usize) -> (usize, String) {
+    if ctx > 0 && ctx < max_seq_len {
+        (
+            ctx,
+            format!(
+                "the model's context of {ctx} tokens (max_position_embeddings; \
+                 optim.max_seq_len = {max_seq_len})"
+            ),
+        )
+    } else {
+        (max_seq_len, format!("max_seq_len = {max_seq_len}"))
+    }
 }

@@ -317,3 +317,61 @@ fn a_finished_run_is_extended_by_resuming_with_more_epochs() {
         "{e}"
     );
 }
+
+/// An example longer than the model's context is skipped and counted like one longer than
+/// `max_seq_len`, even when `max_seq_len` is larger than the context (issue 26).
+#[test]
+fn examples_longer_than_the_model_context_are_skipped_and_counted() {
+    assert_eq!(hone_train::trainer::seq_limit(512, 256).0, 256);
+    assert_eq!(hone_train::trainer::seq_limit(128, 256).0, 128);
+    assert_eq!(hone_train::trainer::seq_limit(128, 0).0, 128);
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let d = tmp.path().join("ctx");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = config(&d, &base, "");
+    // Two examples far over the tiny model's context (common::CTX tokens), at lines 11 and 12.
+    let long = "The Receiving Party shall keep every item confidential. ".repeat(common::CTX);
+    let mut s = std::fs::read_to_string(d.join("train.jsonl")).unwrap();
+    for _ in 0..2 {
+        s.push_str(
+            &serde_json::json!({"instruction": "Classify.", "input": long, "output": "term"})
+                .to_string(),
+        );
+        s.push('\n');
+    }
+    std::fs::write(d.join("train.jsonl"), s).unwrap();
+    let cfg = TrainConfig::load(
+        &p,
+        &[
+            format!("optim.max_seq_len={}", common::CTX * 100),
+            "optim.epochs=1".to_string(),
+        ],
+    )
+    .unwrap();
+    let never = AtomicBool::new(false);
+    let (mut examples, mut skipped, mut notes) = (0, 0, Vec::new());
+    let sum = run(&cfg, false, &never, &mut |e| match e {
+        Event::Start {
+            examples: n,
+            too_long,
+            ..
+        } => (examples, skipped) = (n, too_long),
+        Event::Note(m) => notes.push(m),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!((examples, skipped, sum.too_long), (10, 2, 2));
+    let want = format!(
+        "skipped 2 training examples longer than the model's context of {} tokens",
+        common::CTX
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|m| m.contains(&want) && m.contains("line 11")),
+        "{notes:?}"
+    );
+}
