@@ -18,11 +18,9 @@ fn errors(path: &Path, format: &Format) -> [Error; 3] {
             &ValidateOptions { max_seq_len: None },
             &NoProgress,
         )
-        .err()
-        .expect("validate refuses it"),
+        .expect_err("validate refuses it"),
         qa::run(path, format, None, &QaOptions::default(), None, &NoProgress)
-            .err()
-            .expect("qa refuses it"),
+            .expect_err("qa refuses it"),
         split_file(
             path,
             format,
@@ -32,8 +30,7 @@ fn errors(path: &Path, format: &Format) -> [Error; 3] {
             1,
             &NoProgress,
         )
-        .err()
-        .expect("split refuses it"),
+        .expect_err("split refuses it"),
     ]
 }
 
