@@ -31,6 +31,10 @@ pub enum Error {
     /// A file whose overall structure is wrong (e.g. not ContractNLI's JSON).
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
+    /// A data file with no examples in it, which no command can use: an empty file, one of
+    /// blank lines only, a CSV header alone.
+    #[error("{}: no examples ({why})", path.display())]
+    Empty { path: PathBuf, why: &'static str },
     /// Bad options (split sizes, thresholds, a CSV mapping).
     #[error("{0}")]
     Invalid(String),

@@ -620,6 +620,9 @@ pub fn run(
         }
     }
     progress.finish();
+    if rep.records == 0 {
+        return Err(recs.no_examples());
+    }
     let n = lines.len();
     let line = |i: u32| lines[i as usize] as usize;
 

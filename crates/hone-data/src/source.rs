@@ -80,6 +80,12 @@ impl Records {
                     line: 1,
                     msg: format!("bad CSV header: {e}"),
                 })?;
+                if hdr.is_empty() {
+                    return Err(Error::Empty {
+                        path: path.to_path_buf(),
+                        why: "the file is empty",
+                    });
+                }
                 let header_raw = row_bytes(hdr);
                 let header: Vec<String> = hdr
                     .iter()
@@ -124,6 +130,20 @@ impl Records {
         match &self.inner {
             Inner::Jsonl(_) => None,
             Inner::Csv { header_raw, .. } => Some(header_raw),
+        }
+    }
+
+    /// The error for a file in which no record was found: for commands (validate, qa, split)
+    /// to which an empty dataset is a mistake, not a pass.
+    pub fn no_examples(&self) -> Error {
+        let why = match &self.inner {
+            Inner::Jsonl(_) if self.total == 0 => "the file is empty",
+            Inner::Jsonl(_) => "the file has only blank lines",
+            Inner::Csv { .. } => "the file has only a header",
+        };
+        Error::Empty {
+            path: self.path.clone(),
+            why,
         }
     }
 

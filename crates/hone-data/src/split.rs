@@ -265,6 +265,9 @@ pub fn split_file(
         }
     }
     progress.finish();
+    if labels.is_empty() {
+        return Err(recs.no_examples());
+    }
     drop(label_ids);
     drop(group_ids);
     let assignment = assign(&labels, &groups, strategy, sizes, seed)?;

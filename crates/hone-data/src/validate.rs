@@ -107,5 +107,8 @@ pub fn validate_file(
         }
     }
     progress.finish();
+    if rep.records == 0 {
+        return Err(recs.no_examples());
+    }
     Ok(rep)
 }

@@ -424,6 +424,64 @@ fn label_outside_the_three_choices() {
 }
 
 #[test]
+fn probabilities_that_are_not_a_distribution_are_refused() {
+    for (probs, sum) in [
+        (
+            r#"{"Entailment": 0.5, "Contradiction": 0.5, "NotMentioned": 0.5}"#,
+            "1.5",
+        ),
+        (r#"{"Entailment": 0.5}"#, "0.5"),
+        (r#"{}"#, "0"),
+    ] {
+        let e = one_line_error(&format!(
+            r#"{{"doc_id": "1", "checks": {{"nda-1": {{"label": "Entailment", "probs": {probs}}}}}}}"#
+        ));
+        assert!(
+            matches!(&e, Error::Field { line: 2, field, msg, .. }
+                if field == "checks.nda-1.probs" && msg.contains(&format!("sum to {sum},"))),
+            "{probs}: {e}"
+        );
+        assert!(e.to_string().contains("p.jsonl:2:"), "{e}");
+    }
+    let e = one_line_error(
+        r#"{"doc_id": "1", "checks": {"nda-1": {"label": "Entailment", "probs": {"Entailment": -0.1, "Contradiction": 0.6, "NotMentioned": 0.5}}}}"#,
+    );
+    assert!(
+        matches!(&e, Error::Field { field, msg, .. }
+            if field == "checks.nda-1.probs" && msg.contains("not a probability")),
+        "{e}"
+    );
+    // Rounding within the tolerance is accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let pred = write(
+        dir.path(),
+        "p.jsonl",
+        r#"{"doc_id": "1", "checks": {"nda-1": {"label": "Entailment", "probs": {"Entailment": 0.3333, "Contradiction": 0.3333, "NotMentioned": 0.3333}}}}"#,
+    );
+    read_predictions(&pred).unwrap();
+}
+
+#[test]
+fn an_empty_predictions_file_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [("empty.jsonl", ""), ("blank.jsonl", "\n  \n")] {
+        let pred = write(dir.path(), name, body);
+        let e = read_predictions(&pred).unwrap_err();
+        assert!(
+            matches!(&e, Error::Format { path, .. } if path == &pred),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no predictions (the file is empty)", pred.display())
+        );
+        // And it is never scored.
+        let e = err_of(&fixture("gold.json"), &pred);
+        assert!(e.to_string().contains("no predictions"), "{e}");
+    }
+}
+
+#[test]
 fn bad_evidence_ranges_and_duplicates() {
     // Beyond the 40-character text.
     let e = one_line_error(

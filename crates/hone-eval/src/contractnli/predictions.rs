@@ -142,6 +142,9 @@ struct RawCheck {
     evidence: Vec<EvidenceRange>,
 }
 
+/// How far from 1 a check's class probabilities may sum (rounding in the writer).
+pub const PROB_SUM_TOLERANCE: f64 = 1e-3;
+
 fn label_from_choice(choice: &str) -> std::result::Result<DocLabel, String> {
     DocLabel::from_choice(choice)
         .ok_or_else(|| format!("`{choice}` is not one of Entailment, Contradiction, NotMentioned"))
@@ -162,6 +165,15 @@ fn check_from_raw(raw: RawCheck) -> std::result::Result<CheckPrediction, (&'stat
                     DocLabel::Contradicted => p.contradiction = v,
                     DocLabel::NotMentioned => p.not_mentioned = v,
                 }
+            }
+            // A distribution over the three classes, or the binary decision compares numbers
+            // that mean nothing.
+            let sum = p.entailment + p.contradiction + p.not_mentioned;
+            if (sum - 1.0).abs() > PROB_SUM_TOLERANCE {
+                return Err((
+                    "probs",
+                    format!("the probabilities sum to {sum}, not 1 (within {PROB_SUM_TOLERANCE})"),
+                ));
             }
             Some(p)
         }
@@ -189,7 +201,8 @@ fn check_from_raw(raw: RawCheck) -> std::result::Result<CheckPrediction, (&'stat
 /// `{start, end, score}`) and optional `timing` ([`DocTiming`]; a line without `timing.total_ms`
 /// has none); other keys are ignored. Errors name the file and line: malformed JSON,
 /// missing fields, a label or probability key outside Entailment / Contradiction / NotMentioned,
-/// a probability outside [0, 1], a range that ends before it starts, a document predicted twice,
+/// a probability outside [0, 1], probabilities that do not sum to 1 (within
+/// [`PROB_SUM_TOLERANCE`]), a file without a single prediction, a range that ends before it starts, a document predicted twice,
 /// a `timing` that is not an object or whose times or counts are negative or not numbers.
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
     Ok(read_predictions_timed(path)?.0)
@@ -247,6 +260,12 @@ pub fn read_predictions_timed(path: &Path) -> Result<(Predictions, Vec<Option<Do
             doc_id,
             line,
             checks,
+        });
+    }
+    if docs.is_empty() {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            msg: "no predictions (the file is empty)".into(),
         });
     }
     let preds = Predictions {
