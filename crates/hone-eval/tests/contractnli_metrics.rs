@@ -451,14 +451,29 @@ fn probabilities_that_are_not_a_distribution_are_refused() {
             if field == "checks.nda-1.probs" && msg.contains("not a probability")),
         "{e}"
     );
-    // Rounding within the tolerance is accepted.
+    // Rounding by the writer is accepted: four and two decimals (0.99 in all).
     let dir = tempfile::tempdir().unwrap();
-    let pred = write(
-        dir.path(),
-        "p.jsonl",
-        r#"{"doc_id": "1", "checks": {"nda-1": {"label": "Entailment", "probs": {"Entailment": 0.3333, "Contradiction": 0.3333, "NotMentioned": 0.3333}}}}"#,
+    for probs in [
+        r#"{"Entailment": 0.3333, "Contradiction": 0.3333, "NotMentioned": 0.3333}"#,
+        r#"{"Entailment": 0.33, "Contradiction": 0.33, "NotMentioned": 0.33}"#,
+    ] {
+        let pred = write(
+            dir.path(),
+            "p.jsonl",
+            &format!(
+                r#"{{"doc_id": "1", "checks": {{"nda-1": {{"label": "Entailment", "probs": {probs}}}}}}}"#
+            ),
+        );
+        read_predictions(&pred).unwrap_or_else(|e| panic!("{probs}: {e}"));
+    }
+    // Just past the tolerance is not.
+    let e = one_line_error(
+        r#"{"doc_id": "1", "checks": {"nda-1": {"label": "Entailment", "probs": {"Entailment": 0.3, "Contradiction": 0.3, "NotMentioned": 0.37}}}}"#,
     );
-    read_predictions(&pred).unwrap();
+    assert!(
+        matches!(&e, Error::Field { field, .. } if field == "checks.nda-1.probs"),
+        "{e}"
+    );
 }
 
 #[test]
