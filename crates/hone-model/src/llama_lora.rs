@@ -12,25 +12,6 @@ impl Llama {
     /// A freshly initialised adapter for this model (B = 0: it leaves the model unchanged).
     pub fn init_adapter(&self, spec: LoraSpec, rng: &mut impl Rng) -> Result<LoraAdapter> {
         spec.validate(self.layers.len(), &MODULES)?;
-        // Checked before allocating: a mistyped rank (`r = 100000000`) would otherwise abort
-        // the process on an allocation of hundreds of GB.
-        for &l in &spec.layers {
-            for name in &spec.target_modules {
-                let Some(lin) = self.layers.get(l).and_then(|b| b.module(name)) else {
-                    continue;
-                };
-                let limit = lin.in_features().min(lin.out_features());
-                if spec.r > limit {
-                    return Err(Error::Invalid(format!(
-                        "lora.r = {} is larger than {name} of layer {l} allows: at most \
-                         min(in_features, out_features) = {limit} ([{}, {}])",
-                        spec.r,
-                        lin.out_features(),
-                        lin.in_features()
-                    )));
-                }
-            }
-        }
         LoraAdapter::init(
             spec,
             |l, name| {

@@ -125,22 +125,35 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// A freshly initialised adapter for `spec`, whose modules have the `(in, out)` features
     /// `features(layer, module)` gives (the model checks the spec first).
+    ///
+    /// Every module's shape, and the rank against it, is checked before anything is
+    /// allocated: a mistyped rank (`r = 100000000`) would otherwise abort the process on an
+    /// allocation of hundreds of GB.
     pub fn init(
         spec: LoraSpec,
         features: impl Fn(usize, &str) -> Option<(usize, usize)>,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let mut modules = BTreeMap::new();
+        let mut shapes = Vec::with_capacity(spec.layers.len() * spec.target_modules.len());
         for &l in &spec.layers {
             for name in &spec.target_modules {
                 let (in_f, out_f) = features(l, name)
                     .ok_or_else(|| Error::Invalid(format!("layer {l}: unknown module {name}")))?;
-                modules.insert(
-                    (l, name.clone()),
-                    LoraModule::init(spec.r, in_f, out_f, rng),
-                );
+                let limit = in_f.min(out_f);
+                if spec.r > limit {
+                    return Err(Error::Invalid(format!(
+                        "lora.r = {} is larger than {name} of layer {l} allows: at most \
+                         min(in_features, out_features) = {limit} ([{out_f}, {in_f}])",
+                        spec.r
+                    )));
+                }
+                shapes.push((l, name.clone(), in_f, out_f));
             }
         }
+        let modules = shapes
+            .into_iter()
+            .map(|(l, name, in_f, out_f)| ((l, name), LoraModule::init(spec.r, in_f, out_f, rng)))
+            .collect();
         Ok(Self { spec, modules })
     }
 
