@@ -1,0 +1,132 @@
+//! Where versions, deployments, policies and events live. One trait, two backends:
+//! [`sqlite::SqliteStore`] (a file, WAL, for one machine; the default under `$HONE_HOME`) and
+//! [`postgres::PgStore`] (a server several `hone serve` replicas share). Every change is one
+//! transaction, so a process killed at any point leaves the store as before or after it.
+//!
+//! Adapter files are not in the database: they are objects named by their SHA-256 in a folder
+//! ([`Store::objects_dir`]), on a shared file system when replicas share a PostgreSQL store.
+//! Object storage would plug in behind [`crate::registry`]'s `put_object` / `object_path`.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::deployment::{Change, Deployment};
+use crate::event::{Event, NewEvent};
+use crate::version::{Version, VersionMeta, VersionRef};
+use crate::Result;
+
+/// The store's operations. Implementations are cheap to share (`Arc<dyn Store>`); every method
+/// is blocking (call from `spawn_blocking` in async code).
+pub trait Store: Send + Sync {
+    /// `sqlite:PATH` or the PostgreSQL URL without its password, for messages.
+    fn describe(&self) -> String;
+
+    /// The folder adapter objects live in.
+    fn objects_dir(&self) -> &Path;
+
+    /// Records a new version of `name` with the next number (numbers are never reused, even
+    /// after a removal) and a `register` event, in one transaction.
+    fn insert_version(&self, name: &str, meta: &VersionMeta, actor: &str) -> Result<Version>;
+
+    /// The versions of `name` (every name when `None`), oldest first; removed ones left out.
+    fn versions(&self, name: Option<&str>) -> Result<Vec<Version>>;
+
+    /// One version, `None` when it does not exist or was removed.
+    fn version(&self, r: &VersionRef) -> Result<Option<Version>>;
+
+    /// Removes a version from the registry (its number stays used). Refused while the
+    /// deployment of its name uses it (prod, canary or the rollback target).
+    fn remove_version(&self, r: &VersionRef, actor: &str) -> Result<()>;
+
+    fn deployment(&self, name: &str) -> Result<Option<Deployment>>;
+
+    fn deployments(&self) -> Result<Vec<Deployment>>;
+
+    /// Applies `change` to `name`'s deployment in one transaction, with its event. Versions it
+    /// points at must be registered. With `expect_generation`, refused with
+    /// [`crate::Error::Conflict`] when the deployment has changed since (so two replicas that
+    /// both judge a canary do not both act). `note` is added to the event (a policy verdict).
+    fn change(
+        &self,
+        name: &str,
+        change: &Change,
+        expect_generation: Option<i64>,
+        actor: &str,
+        note: Option<&Note>,
+    ) -> Result<(Deployment, Event)>;
+
+    /// The newest `limit` events of `name` (all names when `None`), oldest first.
+    fn events(&self, name: Option<&str>, limit: usize) -> Result<Vec<Event>>;
+
+    /// Stores `name`'s rollback policy (TOML text, already validated) with a `policy` event.
+    fn set_policy(&self, name: &str, toml: &str, actor: &str) -> Result<()>;
+
+    fn policy(&self, name: &str) -> Result<Option<String>>;
+
+    /// A number that changes whenever a deployment or policy changes: replicas poll it.
+    fn change_seq(&self) -> Result<i64>;
+}
+
+/// What a caller adds to a change's event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub message: String,
+    pub detail: serde_json::Value,
+}
+
+/// Merges a note into an event.
+pub(crate) fn with_note(mut ev: NewEvent, note: Option<&Note>) -> NewEvent {
+    if let Some(n) = note {
+        ev.message = format!("{}: {}", ev.message, n.message);
+        let mut d = match ev.detail {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        d.insert("note".into(), n.detail.clone());
+        ev.detail = serde_json::Value::Object(d);
+    }
+    ev
+}
+
+/// The versions a change points at (which must be registered).
+pub(crate) fn change_target(change: &Change) -> Option<u32> {
+    match change {
+        Change::Prod(v) => Some(*v),
+        Change::Canary { version, .. } => Some(*version),
+        Change::Promote | Change::Rollback => None,
+    }
+}
+
+/// The default store: `$HONE_HOME/registry/registry.db`.
+pub fn default_store_path() -> PathBuf {
+    hone_model::fetch::hone_home()
+        .join("registry")
+        .join("registry.db")
+}
+
+/// Opens a store: a `postgres://` / `postgresql://` URL (adapter objects in `objects`, which
+/// is then required: a folder every replica sees) or a SQLite file path (objects in an
+/// `objects` folder beside it unless `objects` is given). `None` is the default SQLite file.
+pub fn open_store(spec: Option<&str>, objects: Option<&Path>) -> Result<Arc<dyn Store>> {
+    match spec {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let objects = objects.ok_or_else(|| {
+                crate::Error::invalid(
+                    "a PostgreSQL store needs --objects DIR: the folder (shared by every replica) the adapter files live in",
+                )
+            })?;
+            postgres::open(url, objects)
+        }
+        Some(path) => Ok(Arc::new(sqlite::SqliteStore::open(
+            Path::new(path),
+            objects,
+        )?)),
+        None => Ok(Arc::new(sqlite::SqliteStore::open(
+            &default_store_path(),
+            objects,
+        )?)),
+    }
+}

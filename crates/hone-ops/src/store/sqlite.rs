@@ -1,0 +1,406 @@
+//! The SQLite store: one file (WAL, so a server reads while the CLI writes), each change one
+//! `BEGIN IMMEDIATE` transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{change_target, with_note, Note, Store};
+use crate::deployment::{Change, Deployment};
+use crate::event::{Event, NewEvent};
+use crate::version::{Version, VersionMeta, VersionRef};
+use crate::{now_secs, Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    adapter_sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    message TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_name ON events (name, id);
+CREATE TABLE IF NOT EXISTS policies (
+    name TEXT PRIMARY KEY,
+    policy TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS change_seq (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO change_seq (id, value) VALUES (1, 0);
+";
+
+/// A SQLite registry file.
+pub struct SqliteStore {
+    path: PathBuf,
+    objects: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`; objects go in `objects` or, by default,
+    /// an `objects` folder beside the file.
+    pub fn open(path: &Path, objects: Option<&Path>) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let objects = objects
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.join("objects"));
+        let err = |e: rusqlite::Error| Error::Store {
+            store: path.display().to_string(),
+            msg: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            objects,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Store {
+            store: self.path.display().to_string(),
+            msg: e.to_string(),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| self.err("connection lock poisoned"))?;
+        f(&mut c)
+    }
+}
+
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    ev: &NewEvent,
+) -> rusqlite::Result<Event> {
+    let time = now_secs();
+    tx.execute(
+        "INSERT INTO events (name, time, kind, actor, message, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name, time, ev.kind, ev.actor, ev.message, ev.detail.to_string()],
+    )?;
+    Ok(Event {
+        id: tx.last_insert_rowid(),
+        name: name.to_string(),
+        time,
+        kind: ev.kind.clone(),
+        actor: ev.actor.clone(),
+        message: ev.message.clone(),
+        detail: ev.detail.clone(),
+    })
+}
+
+fn bump_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("UPDATE change_seq SET value = value + 1 WHERE id = 1", [])?;
+    Ok(())
+}
+
+fn row_version(name: String, version: i64, created: i64, meta: String) -> Result<Version> {
+    let meta: VersionMeta = serde_json::from_str(&meta)
+        .map_err(|e| Error::invalid(format!("{name}@{version}: unreadable record: {e}")))?;
+    Ok(Version {
+        name,
+        version: version as u32,
+        created,
+        meta,
+    })
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    fn objects_dir(&self) -> &Path {
+        &self.objects
+    }
+
+    fn insert_version(&self, name: &str, meta: &VersionMeta, actor: &str) -> Result<Version> {
+        let meta_json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            let n: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            let created = now_secs();
+            tx.execute(
+                "INSERT INTO versions (name, version, created, adapter_sha256, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, n, created, meta.adapter_sha256, meta_json],
+            )
+            .map_err(|e| self.err(e))?;
+            let ev = NewEvent::new(
+                "register",
+                actor,
+                format!("{name}@{n} registered from {}", meta.source),
+            )
+            .with_detail(serde_json::json!({"version": n, "adapter_sha256": meta.adapter_sha256}));
+            insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(Version {
+                name: name.to_string(),
+                version: n as u32,
+                created,
+                meta: meta.clone(),
+            })
+        })
+    }
+
+    fn versions(&self, name: Option<&str>) -> Result<Vec<Version>> {
+        self.with(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT name, version, created, meta FROM versions
+                     WHERE removed = 0 AND (?1 IS NULL OR name = ?1) ORDER BY name, version",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (n, v, t, m) = row.map_err(|e| self.err(e))?;
+                out.push(row_version(n, v, t, m)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn version(&self, r: &VersionRef) -> Result<Option<Version>> {
+        self.with(|c| {
+            let row: Option<(String, i64, i64, String)> = c
+                .query_row(
+                    "SELECT name, version, created, meta FROM versions
+                     WHERE removed = 0 AND name = ?1 AND version = ?2",
+                    params![r.name, r.version],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            row.map(|(n, v, t, m)| row_version(n, v, t, m)).transpose()
+        })
+    }
+
+    fn remove_version(&self, r: &VersionRef, actor: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            if let Some(d) = load_deployment(&tx, &r.name).map_err(|e| self.err(e))? {
+                if d.uses(r.version) {
+                    return Err(Error::invalid(format!(
+                        "{r} is deployed (prod, canary or the rollback target of {}); deploy another version first",
+                        r.name
+                    )));
+                }
+            }
+            let n = tx
+                .execute(
+                    "UPDATE versions SET removed = 1 WHERE name = ?1 AND version = ?2 AND removed = 0",
+                    params![r.name, r.version],
+                )
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("{r} is not in the registry")));
+            }
+            insert_event(&tx, &r.name, &NewEvent::new("remove", actor, format!("{r} removed")))
+                .map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(|e| self.err(e))?;
+            load_deployment(&tx, name).map_err(|e| self.err(e))
+        })
+    }
+
+    fn deployments(&self) -> Result<Vec<Deployment>> {
+        self.with(|c| {
+            let mut st = c
+                .prepare("SELECT state FROM deployments ORDER BY name")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let s = row.map_err(|e| self.err(e))?;
+                out.push(serde_json::from_str(&s).map_err(|e| self.err(e))?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn change(
+        &self,
+        name: &str,
+        change: &Change,
+        expect_generation: Option<i64>,
+        actor: &str,
+        note: Option<&Note>,
+    ) -> Result<(Deployment, Event)> {
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            let cur = load_deployment(&tx, name)
+                .map_err(|e| self.err(e))?
+                .unwrap_or_else(|| Deployment::empty(name));
+            if let Some(g) = expect_generation {
+                if cur.generation != g {
+                    return Err(Error::Conflict(format!(
+                        "{name}'s deployment changed (generation {} now, {g} expected)",
+                        cur.generation
+                    )));
+                }
+            }
+            if let Some(v) = change_target(change) {
+                let found: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM versions WHERE name = ?1 AND version = ?2 AND removed = 0",
+                        params![name, v],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                if found.is_none() {
+                    return Err(Error::NotFound(format!("{name}@{v} is not in the registry")));
+                }
+            }
+            let (next, ev) = cur.apply(change, actor, now_secs())?;
+            let ev = with_note(ev, note);
+            let state = serde_json::to_string(&next).map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO deployments (name, state) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+                params![name, state],
+            )
+            .map_err(|e| self.err(e))?;
+            let ev = insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
+            bump_seq(&tx).map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok((next, ev))
+        })
+    }
+
+    fn events(&self, name: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+        self.with(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT id, name, time, kind, actor, message, detail FROM events
+                     WHERE (?1 IS NULL OR name = ?1) ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![name, limit as i64], |r| {
+                    Ok(Event {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        time: r.get(2)?,
+                        kind: r.get(3)?,
+                        actor: r.get(4)?,
+                        message: r.get(5)?,
+                        detail: serde_json::from_str(&r.get::<_, String>(6)?)
+                            .unwrap_or(serde_json::Value::Null),
+                    })
+                })
+                .map_err(|e| self.err(e))?;
+            let mut out: Vec<Event> = rows
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn set_policy(&self, name: &str, toml: &str, actor: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO policies (name, policy) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
+                params![name, toml],
+            )
+            .map_err(|e| self.err(e))?;
+            let ev = NewEvent::new("policy", actor, format!("{name}'s rollback policy set"))
+                .with_detail(serde_json::json!({"policy": toml}));
+            insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
+            bump_seq(&tx).map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    fn policy(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT policy FROM policies WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn change_seq(&self) -> Result<i64> {
+        self.with(|c| {
+            c.query_row("SELECT value FROM change_seq WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+        })
+    }
+}
+
+fn load_deployment(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+) -> rusqlite::Result<Option<Deployment>> {
+    let s: Option<String> = tx
+        .query_row(
+            "SELECT state FROM deployments WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
+}
