@@ -77,6 +77,9 @@ pub struct GenParams {
     /// `Some(k)`: return each token's log-probability and the `k` most likely alternatives.
     pub logprobs: Option<usize>,
     pub constraint: Option<Constraint>,
+    /// Keep the mean log-probability of the sampled tokens under the model's own (unmasked)
+    /// distribution, for [`Event::Done::mean_logprob`] (versioned deployments watch it).
+    pub track_logprob: bool,
 }
 
 /// A sampled token with its log-probabilities.
@@ -101,6 +104,8 @@ pub enum Event {
         finish: FinishReason,
         prompt_tokens: usize,
         completion_tokens: usize,
+        /// With [`GenParams::track_logprob`]: the mean log-probability of the output tokens.
+        mean_logprob: Option<f64>,
     },
     Error(String),
 }
@@ -146,6 +151,9 @@ struct Seq {
     /// it), their text, stop strings and limits.
     decode: DecodeStep,
     pending_lp: Vec<TokenLogprob>,
+    /// Sum and count of the sampled tokens' log-probabilities (with `track_logprob`).
+    lp_sum: f64,
+    lp_n: u32,
     last_token_at: Option<Instant>,
     finished: Option<FinishReason>,
     /// Admission order, for picking preemption victims (latest first).
@@ -309,6 +317,16 @@ impl Drop for Engine {
     }
 }
 
+/// `ln(sum(exp(x)))`, computed stably (in f64).
+fn log_sum_exp(x: &[f32]) -> f64 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return f64::from(m);
+    }
+    let s: f64 = x.iter().map(|&v| f64::from(v - m).exp()).sum();
+    f64::from(m) + s.ln()
+}
+
 /// The sampled token's log-probability and the `k` most likely tokens, best first.
 fn token_logprob(logits: &[f32], tok: u32, k: usize) -> TokenLogprob {
     let lp = log_softmax(logits);
@@ -449,6 +467,8 @@ impl Scheduler {
             sampler,
             decode,
             pending_lp: Vec::new(),
+            lp_sum: 0.0,
+            lp_n: 0,
             last_token_at: None,
             finished: None,
             admitted: 0,
@@ -666,6 +686,10 @@ impl Scheduler {
             if let Some(k) = s.p.logprobs {
                 s.pending_lp.push(token_logprob(&logits, tok, k));
             }
+            if s.p.track_logprob {
+                s.lp_sum += f64::from(row[tok as usize]) - log_sum_exp(row);
+                s.lp_n += 1;
+            }
             match s.last_token_at {
                 None => self.metrics.observe_ttft((now - s.arrived).as_secs_f64()),
                 Some(t) => self.metrics.observe_inter_token((now - t).as_secs_f64()),
@@ -734,6 +758,8 @@ impl Scheduler {
                     finish,
                     prompt_tokens: s.p.prompt.len(),
                     completion_tokens: s.decode.tokens().len(),
+                    mean_logprob: (s.p.track_logprob && s.lp_n > 0)
+                        .then(|| s.lp_sum / f64::from(s.lp_n)),
                 });
                 self.kv.release(&mut s.cache);
             } else {

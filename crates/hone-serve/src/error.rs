@@ -28,6 +28,9 @@ pub enum ServeError {
     /// A JSON schema or grammar llguidance cannot compile (400 on `response_format`).
     #[error("response_format: {0}")]
     Grammar(String),
+    /// The deployment changed first, or the admin API is off (409).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Model(#[from] hone_model::Error),
     #[error("{path}: {msg}")]

@@ -4,9 +4,13 @@
 //! (`engine`); HTTP handlers (`server`) turn OpenAI requests (`openai`) into engine requests
 //! and stream the results back. Constrained output goes through llguidance (`constrain`);
 //! `/metrics` is Prometheus text (`metrics`); `bench` drives any OpenAI-compatible server.
+//! Versioned deployments from the registry (`deployments`: canary routing, live numbers per
+//! version, the rollback policy) have their admin endpoints in `admin`.
 
+pub mod admin;
 pub mod bench;
 pub mod constrain;
+pub mod deployments;
 pub mod error;
 pub mod metrics;
 
@@ -14,3 +18,4 @@ pub use error::{Result, ServeError};
 pub mod engine;
 pub mod openai;
 pub mod server;
+pub mod version_metrics;

@@ -296,6 +296,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The registry, for series registered elsewhere (per-version metrics).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
     /// Time to first token, in seconds.
     pub fn observe_ttft(&self, secs: f64) {
         observe(&self.inner.ttft, secs);

@@ -40,6 +40,8 @@ pub struct Request {
     /// `Some(k)`: log-probabilities with `k` alternatives per token.
     pub logprobs: Option<usize>,
     pub response_format: ResponseFormat,
+    /// OpenAI's end-user id: keeps a user on one side of a canary.
+    pub user: Option<String>,
 }
 
 /// Limits the server applies while reading requests.
@@ -266,6 +268,12 @@ fn common(m: &Map<String, Value>, limits: &Limits, default_max: usize) -> Result
         include_usage,
         logprobs: None,
         response_format: parse_response_format(m)?,
+        user: match m.get("user") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(u)) if u.len() <= 256 => Some(u.clone()),
+            Some(Value::String(_)) => return Err(bad("user", "`user` is at most 256 bytes")),
+            Some(_) => return Err(bad("user", "`user` must be a string")),
+        },
     })
 }
 
@@ -355,7 +363,9 @@ pub fn error_body(err: &ServeError) -> Value {
         ServeError::BadRequest { param, .. } => {
             ("invalid_request_error", param.clone(), Value::Null)
         }
-        ServeError::TooLarge(_) => ("invalid_request_error", None, Value::Null),
+        ServeError::TooLarge(_) | ServeError::Conflict(_) => {
+            ("invalid_request_error", None, Value::Null)
+        }
         ServeError::Grammar(_) => (
             "invalid_request_error",
             Some("response_format".to_string()),
@@ -419,7 +429,7 @@ mod tests {
             "stream": true, "stream_options": {"include_usage": true},
             "logprobs": true, "top_logprobs": 2,
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
-            "user": "ignored"
+            "user": "client-7"
         }))
         .unwrap();
         assert_eq!(
@@ -440,6 +450,7 @@ mod tests {
             r.response_format,
             ResponseFormat::JsonSchema(json!({"type": "object"}))
         );
+        assert_eq!(r.user.as_deref(), Some("client-7"));
     }
 
     #[test]

@@ -28,7 +28,11 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use hone_ops::live::Outcome;
+use hone_ops::{Store, VersionRef};
+
 use crate::constrain::ConstraintFactory;
+use crate::deployments::{Deployments, Picked};
 use crate::engine::{Engine, EngineConfig, Event, GenParams, TokenLogprob};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
@@ -84,6 +88,8 @@ pub struct AppState {
     pub adapters: RwLock<BTreeMap<String, AdapterEntry>>,
     pub metrics: Metrics,
     pub config: ServerConfig,
+    /// Versioned deployments from a registry store (`hone serve --store`).
+    pub deployments: Option<Arc<Deployments>>,
     model: Arc<Llama>,
     stop_tokens: Vec<u32>,
     created: u64,
@@ -103,6 +109,19 @@ impl AppState {
         tokenizer: Tokenizer,
         template: ChatTemplate,
         config: ServerConfig,
+    ) -> Result<Arc<Self>> {
+        Self::with_store(model, tokenizer, template, config, None)
+    }
+
+    /// [`AppState::new`] serving the deployments of a registry `store` too: requests for a
+    /// deployed name go to its prod or canary version. The deployments are loaded before this
+    /// returns. Blocking.
+    pub fn with_store(
+        model: Llama,
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        config: ServerConfig,
+        store: Option<Arc<dyn Store>>,
     ) -> Result<Arc<Self>> {
         let metrics = Metrics::new();
         let model = Arc::new(model);
@@ -126,6 +145,14 @@ impl AppState {
             config.engine.clone(),
             metrics.clone(),
         );
+        let deployments = match store {
+            Some(store) => {
+                let d = Deployments::new(store, model.clone(), metrics.clone());
+                d.sync(true)?;
+                Some(Arc::new(d))
+            }
+            None => None,
+        };
         Ok(Arc::new(Self {
             engine,
             tokenizer,
@@ -134,6 +161,7 @@ impl AppState {
             adapters: RwLock::new(BTreeMap::new()),
             metrics,
             config,
+            deployments,
             model,
             stop_tokens,
             created: now_secs(),
@@ -193,10 +221,36 @@ impl AppState {
         Ok(())
     }
 
-    fn resolve_model(&self, name: &str) -> Result<Option<Arc<LoraAdapter>>> {
+    /// The adapter answering `name` for `user`, and the registered version when it is one:
+    /// the base model, a deployed name (prod or canary), `NAME@N`, or a loaded adapter.
+    async fn resolve(
+        self: &Arc<Self>,
+        name: &str,
+        user: Option<&str>,
+    ) -> Result<(Option<Arc<LoraAdapter>>, Option<VersionRef>)> {
         if name == self.config.model_name {
-            return Ok(None);
+            return Ok((None, None));
         }
+        if let Some(d) = &self.deployments {
+            if let Some(Picked { adapter, version }) = d.pick(name, user) {
+                return Ok((Some(adapter), Some(version)));
+            }
+            if let Ok(r) = name.parse::<VersionRef>() {
+                let picked = if d.is_loaded(&r) {
+                    d.direct(&r)?
+                } else {
+                    let d = d.clone();
+                    tokio::task::spawn_blocking(move || d.direct(&r))
+                        .await
+                        .map_err(|e| ServeError::Internal(e.to_string()))??
+                };
+                return Ok((Some(picked.adapter), Some(picked.version)));
+            }
+        }
+        Ok((self.resolve_model(name)?, None))
+    }
+
+    fn resolve_model(&self, name: &str) -> Result<Option<Arc<LoraAdapter>>> {
         let map = self
             .adapters
             .read()
@@ -210,7 +264,12 @@ impl AppState {
     }
 
     /// Turns a validated request into engine parameters.
-    fn gen_params(&self, r: &Request, adapter: Option<Arc<LoraAdapter>>) -> Result<GenParams> {
+    fn gen_params(
+        &self,
+        r: &Request,
+        adapter: Option<Arc<LoraAdapter>>,
+        track_logprob: bool,
+    ) -> Result<GenParams> {
         let prompt = match &r.input {
             PromptInput::Chat(msgs) => {
                 let msgs: Vec<Message> = msgs
@@ -255,6 +314,7 @@ impl AppState {
             stop_tokens: self.stop_tokens.clone(),
             logprobs: r.logprobs,
             constraint,
+            track_logprob,
         })
     }
 
@@ -329,6 +389,7 @@ pub fn status_of(e: &ServeError) -> StatusCode {
     match e {
         ServeError::BadRequest { .. } | ServeError::Grammar(_) => StatusCode::BAD_REQUEST,
         ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::Conflict(_) => StatusCode::CONFLICT,
         ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -367,11 +428,12 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/adapters/:name", delete(unload_adapter))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -390,7 +452,10 @@ fn check_key(headers: &HeaderMap, key: Option<&str>) -> Result<()> {
 }
 
 /// Reads the body, mapping axum's rejections (too large, unreadable) to OpenAI errors.
-fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes> {
+pub(crate) fn body_bytes(
+    body: std::result::Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ServeError::TooLarge(format!(
@@ -405,7 +470,7 @@ fn body_bytes(body: std::result::Result<Bytes, BytesRejection>, limit: usize) ->
     })
 }
 
-fn done(state: &AppState, endpoint: &str, started: Instant, resp: Response) -> Response {
+pub(crate) fn done(state: &AppState, endpoint: &str, started: Instant, resp: Response) -> Response {
     state.metrics.request_done(endpoint, resp.status().as_u16());
     let generation = matches!(endpoint, "chat_completions" | "completions");
     if generation && resp.status().is_success() {
@@ -442,7 +507,7 @@ async fn generation(
         "completions"
     };
     let started = Instant::now();
-    let prepared = (|| -> Result<(Request, GenParams)> {
+    let prepared = async {
         check_key(&headers, st.config.api_key.as_deref())?;
         let bytes = body_bytes(body, st.config.max_body_bytes)?;
         let m = openai::parse_body(&bytes)?;
@@ -451,11 +516,20 @@ async fn generation(
         } else {
             openai::completion_request(&m, &st.config.limits)?
         };
-        let adapter = st.resolve_model(&r.model)?;
-        let p = st.gen_params(&r, adapter)?;
-        Ok((r, p))
-    })();
-    let (req, params) = match prepared {
+        let (adapter, version) = st.resolve(&r.model, r.user.as_deref()).await?;
+        let track = version.map(|version| Tracked {
+            json: !matches!(r.response_format, ResponseFormat::Text)
+                || st
+                    .deployments
+                    .as_ref()
+                    .is_some_and(|d| d.expect_json(&version.name)),
+            version,
+        });
+        let p = st.gen_params(&r, adapter, track.is_some())?;
+        Ok::<_, ServeError>((r, p, track))
+    }
+    .await;
+    let (req, params, track) = match prepared {
         Ok(x) => x,
         Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
     };
@@ -469,9 +543,9 @@ async fn generation(
         rand::random::<u64>()
     );
     if req.stream {
-        stream_response(st, req, handle.events, id, chat, started)
+        stream_response(st, req, handle.events, id, chat, started, track)
     } else {
-        let resp = full_response(&st, &req, handle.events, &id, chat).await;
+        let resp = full_response(&st, &req, handle.events, &id, chat, started, track).await;
         done(&st, endpoint, started, resp)
     }
 }
@@ -516,6 +590,8 @@ async fn full_response(
     mut events: mpsc::UnboundedReceiver<Event>,
     id: &str,
     chat: bool,
+    started: Instant,
+    track: Option<Tracked>,
 ) -> Response {
     let mut text = String::new();
     let mut toks: Vec<TokenLogprob> = Vec::new();
@@ -530,16 +606,25 @@ async fn full_response(
                 finish,
                 prompt_tokens,
                 completion_tokens,
+                mean_logprob,
             } => {
                 end = Some((finish, prompt_tokens, completion_tokens));
+                record(
+                    st,
+                    &track,
+                    started,
+                    Some((&text, finish, completion_tokens, mean_logprob)),
+                );
                 break;
             }
             Event::Error(e) => {
+                record(st, &track, started, None);
                 return ApiError(ServeError::Internal(e)).into_response();
             }
         }
     }
     let Some((finish, p, c)) = end else {
+        record(st, &track, started, None);
         return ApiError(ServeError::Unavailable("the engine stopped".into())).into_response();
     };
     let logprobs = req
@@ -573,6 +658,7 @@ fn stream_response(
     id: String,
     chat: bool,
     started: Instant,
+    track: Option<Tracked>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(64);
     let created = now_secs();
@@ -598,6 +684,8 @@ fn stream_response(
     tokio::spawn(async move {
         let mut offset = 0usize;
         let mut ok = true;
+        // the whole answer, for the version's JSON check (only when tracked)
+        let mut full = String::new();
         if chat {
             let first = json!({"index": 0, "delta": {"role": "assistant", "content": ""},
                                "logprobs": Value::Null, "finish_reason": Value::Null});
@@ -624,6 +712,9 @@ fn stream_response(
                         .map(|_| logprobs_json(&st, &tokens, chat, offset))
                         .unwrap_or(Value::Null);
                     offset += text.len();
+                    if track.is_some() {
+                        full.push_str(&text);
+                    }
                     let choice = if chat {
                         json!({"index": 0, "delta": {"content": text}, "logprobs": lp, "finish_reason": Value::Null})
                     } else {
@@ -635,7 +726,14 @@ fn stream_response(
                     finish,
                     prompt_tokens,
                     completion_tokens,
+                    mean_logprob,
                 } => {
+                    record(
+                        &st,
+                        &track,
+                        started,
+                        Some((&full, finish, completion_tokens, mean_logprob)),
+                    );
                     let fin = finish_choice(chat, finish);
                     let mut v = vec![chunk(fin, None)];
                     if req.include_usage {
@@ -649,6 +747,7 @@ fn stream_response(
                 }
                 Event::Error(e) => {
                     ok = false;
+                    record(&st, &track, started, None);
                     let body = openai::error_body(&ServeError::Internal(e));
                     vec![
                         SseEvent::default().data(body.to_string()),
@@ -675,6 +774,70 @@ fn stream_response(
         .into_response()
 }
 
+/// A request answered by a registered version, watched for its live numbers.
+struct Tracked {
+    version: VersionRef,
+    /// The answer is meant to be JSON (a `response_format`, or the policy's `expect_json`).
+    json: bool,
+}
+
+/// Records what a tracked request did: `answer` is (text, finish, output tokens, mean token
+/// log-probability), `None` for a failure.
+fn record(
+    st: &AppState,
+    track: &Option<Tracked>,
+    started: Instant,
+    answer: Option<(&str, FinishReason, usize, Option<f64>)>,
+) {
+    let (Some(t), Some(d)) = (track, &st.deployments) else {
+        return;
+    };
+    let o = match answer {
+        None => Outcome {
+            error: true,
+            latency_s: started.elapsed().as_secs_f64(),
+            ..Outcome::default()
+        },
+        Some((text, finish, tokens, lp)) => {
+            let parsed = t
+                .json
+                .then(|| serde_json::from_str::<Value>(text.trim()).ok())
+                .flatten();
+            let mut labels = Vec::new();
+            if let Some(v) = &parsed {
+                collect_labels(v, &mut labels);
+            }
+            Outcome {
+                error: false,
+                latency_s: started.elapsed().as_secs_f64(),
+                output_tokens: tokens as u64,
+                mean_logprob: lp,
+                json_ok: t
+                    .json
+                    .then(|| parsed.is_some() && finish != FinishReason::Length),
+                labels,
+            }
+        }
+    };
+    d.record(&t.version, &o);
+}
+
+/// The string values of `label` keys anywhere in a JSON answer (review outputs), at most 64.
+fn collect_labels(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if k == "label" && out.len() < 64 => out.push(s.clone()),
+                    _ => collect_labels(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_labels(x, out)),
+        _ => {}
+    }
+}
+
 fn finish_choice(chat: bool, finish: FinishReason) -> Value {
     if chat {
         json!({"index": 0, "delta": {}, "logprobs": Value::Null, "finish_reason": finish.as_str()})
@@ -696,6 +859,12 @@ async fn models(State(st): State<Shared>, headers: HeaderMap) -> Response {
         for (name, e) in map.iter() {
             data.push(json!({"id": name, "object": "model", "created": e.created,
                              "owned_by": "hone", "parent": st.config.model_name}));
+        }
+        if let Some(d) = &st.deployments {
+            for (name, updated) in d.names() {
+                data.push(json!({"id": name, "object": "model", "created": updated,
+                                 "owned_by": "hone", "parent": st.config.model_name}));
+            }
         }
         Ok(Json(json!({"object": "list", "data": data})).into_response())
     })()
@@ -782,6 +951,27 @@ async fn metrics(State(st): State<Shared>) -> Response {
         .into_response()
 }
 
+/// How often a server checks the store for deployment changes (another replica's, the CLI's)
+/// and judges its canaries.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps the deployments current and judged until the process ends.
+async fn watch_deployments(d: Arc<Deployments>) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let d = d.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = d.sync(false) {
+                tracing::warn!("deployments not refreshed: {e}");
+            }
+            d.judge();
+        })
+        .await;
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests and stops the engine.
 pub async fn serve(
     state: Shared,
@@ -789,6 +979,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    if let Some(d) = state.deployments.clone() {
+        tokio::spawn(watch_deployments(d));
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -284,6 +284,7 @@ fn via_engine(m: LoadedModel) -> Vec<Out> {
                     stop_tokens: vec![END],
                     logprobs: Some(1),
                     constraint: None,
+                    track_logprob: false,
                 })
                 .unwrap()
         })

@@ -63,3 +63,25 @@ pub struct SamplingArgs {
     #[arg(long)]
     pub stop: Vec<String>,
 }
+
+/// Where the registry lives (`hone registry`, `hone deploy`, `hone serve`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreLocation {
+    /// The registry store: a SQLite file, or a postgres:// URL shared by replicas (default:
+    /// $HONE_HOME/registry/registry.db).
+    #[arg(long, env = "HONE_STORE", value_name = "PATH|URL")]
+    pub store: Option<String>,
+    /// The folder adapter files are stored in (default: `objects` beside a SQLite store;
+    /// required with PostgreSQL: a folder every replica sees).
+    #[arg(long, env = "HONE_OBJECTS", value_name = "DIR")]
+    pub objects: Option<std::path::PathBuf>,
+}
+
+impl StoreLocation {
+    pub fn open(&self) -> anyhow::Result<std::sync::Arc<dyn hone_ops::Store>> {
+        Ok(hone_ops::open_store(
+            self.store.as_deref(),
+            self.objects.as_deref(),
+        )?)
+    }
+}

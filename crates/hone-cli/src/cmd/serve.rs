@@ -9,12 +9,17 @@ use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
 use hone_serve::server::{serve, AppState, ServerConfig};
 
-use super::args::{ModelName, DEFAULT_MODEL};
+use super::args::{ModelName, StoreLocation, DEFAULT_MODEL};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelName,
+    /// Serve the registry's deployments: a request for a deployed NAME goes to its prod or
+    /// canary version, `NAME@N` to that version; the admin API manages them. Used when given,
+    /// or when the default store exists.
+    #[command(flatten)]
+    pub store: StoreLocation,
     /// The name clients use for the base model (default: the --model value's file stem).
     #[arg(long)]
     pub served_model_name: Option<String>,
@@ -178,7 +183,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             ..EngineConfig::default()
         },
     };
-    let state = AppState::new(m.model, m.tokenizer, m.template, config)?;
+    let store = if a.store.store.is_some() || hone_ops::store::default_store_path().is_file() {
+        Some(a.store.open().context("cannot open the registry store")?)
+    } else {
+        None
+    };
+    let state = AppState::with_store(m.model, m.tokenizer, m.template, config, store)?;
     for (n, d) in &adapters {
         state
             .load_adapter(n, d)

@@ -1,0 +1,274 @@
+//! The admin API: the registry and deployments over HTTP, the same operations as `hone
+//! registry` and `hone deploy` (which use it with `--server URL`). Every endpoint needs the
+//! admin key (`Authorization: Bearer KEY`); a server started without one refuses them all.
+//!
+//! - `GET /admin/versions[?name=N]`, `POST /admin/versions` (`{"name", "path", "notes"}`, the
+//!   path under the adapter folders), `GET|DELETE /admin/versions/{name}/{n}`
+//! - `GET /admin/deployments/{name}` (status with live numbers), `POST` the same with
+//!   `{"action": "deploy", "version": N, "canary": PERCENT|null}`, `{"action": "promote"}` or
+//!   `{"action": "rollback"}`; `PUT /admin/deployments/{name}/policy` (TOML body);
+//!   `GET /admin/deployments/{name}/events?limit=N`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use hone_ops::policy::Policy;
+use hone_ops::{registry, VersionRef};
+use serde_json::{json, Value};
+
+use crate::deployments::Deployments;
+use crate::error::{Result, ServeError};
+use crate::server::{bearer, body_bytes, done, resolve_under_roots, ApiError, AppState};
+
+type Shared = Arc<AppState>;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/admin/versions", get(list_versions).post(add_version))
+        .route(
+            "/admin/versions/:name/:n",
+            get(show_version).delete(remove_version),
+        )
+        .route("/admin/deployments/:name", get(status).post(act))
+        .route("/admin/deployments/:name/policy", put(set_policy))
+        .route("/admin/deployments/:name/events", get(events))
+}
+
+/// The admin key must be configured and sent.
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<Arc<Deployments>> {
+    let Some(key) = st.config.admin_key.as_deref() else {
+        return Err(ServeError::Unauthorized(
+            "the admin API is off: start hone serve with --admin-key-env VAR".into(),
+        ));
+    };
+    if bearer(headers) != Some(key) {
+        return Err(ServeError::Unauthorized(
+            "a valid admin key is required (Authorization: Bearer KEY)".into(),
+        ));
+    }
+    st.deployments.clone().ok_or_else(|| {
+        ServeError::NotFound("this server has no registry store (hone serve --store)".into())
+    })
+}
+
+/// Runs a blocking store operation off the async threads, answering with its JSON.
+async fn run<F>(st: Shared, headers: HeaderMap, ok: StatusCode, f: F) -> Response
+where
+    F: FnOnce(&AppState, &Deployments) -> Result<Value> + Send + 'static,
+{
+    let started = Instant::now();
+    let st2 = st.clone();
+    let out = async move {
+        let d = authorize(&st2, &headers)?;
+        tokio::task::spawn_blocking(move || f(&st2, &d))
+            .await
+            .map_err(|e| ServeError::Internal(e.to_string()))?
+    }
+    .await;
+    let resp = match out {
+        Ok(v) => (ok, Json(v)).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    };
+    done(&st, "admin", started, resp)
+}
+
+fn ops(e: hone_ops::Error) -> ServeError {
+    crate::deployments::ops_err(e)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| ServeError::Internal(e.to_string()))
+}
+
+fn version_ref(name: &str, n: &str) -> Result<VersionRef> {
+    format!("{name}@{n}")
+        .parse()
+        .map_err(|e: hone_ops::Error| ServeError::bad("version", e.to_string()))
+}
+
+async fn list_versions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let v = d
+            .store()
+            .versions(q.get("name").map(String::as_str))
+            .map_err(ops)?;
+        Ok(json!({"data": to_json(&v)?}))
+    })
+    .await
+}
+
+async fn add_version(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let limit = st.config.max_body_bytes;
+    run(st, headers, StatusCode::CREATED, move |st, d| {
+        let bytes = body_bytes(body, limit)?;
+        let m = crate::openai::parse_body(&bytes)?;
+        let field = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+        let name = field("name").ok_or_else(|| ServeError::bad("name", "`name` is required"))?;
+        let rel = field("path").ok_or_else(|| ServeError::bad("path", "`path` is required"))?;
+        let notes = field("notes").unwrap_or_default();
+        let dir = resolve_under_roots(&st.config.adapter_roots, &rel)?;
+        let v = registry::add(d.store().as_ref(), &name, &dir, &notes, "admin-api").map_err(ops)?;
+        to_json(&v)
+    })
+    .await
+}
+
+async fn show_version(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((name, n)): UrlPath<(String, String)>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let r = version_ref(&name, &n)?;
+        let v = d
+            .store()
+            .version(&r)
+            .map_err(ops)?
+            .ok_or_else(|| ServeError::NotFound(format!("{r} is not in the registry")))?;
+        to_json(&v)
+    })
+    .await
+}
+
+async fn remove_version(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((name, n)): UrlPath<(String, String)>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let r = version_ref(&name, &n)?;
+        d.store().remove_version(&r, "admin-api").map_err(ops)?;
+        Ok(json!({"id": r.to_string(), "deleted": true}))
+    })
+    .await
+}
+
+async fn status(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        to_json(&d.status(&name)?)
+    })
+    .await
+}
+
+async fn act(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let limit = st.config.max_body_bytes;
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let bytes = body_bytes(body, limit)?;
+        let m = crate::openai::parse_body(&bytes)?;
+        hone_ops::version::check_name(&name).map_err(|e| ServeError::bad("name", e.to_string()))?;
+        let action = m
+            .get("action")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ServeError::bad("action", "`action` is deploy, promote or rollback"))?;
+        let (dep, ev, extra) = match action {
+            "deploy" => {
+                let n = m
+                    .get("version")
+                    .and_then(Value::as_u64)
+                    .filter(|&n| n > 0 && n <= u64::from(u32::MAX))
+                    .ok_or_else(|| ServeError::bad("version", "`version` is a number from 1"))?;
+                let canary = match m.get("canary") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_f64()
+                            .ok_or_else(|| ServeError::bad("canary", "`canary` is a percentage"))?,
+                    ),
+                };
+                let (dep, ev) = d.deploy(
+                    &VersionRef::new(name.clone(), n as u32),
+                    canary,
+                    "admin-api",
+                )?;
+                (dep, ev, Value::Null)
+            }
+            "promote" => {
+                let (dep, ev) = d.promote(&name, "admin-api")?;
+                (dep, ev, Value::Null)
+            }
+            "rollback" => {
+                let (dep, ev, swap) = d.rollback(&name, "admin-api", None, None)?;
+                (dep, ev, json!(swap.as_secs_f64() * 1000.0))
+            }
+            other => {
+                return Err(ServeError::bad(
+                    "action",
+                    format!("unknown action `{other}` (deploy, promote, rollback)"),
+                ))
+            }
+        };
+        let mut v = json!({"deployment": to_json(&dep)?, "event": to_json(&ev)?});
+        if !extra.is_null() {
+            v["swap_ms"] = extra;
+        }
+        Ok(v)
+    })
+    .await
+}
+
+async fn set_policy(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let limit = st.config.max_body_bytes;
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let bytes = body_bytes(body, limit)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ServeError::bad("policy", "the policy is TOML text (UTF-8)"))?;
+        hone_ops::version::check_name(&name).map_err(|e| ServeError::bad("name", e.to_string()))?;
+        Policy::parse(text, "policy").map_err(|e| ServeError::bad("policy", e.to_string()))?;
+        d.store()
+            .set_policy(&name, text, "admin-api")
+            .map_err(ops)?;
+        d.sync(true)?;
+        Ok(json!({"ok": true}))
+    })
+    .await
+}
+
+async fn events(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let limit = match q.get("limit") {
+            None => 100,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|&l| l > 0 && l <= 10_000)
+                .ok_or_else(|| ServeError::bad("limit", "`limit` is a number from 1 to 10000"))?,
+        };
+        let ev = d.store().events(Some(&name), limit).map_err(ops)?;
+        Ok(json!({"data": to_json(&ev)?}))
+    })
+    .await
+}
