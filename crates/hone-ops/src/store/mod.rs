@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
 use crate::version::{Version, VersionMeta, VersionRef};
-use crate::Result;
+use crate::{now_secs, Error, Result};
 
 /// The store's operations. Implementations are cheap to share (`Arc<dyn Store>`); every method
 /// is blocking (call from `spawn_blocking` in async code).
@@ -98,6 +98,117 @@ pub(crate) fn change_target(change: &Change) -> Option<u32> {
         Change::Canary { version, .. } => Some(*version),
         Change::Promote | Change::Rollback => None,
     }
+}
+
+/// Checks and applies a change to the current deployment `cur`: the generation the caller
+/// expects, then that the version it points at is registered (`registered(v)`, asked of the
+/// store inside the change's transaction), then [`Deployment::apply`] and the note. Both
+/// backends decide a change here, so they refuse the same things in the same order.
+pub(crate) fn decide_change(
+    cur: &Deployment,
+    change: &Change,
+    expect_generation: Option<i64>,
+    actor: &str,
+    note: Option<&Note>,
+    registered: impl FnOnce(u32) -> Result<bool>,
+) -> Result<(Deployment, NewEvent)> {
+    let name = &cur.name;
+    if let Some(g) = expect_generation {
+        if cur.generation != g {
+            return Err(Error::Conflict(format!(
+                "{name}'s deployment changed (generation {} now, {g} expected)",
+                cur.generation
+            )));
+        }
+    }
+    if let Some(v) = change_target(change) {
+        if !registered(v)? {
+            return Err(Error::NotFound(format!(
+                "{name}@{v} is not in the registry"
+            )));
+        }
+    }
+    let (next, ev) = cur.apply(change, actor, now_secs())?;
+    Ok((next, with_note(ev, note)))
+}
+
+/// Refuses to remove `r` while `deployment` (of its name) uses it.
+pub(crate) fn check_removable(deployment: Option<&Deployment>, r: &VersionRef) -> Result<()> {
+    match deployment {
+        Some(d) if d.uses(r.version) => Err(Error::invalid(format!(
+            "{r} is deployed (prod, canary or the rollback target of {}); deploy another version first",
+            r.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The error for removing a version that is not there (or already removed).
+pub(crate) fn not_in_registry(r: &VersionRef) -> Error {
+    Error::NotFound(format!("{r} is not in the registry"))
+}
+
+/// The event of a new version.
+pub(crate) fn register_event(name: &str, n: i64, meta: &VersionMeta, actor: &str) -> NewEvent {
+    NewEvent::new(
+        "register",
+        actor,
+        format!("{name}@{n} registered from {}", meta.source),
+    )
+    .with_detail(serde_json::json!({"version": n, "adapter_sha256": meta.adapter_sha256}))
+}
+
+/// The event of a removal.
+pub(crate) fn remove_event(r: &VersionRef, actor: &str) -> NewEvent {
+    NewEvent::new("remove", actor, format!("{r} removed"))
+}
+
+/// The event of a policy change.
+pub(crate) fn policy_event(name: &str, toml: &str, actor: &str) -> NewEvent {
+    NewEvent::new("policy", actor, format!("{name}'s rollback policy set"))
+        .with_detail(serde_json::json!({"policy": toml}))
+}
+
+/// The stored event `ev` became (`id` and `time` as the store recorded them).
+pub(crate) fn stored_event(id: i64, name: &str, time: i64, ev: &NewEvent) -> Event {
+    Event {
+        id,
+        name: name.to_string(),
+        time,
+        kind: ev.kind.clone(),
+        actor: ev.actor.clone(),
+        message: ev.message.clone(),
+        detail: ev.detail.clone(),
+    }
+}
+
+/// An event's `detail` column (JSON text); unreadable detail is `null`, the event still shown.
+pub(crate) fn parse_detail(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+/// A version row: `meta` is the JSON of its [`VersionMeta`].
+pub(crate) fn parse_version(
+    name: String,
+    version: i64,
+    created: i64,
+    meta: &str,
+) -> Result<Version> {
+    let meta: VersionMeta = serde_json::from_str(meta)
+        .map_err(|e| Error::invalid(format!("{name}@{version}: unreadable record: {e}")))?;
+    Ok(Version {
+        name,
+        version: version as u32,
+        created,
+        meta,
+    })
+}
+
+/// A deployment row's state (JSON). An unreadable state is an error, never "nothing deployed":
+/// treating a damaged row as empty would let the next change overwrite what is serving.
+pub(crate) fn parse_deployment(name: &str, state: &str) -> std::result::Result<Deployment, String> {
+    serde_json::from_str(state)
+        .map_err(|e| format!("the deployment of {name} is unreadable (state {state:?}): {e}"))
 }
 
 /// The default store: `$HONE_HOME/registry/registry.db`.

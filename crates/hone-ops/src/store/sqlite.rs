@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{change_target, with_note, Note, Store};
+use super::{
+    check_removable, decide_change, not_in_registry, parse_deployment, parse_detail, parse_version,
+    policy_event, register_event, remove_event, stored_event, Note, Store,
+};
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
 use crate::version::{Version, VersionMeta, VersionRef};
@@ -99,6 +102,24 @@ impl SqliteStore {
             .map_err(|_| self.err("connection lock poisoned"))?;
         f(&mut c)
     }
+
+    /// The deployment of `name`; an unreadable row is an error (see [`parse_deployment`]).
+    fn load_deployment(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        name: &str,
+    ) -> Result<Option<Deployment>> {
+        let s: Option<String> = tx
+            .query_row(
+                "SELECT state FROM deployments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        s.map(|s| parse_deployment(name, &s).map_err(|e| self.err(e)))
+            .transpose()
+    }
 }
 
 fn insert_event(
@@ -111,31 +132,12 @@ fn insert_event(
         "INSERT INTO events (name, time, kind, actor, message, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![name, time, ev.kind, ev.actor, ev.message, ev.detail.to_string()],
     )?;
-    Ok(Event {
-        id: tx.last_insert_rowid(),
-        name: name.to_string(),
-        time,
-        kind: ev.kind.clone(),
-        actor: ev.actor.clone(),
-        message: ev.message.clone(),
-        detail: ev.detail.clone(),
-    })
+    Ok(stored_event(tx.last_insert_rowid(), name, time, ev))
 }
 
 fn bump_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute("UPDATE change_seq SET value = value + 1 WHERE id = 1", [])?;
     Ok(())
-}
-
-fn row_version(name: String, version: i64, created: i64, meta: String) -> Result<Version> {
-    let meta: VersionMeta = serde_json::from_str(&meta)
-        .map_err(|e| Error::invalid(format!("{name}@{version}: unreadable record: {e}")))?;
-    Ok(Version {
-        name,
-        version: version as u32,
-        created,
-        meta,
-    })
 }
 
 impl Store for SqliteStore {
@@ -166,13 +168,7 @@ impl Store for SqliteStore {
                 params![name, n, created, meta.adapter_sha256, meta_json],
             )
             .map_err(|e| self.err(e))?;
-            let ev = NewEvent::new(
-                "register",
-                actor,
-                format!("{name}@{n} registered from {}", meta.source),
-            )
-            .with_detail(serde_json::json!({"version": n, "adapter_sha256": meta.adapter_sha256}));
-            insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
+            insert_event(&tx, name, &register_event(name, n, meta, actor)).map_err(|e| self.err(e))?;
             tx.commit().map_err(|e| self.err(e))?;
             Ok(Version {
                 name: name.to_string(),
@@ -196,8 +192,8 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in rows {
-                let (n, v, t, m) = row.map_err(|e| self.err(e))?;
-                out.push(row_version(n, v, t, m)?);
+                let (n, v, t, m): (String, i64, i64, String) = row.map_err(|e| self.err(e))?;
+                out.push(parse_version(n, v, t, &m)?);
             }
             Ok(out)
         })
@@ -214,7 +210,8 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(|e| self.err(e))?;
-            row.map(|(n, v, t, m)| row_version(n, v, t, m)).transpose()
+            row.map(|(n, v, t, m)| parse_version(n, v, t, &m))
+                .transpose()
         })
     }
 
@@ -223,14 +220,7 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
-            if let Some(d) = load_deployment(&tx, &r.name).map_err(|e| self.err(e))? {
-                if d.uses(r.version) {
-                    return Err(Error::invalid(format!(
-                        "{r} is deployed (prod, canary or the rollback target of {}); deploy another version first",
-                        r.name
-                    )));
-                }
-            }
+            check_removable(self.load_deployment(&tx, &r.name)?.as_ref(), r)?;
             let n = tx
                 .execute(
                     "UPDATE versions SET removed = 1 WHERE name = ?1 AND version = ?2 AND removed = 0",
@@ -238,9 +228,9 @@ impl Store for SqliteStore {
                 )
                 .map_err(|e| self.err(e))?;
             if n == 0 {
-                return Err(Error::NotFound(format!("{r} is not in the registry")));
+                return Err(not_in_registry(r));
             }
-            insert_event(&tx, &r.name, &NewEvent::new("remove", actor, format!("{r} removed")))
+            insert_event(&tx, &r.name, &remove_event(r, actor))
                 .map_err(|e| self.err(e))?;
             tx.commit().map_err(|e| self.err(e))
         })
@@ -249,22 +239,22 @@ impl Store for SqliteStore {
     fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
         self.with(|c| {
             let tx = c.transaction().map_err(|e| self.err(e))?;
-            load_deployment(&tx, name).map_err(|e| self.err(e))
+            self.load_deployment(&tx, name)
         })
     }
 
     fn deployments(&self) -> Result<Vec<Deployment>> {
         self.with(|c| {
             let mut st = c
-                .prepare("SELECT state FROM deployments ORDER BY name")
+                .prepare("SELECT name, state FROM deployments ORDER BY name")
                 .map_err(|e| self.err(e))?;
             let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for row in rows {
-                let s = row.map_err(|e| self.err(e))?;
-                out.push(serde_json::from_str(&s).map_err(|e| self.err(e))?);
+                let (n, s) = row.map_err(|e| self.err(e))?;
+                out.push(parse_deployment(&n, &s).map_err(|e| self.err(e))?);
             }
             Ok(out)
         })
@@ -282,18 +272,10 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
-            let cur = load_deployment(&tx, name)
-                .map_err(|e| self.err(e))?
+            let cur = self
+                .load_deployment(&tx, name)?
                 .unwrap_or_else(|| Deployment::empty(name));
-            if let Some(g) = expect_generation {
-                if cur.generation != g {
-                    return Err(Error::Conflict(format!(
-                        "{name}'s deployment changed (generation {} now, {g} expected)",
-                        cur.generation
-                    )));
-                }
-            }
-            if let Some(v) = change_target(change) {
+            let (next, ev) = decide_change(&cur, change, expect_generation, actor, note, |v| {
                 let found: Option<i64> = tx
                     .query_row(
                         "SELECT version FROM versions WHERE name = ?1 AND version = ?2 AND removed = 0",
@@ -302,12 +284,8 @@ impl Store for SqliteStore {
                     )
                     .optional()
                     .map_err(|e| self.err(e))?;
-                if found.is_none() {
-                    return Err(Error::NotFound(format!("{name}@{v} is not in the registry")));
-                }
-            }
-            let (next, ev) = cur.apply(change, actor, now_secs())?;
-            let ev = with_note(ev, note);
+                Ok(found.is_some())
+            })?;
             let state = serde_json::to_string(&next).map_err(|e| self.err(e))?;
             tx.execute(
                 "INSERT INTO deployments (name, state) VALUES (?1, ?2)
@@ -339,8 +317,7 @@ impl Store for SqliteStore {
                         kind: r.get(3)?,
                         actor: r.get(4)?,
                         message: r.get(5)?,
-                        detail: serde_json::from_str(&r.get::<_, String>(6)?)
-                            .unwrap_or(serde_json::Value::Null),
+                        detail: parse_detail(&r.get::<_, String>(6)?),
                     })
                 })
                 .map_err(|e| self.err(e))?;
@@ -363,9 +340,7 @@ impl Store for SqliteStore {
                 params![name, toml],
             )
             .map_err(|e| self.err(e))?;
-            let ev = NewEvent::new("policy", actor, format!("{name}'s rollback policy set"))
-                .with_detail(serde_json::json!({"policy": toml}));
-            insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
+            insert_event(&tx, name, &policy_event(name, toml, actor)).map_err(|e| self.err(e))?;
             bump_seq(&tx).map_err(|e| self.err(e))?;
             tx.commit().map_err(|e| self.err(e))
         })
@@ -389,18 +364,4 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
         })
     }
-}
-
-fn load_deployment(
-    tx: &rusqlite::Transaction<'_>,
-    name: &str,
-) -> rusqlite::Result<Option<Deployment>> {
-    let s: Option<String> = tx
-        .query_row(
-            "SELECT state FROM deployments WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
 }
