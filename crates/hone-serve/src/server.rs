@@ -529,7 +529,7 @@ async fn generation(
         Ok::<_, ServeError>((r, p, track))
     }
     .await;
-    let (req, params, track) = match prepared {
+    let (mut req, params, track) = match prepared {
         Ok(x) => x,
         Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
     };
@@ -537,6 +537,11 @@ async fn generation(
         Ok(h) => h,
         Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
     };
+    // The answer names the version that gave it (as OpenAI names the snapshot behind an
+    // alias), so a client always knows which adapter answered.
+    if let Some(t) = &track {
+        req.model = t.version.to_string();
+    }
     let id = format!(
         "{}-{:016x}",
         if chat { "chatcmpl" } else { "cmpl" },
