@@ -31,8 +31,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(path: &Path, config: ServerConfig, adapters: &[(&str, &Path)]) -> Server {
+        Self::start_with_store(path, config, adapters, None)
+    }
+
+    /// [`Server::start`] serving the deployments of a registry store too.
+    pub fn start_with_store(
+        path: &Path,
+        config: ServerConfig,
+        adapters: &[(&str, &Path)],
+        store: Option<Arc<dyn hone_ops::Store>>,
+    ) -> Server {
         let m = load(path);
-        let state = AppState::new(m.model, m.tokenizer, m.template, config).unwrap();
+        let state = AppState::with_store(m.model, m.tokenizer, m.template, config, store).unwrap();
         for (name, dir) in adapters {
             state.load_adapter(name, dir).unwrap();
         }
@@ -149,6 +159,11 @@ pub fn post_raw(url: &str, body: &str, key: Option<&str>) -> (u16, Value) {
 
 /// A LoRA adapter on every projection of every layer with random B, saved as PEFT.
 pub fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
+    save_scaled_adapter(m, dir, seed, 0.03)
+}
+
+/// [`save_random_adapter`] with B drawn at `scale` (large scales wreck the model).
+pub fn save_scaled_adapter(m: &LoadedModel, dir: &Path, seed: u64, scale: f32) {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let spec = LoraSpec {
@@ -158,7 +173,7 @@ pub fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
         layers: (0..m.model.layers.len()).collect(),
     };
     let mut a = m.model.init_adapter(spec, &mut rng).unwrap();
-    a.randomize_b(0.03, &mut rng);
+    a.randomize_b(scale, &mut rng);
     hone_model::save_adapter(
         dir,
         &a,
