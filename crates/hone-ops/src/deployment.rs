@@ -114,7 +114,7 @@ impl Deployment {
                     .with_detail(json!({"prod": v, "previous": self.prod}))
             }
             Change::Canary { version, percent } => {
-                if !(percent > 0.0 && percent < 100.0) || !percent.is_finite() {
+                if !(percent > 0.0 && percent < 100.0 && percent.is_finite()) {
                     return Err(Error::invalid(format!(
                         "--canary {percent}: a canary's share is a percentage above 0 and below 100"
                     )));

@@ -300,7 +300,15 @@ pub fn table(rows: &[Vec<String>]) -> String {
 }
 
 fn indent(text: &str, pad: &str) -> String {
-    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+    text.lines()
+        .map(|l| {
+            if l.trim().is_empty() {
+                "\n".to_string()
+            } else {
+                format!("{pad}{l}\n")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

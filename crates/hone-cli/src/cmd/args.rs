@@ -63,3 +63,24 @@ pub struct SamplingArgs {
     #[arg(long)]
     pub stop: Vec<String>,
 }
+
+// Where `hone registry` and `hone deploy` read and write: a store (SQLite file or PostgreSQL)
+// or a running `hone serve`'s admin API.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The registry store: a SQLite file or a postgres:// URL [default:
+    /// $HONE_HOME/registry/registry.db].
+    #[arg(long, env = "HONE_STORE", value_name = "PATH|URL")]
+    pub store: Option<String>,
+    /// The folder adapter files are stored in (required with PostgreSQL; default: `objects`
+    /// beside the SQLite file).
+    #[arg(long, env = "HONE_OBJECTS", value_name = "DIR")]
+    pub objects: Option<PathBuf>,
+    /// Talk to a running `hone serve` (its admin API) instead of the store.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the environment variable holding the admin key (sent as
+    /// `Authorization: Bearer KEY`).
+    #[arg(long, value_name = "VAR", requires = "server")]
+    pub admin_key_env: Option<String>,
+}
