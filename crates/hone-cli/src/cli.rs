@@ -4,7 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    adapter, bench, chat, data, eval, generate, model, quickstart, review, serve, train,
+    adapter, bench, chat, data, deploy, eval, generate, model, quickstart, registry, review, serve,
+    train,
 };
 
 #[derive(Parser, Debug)]
@@ -42,6 +43,11 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Serve the model and its adapters over an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
+    /// The registry of adapter versions NAME@N: add, list, show, diff, remove.
+    #[command(subcommand)]
+    Registry(registry::RegistryCmd),
+    /// Deploy a version as prod or as a canary; promote, roll back, status, events, policy.
+    Deploy(deploy::DeployArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(bench::BenchCmd),

@@ -262,17 +262,18 @@ pub fn two_means(m1: f64, v1: f64, n1: u64, m2: f64, v2: f64, n2: u64) -> Option
 /// "significant (p=0.003)" / "not significant (p=0.41)" / "too few requests to tell".
 pub fn describe(s: Option<&Significance>) -> String {
     match s {
-        Some(s) if s.p < 0.05 => format!("significant (p={})", fmt_p(s.p)),
-        Some(s) => format!("not significant (p={})", fmt_p(s.p)),
+        Some(s) if s.p < 0.05 => format!("significant ({})", fmt_p(s.p)),
+        Some(s) => format!("not significant ({})", fmt_p(s.p)),
         None => "too few requests to tell".into(),
     }
 }
 
+/// `p<0.001` or `p=0.003`.
 fn fmt_p(p: f64) -> String {
     if p < 0.001 {
-        "<0.001".into()
+        "p<0.001".into()
     } else {
-        format!("{p:.3}")
+        format!("p={p:.3}")
     }
 }
 

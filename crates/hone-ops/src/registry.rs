@@ -38,17 +38,6 @@ const METRIC_FILES: &[&str] = &["report.json", "validation.json"];
 /// At most this many metrics are kept from a report (its numeric leaves).
 const MAX_METRICS: usize = 400;
 
-/// Fault injection for the crash tests: `HONE_OPS_PAUSE_MS=N` sleeps N ms between writing the
-/// objects and recording the version, so a test can kill the process in between.
-fn test_pause() {
-    if let Some(ms) = std::env::var("HONE_OPS_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-}
-
 /// SHA-256 (lowercase hex) and length of a file.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok(hone_model::fetch::sha256_file(path)?)
@@ -300,7 +289,8 @@ pub fn add(store: &dyn Store, name: &str, dir: &Path, notes: &str, actor: &str) 
     check_name(name)?;
     let meta = describe_adapter(dir, notes)?;
     put_objects(store, dir, &meta)?;
-    test_pause();
+    // crash tests kill the process here: objects written, version not recorded
+    crate::fault::pause("add");
     store.insert_version(name, &meta, actor)
 }
 

@@ -79,9 +79,21 @@ pub struct StoreLocation {
 
 impl StoreLocation {
     pub fn open(&self) -> anyhow::Result<std::sync::Arc<dyn hone_ops::Store>> {
-        Ok(hone_ops::open_store(
-            self.store.as_deref(),
-            self.objects.as_deref(),
-        )?)
+        Ok(hone_ops::open_store(self.store.as_deref(), self.objects.as_deref())?)
     }
+}
+
+/// Where `hone registry` and `hone deploy` read and write: a store (SQLite file or PostgreSQL)
+/// or a running `hone serve`'s admin API.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub location: StoreLocation,
+    /// Talk to a running `hone serve` (its admin API) instead of the store.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the environment variable holding the admin key (sent as
+    /// `Authorization: Bearer KEY`).
+    #[arg(long, value_name = "VAR", requires = "server")]
+    pub admin_key_env: Option<String>,
 }

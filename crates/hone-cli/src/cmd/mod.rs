@@ -5,10 +5,13 @@ pub mod args;
 pub mod bench;
 pub mod chat;
 pub mod data;
+pub mod deploy;
 pub mod eval;
 pub mod generate;
 pub mod model;
+pub mod ops;
 pub mod quickstart;
+pub mod registry;
 pub mod review;
 pub mod serve;
 pub mod train;
@@ -40,6 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
         Command::Bench(BenchCmd::Serve(a)) => serve::bench(a),
         Command::Serve(a) => serve::run(a),
+        Command::Registry(c) => registry::run(c),
+        Command::Deploy(a) => deploy::run(a),
     }
 }
 

@@ -403,6 +403,7 @@ impl Store for PgStore {
             .map_err(|e| self.pg(e))?;
             let ev = self.insert_event(&mut tx, name, &ev)?;
             self.announce(&mut tx, name)?;
+            crate::fault::pause("deploy");
             tx.commit().map_err(|e| self.pg(e))?;
             Ok((next, ev))
         })

@@ -295,6 +295,7 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
             let ev = insert_event(&tx, name, &ev).map_err(|e| self.err(e))?;
             bump_seq(&tx).map_err(|e| self.err(e))?;
+            crate::fault::pause("deploy");
             tx.commit().map_err(|e| self.err(e))?;
             Ok((next, ev))
         })

@@ -1,0 +1,658 @@
+//! `hone registry` and `hone deploy` against a SQLite store in a temporary folder, with real
+//! (small, random) LoRA adapters for the cached smollm2: the lifecycle of a name (register,
+//! list, show, diff, deploy, canary, rollback, events), refusals (a corrupted stored object, a
+//! bad policy, `nda@0`), and crash tests that `kill -9` a registration and a deploy mid-way
+//! (`HONE_OPS_PAUSE=POINT:MS` holds them there) and check the store is as before.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hone_model::lora::LoraSpec;
+use hone_model::peft::{save_adapter, AdapterExtra};
+use hone_model::{LoadOptions, LoadedModel};
+use hone_ops::{registry, Store, VersionRef};
+
+/// A temporary `HONE_HOME`, a store file and the adapters to register.
+struct Env {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    store: PathBuf,
+    /// `v1`, `v2`: adapter folders with different weights, metrics and training data.
+    adapters: Vec<PathBuf>,
+}
+
+impl Env {
+    /// `None` (after saying why) when the model is not cached.
+    fn new() -> Option<Env> {
+        let gguf = hone_model::fetch::cached_for_tests("smollm2")?;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let store = tmp.path().join("reg").join("registry.db");
+        let m = LoadedModel::load(&gguf.to_string_lossy(), &LoadOptions::default())
+            .expect("load smollm2");
+        let mut adapters = Vec::new();
+        for (i, (nli, acc3)) in [(0.71, 0.6), (0.78, 0.65)].into_iter().enumerate() {
+            use rand::SeedableRng;
+            let dir = tmp.path().join(format!("v{}", i + 1));
+            let mut rng = rand::rngs::StdRng::seed_from_u64(7 + i as u64);
+            let spec = LoraSpec {
+                r: 2,
+                alpha: 4.0,
+                target_modules: vec!["q_proj".into(), "v_proj".into()],
+                layers: vec![0, 1],
+            };
+            let mut a = m.model.init_adapter(spec, &mut rng).expect("adapter fits");
+            a.randomize_b(0.1, &mut rng);
+            save_adapter(&dir, &a, "smollm2", &AdapterExtra::default()).expect("save adapter");
+            let train = tmp.path().join(format!("train{}.jsonl", i + 1));
+            let mut lines = String::new();
+            for k in 0..=i + 2 {
+                lines.push_str(&format!(
+                    "{{\"prompt\": \"q{k}\", \"completion\": \"a{k}\"}}\n"
+                ));
+            }
+            std::fs::write(&train, lines).unwrap();
+            std::fs::write(
+                dir.join("train_config.toml"),
+                format!(
+                    "[data]\ntrain = \"{}\"\n\n[lora]\nr = 2\n",
+                    train.display().to_string().replace('\\', "/")
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("validation.json"),
+                format!(
+                    "{{\"documents\": 20, \"metrics\": {{\"nli_acc\": {nli}, \"acc3\": {acc3}}}}}"
+                ),
+            )
+            .unwrap();
+            adapters.push(dir);
+        }
+        Some(Env {
+            _tmp: tmp,
+            home,
+            store,
+            adapters,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hone"));
+        c.args(args)
+            .arg("--store")
+            .arg(&self.store)
+            .env("HONE_HOME", &self.home)
+            .env_remove("HONE_STORE")
+            .env_remove("HONE_OBJECTS")
+            .env_remove("HONE_OPS_PAUSE");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("hone runs")
+    }
+
+    /// Runs and expects success; stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hone {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and expects failure; stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "hone {args:?} should fail:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn adapter(&self, i: usize) -> &str {
+        self.adapters[i].to_str().unwrap()
+    }
+
+    /// The store itself, to check what the commands left in it.
+    fn open(&self) -> std::sync::Arc<dyn Store> {
+        hone_ops::open_store(Some(self.store.to_str().unwrap()), None).expect("open the store")
+    }
+
+    fn objects(&self) -> PathBuf {
+        self.store.parent().unwrap().join("objects")
+    }
+
+    /// Spawns `hone ARGS` paused at `point` for 5 s.
+    fn spawn_paused(&self, args: &[&str], point: &str) -> Child {
+        self.command(args)
+            .env("HONE_OPS_PAUSE", format!("{point}:5000"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hone")
+    }
+}
+
+/// Object folders (not the `.incoming-*` ones being written).
+fn object_dirs(objects: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(objects) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `kill -9` (SIGKILL on unix), after checking the process was still in its pause.
+fn kill_paused(mut child: Child, what: &str) {
+    let still_running = child.try_wait().expect("try_wait").is_none();
+    child.kill().ok();
+    child.wait().ok();
+    assert!(
+        still_running,
+        "{what} finished before it was killed: HONE_OPS_PAUSE did not hold it"
+    );
+}
+
+/// Every version listed passes its file check.
+fn all_versions_check(st: &dyn Store) {
+    for v in st.versions(None).unwrap() {
+        registry::checked_dir(st, &v)
+            .unwrap_or_else(|e| panic!("{} fails its check: {e}", v.reference()));
+    }
+}
+
+/// The kinds of the events table, in order.
+fn event_kinds(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn register_list_show_diff_deploy_canary_rollback() {
+    let Some(env) = Env::new() else { return };
+    let out = env.ok(&[
+        "registry",
+        "add",
+        "nda",
+        env.adapter(0),
+        "--notes",
+        "first run",
+    ]);
+    let (sha1, _) =
+        hone_model::fetch::sha256_file(&env.adapters[0].join("adapter_model.safetensors")).unwrap();
+    assert!(out.contains("registered nda@1"), "{out}");
+    assert!(out.contains(&sha1), "{out}");
+    assert!(out.contains("smollm2"), "{out}");
+    assert!(out.contains("3 (from validation.json)"), "{out}");
+    let out = env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    assert!(out.contains("registered nda@2"), "{out}");
+
+    let list = env.ok(&["registry", "list"]);
+    assert!(list.contains("nda@1") && list.contains("nda@2"), "{list}");
+    assert!(
+        list.contains(&sha1[..12]) && !list.contains(&sha1),
+        "{list}"
+    );
+    assert!(
+        list.contains("nli_acc 0.710") && list.contains("acc3 0.650"),
+        "{list}"
+    );
+    assert!(list.contains("first run"), "{list}");
+    assert_eq!(env.ok(&["registry", "list", "nda"]), list);
+
+    let show = env.ok(&["registry", "show", "nda@1"]);
+    let base_sha = hone_model::fetch::known_model("smollm2").unwrap().sha256;
+    for want in [
+        sha1.as_str(),
+        base_sha,
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "train1.jsonl",
+        "3 examples",
+        "metrics.nli_acc",
+        "first run",
+        "[lora]",
+    ] {
+        assert!(show.contains(want), "missing {want} in:\n{show}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["registry", "show", "nda@2", "--json"])).unwrap();
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["name"], "nda");
+    assert_eq!(json["metrics"]["metrics.acc3"], 0.65);
+
+    let diff = env.ok(&["registry", "diff", "nda@1", "nda@2"]);
+    for want in [
+        "metrics.nli_acc",
+        "0.7100",
+        "0.7800",
+        "+0.0700",
+        "documents",
+        "+0.0000",
+        "adapter sha256",
+        "training config sha256",
+        "train data",
+    ] {
+        assert!(diff.contains(want), "missing {want} in:\n{diff}");
+    }
+    assert!(!diff.contains("base model "), "same base: {diff}");
+
+    assert!(env.ok(&["deploy", "nda@1"]).contains("nda@1 is prod"));
+    let out = env.ok(&["deploy", "nda@2", "--canary", "10"]);
+    assert!(out.contains("nda@2 takes 10% of nda's traffic"), "{out}");
+    let status = env.ok(&["deploy", "status", "nda"]);
+    assert!(status.contains("nda@1"), "{status}");
+    assert!(status.contains("nda@2, 10% of requests"), "{status}");
+    assert!(status.contains("--server URL"), "{status}");
+    let out = env.ok(&["deploy", "rollback", "nda"]);
+    assert!(out.contains("canary nda@2 rolled back"), "{out}");
+    let d = env.open().deployment("nda").unwrap().unwrap();
+    assert_eq!((d.prod, d.canary.is_none()), (Some(1), true));
+
+    let events = env.ok(&["deploy", "events", "nda"]);
+    assert_eq!(
+        event_kinds(&events),
+        ["register", "register", "deploy", "canary", "rollback"],
+        "{events}"
+    );
+    let last = env.ok(&["deploy", "events", "nda", "--limit", "2"]);
+    assert_eq!(event_kinds(&last), ["canary", "rollback"], "{last}");
+
+    // a version whose stored weights changed is refused, and prod stays
+    let st = env.open();
+    let v2 = st.version(&VersionRef::new("nda", 2)).unwrap().unwrap();
+    let weights = registry::object_dir(st.as_ref(), &v2.meta).join("adapter_model.safetensors");
+    assert!(weights.starts_with(env.objects()), "{}", weights.display());
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let i = bytes.len() - 5;
+    bytes[i] ^= 0x40;
+    std::fs::write(&weights, bytes).unwrap();
+    for args in [
+        &["deploy", "nda@2"][..],
+        &["deploy", "nda@2", "--canary", "5"],
+    ] {
+        let err = env.fails(args);
+        assert!(err.contains("nda@2") && err.contains("corrupt"), "{err}");
+    }
+    let d = env.open().deployment("nda").unwrap().unwrap();
+    assert_eq!((d.prod, d.canary.is_none()), (Some(1), true));
+    assert_eq!(event_kinds(&env.ok(&["deploy", "events", "nda"])).len(), 5);
+
+    // policies: a bad key or value names the file and the key; a good one is shown by status
+    let dir = env.home.join("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[gates]\nmax_error_rate = 2.0\n").unwrap();
+    let err = env.fails(&["deploy", "policy", "nda", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("bad.toml") && err.contains("gates.max_error_rate"),
+        "{err}"
+    );
+    std::fs::write(&bad, "[gates]\nmax_eror_rate = 0.1\n").unwrap();
+    let err = env.fails(&["deploy", "policy", "nda", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("bad.toml") && err.contains("max_eror_rate"),
+        "{err}"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "min_requests = 30\n[gates]\nmax_parse_failure_rate = 0.05\n",
+    )
+    .unwrap();
+    env.ok(&["deploy", "policy", "nda", good.to_str().unwrap()]);
+    let status = env.ok(&["deploy", "status", "nda"]);
+    assert!(status.contains("max_parse_failure_rate = 0.05"), "{status}");
+
+    // references that are not versions
+    let err = env.fails(&["deploy", "nda@0"]);
+    assert!(err.contains("nda@0"), "{err}");
+    let err = env.fails(&["deploy", "nda@9"]);
+    assert!(
+        err.contains("nda@9") && err.contains("not in the registry"),
+        "{err}"
+    );
+
+    // prod cannot be removed; an unused version can, and its number stays used
+    let err = env.fails(&["registry", "remove", "nda@1"]);
+    assert!(err.contains("nda@1"), "{err}");
+    assert!(env
+        .ok(&["registry", "remove", "nda@2"])
+        .contains("removed nda@2"));
+    let list = env.ok(&["registry", "list", "nda"]);
+    assert!(list.contains("nda@1") && !list.contains("nda@2"), "{list}");
+    let out = env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    assert!(out.contains("registered nda@3"), "{out}");
+}
+
+#[test]
+fn a_registration_killed_mid_way_leaves_no_partial_version() {
+    let Some(env) = Env::new() else { return };
+    env.ok(&["registry", "add", "nda", env.adapter(0)]);
+    let before = object_dirs(&env.objects()).len();
+    let child = env.spawn_paused(&["registry", "add", "nda", env.adapter(1)], "add");
+    let t0 = Instant::now();
+    while object_dirs(&env.objects()).len() == before && t0.elapsed() < Duration::from_millis(1500)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_paused(child, "registry add");
+
+    let list = env.ok(&["registry", "list", "nda"]);
+    assert!(list.contains("nda@1") && !list.contains("nda@2"), "{list}");
+    let out = env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    assert!(out.contains("registered nda@2"), "{out}");
+    let st = env.open();
+    assert_eq!(st.versions(Some("nda")).unwrap().len(), 2);
+    all_versions_check(st.as_ref());
+}
+
+#[test]
+fn a_deploy_killed_before_commit_leaves_the_old_deployment() {
+    let Some(env) = Env::new() else { return };
+    env.ok(&["registry", "add", "nda", env.adapter(0)]);
+    env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    env.ok(&["deploy", "nda@1"]);
+    let child = env.spawn_paused(&["deploy", "nda@2"], "deploy");
+    // the files check and the adapter load come first, then the transaction and its pause
+    std::thread::sleep(Duration::from_millis(1500));
+    kill_paused(child, "deploy");
+
+    let status = env.ok(&["deploy", "status", "nda"]);
+    let d = env.open().deployment("nda").unwrap().unwrap();
+    assert_eq!((d.prod, d.generation), (Some(1), 1), "{status}");
+    assert!(status.contains("prod        nda@1"), "{status}");
+    let out = env.ok(&["deploy", "nda@2"]);
+    assert!(out.contains("nda@2 is prod (was nda@1)"), "{out}");
+    let d = env.open().deployment("nda").unwrap().unwrap();
+    assert_eq!((d.prod, d.previous), (Some(2), Some(1)));
+    assert_eq!(
+        event_kinds(&env.ok(&["deploy", "events", "nda"])),
+        ["register", "register", "deploy", "deploy"]
+    );
+    all_versions_check(env.open().as_ref());
+}
+
+/// One request the mock admin API received.
+#[derive(Debug)]
+struct Received {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+/// A one-connection-per-answer HTTP server that answers `answers` in order (status, JSON)
+/// and hands back what it received.
+fn mock_admin_api(answers: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<Received>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for (status, body) in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let mut parts = line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap().to_string(),
+                parts.next().unwrap().to_string(),
+            );
+            let (mut len, mut authorization) = (0usize, None);
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                let (k, v) = h.split_once(':').unwrap();
+                match k.to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap(),
+                    "authorization" => authorization = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+            let mut b = vec![0u8; len];
+            r.read_exact(&mut b).unwrap();
+            got.push(Received {
+                method,
+                path,
+                authorization,
+                body: String::from_utf8(b).unwrap(),
+            });
+            write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+        got
+    });
+    (url, h)
+}
+
+/// `--server URL` sends every operation to the admin API as its contract says, with the admin
+/// key, and prints what comes back (the server's own error message on a 4xx).
+#[test]
+fn with_server_every_operation_goes_through_the_admin_api() {
+    use hone_ops::deployment::{Canary, Deployment};
+    use hone_ops::live::Snapshot;
+    use hone_ops::status::{DeployStatus, VersionLive};
+    use hone_ops::version::VersionMeta;
+    use hone_ops::{Event, Version};
+    use serde_json::json;
+
+    let version = Version {
+        name: "nda".into(),
+        version: 2,
+        created: 1_700_000_000,
+        meta: VersionMeta {
+            adapter_sha256: "ab".repeat(32),
+            files: Vec::new(),
+            base_model: "smollm2".into(),
+            base_sha256: None,
+            train_config: None,
+            data: Vec::new(),
+            metrics: [("metrics.nli_acc".to_string(), 0.8)].into(),
+            metrics_source: Some("validation.json".into()),
+            notes: "from the server".into(),
+            source: "nda-v2".into(),
+        },
+    };
+    let dep = Deployment {
+        name: "nda".into(),
+        prod: Some(1),
+        previous: None,
+        canary: Some(Canary {
+            version: 2,
+            percent: 10.0,
+            started: 1_700_000_000,
+        }),
+        generation: 2,
+        updated: 1_700_000_000,
+    };
+    let event = Event {
+        id: 9,
+        name: "nda".into(),
+        time: 1_700_000_000,
+        kind: "canary".into(),
+        actor: "admin-api".into(),
+        message: "nda@2 takes 10% of nda's traffic (prod nda@1)".into(),
+        detail: json!({}),
+    };
+    let snap = |requests: u64, json_failures: u64| Snapshot {
+        requests,
+        json_checked: requests,
+        json_failures,
+        latency_p95_s: Some(0.5),
+        ..Default::default()
+    };
+    let status = DeployStatus {
+        name: "nda".into(),
+        deployment: Some(dep.clone()),
+        policy: None,
+        prod: Some(VersionLive {
+            version: VersionRef::new("nda", 1),
+            snapshot: snap(900, 0),
+        }),
+        canary: Some(VersionLive {
+            version: VersionRef::new("nda", 2),
+            snapshot: snap(100, 41),
+        }),
+        verdict: None,
+    };
+    let err = json!({"error": {"message": "nda@7 is not in the registry", "type": "not_found_error", "param": null, "code": null}});
+    let answers = vec![
+        (201, serde_json::to_string(&version).unwrap()),
+        (200, json!({"data": [version]}).to_string()),
+        (200, json!({"deployment": dep, "event": event}).to_string()),
+        (200, serde_json::to_string(&status).unwrap()),
+        (200, json!({"ok": true}).to_string()),
+        (200, json!({"data": [event]}).to_string()),
+        (404, err.to_string()),
+        (200, json!({"deleted": true}).to_string()),
+        (200, json!({"deployment": dep, "event": event}).to_string()),
+    ];
+    let (url, server) = mock_admin_api(answers);
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(&policy, "[gates]\nmax_parse_failure_rate = 0.05\n").unwrap();
+    let hone = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hone"))
+            .args(args)
+            .args(["--server", &url, "--admin-key-env", "TEST_ADMIN_KEY"])
+            .env("HONE_HOME", tmp.path())
+            .env("TEST_ADMIN_KEY", "s3cret")
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = hone(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let out = ok(&["registry", "add", "nda", "nda-v2", "--notes", "n"]);
+    assert!(
+        out.contains("registered nda@2") && out.contains(&"ab".repeat(32)),
+        "{out}"
+    );
+    let out = ok(&["registry", "list", "nda"]);
+    assert!(
+        out.contains("nda@2") && out.contains("nli_acc 0.800"),
+        "{out}"
+    );
+    let out = ok(&["deploy", "nda@2", "--canary", "10"]);
+    assert!(out.contains("takes 10%"), "{out}");
+    let out = ok(&["deploy", "status", "nda"]);
+    assert!(
+        out.contains("parse failures: 41.0% vs 0.0%, significant (p<0.001)"),
+        "{out}"
+    );
+    ok(&["deploy", "policy", "nda", policy.to_str().unwrap()]);
+    let out = ok(&["deploy", "events", "nda", "--limit", "5"]);
+    assert!(out.contains("canary") && out.contains("admin-api"), "{out}");
+    let o = hone(&["registry", "show", "nda@7"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("nda@7 is not in the registry") && e.contains("404"),
+        "{e}"
+    );
+    ok(&["registry", "remove", "nda@2"]);
+    ok(&["deploy", "rollback", "nda"]);
+
+    let got = server.join().unwrap();
+    let calls: Vec<(&str, &str)> = got
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/admin/versions"),
+            ("GET", "/admin/versions?name=nda"),
+            ("POST", "/admin/deployments/nda"),
+            ("GET", "/admin/deployments/nda"),
+            ("PUT", "/admin/deployments/nda/policy"),
+            ("GET", "/admin/deployments/nda/events?limit=5"),
+            ("GET", "/admin/versions/nda/7"),
+            ("DELETE", "/admin/versions/nda/2"),
+            ("POST", "/admin/deployments/nda"),
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer s3cret")));
+    let body = |i: usize| serde_json::from_str::<serde_json::Value>(&got[i].body).unwrap();
+    assert_eq!(
+        body(0),
+        json!({"name": "nda", "path": "nda-v2", "notes": "n"})
+    );
+    assert_eq!(
+        body(2),
+        json!({"action": "deploy", "version": 2, "canary": 10.0})
+    );
+    assert_eq!(got[4].body, "[gates]\nmax_parse_failure_rate = 0.05\n");
+    assert_eq!(body(8), json!({"action": "rollback"}));
+
+    // the key variable must be set
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(["deploy", "status", "nda", "--server", &url])
+        .args(["--admin-key-env", "TEST_UNSET_KEY_VAR"])
+        .env_remove("TEST_UNSET_KEY_VAR")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("TEST_UNSET_KEY_VAR"),
+        "{e}"
+    );
+}
+
+/// `hone deploy NAME@N` and the subcommands share the word: the help lists both forms.
+#[test]
+fn deploy_help_lists_the_version_form_and_every_subcommand() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(["deploy", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let h = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "hone deploy [OPTIONS] [NAME@N]",
+        "hone deploy <COMMAND>",
+        "promote",
+        "rollback",
+        "status",
+        "events",
+        "policy",
+        "--canary <PERCENT>",
+        "--store <PATH|URL>",
+        "--server <URL>",
+        "--admin-key-env <VAR>",
+    ] {
+        assert!(h.contains(want), "missing {want} in:\n{h}");
+    }
+}
