@@ -1,7 +1,8 @@
 //! The rollback policy of a name (TOML), and the verdict on a canary it gives.
 //!
 //! ```toml
-//! # judge only once the canary has answered this many requests
+//! # judge only once the canary has answered this many requests (and a rate over a subset,
+//! # such as parse failures over the answers meant to be JSON, once that subset is this large)
 //! min_requests = 50
 //! # check that every answer of this name parses as JSON (besides requests with a
 //! # response_format, which are always checked)
@@ -190,15 +191,21 @@ impl Policy {
                 .map(|(c, p)| c / p),
             g.max_p95_latency_ratio,
         );
+        // A rate over a subset of the requests is judged once that subset is large enough too
+        // (a canary that served plain text first is not judged on its first JSON answer).
+        let enough = |n: u64| n >= self.min_requests;
         gate(
             "parse_failure_rate",
-            canary.parse_failure_rate(),
+            canary
+                .parse_failure_rate()
+                .filter(|_| enough(canary.json_checked)),
             g.max_parse_failure_rate,
         );
         gate(
             "logprob_drop",
             prod.logprob_mean
                 .zip(canary.logprob_mean)
+                .filter(|_| enough(canary.logprob_n) && enough(prod.logprob_n))
                 .map(|(p, c)| p - c),
             g.max_logprob_drop,
         );
@@ -312,6 +319,18 @@ mod tests {
             "{}",
             v.breaches()
         );
+    }
+
+    #[test]
+    fn subset_rates_wait_for_enough_answers() {
+        let p = Policy::parse(POLICY, "policy.toml").unwrap();
+        let prod = snap(200, 0, 1.0, -1.0, 0);
+        // 30 requests, but only 3 meant to be JSON (all failed): too few to judge that rate
+        let mut c = snap(30, 0, 1.0, -1.0, 3);
+        c.json_checked = 3;
+        assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
+        c.json_checked = 20;
+        assert_eq!(p.judge(&c, &prod).decision, Decision::Rollback);
     }
 
     #[test]

@@ -394,6 +394,14 @@ impl Deployments {
         canary: Option<f64>,
         actor: &str,
     ) -> Result<(Deployment, Event)> {
+        // The files are checked even when the version is loaded already: what is deployed is
+        // what the registry recorded, now.
+        let v = self
+            .store
+            .version(r)
+            .map_err(ops_err)?
+            .ok_or_else(|| ServeError::NotFound(format!("{r} is not in the registry")))?;
+        registry::checked_dir(self.store.as_ref(), &v).map_err(ops_err)?;
         self.load(r)?;
         let change = match canary {
             Some(percent) => Change::Canary {

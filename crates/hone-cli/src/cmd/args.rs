@@ -79,7 +79,10 @@ pub struct StoreLocation {
 
 impl StoreLocation {
     pub fn open(&self) -> anyhow::Result<std::sync::Arc<dyn hone_ops::Store>> {
-        Ok(hone_ops::open_store(self.store.as_deref(), self.objects.as_deref())?)
+        Ok(hone_ops::open_store(
+            self.store.as_deref(),
+            self.objects.as_deref(),
+        )?)
     }
 }
 
