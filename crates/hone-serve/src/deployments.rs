@@ -209,6 +209,9 @@ impl Deployments {
         let old = self.routes();
         let mut next = HashMap::new();
         let mut policies = HashMap::new();
+        // Rebuilt routes whose gauges are set once they are published (a gauge that shows a
+        // version must mean requests can reach it).
+        let mut applied = Vec::new();
         for d in deployments {
             match self.store.policy(&d.name) {
                 Ok(Some(text)) => match Policy::parse(&text, &format!("{}'s policy", d.name)) {
@@ -257,8 +260,8 @@ impl Deployments {
                         // canary and prod are compared over the same window
                         self.live.reset_name(&d.name);
                     }
-                    self.versions.set_deployment(&d);
                     next.insert(d.name.clone(), r);
+                    applied.push(d);
                 }
                 Err(e) => {
                     tracing::error!(
@@ -277,6 +280,9 @@ impl Deployments {
         }
         if let Ok(mut r) = self.routes.write() {
             *r = Arc::new(next);
+        }
+        for d in &applied {
+            self.versions.set_deployment(d);
         }
         *last = Some(seq);
         Ok(())

@@ -34,6 +34,11 @@ impl Server {
     /// Starts `hone serve ARGS --port 0` and waits (up to `HONE_SERVE_START_SECS`, default
     /// 180 s) for its `listening on http://...` line.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with `env` (NAME, VALUE) set on the child (an admin key, say).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_path = dir.path().join("serve.stderr");
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -42,6 +47,7 @@ impl Server {
             .args(args)
             .args(["--port", "0"])
             .env("HONE_THREADS", "2")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
@@ -96,6 +102,12 @@ impl Server {
     /// Everything the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL: no drain, no shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process is still running.
