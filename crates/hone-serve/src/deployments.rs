@@ -378,7 +378,12 @@ impl Deployments {
         match res {
             Ok((d, ev)) => {
                 self.versions.rollback(name, actor);
-                self.versions.set_deployment(&d);
+                // A sync that was rebuilding the routes from the store as it stood before the
+                // rollback may publish them after the swap above; syncing again from the store
+                // as it stands now settles it (nothing is loaded: every version is loaded).
+                if let Err(e) = self.sync(true) {
+                    tracing::warn!("{e}");
+                }
                 Ok((d, ev, swapped))
             }
             Err(e) => {
