@@ -44,7 +44,14 @@ pub fn routes() -> Router<Shared> {
 
 /// The admin key must be configured and sent.
 fn authorize(st: &AppState, headers: &HeaderMap) -> Result<Arc<Deployments>> {
-    let Some(key) = st.config.admin_key.as_deref() else {
+    // The admin key, else the API key (as for adapter loading); with neither, the admin API
+    // is off rather than open.
+    let Some(key) = st
+        .config
+        .admin_key
+        .as_deref()
+        .or(st.config.api_key.as_deref())
+    else {
         return Err(ServeError::Unauthorized(
             "the admin API is off: start hone serve with --admin-key-env VAR".into(),
         ));

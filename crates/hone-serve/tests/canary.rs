@@ -495,3 +495,83 @@ fn value_of(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+#[test]
+fn a_canary_that_passes_every_gate_is_promoted_by_its_policy() {
+    let Some(path) = smollm2() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let m = load(&path);
+    save_scaled_adapter(&m, &dir.path().join("v1"), 1, 0.03);
+    save_scaled_adapter(&m, &dir.path().join("v2"), 2, 0.03);
+    drop(m);
+    let store =
+        hone_ops::open_store(Some(dir.path().join("registry.db").to_str().unwrap()), None).unwrap();
+    registry::add(store.as_ref(), "nda", &dir.path().join("v1"), "", "test").unwrap();
+    registry::add(store.as_ref(), "nda", &dir.path().join("v2"), "", "test").unwrap();
+    store
+        .change("nda", &Change::Prod(1), None, "test", None)
+        .unwrap();
+    let policy = "min_requests = 8\nexpect_json = true\n[gates]\nmax_parse_failure_rate = 0.5\nmax_error_rate = 0.1\n[promote]\nauto = true\nmin_requests = 8\n";
+    store.set_policy("nda", policy, "test").unwrap();
+    store
+        .change(
+            "nda",
+            &Change::Canary {
+                version: 2,
+                percent: 50.0,
+            },
+            None,
+            "test",
+            None,
+        )
+        .unwrap();
+    let srv = Server::start_with_store(
+        &path,
+        ServerConfig::default(),
+        &[],
+        Some(Arc::clone(&store)),
+    );
+    let t0 = Instant::now();
+    let mut i = 0;
+    let promoted = loop {
+        for a in drive(
+            &srv.url,
+            (0..16).map(|k| json_request(i * 16 + k, false)).collect(),
+            4,
+        ) {
+            assert_eq!(a.status, 200);
+        }
+        i += 1;
+        if let Some(e) = store
+            .events(Some("nda"), 20)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == "promote")
+        {
+            break e;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "never promoted");
+    };
+    assert_eq!(promoted.actor, "policy");
+    assert!(
+        promoted.message.contains("every gate passed"),
+        "{}",
+        promoted.message
+    );
+    let d = store.deployment("nda").unwrap().unwrap();
+    assert_eq!(
+        (d.prod, d.previous, d.canary.is_none()),
+        (Some(2), Some(1), true)
+    );
+    // the server follows: every answer now comes from v2
+    std::thread::sleep(Duration::from_millis(600));
+    let after = drive(
+        &srv.url,
+        (0..8).map(|k| json_request(900 + k, false)).collect(),
+        4,
+    );
+    assert!(after.iter().all(|a| a.model == "nda@2"));
+}
