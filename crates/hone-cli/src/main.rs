@@ -6,6 +6,13 @@ mod cmd;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` ends quietly, as other command-line tools do, instead of a
+    // panic on the broken pipe (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

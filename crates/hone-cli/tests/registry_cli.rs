@@ -254,7 +254,10 @@ fn register_list_show_diff_deploy_canary_rollback() {
 
     assert!(env.ok(&["deploy", "nda@1"]).contains("nda@1 is prod"));
     let out = env.ok(&["deploy", "nda@2", "--canary", "10"]);
-    assert!(out.contains("nda@2 takes 10% of nda's traffic"), "{out}");
+    assert!(
+        out.contains("nda@2 takes 10% of the requests for nda"),
+        "{out}"
+    );
     let status = env.ok(&["deploy", "status", "nda"]);
     assert!(status.contains("nda@1"), "{status}");
     assert!(status.contains("nda@2, 10% of requests"), "{status}");
@@ -496,7 +499,7 @@ fn with_server_every_operation_goes_through_the_admin_api() {
         time: 1_700_000_000,
         kind: "canary".into(),
         actor: "admin-api".into(),
-        message: "nda@2 takes 10% of nda's traffic (prod nda@1)".into(),
+        message: "nda@2 takes 10% of the requests for nda (prod nda@1)".into(),
         detail: json!({}),
     };
     let snap = |requests: u64, json_failures: u64| Snapshot {

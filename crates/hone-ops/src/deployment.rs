@@ -138,7 +138,7 @@ impl Deployment {
                     "canary",
                     actor,
                     format!(
-                        "{name}@{version} takes {percent}% of {name}'s traffic (prod {name}@{p})"
+                        "{name}@{version} takes {percent}% of the requests for {name} (prod {name}@{p})"
                     ),
                 )
                 .with_detail(json!({"canary": version, "percent": percent, "prod": p}))

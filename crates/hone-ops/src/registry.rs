@@ -181,7 +181,8 @@ fn data_files(config: &str) -> Result<Vec<DataFile>> {
     Ok(out)
 }
 
-/// The numeric leaves of the first metrics file found beside the adapter, as dotted paths.
+/// The numeric leaves (outside arrays) of the first metrics file found beside the adapter, as
+/// dotted paths.
 fn metrics_of(dir: &Path) -> Result<(BTreeMap<String, f64>, Option<String>)> {
     for name in METRIC_FILES {
         let p = dir.join(name);
@@ -219,11 +220,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
                 flatten(&key(k), v, out);
             }
         }
-        Value::Array(a) if a.len() <= 32 => {
-            for (i, v) in a.iter().enumerate() {
-                flatten(&key(&i.to_string()), v, out);
-            }
-        }
+        // Arrays are breakdowns (per hypothesis, per document): the summary numbers are
+        // what versions are compared on.
         _ => {}
     }
 }

@@ -212,6 +212,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
             a.max_batch,
             if a.prefix_cache { ", prefix cache" } else { "" }
         );
+        if let Some(d) = &state.deployments {
+            let names: Vec<String> = d.names().into_iter().map(|(n, _)| n).collect();
+            eprintln!(
+                "registry {}: {} deployed{}{}",
+                d.store().describe(),
+                names.len(),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            );
+        }
         // Tests and scripts read the port from this line.
         println!("listening on http://{local}");
         use std::io::Write;

@@ -165,7 +165,7 @@ pub(crate) fn remove_event(r: &VersionRef, actor: &str) -> NewEvent {
 
 /// The event of a policy change.
 pub(crate) fn policy_event(name: &str, toml: &str, actor: &str) -> NewEvent {
-    NewEvent::new("policy", actor, format!("{name}'s rollback policy set"))
+    NewEvent::new("policy", actor, format!("rollback policy of {name} set"))
         .with_detail(serde_json::json!({"policy": toml}))
 }
 
