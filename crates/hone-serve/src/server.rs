@@ -323,21 +323,9 @@ impl AppState {
     }
 }
 
+/// Adapter names follow the registry's rule (they are metric labels and URL segments too).
 fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ServeError::bad(
-            "name",
-            "adapter names are 1-64 characters of letters, digits, '-', '_' and '.'",
-        ))
-    }
+    hone_ops::version::check_name(name).map_err(|e| ServeError::bad("name", e.to_string()))
 }
 
 /// The folder `rel` names under one of `roots`; refuses absolute paths, `..` and anything

@@ -153,34 +153,9 @@ fn a_broken_canary_is_rolled_back_by_its_policy_while_every_request_is_answered(
         println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let m = load(&path);
     // v1: a mild adapter (answers stay JSON); v2: B drawn 30x larger, which wrecks the model
     // (measured: 10 of 12 answers no longer parse, mean token log-prob -7.2 against -3.2).
-    save_scaled_adapter(&m, &dir.path().join("v1"), 1, 0.03);
-    save_scaled_adapter(&m, &dir.path().join("v2"), 3, 1.0);
-    drop(m);
-    let store =
-        hone_ops::open_store(Some(dir.path().join("registry.db").to_str().unwrap()), None).unwrap();
-    registry::add(
-        store.as_ref(),
-        "nda",
-        &dir.path().join("v1"),
-        "good",
-        "test",
-    )
-    .unwrap();
-    registry::add(
-        store.as_ref(),
-        "nda",
-        &dir.path().join("v2"),
-        "broken",
-        "test",
-    )
-    .unwrap();
-    store
-        .change("nda", &Change::Prod(1), None, "test", None)
-        .unwrap();
+    let (_dir, store) = registry_of(&path, &[(1, 0.03), (3, 1.0)]);
 
     let config = ServerConfig {
         admin_key: Some(KEY.into()),
@@ -313,25 +288,8 @@ fn a_broken_canary_is_rolled_back_by_its_policy_while_every_request_is_answered(
     assert_eq!((d.prod, d.canary.is_none()), (Some(1), true));
 
     // 3. /metrics with version labels parses, and agrees with what the clients saw.
-    let text = ureq::get(&format!("{url}/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            })
-            .sum()
-    };
+    let scrape = scrape(&url);
+    let value = |name: &str, labels: &[(&str, &str)]| metric(&scrape, name, labels);
     let v2_ok = value(
         "hone_version_requests_total",
         &[("model", "nda"), ("version", "2"), ("result", "ok")],
@@ -476,13 +434,18 @@ fn a_broken_canary_is_rolled_back_by_its_policy_while_every_request_is_answered(
     assert_eq!(chat(&url, &json_request(7000, false)).model, "nda@1");
 }
 
-fn value_of(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+/// `/metrics`, parsed by a Prometheus text-format parser (it must parse).
+fn scrape(url: &str) -> prometheus_parse::Scrape {
     let text = ureq::get(&format!("{url}/metrics"))
         .call()
         .unwrap()
         .into_string()
         .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// The sum of the samples of `name` whose labels include `labels`.
+fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()
@@ -496,24 +459,37 @@ fn value_of(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+fn value_of(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric(&scrape(url), name, labels)
+}
+
+/// A SQLite registry with one version of `nda` per (seed, scale) adapter, v1 prod.
+fn registry_of(
+    path: &std::path::Path,
+    adapters: &[(u64, f32)],
+) -> (tempfile::TempDir, Arc<dyn hone_ops::Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = load(path);
+    let store =
+        hone_ops::open_store(Some(dir.path().join("registry.db").to_str().unwrap()), None).unwrap();
+    for (i, &(seed, scale)) in adapters.iter().enumerate() {
+        let d = dir.path().join(format!("v{}", i + 1));
+        save_scaled_adapter(&m, &d, seed, scale);
+        registry::add(store.as_ref(), "nda", &d, "", "test").unwrap();
+    }
+    store
+        .change("nda", &Change::Prod(1), None, "test", None)
+        .unwrap();
+    (dir, store)
+}
+
 #[test]
 fn a_canary_that_passes_every_gate_is_promoted_by_its_policy() {
     let Some(path) = smollm2() else {
         println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let m = load(&path);
-    save_scaled_adapter(&m, &dir.path().join("v1"), 1, 0.03);
-    save_scaled_adapter(&m, &dir.path().join("v2"), 2, 0.03);
-    drop(m);
-    let store =
-        hone_ops::open_store(Some(dir.path().join("registry.db").to_str().unwrap()), None).unwrap();
-    registry::add(store.as_ref(), "nda", &dir.path().join("v1"), "", "test").unwrap();
-    registry::add(store.as_ref(), "nda", &dir.path().join("v2"), "", "test").unwrap();
-    store
-        .change("nda", &Change::Prod(1), None, "test", None)
-        .unwrap();
+    let (_dir, store) = registry_of(&path, &[(1, 0.03), (2, 0.03)]);
     let policy = "min_requests = 8\nexpect_json = true\n[gates]\nmax_parse_failure_rate = 0.5\nmax_error_rate = 0.1\n[promote]\nauto = true\nmin_requests = 8\n";
     store.set_policy("nda", policy, "test").unwrap();
     store
