@@ -659,3 +659,99 @@ fn deploy_help_lists_the_version_form_and_every_subcommand() {
         assert!(h.contains(want), "missing {want} in:\n{h}");
     }
 }
+
+mod serve_support;
+
+/// `--server URL`: the same commands through a real `hone serve`'s admin API.
+#[test]
+fn with_server_the_commands_drive_a_real_hone_serve() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    env.ok(&["registry", "add", "nda", env.adapter(0)]);
+    env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    env.ok(&["deploy", "nda@1"]);
+    let store = env.store.to_str().unwrap().to_string();
+    // the server finds the model in the real cache; the store is the test's
+    let srv = serve_support::Server::start_with_env(
+        &[
+            "--store",
+            &store,
+            "--admin-key-env",
+            "HONE_T_KEY",
+            "--max-batch",
+            "4",
+        ],
+        &[("HONE_T_KEY", "k1")],
+    );
+    let via = |args: &[&str], key: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend([
+            "--server",
+            srv.base.as_str(),
+            "--admin-key-env",
+            "HONE_T_KEY",
+        ]);
+        env.command(&all)
+            .env("HONE_T_KEY", key)
+            .output()
+            .expect("hone runs")
+    };
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = via(&["deploy", "nda@2", "--canary", "25"], "k1");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("nda@2 takes 25% of the requests for nda"),
+        "{}",
+        text(&o)
+    );
+    // requests for the name are answered by one of the two versions
+    for i in 0..8 {
+        let body = serde_json::json!({"model": "nda", "max_tokens": 2, "user": format!("u{i}"),
+                                      "messages": [{"role": "user", "content": "Hi"}]});
+        let r: serde_json::Value = ureq::post(&format!("{}/v1/chat/completions", srv.base))
+            .send_json(body)
+            .expect("answered")
+            .into_json()
+            .unwrap();
+        let m = r["model"].as_str().unwrap();
+        assert!(m == "nda@1" || m == "nda@2", "{m}");
+    }
+    let o = via(&["deploy", "status", "nda"], "k1");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("nda@2, 25% of requests") && t.contains("live numbers"),
+        "{t}"
+    );
+    let o = via(&["registry", "list"], "k1");
+    assert!(
+        text(&o).contains("nda@1") && text(&o).contains("nda@2"),
+        "{}",
+        text(&o)
+    );
+    // a wrong key is refused and changes nothing
+    let o = via(&["deploy", "rollback", "nda"], "wrong");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("admin key"), "{}", text(&o));
+    assert!(env
+        .open()
+        .deployment("nda")
+        .unwrap()
+        .unwrap()
+        .canary
+        .is_some());
+    let o = via(&["deploy", "rollback", "nda"], "k1");
+    assert!(o.status.success(), "{}", text(&o));
+    let d = env.open().deployment("nda").unwrap().unwrap();
+    assert_eq!((d.prod, d.canary.is_none()), (Some(1), true));
+    let kinds = event_kinds(&env.ok(&["deploy", "events", "nda"]));
+    assert_eq!(kinds.last().map(String::as_str), Some("rollback"));
+}
