@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
 use hone_model::generate::PREFILL_CHUNK;
+use hone_model::kernels::log_sum_exp;
 use hone_model::kv_cache::{KvCache, SeqCache};
 use hone_model::llama::{Logits, SeqInput};
 use hone_model::lora::LoraAdapter;
@@ -315,16 +316,6 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// `ln(sum(exp(x)))`, computed stably (in f64).
-fn log_sum_exp(x: &[f32]) -> f64 {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !m.is_finite() {
-        return f64::from(m);
-    }
-    let s: f64 = x.iter().map(|&v| f64::from(v - m).exp()).sum();
-    f64::from(m) + s.ln()
 }
 
 /// The sampled token's log-probability and the `k` most likely tokens, best first.
@@ -687,7 +678,7 @@ impl Scheduler {
                 s.pending_lp.push(token_logprob(&logits, tok, k));
             }
             if s.p.track_logprob {
-                s.lp_sum += f64::from(row[tok as usize]) - log_sum_exp(row);
+                s.lp_sum += f64::from(row[tok as usize] - log_sum_exp(row));
                 s.lp_n += 1;
             }
             match s.last_token_at {

@@ -52,6 +52,36 @@ pub(super) fn exp16(x: __m512) -> __m512 {
     _mm512_scalef_ps(y, n)
 }
 
+/// `ln(sum(e^x))`: the maximum, then the sum of `e^(x - max)`, 16 lanes at a time (the tail
+/// in scalar code).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
+    let n16 = x.len() / 16 * 16;
+    let p = x.as_ptr();
+    let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n16 {
+        mv = _mm512_max_ps(mv, _mm512_loadu_ps(p.add(i)));
+        i += 16;
+    }
+    let m = x[n16..]
+        .iter()
+        .copied()
+        .fold(_mm512_reduce_max_ps(mv), f32::max);
+    if !m.is_finite() {
+        return m;
+    }
+    let shift = _mm512_set1_ps(m);
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n16 {
+        acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), shift)));
+        i += 16;
+    }
+    let tail: f32 = x[n16..].iter().map(|&v| (v - m).exp()).sum();
+    m + (_mm512_reduce_add_ps(acc) + tail).ln()
+}
+
 /// `x / (1 + e^-x)` in every lane.
 #[inline]
 #[target_feature(enable = "avx512f")]

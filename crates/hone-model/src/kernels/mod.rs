@@ -6,10 +6,12 @@ mod activation;
 mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod log_sum_exp;
 mod norm;
 
 pub(crate) use activation::silu_mul;
 pub(crate) use attention::{causal_attention, Heads};
+pub use log_sum_exp::log_sum_exp;
 pub use norm::rms_norm_into;
 
 /// Whether this CPU runs the AVX-512 decode kernels (attention rows, SiLU).
