@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    adapter, bench, chat, data, deploy, eval, generate, model, quickstart, registry, review, serve,
-    train,
+    adapter, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry, review,
+    serve, train,
 };
 
 #[derive(Parser, Debug)]
@@ -48,6 +48,9 @@ pub enum Command {
     Registry(registry::RegistryCmd),
     /// Deploy a version as prod or as a canary; promote, roll back, status, events, policy.
     Deploy(deploy::DeployArgs),
+    /// The request log a server keeps in the store: export it.
+    #[command(subcommand)]
+    Log(log::LogCmd),
     /// Measure speed.
     #[command(subcommand)]
     Bench(bench::BenchCmd),

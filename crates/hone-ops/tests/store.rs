@@ -154,6 +154,7 @@ on_both_backends!(
     change_seq_moves_on_every_change,
     concurrent_registrations,
     corrupt_deployment_is_an_error,
+    request_log_round_trip_query_and_prune,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +504,83 @@ fn concurrent_registrations(db: &Db) {
     let s = db.open();
     assert_eq!(numbers(&*s, "nda"), (1..=N as u32).collect::<Vec<_>>());
     assert_eq!(kinds(&*s, "nda").len(), N);
+}
+
+fn request_log_round_trip_query_and_prune(db: &Db) {
+    use hone_ops::request_log::{LogQuery, LogRecord};
+    let s = &*db.open();
+    let rec = |t: i64, model: &str| LogRecord {
+        id: 0,
+        time_ms: t,
+        model: model.into(),
+        version: (model == "nda").then(|| "nda@2".to_string()),
+        endpoint: "chat_completions".into(),
+        status: 200,
+        caller: Some("u1".into()),
+        input: serde_json::json!([{"role": "user", "content": format!("q{t}")}]),
+        output: format!("a{t}"),
+        finish: Some("stop".into()),
+        latency_ms: 12.5,
+        prompt_tokens: 7,
+        output_tokens: 3,
+        mean_logprob: if t % 2 == 0 { Some(-0.25) } else { None },
+    };
+    let rows: Vec<LogRecord> = (0..10)
+        .map(|t| rec(1000 + t, if t < 6 { "nda" } else { "base" }))
+        .collect();
+    s.append_requests(&rows).unwrap();
+    let all = s
+        .requests(&LogQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    // ids assigned, increasing; everything else as written
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    for (got, want) in all.iter().zip(&rows) {
+        assert_eq!(
+            LogRecord {
+                id: 0,
+                ..got.clone()
+            },
+            *want
+        );
+    }
+    let q = LogQuery {
+        since_ms: 1002,
+        until_ms: Some(1008),
+        model: Some("nda".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let got: Vec<i64> = s.requests(&q).unwrap().iter().map(|r| r.time_ms).collect();
+    assert_eq!(got, vec![1002, 1003, 1004, 1005]);
+    // paging by id
+    let page1 = s
+        .requests(&LogQuery {
+            limit: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    let page2 = s
+        .requests(&LogQuery {
+            limit: 4,
+            after_id: page1[3].id,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page2[0].time_ms, 1004);
+    assert_eq!(s.prune_requests(1005).unwrap(), 5);
+    assert_eq!(
+        s.requests(&LogQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
+        5
+    );
 }
 
 fn corrupt_deployment_is_an_error(db: &Db) {

@@ -17,5 +17,6 @@ pub mod metrics;
 pub use error::{Result, ServeError};
 pub mod engine;
 pub mod openai;
+pub mod request_log;
 pub mod server;
 pub mod version_metrics;

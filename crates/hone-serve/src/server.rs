@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use hone_ops::live::Outcome;
+use hone_ops::request_log::LogRecord;
 use hone_ops::{Store, VersionRef};
 
 use crate::constrain::ConstraintFactory;
@@ -37,6 +38,7 @@ use crate::engine::{Engine, EngineConfig, Event, GenParams, TokenLogprob};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::openai::{self, Limits, PromptInput, Request, ResponseFormat};
+use crate::request_log::{RequestLogConfig, RequestLogger};
 
 /// Server settings (the `hone serve` flags).
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub limits: Limits,
     pub engine: EngineConfig,
+    /// Log every generation request to the store (needs one).
+    pub request_log: Option<RequestLogConfig>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
                 default_max_tokens: 512,
             },
             engine: EngineConfig::default(),
+            request_log: None,
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Versioned deployments from a registry store (`hone serve --store`).
     pub deployments: Option<Arc<Deployments>>,
+    /// The request log, written to the same store (`hone serve --request-log`).
+    pub request_log: Option<RequestLogger>,
     model: Arc<Llama>,
     stop_tokens: Vec<u32>,
     created: u64,
@@ -145,6 +152,17 @@ impl AppState {
             config.engine.clone(),
             metrics.clone(),
         );
+        let request_log = match (&config.request_log, &store) {
+            (Some(c), Some(store)) => {
+                Some(RequestLogger::start(store.clone(), c.clone(), &metrics))
+            }
+            (Some(_), None) => {
+                return Err(ServeError::Internal(
+                    "the request log is written to the registry store: give one (--store)".into(),
+                ))
+            }
+            (None, _) => None,
+        };
         let deployments = match store {
             Some(store) => {
                 let d = Deployments::new(store, model.clone(), metrics.clone());
@@ -162,6 +180,7 @@ impl AppState {
             metrics,
             config,
             deployments,
+            request_log,
             model,
             stop_tokens,
             created: now_secs(),
@@ -506,6 +525,7 @@ async fn generation(
         };
         let (adapter, version) = st.resolve(&r.model, r.user.as_deref()).await?;
         let track = version.map(|version| Tracked {
+            asked: r.model.clone(),
             json: !matches!(r.response_format, ResponseFormat::Text)
                 || st
                     .deployments
@@ -513,7 +533,7 @@ async fn generation(
                     .is_some_and(|d| d.expect_json(&version.name)),
             version,
         });
-        let p = st.gen_params(&r, adapter, track.is_some())?;
+        let p = st.gen_params(&r, adapter, track.is_some() || st.request_log.is_some())?;
         Ok::<_, ServeError>((r, p, track))
     }
     .await;
@@ -608,16 +628,26 @@ async fn full_response(
                     started,
                     Some((&text, finish, completion_tokens, mean_logprob)),
                 );
+                let a = Answered {
+                    text: &text,
+                    finish: Some(finish),
+                    prompt_tokens,
+                    completion_tokens,
+                    mean_logprob,
+                };
+                log_request(st, req, chat, &track, started, &a);
                 break;
             }
             Event::Error(e) => {
                 record(st, &track, started, None);
+                log_request(st, req, chat, &track, started, &Answered::failed(&text));
                 return ApiError(ServeError::Internal(e)).into_response();
             }
         }
     }
     let Some((finish, p, c)) = end else {
         record(st, &track, started, None);
+        log_request(st, req, chat, &track, started, &Answered::failed(&text));
         return ApiError(ServeError::Unavailable("the engine stopped".into())).into_response();
     };
     let logprobs = req
@@ -677,7 +707,8 @@ fn stream_response(
     tokio::spawn(async move {
         let mut offset = 0usize;
         let mut ok = true;
-        // the whole answer, for the version's JSON check (only when tracked)
+        // the whole answer, for the version's JSON check and the request log
+        let keep_text = track.is_some() || st.request_log.is_some();
         let mut full = String::new();
         if chat {
             let first = json!({"index": 0, "delta": {"role": "assistant", "content": ""},
@@ -705,7 +736,7 @@ fn stream_response(
                         .map(|_| logprobs_json(&st, &tokens, chat, offset))
                         .unwrap_or(Value::Null);
                     offset += text.len();
-                    if track.is_some() {
+                    if keep_text {
                         full.push_str(&text);
                     }
                     let choice = if chat {
@@ -727,6 +758,14 @@ fn stream_response(
                         started,
                         Some((&full, finish, completion_tokens, mean_logprob)),
                     );
+                    let a = Answered {
+                        text: &full,
+                        finish: Some(finish),
+                        prompt_tokens,
+                        completion_tokens,
+                        mean_logprob,
+                    };
+                    log_request(&st, &req, chat, &track, started, &a);
                     let fin = finish_choice(chat, finish);
                     let mut v = vec![chunk(fin, None)];
                     if req.include_usage {
@@ -741,6 +780,7 @@ fn stream_response(
                 Event::Error(e) => {
                     ok = false;
                     record(&st, &track, started, None);
+                    log_request(&st, &req, chat, &track, started, &Answered::failed(&full));
                     let body = openai::error_body(&ServeError::Internal(e));
                     vec![
                         SseEvent::default().data(body.to_string()),
@@ -767,9 +807,85 @@ fn stream_response(
         .into_response()
 }
 
+/// How a request ended, for the request log.
+struct Answered<'a> {
+    text: &'a str,
+    /// `None`: it failed.
+    finish: Option<FinishReason>,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    mean_logprob: Option<f64>,
+}
+
+impl<'a> Answered<'a> {
+    fn failed(text: &'a str) -> Self {
+        Self {
+            text,
+            finish: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            mean_logprob: None,
+        }
+    }
+}
+
+/// Hands a finished request to the request log (when it is on); never waits.
+fn log_request(
+    st: &AppState,
+    req: &Request,
+    chat: bool,
+    track: &Option<Tracked>,
+    started: Instant,
+    a: &Answered,
+) {
+    let Some(log) = &st.request_log else {
+        return;
+    };
+    let input = match &req.input {
+        PromptInput::Chat(msgs) => Value::Array(
+            msgs.iter()
+                .map(|(role, content)| json!({"role": role, "content": content}))
+                .collect(),
+        ),
+        PromptInput::Text(t) => Value::String(t.clone()),
+    };
+    let elapsed = started.elapsed();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    log.log(LogRecord {
+        id: 0,
+        time_ms: now_ms - elapsed.as_millis() as i64,
+        // the name the client asked for (`req.model` names the version that answered)
+        model: track
+            .as_ref()
+            .map(|t| t.asked.clone())
+            .unwrap_or_else(|| req.model.clone()),
+        version: track.as_ref().map(|t| t.version.to_string()),
+        endpoint: if chat {
+            "chat_completions"
+        } else {
+            "completions"
+        }
+        .into(),
+        status: if a.finish.is_some() { 200 } else { 500 },
+        caller: req.user.clone(),
+        input,
+        output: a.text.to_string(),
+        finish: a.finish.map(|f| f.as_str().to_string()),
+        latency_ms: elapsed.as_secs_f64() * 1000.0,
+        prompt_tokens: a.prompt_tokens as u64,
+        output_tokens: a.completion_tokens as u64,
+        mean_logprob: a.mean_logprob,
+    });
+}
+
 /// A request answered by a registered version, watched for its live numbers.
 struct Tracked {
     version: VersionRef,
+    /// The model name the client asked for (`nda`, or `nda@2` itself).
+    asked: String,
     /// The answer is meant to be JSON (a `response_format`, or the policy's `expect_json`).
     json: bool,
 }
@@ -979,8 +1095,14 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.engine.shutdown())
-        .await
-        .map_err(std::io::Error::other)?;
+    tokio::task::spawn_blocking(move || {
+        st.engine.shutdown();
+        // what is queued is written before the server returns
+        if let Some(log) = &st.request_log {
+            log.shutdown();
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod data;
 pub mod deploy;
 pub mod eval;
 pub mod generate;
+pub mod log;
 pub mod model;
 pub mod ops;
 pub mod quickstart;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Registry(c) => registry::run(c),
         Command::Deploy(a) => deploy::run(a),
+        Command::Log(c) => log::run(c),
     }
 }
 

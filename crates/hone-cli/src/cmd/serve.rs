@@ -7,6 +7,7 @@ use clap::Args;
 use hone_model::{LoadOptions, LoadedModel};
 use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
+use hone_serve::request_log::RequestLogConfig;
 use hone_serve::server::{serve, AppState, ServerConfig};
 
 use super::args::{ModelName, StoreLocation, DEFAULT_MODEL};
@@ -20,6 +21,21 @@ pub struct ServeArgs {
     /// or when the default store exists.
     #[command(flatten)]
     pub store: StoreLocation,
+    /// Log every generation request (input, output, model, version, latency, tokens, mean
+    /// log-probability, caller) to the store, off the request path (`hone log export`).
+    #[arg(long)]
+    pub request_log: bool,
+    /// Rows waiting to be written at most; when full, rows are dropped (counted in
+    /// `hone_request_log_rows_total{result="dropped"}`), never requests delayed.
+    #[arg(long, default_value_t = 10_000, value_name = "ROWS")]
+    pub log_queue: usize,
+    /// Delete logged requests older than this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub log_retention_days: Option<f64>,
+    /// Redact matches before anything is written: `email`, `phone` or a regular expression
+    /// (repeatable).
+    #[arg(long = "log-redact", value_name = "email|phone|REGEX")]
+    pub log_redact: Vec<String>,
     /// The name clients use for the base model (default: the --model value's file stem).
     #[arg(long)]
     pub served_model_name: Option<String>,
@@ -131,6 +147,31 @@ fn env_key(var: &Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// The request log's settings from the flags (`None` without `--request-log`).
+fn request_log_config(a: &ServeArgs) -> Result<Option<RequestLogConfig>> {
+    if !a.request_log {
+        anyhow::ensure!(
+            a.log_redact.is_empty() && a.log_retention_days.is_none(),
+            "--log-redact and --log-retention-days need --request-log"
+        );
+        return Ok(None);
+    }
+    anyhow::ensure!(a.log_queue > 0, "--log-queue must be at least 1");
+    let retention = match a.log_retention_days {
+        Some(d) if d.is_finite() && d > 0.0 => {
+            Some(std::time::Duration::from_secs_f64(d * 86_400.0))
+        }
+        Some(d) => bail!("--log-retention-days {d}: a number of days above 0"),
+        None => None,
+    };
+    Ok(Some(RequestLogConfig {
+        capacity: a.log_queue,
+        retention,
+        redactor: hone_ops::request_log::Redactor::new(&a.log_redact)?,
+        ..RequestLogConfig::default()
+    }))
+}
+
 pub fn run(a: ServeArgs) -> Result<()> {
     anyhow::ensure!(a.max_batch > 0, "--max-batch must be at least 1");
     anyhow::ensure!(a.max_queue > 0, "--max-queue must be at least 1");
@@ -182,8 +223,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             prefix_cache: a.prefix_cache,
             ..EngineConfig::default()
         },
+        request_log: request_log_config(&a)?,
     };
-    let store = if a.store.store.is_some() || hone_ops::store::default_store_path().is_file() {
+    let store = if a.store.store.is_some()
+        || a.request_log
+        || hone_ops::store::default_store_path().is_file()
+    {
         Some(a.store.open().context("cannot open the registry store")?)
     } else {
         None

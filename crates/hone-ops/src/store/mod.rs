@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
+use crate::request_log::{LogQuery, LogRecord};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -68,6 +69,15 @@ pub trait Store: Send + Sync {
 
     /// A number that changes whenever a deployment or policy changes: replicas poll it.
     fn change_seq(&self) -> Result<i64>;
+
+    /// Appends request-log rows in one transaction (ids are assigned by the store).
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<()>;
+
+    /// Logged requests matching `q`, oldest first.
+    fn requests(&self, q: &LogQuery) -> Result<Vec<LogRecord>>;
+
+    /// Deletes logged requests older than `before_ms` (Unix ms); how many went.
+    fn prune_requests(&self, before_ms: i64) -> Result<u64>;
 }
 
 /// What a caller adds to a change's event.

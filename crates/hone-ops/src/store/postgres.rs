@@ -23,6 +23,7 @@ use super::{
 };
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
+use crate::request_log::{LogQuery, LogRecord};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -66,6 +67,23 @@ CREATE TABLE IF NOT EXISTS hone_change_seq (
     value BIGINT NOT NULL
 );
 INSERT INTO hone_change_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS hone_requests (
+    id BIGSERIAL PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    caller TEXT,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    finish TEXT,
+    latency_ms DOUBLE PRECISION NOT NULL,
+    prompt_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    mean_logprob DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS hone_requests_time ON hone_requests (time_ms);
 ";
 
 /// A PostgreSQL registry.
@@ -465,6 +483,92 @@ impl Store for PgStore {
                 .query_one("SELECT value FROM hone_change_seq WHERE id = 1", &[])
                 .map_err(|e| self.pg(e))?;
             Ok(row.get(0))
+        })
+    }
+
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<()> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(|e| self.pg(e))?;
+            let st = tx
+                .prepare(
+                    "INSERT INTO hone_requests (time_ms, model, version, endpoint, status, caller,
+                     input, output, finish, latency_ms, prompt_tokens, output_tokens, mean_logprob)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .map_err(|e| self.pg(e))?;
+            for r in rows {
+                tx.execute(
+                    &st,
+                    &[
+                        &r.time_ms,
+                        &r.model,
+                        &r.version,
+                        &r.endpoint,
+                        &i32::from(r.status),
+                        &r.caller,
+                        &r.input.to_string(),
+                        &r.output,
+                        &r.finish,
+                        &r.latency_ms,
+                        &(r.prompt_tokens as i64),
+                        &(r.output_tokens as i64),
+                        &r.mean_logprob,
+                    ],
+                )
+                .map_err(|e| self.pg(e))?;
+            }
+            tx.commit().map_err(|e| self.pg(e))
+        })
+    }
+
+    fn requests(&self, q: &LogQuery) -> Result<Vec<LogRecord>> {
+        self.with(|c| {
+            let rows = c
+                .query(
+                    "SELECT id, time_ms, model, version, endpoint, status, caller, input, output,
+                     finish, latency_ms, prompt_tokens, output_tokens, mean_logprob
+                     FROM hone_requests
+                     WHERE time_ms >= $1 AND ($2::BIGINT IS NULL OR time_ms < $2)
+                     AND ($3::TEXT IS NULL OR model = $3) AND id > $4 ORDER BY id LIMIT $5",
+                    &[
+                        &q.since_ms,
+                        &q.until_ms,
+                        &q.model,
+                        &q.after_id,
+                        &(q.limit as i64),
+                    ],
+                )
+                .map_err(|e| self.pg(e))?;
+            Ok(rows
+                .iter()
+                .map(|r| LogRecord {
+                    id: r.get(0),
+                    time_ms: r.get(1),
+                    model: r.get(2),
+                    version: r.get(3),
+                    endpoint: r.get(4),
+                    status: r.get::<_, i32>(5) as u16,
+                    caller: r.get(6),
+                    input: serde_json::from_str(r.get::<_, &str>(7))
+                        .unwrap_or(serde_json::Value::Null),
+                    output: r.get(8),
+                    finish: r.get(9),
+                    latency_ms: r.get(10),
+                    prompt_tokens: r.get::<_, i64>(11) as u64,
+                    output_tokens: r.get::<_, i64>(12) as u64,
+                    mean_logprob: r.get(13),
+                })
+                .collect())
+        })
+    }
+
+    fn prune_requests(&self, before_ms: i64) -> Result<u64> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM hone_requests WHERE time_ms < $1",
+                &[&before_ms],
+            )
+            .map_err(|e| self.pg(e))
         })
     }
 }

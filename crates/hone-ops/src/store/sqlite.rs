@@ -13,6 +13,7 @@ use super::{
 };
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
+use crate::request_log::{LogQuery, LogRecord};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -49,6 +50,23 @@ CREATE TABLE IF NOT EXISTS change_seq (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO change_seq (id, value) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ms INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    caller TEXT,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    finish TEXT,
+    latency_ms REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    mean_logprob REAL
+);
+CREATE INDEX IF NOT EXISTS requests_time ON requests (time_ms);
 ";
 
 /// A SQLite registry file.
@@ -363,6 +381,89 @@ impl Store for SqliteStore {
                 r.get(0)
             })
             .map_err(|e| self.err(e))
+        })
+    }
+
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<()> {
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO requests (time_ms, model, version, endpoint, status, caller,
+                         input, output, finish, latency_ms, prompt_tokens, output_tokens, mean_logprob)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )
+                    .map_err(|e| self.err(e))?;
+                for r in rows {
+                    st.execute(params![
+                        r.time_ms,
+                        r.model,
+                        r.version,
+                        r.endpoint,
+                        r.status,
+                        r.caller,
+                        r.input.to_string(),
+                        r.output,
+                        r.finish,
+                        r.latency_ms,
+                        r.prompt_tokens as i64,
+                        r.output_tokens as i64,
+                        r.mean_logprob,
+                    ])
+                    .map_err(|e| self.err(e))?;
+                }
+            }
+            tx.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    fn requests(&self, q: &LogQuery) -> Result<Vec<LogRecord>> {
+        self.with(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT id, time_ms, model, version, endpoint, status, caller, input, output,
+                     finish, latency_ms, prompt_tokens, output_tokens, mean_logprob FROM requests
+                     WHERE time_ms >= ?1 AND (?2 IS NULL OR time_ms < ?2)
+                     AND (?3 IS NULL OR model = ?3) AND id > ?4 ORDER BY id LIMIT ?5",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(
+                    params![q.since_ms, q.until_ms, q.model, q.after_id, q.limit as i64],
+                    |r| {
+                        Ok(LogRecord {
+                            id: r.get(0)?,
+                            time_ms: r.get(1)?,
+                            model: r.get(2)?,
+                            version: r.get(3)?,
+                            endpoint: r.get(4)?,
+                            status: r.get(5)?,
+                            caller: r.get(6)?,
+                            input: serde_json::from_str(&r.get::<_, String>(7)?)
+                                .unwrap_or(serde_json::Value::Null),
+                            output: r.get(8)?,
+                            finish: r.get(9)?,
+                            latency_ms: r.get(10)?,
+                            prompt_tokens: r.get::<_, i64>(11)? as u64,
+                            output_tokens: r.get::<_, i64>(12)? as u64,
+                            mean_logprob: r.get(13)?,
+                        })
+                    },
+                )
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn prune_requests(&self, before_ms: i64) -> Result<u64> {
+        self.with(|c| {
+            c.execute("DELETE FROM requests WHERE time_ms < ?1", [before_ms])
+                .map(|n| n as u64)
+                .map_err(|e| self.err(e))
         })
     }
 }
