@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd::{
     adapter, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry, review,
-    serve, train,
+    review_queue, serve, train,
 };
 
 #[derive(Parser, Debug)]
@@ -48,6 +48,9 @@ pub enum Command {
     Registry(registry::RegistryCmd),
     /// Deploy a version as prod or as a canary; promote, roll back, status, events, policy.
     Deploy(deploy::DeployArgs),
+    /// The answers sampled for review: list, show, mark correct / wrong / critical.
+    #[command(subcommand)]
+    ReviewQueue(review_queue::ReviewQueueCmd),
     /// The request log a server keeps in the store: export it.
     #[command(subcommand)]
     Log(log::LogCmd),

@@ -755,3 +755,160 @@ fn with_server_the_commands_drive_a_real_hone_serve() {
     let kinds = event_kinds(&env.ok(&["deploy", "events", "nda"]));
     assert_eq!(kinds.last().map(String::as_str), Some("rollback"));
 }
+
+/// The feedback loop's first half: a served canary's answers are logged, sampled into the review
+/// queue, a reviewer's critical mark rolls the canary back through its policy, and the marks
+/// become training examples (decontaminated against an evaluation file).
+#[test]
+fn reviewed_answers_roll_back_a_canary_and_become_examples() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    env.ok(&["registry", "add", "nda", env.adapter(0)]);
+    env.ok(&["registry", "add", "nda", env.adapter(1)]);
+    env.ok(&["deploy", "nda@1"]);
+    let policy = env.home.join("policy.toml");
+    std::fs::write(&policy, "min_requests = 1000\n[gates]\nmax_critical = 0\n").unwrap();
+    env.ok(&["deploy", "policy", "nda", policy.to_str().unwrap()]);
+    env.ok(&["deploy", "nda@2", "--canary", "50"]);
+    let store = env.store.to_str().unwrap().to_string();
+    let srv = serve_support::Server::start(&[
+        "--store",
+        &store,
+        "--request-log",
+        "--review-share",
+        "1",
+        "--max-batch",
+        "4",
+    ]);
+    for i in 0..12 {
+        let body = serde_json::json!({"model": "nda", "max_tokens": 3, "user": format!("u{i}"),
+            "messages": [{"role": "user", "content": format!("Is clause {i} a non-solicit?")}]});
+        ureq::post(&format!("{}/v1/chat/completions", srv.base))
+            .send_json(body)
+            .expect("answered");
+    }
+    let st = env.open();
+    let all = |st: &dyn Store| {
+        st.review_items(&hone_ops::review::ReviewQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let t0 = Instant::now();
+    while all(st.as_ref()).len() < 12 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the queue did not fill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let items = all(st.as_ref());
+    let of = |v: &str| {
+        items
+            .iter()
+            .find(|i| i.version.as_deref() == Some(v))
+            .unwrap()
+            .id
+    };
+    let (v1_item, v2_item) = (of("nda@1"), of("nda@2"));
+    let listed = env.ok(&["review-queue", "list", "--limit", "50"]);
+    assert_eq!(listed.lines().count(), 13, "{listed}");
+    let shown = env.ok(&["review-queue", "show", &v1_item.to_string()]);
+    assert!(
+        shown.contains("[user]") && shown.contains("pending"),
+        "{shown}"
+    );
+    env.ok(&[
+        "review-queue",
+        "mark",
+        &v1_item.to_string(),
+        "wrong",
+        "--output",
+        "Yes: clause 3 forbids soliciting employees.",
+    ]);
+    assert!(env
+        .fails(&["review-queue", "mark", "99999", "correct"])
+        .contains("no review item 99999"));
+    // a critical mark on the canary rolls it back (policy max_critical = 0)
+    env.ok(&[
+        "review-queue",
+        "mark",
+        &v2_item.to_string(),
+        "critical",
+        "--note",
+        "leaks",
+    ]);
+    let t0 = Instant::now();
+    loop {
+        let d = st.deployment("nda").unwrap().unwrap();
+        if d.canary.is_none() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no rollback after a critical mark"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = st.events(Some("nda"), 10).unwrap();
+    let rb = events.iter().find(|e| e.kind == "rollback").unwrap();
+    assert_eq!(rb.actor, "policy");
+    assert!(
+        rb.message.contains("critical_marks 1.0000 > 0"),
+        "{}",
+        rb.message
+    );
+    // marks become examples: the correction, and not the critical one without one
+    let out = env.home.join("corrections.jsonl");
+    let printed = env.ok(&["data", "from-feedback", "--out", out.to_str().unwrap()]);
+    assert!(
+        printed.contains("2 reviewed answers -> 1 examples (1 marked wrong without a correction"),
+        "{printed}"
+    );
+    let ex: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ex["label"], "wrong");
+    assert_eq!(ex["group"], "nda@1");
+    assert!(ex["id"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("feedback-{v1_item}-request-")));
+    assert_eq!(
+        ex["messages"][1]["content"],
+        "Yes: clause 3 forbids soliciting employees."
+    );
+    // the same question in the evaluation set: left out
+    let question = ex["messages"][0]["content"].as_str().unwrap().to_string();
+    let eval = env.home.join("eval.jsonl");
+    std::fs::write(
+        &eval,
+        format!(
+            "{}\n",
+            serde_json::json!({"messages": [{"role": "user", "content": question},
+                                             {"role": "assistant", "content": "No."}]})
+        ),
+    )
+    .unwrap();
+    let printed = env.ok(&[
+        "data",
+        "from-feedback",
+        "--out",
+        out.to_str().unwrap(),
+        "--eval",
+        eval.to_str().unwrap(),
+    ]);
+    assert!(
+        printed.contains("1 corrections overlap the evaluation set: left out"),
+        "{printed}"
+    );
+    assert!(printed.contains("0 examples written"), "{printed}");
+}

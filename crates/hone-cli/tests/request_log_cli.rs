@@ -71,13 +71,25 @@ fn a_killed_server_leaves_an_intact_log_that_exports() {
     drop(conn);
     let store = hone_ops::open_store(Some(&db_s), None).unwrap();
     let rows = store
-        .requests(&LogQuery { limit: 100_000, ..Default::default() })
+        .requests(&LogQuery {
+            limit: 100_000,
+            ..Default::default()
+        })
         .unwrap();
-    println!("{sent} requests answered before the kill, {} logged", rows.len());
+    println!(
+        "{sent} requests answered before the kill, {} logged",
+        rows.len()
+    );
     // rows are written every 200 ms: only the last moments' rows may be missing
-    assert!(rows.len() <= sent && rows.len() + 40 >= sent, "{} of {sent}", rows.len());
+    assert!(
+        rows.len() <= sent && rows.len() + 40 >= sent,
+        "{} of {sent}",
+        rows.len()
+    );
     assert!(rows.iter().all(|r| r.status == 200 && !r.output.is_empty()));
-    assert!(rows.iter().all(|r| !r.input.to_string().contains("ann@firm.com")));
+    assert!(rows
+        .iter()
+        .all(|r| !r.input.to_string().contains("ann@firm.com")));
 
     // export: stdout and --out give the same JSONL
     let hone = |args: &[&str]| {
@@ -88,7 +100,11 @@ fn a_killed_server_leaves_an_intact_log_that_exports() {
             .unwrap()
     };
     let out = hone(&["log", "export", "--since", "1h"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()

@@ -46,6 +46,10 @@ pub struct Snapshot {
     pub labels: BTreeMap<String, u64>,
     /// Seconds the window has run.
     pub window_s: f64,
+    /// Answers of this version reviewers marked critical (from the review queue; not part of
+    /// the window).
+    #[serde(default)]
+    pub critical_marks: u64,
 }
 
 impl Snapshot {
@@ -151,6 +155,7 @@ impl Window {
             json_failures: self.json_failures,
             labels: self.labels.clone(),
             window_s: self.started.elapsed().as_secs_f64(),
+            critical_marks: 0,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! max_p95_latency_ratio = 1.5    # canary p95 / prod p95
 //! max_parse_failure_rate = 0.05
 //! max_logprob_drop = 0.5         # prod's mean token log-probability minus the canary's
+//! max_critical = 0               # canary answers reviewers marked critical (judged at once)
 //!
 //! [promote]
 //! auto = true                    # promote when every gate passes ...
@@ -66,6 +67,8 @@ pub struct Gates {
     pub max_p95_latency_ratio: Option<f64>,
     pub max_parse_failure_rate: Option<f64>,
     pub max_logprob_drop: Option<f64>,
+    /// Canary answers marked critical in the review queue; judged before `min_requests`.
+    pub max_critical: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +152,21 @@ impl Policy {
 
     /// Judges a canary against prod over the same window.
     pub fn judge(&self, canary: &Snapshot, prod: &Snapshot) -> Verdict {
+        // A person's critical mark needs no sample size.
+        if let Some(limit) = self.gates.max_critical {
+            if canary.critical_marks > limit {
+                return Verdict {
+                    decision: Decision::Rollback,
+                    gates: vec![Gate {
+                        gate: "critical_marks".into(),
+                        value: canary.critical_marks as f64,
+                        limit: limit as f64,
+                        passed: false,
+                    }],
+                    canary_requests: canary.requests,
+                };
+            }
+        }
         if canary.requests < self.min_requests {
             return Verdict {
                 decision: Decision::Wait,
@@ -331,6 +349,18 @@ mod tests {
         assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
         c.json_checked = 20;
         assert_eq!(p.judge(&c, &prod).decision, Decision::Rollback);
+    }
+
+    #[test]
+    fn a_critical_mark_rolls_back_at_once() {
+        let p = Policy::parse("min_requests = 100\n[gates]\nmax_critical = 0\n", "p.toml").unwrap();
+        let prod = snap(200, 0, 1.0, -1.0, 0);
+        let mut c = snap(3, 0, 1.0, -1.0, 0);
+        assert_eq!(p.judge(&c, &prod).decision, Decision::Wait);
+        c.critical_marks = 1;
+        let v = p.judge(&c, &prod);
+        assert_eq!(v.decision, Decision::Rollback);
+        assert_eq!(v.breaches(), "critical_marks 1.0000 > 0");
     }
 
     #[test]

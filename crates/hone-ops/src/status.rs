@@ -210,6 +210,9 @@ fn live_table(live: &[(String, &Snapshot)]) -> String {
         )
     };
     row("mean token log-prob", &lp, Some(lp_note));
+    if c.critical_marks + p.critical_marks > 0 {
+        row("critical marks", &|s| s.critical_marks.to_string(), None);
+    }
     row("JSON checked", &|s| s.json_checked.to_string(), None);
     row(
         "parse failures",
@@ -331,6 +334,7 @@ mod tests {
             json_failures,
             labels: labels.iter().map(|(l, n)| (l.to_string(), *n)).collect(),
             window_s: 600.0,
+            critical_marks: 0,
         }
     }
 

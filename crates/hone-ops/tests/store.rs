@@ -155,6 +155,7 @@ on_both_backends!(
     concurrent_registrations,
     corrupt_deployment_is_an_error,
     request_log_round_trip_query_and_prune,
+    review_queue_order_and_marks,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +582,94 @@ fn request_log_round_trip_query_and_prune(db: &Db) {
         .len(),
         5
     );
+}
+
+fn review_queue_order_and_marks(db: &Db) {
+    use hone_ops::request_log::LogRecord;
+    use hone_ops::review::{Mark, ReviewQuery};
+    let s = &*db.open();
+    // three versions' answers with known confidence
+    let rows: Vec<LogRecord> = [
+        ("nda@1", Some(-0.1)),
+        ("nda@1", Some(-2.0)),
+        ("nda@1", None),
+        ("nda@2", Some(-0.5)),
+        ("nda@2", Some(-3.0)),
+        ("nda@3", Some(-1.0)),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (v, lp))| LogRecord {
+        id: 0,
+        time_ms: i as i64,
+        model: "nda".into(),
+        version: Some(v.to_string()),
+        endpoint: "chat_completions".into(),
+        status: 200,
+        caller: None,
+        input: serde_json::json!([{"role": "user", "content": format!("q{i}")}]),
+        output: format!("a{i}"),
+        finish: Some("stop".into()),
+        latency_ms: 1.0,
+        prompt_tokens: 1,
+        output_tokens: 1,
+        mean_logprob: *lp,
+    })
+    .collect();
+    let ids = s.append_requests(&rows).unwrap();
+    assert_eq!(ids.len(), 6);
+    s.queue_for_review(&ids).unwrap();
+    s.queue_for_review(&ids[..2]).unwrap(); // queued once only
+    let pending = |s: &dyn Store| -> Vec<String> {
+        s.review_items(&ReviewQuery {
+            pending: Some(true),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|i| i.output.clone())
+        .collect()
+    };
+    // rank 1 of every version (least confident; unknown first), then rank 2, ...
+    assert_eq!(pending(s), vec!["a2", "a4", "a5", "a1", "a3", "a0"]);
+    let first = s
+        .review_items(&ReviewQuery {
+            pending: Some(true),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let marked = s
+        .mark_review(first[0].id, Mark::Wrong, Some("a2 fixed"), Some("typo"))
+        .unwrap();
+    assert_eq!(
+        (marked.mark, marked.corrected.as_deref()),
+        (Some(Mark::Wrong), Some("a2 fixed"))
+    );
+    assert!(marked.reviewed_ms.is_some());
+    assert_eq!(pending(s).len(), 5);
+    let done = s
+        .review_items(&ReviewQuery {
+            pending: Some(false),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].input, rows[2].input);
+    let v2 = s
+        .review_items(&ReviewQuery {
+            version: Some("nda@2".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(v2.len(), 2);
+    assert!(matches!(
+        s.mark_review(9999, Mark::Correct, None, None),
+        Err(hone_ops::Error::NotFound(_))
+    ));
 }
 
 fn corrupt_deployment_is_an_error(db: &Db) {

@@ -299,9 +299,12 @@ impl Deployments {
             let Some(policy) = self.policies.read().ok().and_then(|p| p.get(name).cloned()) else {
                 continue;
             };
-            let cs = self
+            let mut cs = self
                 .live
                 .snapshot(&VersionRef::new(name.clone(), c.version));
+            if policy.gates.max_critical.is_some() {
+                cs.critical_marks = self.critical_marks(&format!("{name}@{}", c.version));
+            }
             let ps = self.live.snapshot(&VersionRef::new(name.clone(), prod));
             let verdict = policy.judge(&cs, &ps);
             let note = |msg: String| Note {
@@ -338,6 +341,25 @@ impl Deployments {
                     }
                 }
                 Decision::Wait | Decision::Keep => {}
+            }
+        }
+    }
+
+    /// Answers of `version` marked critical in the review queue (0 when the store cannot say).
+    fn critical_marks(&self, version: &str) -> u64 {
+        let q = hone_ops::review::ReviewQuery {
+            pending: Some(false),
+            version: Some(version.to_string()),
+            limit: 100_000,
+        };
+        match self.store.review_items(&q) {
+            Ok(items) => items
+                .iter()
+                .filter(|i| i.mark == Some(hone_ops::review::Mark::Critical))
+                .count() as u64,
+            Err(e) => {
+                tracing::warn!("critical marks of {version}: {e}");
+                0
             }
         }
     }
@@ -450,7 +472,10 @@ impl Deployments {
             })
         };
         let prod = live(deployment.as_ref().and_then(Deployment::prod_ref));
-        let canary = live(deployment.as_ref().and_then(Deployment::canary_ref));
+        let mut canary = live(deployment.as_ref().and_then(Deployment::canary_ref));
+        if let Some(c) = &mut canary {
+            c.snapshot.critical_marks = self.critical_marks(&c.version.to_string());
+        }
         let verdict = match (&policy_text, &prod, &canary) {
             (Some(t), Some(p), Some(c)) => Policy::parse(t, "policy")
                 .ok()

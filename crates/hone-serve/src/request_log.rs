@@ -3,6 +3,9 @@
 //! batches (one transaction each). When the queue is full a row is dropped and counted, never
 //! a request delayed. Rows older than the retention are pruned as the writer goes.
 //!
+//! A share of the written rows (`review_share`, 3% by default; drawn from the row's id) goes to
+//! the review queue.
+//!
 //! Metrics: `hone_request_log_rows_total{result="written"|"dropped"|"failed"}`.
 
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -33,6 +36,8 @@ pub struct RequestLogConfig {
     pub redactor: Redactor,
     /// How long a row may wait for its batch.
     pub flush_every: Duration,
+    /// The share of logged answers put in the review queue (`hone review-queue`).
+    pub review_share: f64,
 }
 
 impl Default for RequestLogConfig {
@@ -42,6 +47,7 @@ impl Default for RequestLogConfig {
             retention: None,
             redactor: Redactor::default(),
             flush_every: Duration::from_millis(200),
+            review_share: hone_ops::review::DEFAULT_SHARE,
         }
     }
 }
@@ -151,9 +157,22 @@ fn write_loop(
                 config.redactor.record(r);
             }
             match store.append_requests(&batch) {
-                Ok(()) => rows
-                    .with_label_values(&["written"])
-                    .inc_by(batch.len() as u64),
+                Ok(ids) => {
+                    rows.with_label_values(&["written"])
+                        .inc_by(batch.len() as u64);
+                    let picked: Vec<i64> = ids
+                        .into_iter()
+                        .filter(|&id| hone_ops::review::sampled(id, config.review_share))
+                        .collect();
+                    if !picked.is_empty() {
+                        if let Err(e) = store.queue_for_review(&picked) {
+                            tracing::warn!(
+                                "review queue: {} answers not queued: {e}",
+                                picked.len()
+                            );
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("request log: {} rows not written: {e}", batch.len());
                     rows.with_label_values(&["failed"])

@@ -16,6 +16,9 @@ use super::args::ModelName;
 
 #[derive(Subcommand, Debug)]
 pub enum DataCmd {
+    /// Reviewed answers from the review queue as training examples (with provenance), checked
+    /// against the training data and decontaminated against the evaluation set.
+    FromFeedback(super::feedback::FromFeedbackArgs),
     /// Import a data set in another format.
     #[command(subcommand)]
     Import(ImportCmd),
@@ -207,6 +210,7 @@ impl Progress for Bar {
 
 pub fn run(cmd: DataCmd) -> Result<()> {
     match cmd {
+        DataCmd::FromFeedback(a) => super::feedback::run(a),
         DataCmd::Import(ImportCmd::Contractnli { file, out }) => {
             let ds = hone_data::contractnli::read(&file)?;
             let imp = hone_data::contractnli::import(&ds, &file)?;

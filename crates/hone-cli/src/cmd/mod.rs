@@ -7,6 +7,7 @@ pub mod chat;
 pub mod data;
 pub mod deploy;
 pub mod eval;
+pub mod feedback;
 pub mod generate;
 pub mod log;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod ops;
 pub mod quickstart;
 pub mod registry;
 pub mod review;
+pub mod review_queue;
 pub mod serve;
 pub mod train;
 
@@ -47,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Registry(c) => registry::run(c),
         Command::Deploy(a) => deploy::run(a),
         Command::Log(c) => log::run(c),
+        Command::ReviewQueue(c) => review_queue::run(c),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Delete logged requests older than this many days.
     #[arg(long, value_name = "DAYS")]
     pub log_retention_days: Option<f64>,
+    /// The share of logged answers put in the review queue (`hone review-queue`).
+    #[arg(long, default_value_t = hone_ops::review::DEFAULT_SHARE, value_name = "SHARE")]
+    pub review_share: f64,
     /// Redact matches before anything is written: `email`, `phone` or a regular expression
     /// (repeatable).
     #[arg(long = "log-redact", value_name = "email|phone|REGEX")]
@@ -157,6 +160,11 @@ fn request_log_config(a: &ServeArgs) -> Result<Option<RequestLogConfig>> {
         return Ok(None);
     }
     anyhow::ensure!(a.log_queue > 0, "--log-queue must be at least 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.review_share),
+        "--review-share {}: a share from 0 to 1",
+        a.review_share
+    );
     let retention = match a.log_retention_days {
         Some(d) if d.is_finite() && d > 0.0 => {
             Some(std::time::Duration::from_secs_f64(d * 86_400.0))
@@ -168,6 +176,7 @@ fn request_log_config(a: &ServeArgs) -> Result<Option<RequestLogConfig>> {
         capacity: a.log_queue,
         retention,
         redactor: hone_ops::request_log::Redactor::new(&a.log_redact)?,
+        review_share: a.review_share,
         ..RequestLogConfig::default()
     }))
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
 use crate::request_log::{LogQuery, LogRecord};
+use crate::review::{Mark, ReviewItem, ReviewQuery};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -70,14 +71,31 @@ pub trait Store: Send + Sync {
     /// A number that changes whenever a deployment or policy changes: replicas poll it.
     fn change_seq(&self) -> Result<i64>;
 
-    /// Appends request-log rows in one transaction (ids are assigned by the store).
-    fn append_requests(&self, rows: &[LogRecord]) -> Result<()>;
+    /// Appends request-log rows in one transaction; their ids, in order.
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<Vec<i64>>;
 
     /// Logged requests matching `q`, oldest first.
     fn requests(&self, q: &LogQuery) -> Result<Vec<LogRecord>>;
 
-    /// Deletes logged requests older than `before_ms` (Unix ms); how many went.
+    /// Deletes logged requests older than `before_ms` (Unix ms); how many went (their review
+    /// items stay).
     fn prune_requests(&self, before_ms: i64) -> Result<u64>;
+
+    /// Puts logged requests (by id) in the review queue; ids already queued are skipped.
+    fn queue_for_review(&self, request_ids: &[i64]) -> Result<()>;
+
+    /// Review items matching `q` (pending ones in review order: see
+    /// [`crate::review::PENDING_ORDER`]).
+    fn review_items(&self, q: &ReviewQuery) -> Result<Vec<ReviewItem>>;
+
+    /// Marks an item (again, if it was marked); `corrected` is the answer it should have been.
+    fn mark_review(
+        &self,
+        id: i64,
+        mark: Mark,
+        corrected: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<ReviewItem>;
 }
 
 /// What a caller adds to a change's event.

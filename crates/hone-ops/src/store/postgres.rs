@@ -24,6 +24,7 @@ use super::{
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
 use crate::request_log::{LogQuery, LogRecord};
+use crate::review::{Mark, ReviewItem, ReviewQuery, PENDING_ORDER};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -84,6 +85,20 @@ CREATE TABLE IF NOT EXISTS hone_requests (
     mean_logprob DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS hone_requests_time ON hone_requests (time_ms);
+CREATE TABLE IF NOT EXISTS hone_review_items (
+    id BIGSERIAL PRIMARY KEY,
+    request_id BIGINT NOT NULL UNIQUE,
+    time_ms BIGINT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    mean_logprob DOUBLE PRECISION,
+    mark TEXT,
+    corrected TEXT,
+    note TEXT,
+    reviewed_ms BIGINT
+);
 ";
 
 /// A PostgreSQL registry.
@@ -256,6 +271,30 @@ fn describe_config(c: &Config) -> String {
     let user = c.get_user().map(|u| format!("{u}@")).unwrap_or_default();
     let db = c.get_dbname().unwrap_or("");
     format!("postgres://{user}{}/{db}", hosts.join(","))
+}
+
+/// The columns [`review_row`] reads, in order.
+const REVIEW_COLUMNS: &str =
+    "id, request_id, time_ms, model, version, input, output, mean_logprob, \
+                              mark, corrected, note, reviewed_ms";
+
+fn review_row(r: &postgres::Row) -> ReviewItem {
+    ReviewItem {
+        id: r.get(0),
+        request_id: r.get(1),
+        time_ms: r.get(2),
+        model: r.get(3),
+        version: r.get(4),
+        input: serde_json::from_str(r.get::<_, &str>(5)).unwrap_or(serde_json::Value::Null),
+        output: r.get(6),
+        mean_logprob: r.get(7),
+        mark: r
+            .get::<_, Option<&str>>(8)
+            .and_then(|m| Mark::parse(m).ok()),
+        corrected: r.get(9),
+        note: r.get(10),
+        reviewed_ms: r.get(11),
+    }
 }
 
 impl Store for PgStore {
@@ -486,38 +525,42 @@ impl Store for PgStore {
         })
     }
 
-    fn append_requests(&self, rows: &[LogRecord]) -> Result<()> {
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<Vec<i64>> {
         self.with(|c| {
             let mut tx = c.transaction().map_err(|e| self.pg(e))?;
             let st = tx
                 .prepare(
                     "INSERT INTO hone_requests (time_ms, model, version, endpoint, status, caller,
                      input, output, finish, latency_ms, prompt_tokens, output_tokens, mean_logprob)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
                 )
                 .map_err(|e| self.pg(e))?;
+            let mut ids = Vec::with_capacity(rows.len());
             for r in rows {
-                tx.execute(
-                    &st,
-                    &[
-                        &r.time_ms,
-                        &r.model,
-                        &r.version,
-                        &r.endpoint,
-                        &i32::from(r.status),
-                        &r.caller,
-                        &r.input.to_string(),
-                        &r.output,
-                        &r.finish,
-                        &r.latency_ms,
-                        &(r.prompt_tokens as i64),
-                        &(r.output_tokens as i64),
-                        &r.mean_logprob,
-                    ],
-                )
-                .map_err(|e| self.pg(e))?;
+                let row = tx
+                    .query_one(
+                        &st,
+                        &[
+                            &r.time_ms,
+                            &r.model,
+                            &r.version,
+                            &r.endpoint,
+                            &i32::from(r.status),
+                            &r.caller,
+                            &r.input.to_string(),
+                            &r.output,
+                            &r.finish,
+                            &r.latency_ms,
+                            &(r.prompt_tokens as i64),
+                            &(r.output_tokens as i64),
+                            &r.mean_logprob,
+                        ],
+                    )
+                    .map_err(|e| self.pg(e))?;
+                ids.push(row.get(0));
             }
-            tx.commit().map_err(|e| self.pg(e))
+            tx.commit().map_err(|e| self.pg(e))?;
+            Ok(ids)
         })
     }
 
@@ -569,6 +612,68 @@ impl Store for PgStore {
                 &[&before_ms],
             )
             .map_err(|e| self.pg(e))
+        })
+    }
+
+    fn queue_for_review(&self, request_ids: &[i64]) -> Result<()> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(|e| self.pg(e))?;
+            tx.execute(
+                "INSERT INTO hone_review_items
+                 (request_id, time_ms, model, version, input, output, mean_logprob)
+                 SELECT id, time_ms, model, version, input, output, mean_logprob
+                 FROM hone_requests WHERE id = ANY($1) ON CONFLICT (request_id) DO NOTHING",
+                &[&request_ids],
+            )
+            .map_err(|e| self.pg(e))?;
+            tx.commit().map_err(|e| self.pg(e))
+        })
+    }
+
+    fn review_items(&self, q: &ReviewQuery) -> Result<Vec<ReviewItem>> {
+        let (filter, order) = match q.pending {
+            Some(true) => ("mark IS NULL", PENDING_ORDER),
+            Some(false) => ("mark IS NOT NULL", "reviewed_ms, id"),
+            None => ("TRUE", "id"),
+        };
+        let sql = format!(
+            "SELECT {REVIEW_COLUMNS} FROM hone_review_items WHERE {filter}
+             AND ($1::TEXT IS NULL OR version = $1) ORDER BY {order} LIMIT $2"
+        );
+        self.with(|c| {
+            let rows = c
+                .query(&sql, &[&q.version, &(q.limit as i64)])
+                .map_err(|e| self.pg(e))?;
+            Ok(rows.iter().map(review_row).collect())
+        })
+    }
+
+    fn mark_review(
+        &self,
+        id: i64,
+        mark: Mark,
+        corrected: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<ReviewItem> {
+        self.with(|c| {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "UPDATE hone_review_items SET mark = $2, corrected = $3, note = $4,
+                         reviewed_ms = $5 WHERE id = $1 RETURNING {REVIEW_COLUMNS}"
+                    ),
+                    &[
+                        &id,
+                        &mark.as_str(),
+                        &corrected,
+                        &note,
+                        &(crate::now_secs() * 1000),
+                    ],
+                )
+                .map_err(|e| self.pg(e))?;
+            row.as_ref()
+                .map(review_row)
+                .ok_or_else(|| Error::NotFound(format!("no review item {id}")))
         })
     }
 }

@@ -14,6 +14,7 @@ use super::{
 use crate::deployment::{Change, Deployment};
 use crate::event::{Event, NewEvent};
 use crate::request_log::{LogQuery, LogRecord};
+use crate::review::{Mark, ReviewItem, ReviewQuery, PENDING_ORDER};
 use crate::version::{Version, VersionMeta, VersionRef};
 use crate::{now_secs, Error, Result};
 
@@ -67,6 +68,20 @@ CREATE TABLE IF NOT EXISTS requests (
     mean_logprob REAL
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time_ms);
+CREATE TABLE IF NOT EXISTS review_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id INTEGER NOT NULL UNIQUE,
+    time_ms INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    mean_logprob REAL,
+    mark TEXT,
+    corrected TEXT,
+    note TEXT,
+    reviewed_ms INTEGER
+);
 ";
 
 /// A SQLite registry file.
@@ -156,6 +171,30 @@ fn insert_event(
 fn bump_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute("UPDATE change_seq SET value = value + 1 WHERE id = 1", [])?;
     Ok(())
+}
+
+/// The columns [`review_row`] reads, in order.
+const REVIEW_COLUMNS: &str =
+    "id, request_id, time_ms, model, version, input, output, mean_logprob, \
+                          mark, corrected, note, reviewed_ms";
+
+fn review_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewItem> {
+    Ok(ReviewItem {
+        id: r.get(0)?,
+        request_id: r.get(1)?,
+        time_ms: r.get(2)?,
+        model: r.get(3)?,
+        version: r.get(4)?,
+        input: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or(serde_json::Value::Null),
+        output: r.get(6)?,
+        mean_logprob: r.get(7)?,
+        mark: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|m| Mark::parse(&m).ok()),
+        corrected: r.get(9)?,
+        note: r.get(10)?,
+        reviewed_ms: r.get(11)?,
+    })
 }
 
 impl Store for SqliteStore {
@@ -384,11 +423,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append_requests(&self, rows: &[LogRecord]) -> Result<()> {
+    fn append_requests(&self, rows: &[LogRecord]) -> Result<Vec<i64>> {
         self.with(|c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
+            let mut ids = Vec::with_capacity(rows.len());
             {
                 let mut st = tx
                     .prepare_cached(
@@ -414,9 +454,11 @@ impl Store for SqliteStore {
                         r.mean_logprob,
                     ])
                     .map_err(|e| self.err(e))?;
+                    ids.push(tx.last_insert_rowid());
                 }
             }
-            tx.commit().map_err(|e| self.err(e))
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(ids)
         })
     }
 
@@ -464,6 +506,75 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM requests WHERE time_ms < ?1", [before_ms])
                 .map(|n| n as u64)
                 .map_err(|e| self.err(e))
+        })
+    }
+
+    fn queue_for_review(&self, request_ids: &[i64]) -> Result<()> {
+        self.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO review_items
+                         (request_id, time_ms, model, version, input, output, mean_logprob)
+                         SELECT id, time_ms, model, version, input, output, mean_logprob
+                         FROM requests WHERE id = ?1",
+                    )
+                    .map_err(|e| self.err(e))?;
+                for id in request_ids {
+                    st.execute([id]).map_err(|e| self.err(e))?;
+                }
+            }
+            tx.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    fn review_items(&self, q: &ReviewQuery) -> Result<Vec<ReviewItem>> {
+        let (filter, order) = match q.pending {
+            Some(true) => ("mark IS NULL", PENDING_ORDER),
+            Some(false) => ("mark IS NOT NULL", "reviewed_ms, id"),
+            None => ("1 = 1", "id"),
+        };
+        let sql = format!(
+            "SELECT {REVIEW_COLUMNS} FROM review_items WHERE {filter}
+             AND (?1 IS NULL OR version = ?1) ORDER BY {order} LIMIT ?2"
+        );
+        self.with(|c| {
+            let mut st = c.prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![q.version, q.limit as i64], review_row)
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn mark_review(
+        &self,
+        id: i64,
+        mark: Mark,
+        corrected: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<ReviewItem> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "UPDATE review_items SET mark = ?2, corrected = ?3, note = ?4, reviewed_ms = ?5
+                     WHERE id = ?1",
+                    params![id, mark.as_str(), corrected, note, crate::now_secs() * 1000],
+                )
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("no review item {id}")));
+            }
+            c.query_row(
+                &format!("SELECT {REVIEW_COLUMNS} FROM review_items WHERE id = ?1"),
+                [id],
+                review_row,
+            )
+            .map_err(|e| self.err(e))
         })
     }
 }
