@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod fault;
 pub mod feedback;
+pub mod history;
 pub mod live;
 pub mod policy;
 pub mod registry;

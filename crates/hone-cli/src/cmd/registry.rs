@@ -26,6 +26,19 @@ pub enum RegistryCmd {
     Diff(DiffArgs),
     /// Remove a version from the registry (refused while deployed; its number is not reused).
     Remove(RemoveArgs),
+    /// The versions of NAME over time: training examples and task metrics, as a table and
+    /// (--html) a page with a chart.
+    History(HistoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    pub name: String,
+    /// Also write an HTML page with an SVG chart here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +95,7 @@ pub struct RemoveArgs {
 pub fn run(cmd: RegistryCmd) -> Result<()> {
     match cmd {
         RegistryCmd::Add(a) => add(a),
+        RegistryCmd::History(a) => history(a),
         RegistryCmd::List(a) => list(a),
         RegistryCmd::Show(a) => show(a),
         RegistryCmd::Diff(a) => diff(a),
@@ -140,35 +154,14 @@ fn short(h: &str) -> &str {
     &h[..h.len().min(12)]
 }
 
-/// Metrics worth a column in `registry list`, by preference: the first two present (a key
-/// matches when it is the name or ends with `.name`).
-const KEY_METRICS: &[&str] = &[
-    "nli_acc",
-    "acc3",
-    "evidence_map",
-    "accuracy",
-    "f1",
-    "eval_loss",
-    "loss",
-];
-
+/// The first two key metrics a version has (`hone_ops::history::KEY_METRICS`).
 fn key_metrics(v: &Version) -> String {
-    let mut out = Vec::new();
-    for k in KEY_METRICS {
-        let found = v
-            .meta
-            .metrics
-            .iter()
-            .filter(|(n, _)| *n == k || n.ends_with(&format!(".{k}")))
-            .min_by_key(|(n, _)| n.len());
-        if let Some((_, x)) = found {
-            out.push(format!("{k} {x:.3}"));
-        }
-        if out.len() == 2 {
-            break;
-        }
-    }
-    out.join(", ")
+    hone_ops::history::KEY_METRICS
+        .iter()
+        .filter_map(|k| hone_ops::history::key_metric(v, k).map(|x| format!("{k} {x:.3}")))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn list(a: ListArgs) -> Result<()> {
@@ -375,4 +368,20 @@ fn indent(text: &str) -> String {
             }
         })
         .collect()
+}
+
+fn history(a: HistoryArgs) -> Result<()> {
+    let ops = Ops::open(&a.store)?;
+    let versions = ops.versions(Some(&a.name))?;
+    anyhow::ensure!(
+        !versions.is_empty(),
+        "{} has no versions in the registry",
+        a.name
+    );
+    print!("{}", hone_ops::history::table(&versions));
+    if let Some(p) = &a.html {
+        hone_model::atomic::write_file(p, hone_ops::history::html(&a.name, &versions).as_bytes())?;
+        println!("chart: {}", p.display());
+    }
+    Ok(())
 }
