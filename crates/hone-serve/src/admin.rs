@@ -8,6 +8,10 @@
 //!   `{"action": "deploy", "version": N, "canary": PERCENT|null}`, `{"action": "promote"}` or
 //!   `{"action": "rollback"}`; `PUT /admin/deployments/{name}/policy` (TOML body);
 //!   `GET /admin/deployments/{name}/events?limit=N`
+//! - `GET /admin/review`: the review page (it holds no data: it asks for the admin key and
+//!   calls the two endpoints below with it), `GET /admin/review/items?pending=true&limit=N`,
+//!   `POST /admin/review/items/{id}` (`{"mark": "correct"|"wrong"|"critical", "corrected",
+//!   "note"}`)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +44,9 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/deployments/:name", get(status).post(act))
         .route("/admin/deployments/:name/policy", put(set_policy))
         .route("/admin/deployments/:name/events", get(events))
+        .route("/admin/review", get(review_page))
+        .route("/admin/review/items", get(review_items))
+        .route("/admin/review/items/:id", axum::routing::post(mark_review))
 }
 
 /// The admin key must be configured and sent.
@@ -276,6 +283,88 @@ async fn events(
         };
         let ev = d.store().events(Some(&name), limit).map_err(ops)?;
         Ok(json!({"data": to_json(&ev)?}))
+    })
+    .await
+}
+
+/// The review page: static, no data in it (everything it shows comes through the two
+/// endpoints below, with the key the reviewer types).
+async fn review_page() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("review_page.html"),
+    )
+        .into_response()
+}
+
+async fn review_items(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let pending = match q.get("pending").map(String::as_str) {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ServeError::bad("pending", "`pending` is true or false")),
+        };
+        let limit = match q.get("limit") {
+            None => 50,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|&l| l > 0 && l <= 10_000)
+                .ok_or_else(|| ServeError::bad("limit", "`limit` is a number from 1 to 10000"))?,
+        };
+        let items = d
+            .store()
+            .review_items(&hone_ops::review::ReviewQuery {
+                pending,
+                version: q.get("version").cloned(),
+                limit,
+            })
+            .map_err(ops)?;
+        Ok(json!({"data": to_json(&items)?}))
+    })
+    .await
+}
+
+async fn mark_review(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let limit = st.config.max_body_bytes;
+    run(st, headers, StatusCode::OK, move |_, d| {
+        let bytes = body_bytes(body, limit)?;
+        let m = crate::openai::parse_body(&bytes)?;
+        let mark = m
+            .get("mark")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ServeError::bad("mark", "`mark` is correct, wrong or critical"))?;
+        let mark = hone_ops::review::Mark::parse(mark)
+            .map_err(|e| ServeError::bad("mark", e.to_string()))?;
+        let text = |k: &str| -> Result<Option<String>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ServeError::bad(k, format!("`{k}` must be a string"))),
+            }
+        };
+        let corrected = text("corrected")?;
+        if mark == hone_ops::review::Mark::Correct && corrected.is_some() {
+            return Err(ServeError::bad(
+                "corrected",
+                "an answer marked correct keeps its text; mark it wrong to correct it",
+            ));
+        }
+        let item = d
+            .store()
+            .mark_review(id, mark, corrected.as_deref(), text("note")?.as_deref())
+            .map_err(ops)?;
+        to_json(&item)
     })
     .await
 }
