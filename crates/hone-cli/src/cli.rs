@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    adapter, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry, review,
-    review_queue, serve, train,
+    adapter, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry, retrain,
+    review, review_queue, serve, train,
 };
 
 #[derive(Parser, Debug)]
@@ -48,6 +48,9 @@ pub enum Command {
     Registry(registry::RegistryCmd),
     /// Deploy a version as prod or as a canary; promote, roll back, status, events, policy.
     Deploy(deploy::DeployArgs),
+    /// Train the next version of a name on its prod version's data plus new examples, compare,
+    /// register, and open a canary when it is no worse.
+    Retrain(retrain::RetrainArgs),
     /// The answers sampled for review: list, show, mark correct / wrong / critical.
     #[command(subcommand)]
     ReviewQueue(review_queue::ReviewQueueCmd),

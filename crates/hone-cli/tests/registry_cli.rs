@@ -912,3 +912,135 @@ fn reviewed_answers_roll_back_a_canary_and_become_examples() {
     );
     assert!(printed.contains("0 examples written"), "{printed}");
 }
+
+/// `hone retrain`: the prod version's recorded configuration on its recorded data plus the
+/// feedback, compared on the corrected cases and an evaluation set, registered with those
+/// numbers, and a canary only when it is no worse and better on the corrections.
+#[test]
+fn retrain_trains_compares_registers_and_gates_the_canary() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let dir = env.home.join("retrain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ex = |q: &str, a: &str| {
+        serde_json::json!({"messages": [{"role": "user", "content": q},
+                                        {"role": "assistant", "content": a}]})
+        .to_string()
+    };
+    let train: String = (0..6)
+        .map(|i| {
+            ex(
+                &format!("Is clause {i} mutual?"),
+                if i % 2 == 0 { "yes" } else { "no" },
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("train.jsonl"), &train).unwrap();
+    std::fs::write(
+        dir.join("train.toml"),
+        format!(
+            "[model]\nbase = \"{}\"\n[lora]\nr = 4\nalpha = 8\n[optim]\nlr = 0.003\nepochs = 2\nbatch_size = 2\n[train]\ntop_layers = 2\n[data]\ntrain = \"train.jsonl\"\n[output]\ndir = \"v1\"\n",
+            // the model file itself: the test's HONE_HOME has no model cache
+            hone_model::fetch::cached_for_tests("smollm2").unwrap().display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([
+            "train",
+            "--config",
+            dir.join("train.toml").to_str().unwrap(),
+        ])
+        .env("HONE_HOME", &env.home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.ok(&[
+        "registry",
+        "add",
+        "clauses",
+        dir.join("v1").to_str().unwrap(),
+    ]);
+    env.ok(&["deploy", "clauses@1"]);
+    let feedback = dir.join("feedback.jsonl");
+    std::fs::write(
+        &feedback,
+        format!(
+            "{}\n{}\n",
+            ex("Is clause 40 one-sided?", "no"),
+            ex("Is clause 41 one-sided?", "yes")
+        ),
+    )
+    .unwrap();
+    let out = dir.join("run2");
+    let printed = env.ok(&[
+        "retrain",
+        "clauses",
+        "--feedback",
+        feedback.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--eval",
+        dir.join("train.jsonl").to_str().unwrap(),
+        "--canary",
+        "20",
+    ]);
+    assert!(
+        printed.contains("retraining clauses@1") && printed.contains("+ 2 new examples"),
+        "{printed}"
+    );
+    assert!(printed.contains("registered clauses@2"), "{printed}");
+    let st = env.open();
+    let v2 = st.version(&"clauses@2".parse().unwrap()).unwrap().unwrap();
+    // trained on the recorded data plus the feedback
+    let data = v2.meta.data.iter().find(|d| d.role == "train").unwrap();
+    assert_eq!(data.examples, Some(8));
+    assert!(
+        v2.meta
+            .notes
+            .contains("retrained from clauses@1 + 2 examples"),
+        "{}",
+        v2.meta.notes
+    );
+    let m = &v2.meta.metrics;
+    for k in [
+        "corrected_accuracy",
+        "corrected_accuracy_prod",
+        "eval_accuracy",
+        "eval_accuracy_prod",
+    ] {
+        assert!(
+            m.contains_key(&format!("metrics.{k}")),
+            "{k} missing: {m:?}"
+        );
+    }
+    // the canary follows the gate the numbers say
+    let better = m["metrics.corrected_accuracy"] > m["metrics.corrected_accuracy_prod"];
+    let no_worse = m["metrics.eval_accuracy"] >= m["metrics.eval_accuracy_prod"];
+    let d = st.deployment("clauses").unwrap().unwrap();
+    assert_eq!(d.canary.is_some(), better && no_worse, "{printed}");
+    // refusals: empty feedback; training data changed since the version was trained
+    std::fs::write(&feedback, "").unwrap();
+    let e = env.fails(&[
+        "retrain",
+        "clauses",
+        "--feedback",
+        feedback.to_str().unwrap(),
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(e.contains("feedback.jsonl"), "{e}");
+    std::fs::write(dir.join("train.jsonl"), train + &ex("extra", "no") + "\n").unwrap();
+    std::fs::write(&feedback, ex("q", "a") + "\n").unwrap();
+    let e = env.fails(&[
+        "retrain",
+        "clauses",
+        "--feedback",
+        feedback.to_str().unwrap(),
+        "--out",
+        dir.join("y").to_str().unwrap(),
+    ]);
+    assert!(e.contains("changed since it was trained"), "{e}");
+}

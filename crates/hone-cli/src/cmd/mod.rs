@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod quickstart;
 pub mod registry;
+pub mod retrain;
 pub mod review;
 pub mod review_queue;
 pub mod serve;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Registry(c) => registry::run(c),
         Command::Deploy(a) => deploy::run(a),
         Command::Log(c) => log::run(c),
+        Command::Retrain(a) => retrain::run(a),
         Command::ReviewQueue(c) => review_queue::run(c),
     }
 }
