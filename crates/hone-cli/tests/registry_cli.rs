@@ -1044,3 +1044,107 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
     ]);
     assert!(e.contains("changed since it was trained"), "{e}");
 }
+
+/// Active learning and drafts feed the review queue: `data select` picks the pool conversations
+/// the adapter is least sure of (a near-copy of a pick is skipped), `data draft` asks an
+/// OpenAI-compatible endpoint (a real `hone serve` here) for drafts; both land in the queue.
+#[test]
+fn select_and_draft_fill_the_review_queue() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let pool = env.home.join("pool.jsonl");
+    let qs = [
+        "Does the recipient have to return all copies when asked?",
+        "Does the recipient have to return all copies when asked ?",
+        "Is the agreement governed by English law?",
+        "May the recipient tell its lawyers?",
+        "How long does confidentiality last?",
+    ];
+    let lines: String = qs
+        .iter()
+        .map(|q| {
+            serde_json::json!({"messages": [{"role": "user", "content": q}]}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&pool, lines).unwrap();
+    let model = hone_model::fetch::cached_for_tests("smollm2").unwrap();
+    let out = env.ok(&[
+        "data",
+        "select",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        env.adapter(0),
+        "--pool",
+        pool.to_str().unwrap(),
+        "--budget",
+        "4",
+        "--max-tokens",
+        "6",
+    ]);
+    assert!(out.contains("4 of 5 pool conversations picked"), "{out}");
+    // never both of the near-identical pair
+    let picked: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(
+        picked
+            .iter()
+            .filter(|l| l.contains("return all copies"))
+            .count(),
+        1,
+        "{out}"
+    );
+    // most uncertain first
+    let u: Vec<f64> = picked
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(u.windows(2).all(|w| w[0] >= w[1]), "{u:?}");
+    let st = env.open();
+    let q = |st: &dyn Store| {
+        st.review_items(&hone_ops::review::ReviewQuery {
+            pending: Some(true),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let items = q(st.as_ref());
+    assert_eq!(items.len(), 4);
+    assert!(items
+        .iter()
+        .all(|i| i.model == "select:v1" && !i.output.is_empty()));
+
+    let srv = serve_support::Server::start(&["--max-batch", "4"]);
+    let out = env.ok(&[
+        "data",
+        "draft",
+        "--endpoint",
+        &srv.base,
+        "--model",
+        "smollm2",
+        "--pool",
+        pool.to_str().unwrap(),
+        "--max-tokens",
+        "8",
+    ]);
+    assert!(out.contains("5 drafts by smollm2 queued"), "{out}");
+    let items = q(st.as_ref());
+    assert_eq!(
+        items.iter().filter(|i| i.model == "draft:smollm2").count(),
+        5
+    );
+    // a refusal from the endpoint is an error naming it
+    let e = env.fails(&[
+        "data",
+        "draft",
+        "--endpoint",
+        &srv.base,
+        "--model",
+        "no-such-model",
+        "--pool",
+        pool.to_str().unwrap(),
+    ]);
+    assert!(e.contains("HTTP 404") && e.contains("no-such-model"), "{e}");
+}

@@ -17,6 +17,7 @@ pub mod nda;
 pub mod progress;
 pub mod qa;
 pub mod review_layout;
+pub mod select;
 pub mod source;
 pub mod spans;
 pub mod split;

@@ -19,6 +19,12 @@ pub enum DataCmd {
     /// Reviewed answers from the review queue as training examples (with provenance), checked
     /// against the training data and decontaminated against the evaluation set.
     FromFeedback(super::feedback::FromFeedbackArgs),
+    /// Active learning: the pool conversations the adapter is least sure of (near-duplicates
+    /// suppressed), queued for labelling in the review queue.
+    Select(super::select::SelectArgs),
+    /// Drafts by a larger model (any OpenAI-compatible endpoint) for a pool of conversations,
+    /// queued for correction in the review queue.
+    Draft(super::draft::DraftArgs),
     /// Import a data set in another format.
     #[command(subcommand)]
     Import(ImportCmd),
@@ -211,6 +217,8 @@ impl Progress for Bar {
 pub fn run(cmd: DataCmd) -> Result<()> {
     match cmd {
         DataCmd::FromFeedback(a) => super::feedback::run(a),
+        DataCmd::Select(a) => super::select::run(a),
+        DataCmd::Draft(a) => super::draft::run(a),
         DataCmd::Import(ImportCmd::Contractnli { file, out }) => {
             let ds = hone_data::contractnli::read(&file)?;
             let imp = hone_data::contractnli::import(&ds, &file)?;
