@@ -33,6 +33,10 @@ pub struct RetrainArgs {
     /// register it).
     #[arg(long, default_value_t = 10.0)]
     pub canary: f64,
+    /// Each new example is added this many times (corrections are few against the recorded
+    /// data; repeating them is how they weigh).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
     /// Override a key of the recorded configuration, e.g. `--set optim.epochs=4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -149,8 +153,10 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     for e in &feedback {
         let line = e.to_json();
         if !known.contains(&line) {
-            text.push_str(&line);
-            text.push('\n');
+            for _ in 0..a.repeat {
+                text.push_str(&line);
+                text.push('\n');
+            }
             added += 1;
         }
     }
