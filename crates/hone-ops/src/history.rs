@@ -12,6 +12,9 @@ pub const KEY_METRICS: &[&str] = &[
     "nli_acc",
     "acc3",
     "evidence_map",
+    // what `hone retrain` measures
+    "eval_accuracy",
+    "corrected_accuracy",
     "accuracy",
     "f1",
     "eval_loss",
@@ -58,7 +61,7 @@ pub fn table(versions: &[Version]) -> String {
         "version", "created", "train examples"
     );
     for k in &keys {
-        let _ = write!(out, "  {k:>12}");
+        let _ = write!(out, "  {k:>w$}", w = k.len().max(12));
     }
     out.push_str("  notes\n");
     for v in versions {
@@ -72,8 +75,9 @@ pub fn table(versions: &[Version]) -> String {
         for k in &keys {
             let _ = write!(
                 out,
-                "  {:>12}",
-                key_metric(v, k).map_or("-".into(), |x| format!("{x:.4}"))
+                "  {:>w$}",
+                key_metric(v, k).map_or("-".into(), |x| format!("{x:.4}")),
+                w = k.len().max(12)
             );
         }
         let _ = writeln!(out, "  {}", v.meta.notes);
