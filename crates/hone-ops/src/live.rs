@@ -26,6 +26,10 @@ pub struct Outcome {
     pub json_ok: Option<bool>,
     /// Values of `label` fields in a JSON answer (review outputs).
     pub labels: Vec<String>,
+    /// Quotes in a JSON answer (`quote`, `evidence`, ... fields) and how many of them do not
+    /// occur in the input: a hallucination signal for review and extraction outputs.
+    pub quotes: u64,
+    pub quotes_missing: u64,
 }
 
 /// The numbers of one version over its window.
@@ -46,6 +50,11 @@ pub struct Snapshot {
     pub labels: BTreeMap<String, u64>,
     /// Seconds the window has run.
     pub window_s: f64,
+    /// Quotes checked against the input, and those not found in it.
+    #[serde(default)]
+    pub quotes: u64,
+    #[serde(default)]
+    pub quotes_missing: u64,
     /// Answers of this version reviewers marked critical (from the review queue; not part of
     /// the window).
     #[serde(default)]
@@ -55,6 +64,10 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn error_rate(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
+    }
+    /// Share of quotes not found in the input.
+    pub fn missing_quote_rate(&self) -> Option<f64> {
+        (self.quotes > 0).then(|| self.quotes_missing as f64 / self.quotes as f64)
     }
     pub fn parse_failure_rate(&self) -> Option<f64> {
         (self.json_checked > 0).then(|| self.json_failures as f64 / self.json_checked as f64)
@@ -74,6 +87,8 @@ struct Window {
     json_checked: u64,
     json_failures: u64,
     labels: BTreeMap<String, u64>,
+    quotes: u64,
+    quotes_missing: u64,
 }
 
 impl Window {
@@ -90,6 +105,8 @@ impl Window {
             json_checked: 0,
             json_failures: 0,
             labels: BTreeMap::new(),
+            quotes: 0,
+            quotes_missing: 0,
         }
     }
 
@@ -112,6 +129,8 @@ impl Window {
             self.json_checked += 1;
             self.json_failures += (!ok) as u64;
         }
+        self.quotes += o.quotes;
+        self.quotes_missing += o.quotes_missing;
         for l in &o.labels {
             // bounded: a model inventing labels cannot grow this without limit
             if self.labels.len() < 64 || self.labels.contains_key(l) {
@@ -155,6 +174,8 @@ impl Window {
             json_failures: self.json_failures,
             labels: self.labels.clone(),
             window_s: self.started.elapsed().as_secs_f64(),
+            quotes: self.quotes,
+            quotes_missing: self.quotes_missing,
             critical_marks: 0,
         }
     }
@@ -320,6 +341,8 @@ mod tests {
                     mean_logprob: Some(if i % 2 == 0 { -1.0 } else { -3.0 }),
                     json_ok: Some(i % 4 != 0),
                     labels: vec!["Entailment".into()],
+                    quotes: 2,
+                    quotes_missing: (i % 5 == 0) as u64,
                 },
             );
         }
@@ -332,6 +355,8 @@ mod tests {
         // latencies of the 90 answered requests: 0.02..1.00 without every 10th
         assert_eq!(n.latency_p99_s, Some(1.0));
         assert_eq!(n.labels["Entailment"], 100);
+        assert_eq!((n.quotes, n.quotes_missing), (200, 20));
+        assert_eq!(n.missing_quote_rate(), Some(0.1));
         s.reset_name("nda");
         assert_eq!(s.snapshot(&v).requests, 0);
     }

@@ -15,6 +15,7 @@
 //! max_p95_latency_ratio = 1.5    # canary p95 / prod p95
 //! max_parse_failure_rate = 0.05
 //! max_logprob_drop = 0.5         # prod's mean token log-probability minus the canary's
+//! max_missing_quote_rate = 0.1   # quotes / evidence in JSON answers not found in the input
 //! max_critical = 0               # canary answers reviewers marked critical (judged at once)
 //!
 //! [promote]
@@ -67,6 +68,9 @@ pub struct Gates {
     pub max_p95_latency_ratio: Option<f64>,
     pub max_parse_failure_rate: Option<f64>,
     pub max_logprob_drop: Option<f64>,
+    /// Share of the canary's quotes (`quote`, `evidence`, ... fields of JSON answers) that do
+    /// not occur in the input.
+    pub max_missing_quote_rate: Option<f64>,
     /// Canary answers marked critical in the review queue; judged before `min_requests`.
     pub max_critical: Option<u64>,
 }
@@ -103,7 +107,7 @@ impl Policy {
         let p: Policy = serde::Deserialize::deserialize(de)
             .map_err(|e| Error::invalid(format!("{origin}: {}", e.to_string().trim_end())))?;
         let g = &p.gates;
-        let checks: [(&str, Option<f64>, bool); 6] = [
+        let checks: [(&str, Option<f64>, bool); 7] = [
             ("gates.max_error_rate", g.max_error_rate, true),
             (
                 "gates.max_error_rate_increase",
@@ -113,6 +117,11 @@ impl Policy {
             (
                 "gates.max_parse_failure_rate",
                 g.max_parse_failure_rate,
+                true,
+            ),
+            (
+                "gates.max_missing_quote_rate",
+                g.max_missing_quote_rate,
                 true,
             ),
             ("gates.max_p95_latency_ms", g.max_p95_latency_ms, false),
@@ -218,6 +227,13 @@ impl Policy {
                 .parse_failure_rate()
                 .filter(|_| enough(canary.json_checked)),
             g.max_parse_failure_rate,
+        );
+        gate(
+            "missing_quote_rate",
+            canary
+                .missing_quote_rate()
+                .filter(|_| enough(canary.quotes)),
+            g.max_missing_quote_rate,
         );
         gate(
             "logprob_drop",
@@ -349,6 +365,25 @@ mod tests {
         assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
         c.json_checked = 20;
         assert_eq!(p.judge(&c, &prod).decision, Decision::Rollback);
+    }
+
+    #[test]
+    fn quotes_not_in_the_input_roll_back() {
+        let p = Policy::parse(
+            "min_requests = 10\n[gates]\nmax_missing_quote_rate = 0.1\n",
+            "p.toml",
+        )
+        .unwrap();
+        let prod = snap(200, 0, 1.0, -1.0, 0);
+        let mut c = snap(30, 0, 1.0, -1.0, 0);
+        c.quotes = 5; // fewer quotes than min_requests: not judged yet
+        c.quotes_missing = 5;
+        assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
+        c.quotes = 40;
+        c.quotes_missing = 8;
+        let v = p.judge(&c, &prod);
+        assert_eq!(v.decision, Decision::Rollback);
+        assert_eq!(v.breaches(), "missing_quote_rate 0.2000 > 0.1");
     }
 
     #[test]

@@ -210,6 +210,26 @@ fn live_table(live: &[(String, &Snapshot)]) -> String {
         )
     };
     row("mean token log-prob", &lp, Some(lp_note));
+    if c.quotes + p.quotes > 0 {
+        row(
+            "quotes not in input",
+            &|s| {
+                format!(
+                    "{} of {} ({})",
+                    s.quotes_missing,
+                    s.quotes,
+                    pct(s.quotes_missing, s.quotes)
+                )
+            },
+            Some(rate_note(
+                "quotes not in input",
+                c.quotes_missing,
+                c.quotes,
+                p.quotes_missing,
+                p.quotes,
+            )),
+        );
+    }
     if c.critical_marks + p.critical_marks > 0 {
         row("critical marks", &|s| s.critical_marks.to_string(), None);
     }
@@ -334,6 +354,8 @@ mod tests {
             json_failures,
             labels: labels.iter().map(|(l, n)| (l.to_string(), *n)).collect(),
             window_s: 600.0,
+            quotes: 0,
+            quotes_missing: 0,
             critical_marks: 0,
         }
     }

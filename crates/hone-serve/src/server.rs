@@ -526,6 +526,14 @@ async fn generation(
         let (adapter, version) = st.resolve(&r.model, r.user.as_deref()).await?;
         let track = version.map(|version| Tracked {
             asked: r.model.clone(),
+            input_text: match &r.input {
+                PromptInput::Chat(msgs) => msgs
+                    .iter()
+                    .map(|(_, c)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                PromptInput::Text(t) => t.clone(),
+            },
             json: !matches!(r.response_format, ResponseFormat::Text)
                 || st
                     .deployments
@@ -886,6 +894,8 @@ struct Tracked {
     version: VersionRef,
     /// The model name the client asked for (`nda`, or `nda@2` itself).
     asked: String,
+    /// The request's text (every message, or the prompt): quotes in the answer must occur in it.
+    input_text: String,
     /// The answer is meant to be JSON (a `response_format`, or the policy's `expect_json`).
     json: bool,
 }
@@ -913,8 +923,14 @@ fn record(
                 .then(|| serde_json::from_str::<Value>(text.trim()).ok())
                 .flatten();
             let mut labels = Vec::new();
+            let (mut quotes, mut quotes_missing) = (0, 0);
             if let Some(v) = &parsed {
                 collect_labels(v, &mut labels);
+                let mut qs = Vec::new();
+                collect_quotes(v, &mut qs);
+                let hay = normalise(&t.input_text);
+                quotes = qs.len() as u64;
+                quotes_missing = qs.iter().filter(|q| !hay.contains(&normalise(q))).count() as u64;
             }
             Outcome {
                 error: false,
@@ -925,10 +941,54 @@ fn record(
                     .json
                     .then(|| parsed.is_some() && finish != FinishReason::Length),
                 labels,
+                quotes,
+                quotes_missing,
             }
         }
     };
     d.record(&t.version, &o);
+}
+
+/// Keys whose string values (or arrays of strings) quote the input: evidence in review and
+/// extraction outputs.
+const QUOTE_KEYS: &[&str] = &["quote", "quotes", "evidence", "evidence_text", "span_text"];
+
+/// The quotes of a JSON answer (at most 64, each at least 3 characters).
+fn collect_quotes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if QUOTE_KEYS.contains(&k.as_str()) {
+                    let items: Vec<&Value> = match x {
+                        Value::Array(a) => a.iter().collect(),
+                        other => vec![other],
+                    };
+                    for it in items {
+                        if let Value::String(q) = it {
+                            if q.trim().chars().count() >= 3 && out.len() < 64 {
+                                out.push(q.clone());
+                            }
+                        }
+                    }
+                } else {
+                    collect_quotes(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_quotes(x, out)),
+        _ => {}
+    }
+}
+
+/// Lower case, whitespace runs as one space, surrounding quotes and dots dropped: a quote
+/// counts as found when it occurs in the input so normalised.
+fn normalise(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .trim_matches(|c: char| matches!(c, '"' | '\'' | '.' | ' '))
+        .to_string()
 }
 
 /// The string values of `label` keys anywhere in a JSON answer (review outputs), at most 64.

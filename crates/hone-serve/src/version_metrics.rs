@@ -9,6 +9,7 @@
 //! | `hone_version_logprob_mean` | gauge | `model`, `version` (mean token log-probability, running) |
 //! | `hone_version_json_checked_total` / `hone_version_parse_failures_total` | counter | `model`, `version` |
 //! | `hone_version_labels_total` | counter | `model`, `version`, `label` |
+//! | `hone_version_quotes_total` | counter | `model`, `version`, `result` (`found` / `missing`: quotes of JSON answers against the input) |
 //! | `hone_deployment_prod_version` / `hone_deployment_canary_version` | gauge | `model` (0: none) |
 //! | `hone_deployment_canary_percent` | gauge | `model` |
 //! | `hone_deployment_rollbacks_total` | counter | `model`, `actor` |
@@ -36,6 +37,7 @@ pub struct VersionMetrics {
     json_checked: IntCounterVec,
     parse_failures: IntCounterVec,
     labels: IntCounterVec,
+    quotes: IntCounterVec,
     seen_labels: Mutex<HashSet<(VersionRef, String)>>,
     prod: GaugeVec,
     canary: GaugeVec,
@@ -107,6 +109,11 @@ impl VersionMetrics {
                 "`label` values in a version's JSON answers (review outputs).",
                 &["model", "version", "label"],
             ),
+            quotes: icv(
+                "hone_version_quotes_total",
+                "Quotes (quote / evidence fields) of a version's JSON answers, found in the input or missing from it.",
+                &["model", "version", "result"],
+            ),
             seen_labels: Mutex::new(HashSet::new()),
             prod: gv(
                 "hone_deployment_prod_version",
@@ -161,6 +168,15 @@ impl VersionMetrics {
             if !ok {
                 self.parse_failures.with_label_values(&l).inc();
             }
+        }
+        if o.quotes > 0 {
+            let found = o.quotes - o.quotes_missing.min(o.quotes);
+            self.quotes
+                .with_label_values(&[v.name.as_str(), n.as_str(), "found"])
+                .inc_by(found);
+            self.quotes
+                .with_label_values(&[v.name.as_str(), n.as_str(), "missing"])
+                .inc_by(o.quotes_missing);
         }
         for label in &o.labels {
             let fine = label.len() <= 40

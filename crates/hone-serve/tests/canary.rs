@@ -551,3 +551,53 @@ fn a_canary_that_passes_every_gate_is_promoted_by_its_policy() {
     );
     assert!(after.iter().all(|a| a.model == "nda@2"));
 }
+
+/// The hallucination signal: quotes in a version's JSON answers (`evidence` here) are checked
+/// against the request's text. The schema forces one of two quotes, one from the input and one
+/// not, so every answer's count is known from its text.
+#[test]
+fn quotes_missing_from_the_input_are_counted_per_version() {
+    let Some(path) = smollm2() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let (_dir, store) = registry_of(&path, &[(1, 0.03)]);
+    let srv = Server::start_with_store(
+        &path,
+        ServerConfig::default(),
+        &[],
+        Some(Arc::clone(&store)),
+    );
+    let schema = json!({"type": "object", "required": ["evidence"], "additionalProperties": false,
+        "properties": {"evidence": {"enum": ["The Recipient may disclose it to employees.",
+                                             "purple monkey dishwasher"]}}});
+    let mut missing = 0;
+    for i in 0..8 {
+        let (code, body) = srv.post(
+            "/v1/chat/completions",
+            &json!({"model": "nda", "max_tokens": 40, "temperature": 1.0, "seed": i,
+                    "messages": [{"role": "user", "content": "Clause 4: the recipient  may disclose it to EMPLOYEES. Quote the evidence."}],
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "e", "schema": schema}}}),
+        );
+        assert_eq!(code, 200, "{body}");
+        let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+        let v: Value = serde_json::from_str(text).unwrap();
+        if v["evidence"] == "purple monkey dishwasher" {
+            missing += 1;
+        }
+    }
+    let s = srv
+        .state
+        .deployments
+        .as_ref()
+        .unwrap()
+        .live
+        .snapshot(&"nda@1".parse().unwrap());
+    assert_eq!((s.quotes, s.quotes_missing), (8, missing));
+    let found = metric(
+        &scrape(&srv.url),
+        "hone_version_quotes_total",
+        &[("version", "1"), ("result", "found")],
+    );
+    assert_eq!(found, (8 - missing) as f64);
+}
