@@ -38,6 +38,11 @@ pub struct Snapshot {
     pub requests: u64,
     pub errors: u64,
     pub output_tokens: u64,
+    /// Output tokens per answered request: mean and variance (length drift against prod).
+    #[serde(default)]
+    pub answer_tokens_mean: Option<f64>,
+    #[serde(default)]
+    pub answer_tokens_var: Option<f64>,
     pub latency_p50_s: Option<f64>,
     pub latency_p95_s: Option<f64>,
     pub latency_p99_s: Option<f64>,
@@ -80,6 +85,9 @@ struct Window {
     requests: u64,
     errors: u64,
     output_tokens: u64,
+    /// Answered requests and the sum of squares of their output tokens.
+    answered: u64,
+    out_sumsq: f64,
     latencies: VecDeque<f64>,
     lp_n: u64,
     lp_sum: f64,
@@ -98,6 +106,8 @@ impl Window {
             requests: 0,
             errors: 0,
             output_tokens: 0,
+            answered: 0,
+            out_sumsq: 0.0,
             latencies: VecDeque::new(),
             lp_n: 0,
             lp_sum: 0.0,
@@ -115,6 +125,8 @@ impl Window {
         self.errors += o.error as u64;
         self.output_tokens += o.output_tokens;
         if !o.error {
+            self.answered += 1;
+            self.out_sumsq += (o.output_tokens as f64).powi(2);
             if self.latencies.len() == MAX_SAMPLES {
                 self.latencies.pop_front();
             }
@@ -164,6 +176,13 @@ impl Window {
             requests: self.requests,
             errors: self.errors,
             output_tokens: self.output_tokens,
+            answer_tokens_mean: (self.answered > 0)
+                .then(|| self.output_tokens as f64 / self.answered as f64),
+            answer_tokens_var: (self.answered > 1).then(|| {
+                let m = self.output_tokens as f64 / self.answered as f64;
+                ((self.out_sumsq - self.answered as f64 * m * m) / (self.answered - 1) as f64)
+                    .max(0.0)
+            }),
             latency_p50_s: q(0.50),
             latency_p95_s: q(0.95),
             latency_p99_s: q(0.99),
@@ -356,6 +375,8 @@ mod tests {
         assert_eq!(n.latency_p99_s, Some(1.0));
         assert_eq!(n.labels["Entailment"], 100);
         assert_eq!((n.quotes, n.quotes_missing), (200, 20));
+        // 90 answered requests of 5 tokens each (the 10 errors also counted 5 tokens)
+        assert_eq!(n.answer_tokens_mean, Some(500.0 / 90.0));
         assert_eq!(n.missing_quote_rate(), Some(0.1));
         s.reset_name("nda");
         assert_eq!(s.snapshot(&v).requests, 0);

@@ -16,6 +16,7 @@
 //! max_parse_failure_rate = 0.05
 //! max_logprob_drop = 0.5         # prod's mean token log-probability minus the canary's
 //! max_missing_quote_rate = 0.1   # quotes / evidence in JSON answers not found in the input
+//! max_answer_length_ratio = 2.0  # canary's mean output tokens per answer / prod's
 //! max_critical = 0               # canary answers reviewers marked critical (judged at once)
 //!
 //! [promote]
@@ -68,6 +69,8 @@ pub struct Gates {
     pub max_p95_latency_ratio: Option<f64>,
     pub max_parse_failure_rate: Option<f64>,
     pub max_logprob_drop: Option<f64>,
+    /// The canary's mean output tokens per answer over prod's (runaway or truncated answers).
+    pub max_answer_length_ratio: Option<f64>,
     /// Share of the canary's quotes (`quote`, `evidence`, ... fields of JSON answers) that do
     /// not occur in the input.
     pub max_missing_quote_rate: Option<f64>,
@@ -107,7 +110,7 @@ impl Policy {
         let p: Policy = serde::Deserialize::deserialize(de)
             .map_err(|e| Error::invalid(format!("{origin}: {}", e.to_string().trim_end())))?;
         let g = &p.gates;
-        let checks: [(&str, Option<f64>, bool); 7] = [
+        let checks: [(&str, Option<f64>, bool); 8] = [
             ("gates.max_error_rate", g.max_error_rate, true),
             (
                 "gates.max_error_rate_increase",
@@ -131,6 +134,11 @@ impl Policy {
                 false,
             ),
             ("gates.max_logprob_drop", g.max_logprob_drop, false),
+            (
+                "gates.max_answer_length_ratio",
+                g.max_answer_length_ratio,
+                false,
+            ),
         ];
         for (key, v, rate) in checks {
             if let Some(x) = v {
@@ -234,6 +242,15 @@ impl Policy {
                 .missing_quote_rate()
                 .filter(|_| enough(canary.quotes)),
             g.max_missing_quote_rate,
+        );
+        gate(
+            "answer_length_ratio",
+            canary
+                .answer_tokens_mean
+                .zip(prod.answer_tokens_mean)
+                .filter(|(_, p)| *p > 0.0)
+                .map(|(c, p)| c / p),
+            g.max_answer_length_ratio,
         );
         gate(
             "logprob_drop",
@@ -365,6 +382,24 @@ mod tests {
         assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
         c.json_checked = 20;
         assert_eq!(p.judge(&c, &prod).decision, Decision::Rollback);
+    }
+
+    #[test]
+    fn runaway_answers_roll_back() {
+        let p = Policy::parse(
+            "min_requests = 10\n[gates]\nmax_answer_length_ratio = 2.0\n",
+            "p.toml",
+        )
+        .unwrap();
+        let mut prod = snap(200, 0, 1.0, -1.0, 0);
+        prod.answer_tokens_mean = Some(12.0);
+        let mut c = snap(30, 0, 1.0, -1.0, 0);
+        c.answer_tokens_mean = Some(20.0);
+        assert_eq!(p.judge(&c, &prod).decision, Decision::Keep);
+        c.answer_tokens_mean = Some(30.0);
+        let v = p.judge(&c, &prod);
+        assert_eq!(v.decision, Decision::Rollback);
+        assert_eq!(v.breaches(), "answer_length_ratio 2.5000 > 2");
     }
 
     #[test]

@@ -185,6 +185,32 @@ fn live_table(live: &[(String, &Snapshot)]) -> String {
     row("latency p95 (ms)", &|s| ms(s.latency_p95_s), None);
     row("latency p99 (ms)", &|s| ms(s.latency_p99_s), None);
     row("output tokens", &|s| s.output_tokens.to_string(), None);
+    let per = |s: &Snapshot| {
+        s.answer_tokens_mean
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let per_note = {
+        let answered = |s: &Snapshot| s.requests - s.errors;
+        let t = match (c.answer_tokens_mean, p.answer_tokens_mean) {
+            (Some(mc), Some(mp)) => crate::live::two_means(
+                mc,
+                c.answer_tokens_var.unwrap_or(0.0),
+                answered(c),
+                mp,
+                p.answer_tokens_var.unwrap_or(0.0),
+                answered(p),
+            ),
+            _ => None,
+        };
+        format!(
+            "output tokens per answer (length drift): {} vs {}, {}",
+            per(c),
+            per(p),
+            crate::live::describe(t.as_ref())
+        )
+    };
+    row("tokens per answer", &per, Some(per_note));
     let lp = |s: &Snapshot| {
         s.logprob_mean
             .map(|m| format!("{m:.3}"))
@@ -344,6 +370,8 @@ mod tests {
             requests,
             errors: 1,
             output_tokens: requests * 40,
+            answer_tokens_mean: Some(40.0),
+            answer_tokens_var: Some(25.0),
             latency_p50_s: Some(0.25),
             latency_p95_s: Some(0.9),
             latency_p99_s: Some(1.5),
