@@ -68,6 +68,8 @@ pub struct ReviewQuery {
     /// Only pending items (in review order), else only marked ones (oldest mark first), else all.
     pub pending: Option<bool>,
     pub version: Option<String>,
+    /// Only this item.
+    pub id: Option<i64>,
     pub limit: usize,
 }
 

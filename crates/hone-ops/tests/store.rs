@@ -640,6 +640,14 @@ fn review_queue_order_and_marks(db: &Db) {
             ..Default::default()
         })
         .unwrap();
+    let by_id = s
+        .review_items(&ReviewQuery {
+            id: Some(first[0].id),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((by_id.len(), by_id[0].output.as_str()), (1, "a2"));
     let marked = s
         .mark_review(first[0].id, Mark::Wrong, Some("a2 fixed"), Some("typo"))
         .unwrap();

@@ -94,6 +94,40 @@ where
     done(&st, "admin", started, resp)
 }
 
+/// [`run`] for a request with a JSON object body, read (within the body limit) and parsed
+/// before `f` sees it.
+async fn run_json<F>(
+    st: Shared,
+    headers: HeaderMap,
+    ok: StatusCode,
+    body: std::result::Result<Bytes, BytesRejection>,
+    f: F,
+) -> Response
+where
+    F: FnOnce(&AppState, &Deployments, serde_json::Map<String, Value>) -> Result<Value>
+        + Send
+        + 'static,
+{
+    let limit = st.config.max_body_bytes;
+    run(st, headers, ok, move |st, d| {
+        let bytes = body_bytes(body, limit)?;
+        f(st, d, crate::openai::parse_body(&bytes)?)
+    })
+    .await
+}
+
+/// The `limit` query parameter: 1 to 10,000, `default` when absent.
+fn limit_param(q: &HashMap<String, String>, default: usize) -> Result<usize> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|&l| l > 0 && l <= 10_000)
+            .ok_or_else(|| ServeError::bad("limit", "`limit` is a number from 1 to 10000")),
+    }
+}
+
 fn ops(e: hone_ops::Error) -> ServeError {
     crate::deployments::ops_err(e)
 }
@@ -128,10 +162,7 @@ async fn add_version(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let limit = st.config.max_body_bytes;
-    run(st, headers, StatusCode::CREATED, move |st, d| {
-        let bytes = body_bytes(body, limit)?;
-        let m = crate::openai::parse_body(&bytes)?;
+    run_json(st, headers, StatusCode::CREATED, body, move |st, d, m| {
         let field = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
         let name = field("name").ok_or_else(|| ServeError::bad("name", "`name` is required"))?;
         let rel = field("path").ok_or_else(|| ServeError::bad("path", "`path` is required"))?;
@@ -190,10 +221,7 @@ async fn act(
     UrlPath(name): UrlPath<String>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let limit = st.config.max_body_bytes;
-    run(st, headers, StatusCode::OK, move |_, d| {
-        let bytes = body_bytes(body, limit)?;
-        let m = crate::openai::parse_body(&bytes)?;
+    run_json(st, headers, StatusCode::OK, body, move |_, d, m| {
         hone_ops::version::check_name(&name).map_err(|e| ServeError::bad("name", e.to_string()))?;
         let action = m
             .get("action")
@@ -273,14 +301,7 @@ async fn events(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     run(st, headers, StatusCode::OK, move |_, d| {
-        let limit = match q.get("limit") {
-            None => 100,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|&l| l > 0 && l <= 10_000)
-                .ok_or_else(|| ServeError::bad("limit", "`limit` is a number from 1 to 10000"))?,
-        };
+        let limit = limit_param(&q, 100)?;
         let ev = d.store().events(Some(&name), limit).map_err(ops)?;
         Ok(json!({"data": to_json(&ev)?}))
     })
@@ -309,19 +330,13 @@ async fn review_items(
             Some("false") => Some(false),
             Some(_) => return Err(ServeError::bad("pending", "`pending` is true or false")),
         };
-        let limit = match q.get("limit") {
-            None => 50,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|&l| l > 0 && l <= 10_000)
-                .ok_or_else(|| ServeError::bad("limit", "`limit` is a number from 1 to 10000"))?,
-        };
+        let limit = limit_param(&q, 50)?;
         let items = d
             .store()
             .review_items(&hone_ops::review::ReviewQuery {
                 pending,
                 version: q.get("version").cloned(),
+                id: None,
                 limit,
             })
             .map_err(ops)?;
@@ -336,10 +351,7 @@ async fn mark_review(
     UrlPath(id): UrlPath<i64>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let limit = st.config.max_body_bytes;
-    run(st, headers, StatusCode::OK, move |_, d| {
-        let bytes = body_bytes(body, limit)?;
-        let m = crate::openai::parse_body(&bytes)?;
+    run_json(st, headers, StatusCode::OK, body, move |_, d, m| {
         let mark = m
             .get("mark")
             .and_then(Value::as_str)

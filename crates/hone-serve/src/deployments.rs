@@ -350,6 +350,7 @@ impl Deployments {
         let q = hone_ops::review::ReviewQuery {
             pending: Some(false),
             version: Some(version.to_string()),
+            id: None,
             limit: 100_000,
         };
         match self.store.review_items(&q) {

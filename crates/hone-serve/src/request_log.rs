@@ -122,13 +122,6 @@ impl Drop for RequestLogger {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn write_loop(
     rx: Receiver<Box<LogRecord>>,
     store: &dyn Store,
@@ -184,7 +177,7 @@ fn write_loop(
         if let Some(keep) = config.retention {
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());
-                let before = now_ms() - keep.as_millis() as i64;
+                let before = hone_ops::now_ms() - keep.as_millis() as i64;
                 if let Err(e) = store.prune_requests(before) {
                     tracing::warn!("request log: old rows not pruned: {e}");
                 }

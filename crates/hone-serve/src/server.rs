@@ -630,12 +630,6 @@ async fn full_response(
                 mean_logprob,
             } => {
                 end = Some((finish, prompt_tokens, completion_tokens));
-                record(
-                    st,
-                    &track,
-                    started,
-                    Some((&text, finish, completion_tokens, mean_logprob)),
-                );
                 let a = Answered {
                     text: &text,
                     finish: Some(finish),
@@ -643,19 +637,17 @@ async fn full_response(
                     completion_tokens,
                     mean_logprob,
                 };
-                log_request(st, req, chat, &track, started, &a);
+                finished(st, req, chat, &track, started, &a);
                 break;
             }
             Event::Error(e) => {
-                record(st, &track, started, None);
-                log_request(st, req, chat, &track, started, &Answered::failed(&text));
+                finished(st, req, chat, &track, started, &Answered::failed(&text));
                 return ApiError(ServeError::Internal(e)).into_response();
             }
         }
     }
     let Some((finish, p, c)) = end else {
-        record(st, &track, started, None);
-        log_request(st, req, chat, &track, started, &Answered::failed(&text));
+        finished(st, req, chat, &track, started, &Answered::failed(&text));
         return ApiError(ServeError::Unavailable("the engine stopped".into())).into_response();
     };
     let logprobs = req
@@ -760,12 +752,6 @@ fn stream_response(
                     completion_tokens,
                     mean_logprob,
                 } => {
-                    record(
-                        &st,
-                        &track,
-                        started,
-                        Some((&full, finish, completion_tokens, mean_logprob)),
-                    );
                     let a = Answered {
                         text: &full,
                         finish: Some(finish),
@@ -773,7 +759,7 @@ fn stream_response(
                         completion_tokens,
                         mean_logprob,
                     };
-                    log_request(&st, &req, chat, &track, started, &a);
+                    finished(&st, &req, chat, &track, started, &a);
                     let fin = finish_choice(chat, finish);
                     let mut v = vec![chunk(fin, None)];
                     if req.include_usage {
@@ -787,8 +773,7 @@ fn stream_response(
                 }
                 Event::Error(e) => {
                     ok = false;
-                    record(&st, &track, started, None);
-                    log_request(&st, &req, chat, &track, started, &Answered::failed(&full));
+                    finished(&st, &req, chat, &track, started, &Answered::failed(&full));
                     let body = openai::error_body(&ServeError::Internal(e));
                     vec![
                         SseEvent::default().data(body.to_string()),
@@ -858,10 +843,7 @@ fn log_request(
         PromptInput::Text(t) => Value::String(t.clone()),
     };
     let elapsed = started.elapsed();
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = hone_ops::now_ms();
     log.log(LogRecord {
         id: 0,
         time_ms: now_ms - elapsed.as_millis() as i64,
@@ -900,24 +882,32 @@ struct Tracked {
     json: bool,
 }
 
-/// Records what a tracked request did: `answer` is (text, finish, output tokens, mean token
-/// log-probability), `None` for a failure.
-fn record(
+/// A request has ended (answered or failed): its version's live numbers and the request log.
+fn finished(
     st: &AppState,
+    req: &Request,
+    chat: bool,
     track: &Option<Tracked>,
     started: Instant,
-    answer: Option<(&str, FinishReason, usize, Option<f64>)>,
+    a: &Answered,
 ) {
+    record(st, track, started, a);
+    log_request(st, req, chat, track, started, a);
+}
+
+/// Records what a tracked request did in its version's live numbers.
+fn record(st: &AppState, track: &Option<Tracked>, started: Instant, a: &Answered) {
     let (Some(t), Some(d)) = (track, &st.deployments) else {
         return;
     };
-    let o = match answer {
+    let o = match a.finish {
         None => Outcome {
             error: true,
             latency_s: started.elapsed().as_secs_f64(),
             ..Outcome::default()
         },
-        Some((text, finish, tokens, lp)) => {
+        Some(finish) => {
+            let (text, tokens, lp) = (a.text, a.completion_tokens, a.mean_logprob);
             let parsed = t
                 .json
                 .then(|| serde_json::from_str::<Value>(text.trim()).ok())

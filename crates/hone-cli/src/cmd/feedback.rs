@@ -33,6 +33,7 @@ pub fn run(a: FromFeedbackArgs) -> Result<()> {
     let items = store.review_items(&ReviewQuery {
         pending: Some(false),
         version: a.version.clone(),
+        id: None,
         limit: usize::MAX >> 1,
     })?;
     let f = hone_ops::feedback::examples_from(&items);

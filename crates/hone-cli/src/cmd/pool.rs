@@ -81,7 +81,7 @@ pub fn queue(
     model: &str,
     answers: &[PoolAnswer],
 ) -> Result<Vec<i64>> {
-    let now = hone_ops::now_secs() * 1000;
+    let now = hone_ops::now_ms();
     let rows: Vec<LogRecord> = answers
         .iter()
         .map(|a| LogRecord {

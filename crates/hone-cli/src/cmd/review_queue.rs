@@ -93,6 +93,7 @@ fn list(a: ListArgs) -> Result<()> {
     let items = store.review_items(&ReviewQuery {
         pending: Some(!a.marked),
         version: a.version.clone(),
+        id: None,
         limit: a.limit,
     })?;
     if items.is_empty() {
@@ -125,12 +126,11 @@ fn list(a: ListArgs) -> Result<()> {
 fn find(store: &dyn hone_ops::Store, id: i64) -> Result<ReviewItem> {
     store
         .review_items(&ReviewQuery {
-            pending: None,
-            version: None,
-            limit: usize::MAX >> 1,
+            id: Some(id),
+            limit: 1,
+            ..Default::default()
         })?
-        .into_iter()
-        .find(|i| i.id == id)
+        .pop()
         .with_context(|| format!("no review item {id} (hone review-queue list shows them)"))
 }
 

@@ -638,11 +638,12 @@ impl Store for PgStore {
         };
         let sql = format!(
             "SELECT {REVIEW_COLUMNS} FROM hone_review_items WHERE {filter}
-             AND ($1::TEXT IS NULL OR version = $1) ORDER BY {order} LIMIT $2"
+             AND ($1::TEXT IS NULL OR version = $1) AND ($3::BIGINT IS NULL OR id = $3)
+             ORDER BY {order} LIMIT $2"
         );
         self.with(|c| {
             let rows = c
-                .query(&sql, &[&q.version, &(q.limit as i64)])
+                .query(&sql, &[&q.version, &(q.limit as i64), &q.id])
                 .map_err(|e| self.pg(e))?;
             Ok(rows.iter().map(review_row).collect())
         })
@@ -662,13 +663,7 @@ impl Store for PgStore {
                         "UPDATE hone_review_items SET mark = $2, corrected = $3, note = $4,
                          reviewed_ms = $5 WHERE id = $1 RETURNING {REVIEW_COLUMNS}"
                     ),
-                    &[
-                        &id,
-                        &mark.as_str(),
-                        &corrected,
-                        &note,
-                        &(crate::now_secs() * 1000),
-                    ],
+                    &[&id, &mark.as_str(), &corrected, &note, &crate::now_ms()],
                 )
                 .map_err(|e| self.pg(e))?;
             row.as_ref()

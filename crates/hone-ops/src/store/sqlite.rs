@@ -539,12 +539,13 @@ impl Store for SqliteStore {
         };
         let sql = format!(
             "SELECT {REVIEW_COLUMNS} FROM review_items WHERE {filter}
-             AND (?1 IS NULL OR version = ?1) ORDER BY {order} LIMIT ?2"
+             AND (?1 IS NULL OR version = ?1) AND (?3 IS NULL OR id = ?3)
+             ORDER BY {order} LIMIT ?2"
         );
         self.with(|c| {
             let mut st = c.prepare(&sql).map_err(|e| self.err(e))?;
             let rows = st
-                .query_map(params![q.version, q.limit as i64], review_row)
+                .query_map(params![q.version, q.limit as i64, q.id], review_row)
                 .map_err(|e| self.err(e))?;
             rows.collect::<rusqlite::Result<_>>()
                 .map_err(|e| self.err(e))
@@ -563,7 +564,7 @@ impl Store for SqliteStore {
                 .execute(
                     "UPDATE review_items SET mark = ?2, corrected = ?3, note = ?4, reviewed_ms = ?5
                      WHERE id = ?1",
-                    params![id, mark.as_str(), corrected, note, crate::now_secs() * 1000],
+                    params![id, mark.as_str(), corrected, note, crate::now_ms()],
                 )
                 .map_err(|e| self.err(e))?;
             if n == 0 {
