@@ -82,22 +82,29 @@ pub struct Reviewer {
     pub tfidf: Option<(TfidfClassifier, f64)>,
 }
 
-/// Reads `train_config.toml` of an adapter folder (when there is one) to tell a review
-/// adapter from one trained on chat examples.
+/// The data format an adapter folder was trained on (`data.format` of its
+/// `train_config.toml`: "review" for a review adapter), `None` when the folder has no readable
+/// training config.
+pub fn adapter_format(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("train_config.toml")).ok()?;
+    Some(
+        text.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| {
+                t.get("data")
+                    .and_then(|d| d.get("format"))
+                    .and_then(|f| f.as_str().map(String::from))
+            })
+            .unwrap_or_else(|| "examples".into()),
+    )
+}
+
+/// Tells a review adapter from one trained on chat examples by its `train_config.toml` (a
+/// folder without one passes).
 fn check_review_adapter(dir: &Path) -> Result<()> {
-    let p = dir.join("train_config.toml");
-    let Ok(text) = std::fs::read_to_string(&p) else {
+    let Some(fmt) = adapter_format(dir) else {
         return Ok(());
     };
-    let fmt = text
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|t| {
-            t.get("data")
-                .and_then(|d| d.get("format"))
-                .and_then(|f| f.as_str().map(String::from))
-        })
-        .unwrap_or_else(|| "examples".into());
     if fmt != "review" {
         return Err(Error::Adapter {
             path: dir.to_path_buf(),

@@ -38,6 +38,31 @@ pub struct Probs {
     pub not_mentioned: f64,
 }
 
+impl Probs {
+    /// The three probabilities, Entailment / Contradiction / NotMentioned.
+    pub fn as_array(&self) -> [f64; 3] {
+        [self.entailment, self.contradiction, self.not_mentioned]
+    }
+
+    /// Shannon entropy in nats (0 when one label is certain, ln 3 when all are equal): how
+    /// unsure the decision is, what active learning ranks by.
+    pub fn entropy(&self) -> f64 {
+        -self
+            .as_array()
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| p * p.ln())
+            .sum::<f64>()
+    }
+
+    /// The gap between the two likeliest labels (1 when one is certain, 0 on a tie).
+    pub fn margin(&self) -> f64 {
+        let mut a = self.as_array();
+        a.sort_by(|x, y| y.total_cmp(x));
+        a[0] - a[1]
+    }
+}
+
 /// The decision for one check of one document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -110,4 +135,35 @@ pub struct DocReview {
     pub text: String,
     #[serde(skip)]
     pub spans: Vec<[usize; 2]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_and_margin_of_label_distributions() {
+        let sure = Probs {
+            entailment: 1.0,
+            contradiction: 0.0,
+            not_mentioned: 0.0,
+        };
+        assert_eq!(sure.entropy(), 0.0);
+        assert_eq!(sure.margin(), 1.0);
+        let even = Probs {
+            entailment: 1.0 / 3.0,
+            contradiction: 1.0 / 3.0,
+            not_mentioned: 1.0 / 3.0,
+        };
+        assert!((even.entropy() - 3f64.ln()).abs() < 1e-12);
+        assert!(even.margin().abs() < 1e-12);
+        // -(0.7 ln 0.7 + 0.2 ln 0.2 + 0.1 ln 0.1) = 0.801819
+        let p = Probs {
+            entailment: 0.2,
+            contradiction: 0.1,
+            not_mentioned: 0.7,
+        };
+        assert!((p.entropy() - 0.801_818_5).abs() < 1e-6, "{}", p.entropy());
+        assert!((p.margin() - 0.5).abs() < 1e-12);
+    }
 }

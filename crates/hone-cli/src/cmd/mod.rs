@@ -20,6 +20,7 @@ pub mod retrain;
 pub mod review;
 pub mod review_queue;
 pub mod select;
+pub mod select_review;
 pub mod serve;
 pub mod train;
 

@@ -112,3 +112,65 @@ pub fn queue(
     store.queue_for_review(&ids)?;
     Ok(ids)
 }
+
+/// A review adapter's result on one pool document, to be checked by a person.
+pub struct PoolReview<'a> {
+    pub doc: &'a hone_review::input::InputDoc,
+    pub review: &'a hone_review::DocReview,
+}
+
+/// Logs review results as rows of endpoint `review` by `model` (input: the document's id,
+/// file name, text and spans; output: the review JSON) and queues every one for review; the
+/// rows' ids, in order. An item's confidence is the mean log-probability of its 17 labels.
+pub fn queue_review(
+    store: &dyn hone_ops::Store,
+    model: &str,
+    items: &[PoolReview],
+) -> Result<Vec<i64>> {
+    let now = hone_ops::now_ms();
+    let rows = items
+        .iter()
+        .map(|it| {
+            let r = it.review;
+            let lp: Vec<f64> = r
+                .checks
+                .values()
+                .map(|c| {
+                    let p = match c.label.as_str() {
+                        "Entailment" => c.probs.entailment,
+                        "Contradiction" => c.probs.contradiction,
+                        _ => c.probs.not_mentioned,
+                    };
+                    p.max(1e-12).ln()
+                })
+                .collect();
+            Ok(LogRecord {
+                id: 0,
+                time_ms: now,
+                model: model.to_string(),
+                version: None,
+                endpoint: "review".to_string(),
+                status: 200,
+                caller: Some("select".to_string()),
+                input: serde_json::json!({
+                    "task": "review",
+                    "doc_id": it.doc.doc_id,
+                    "file_name": it.doc.source,
+                    "text": it.doc.text,
+                    "spans": it.doc.spans,
+                }),
+                output: serde_json::to_string(r)?,
+                finish: None,
+                latency_ms: r.timing.total_ms,
+                prompt_tokens: r.timing.tokens as u64,
+                output_tokens: 0,
+                mean_logprob: (!lp.is_empty()).then(|| lp.iter().sum::<f64>() / lp.len() as f64),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ids = store
+        .append_requests(&rows)
+        .context("cannot log the review results")?;
+    store.queue_for_review(&ids)?;
+    Ok(ids)
+}

@@ -1,7 +1,8 @@
 //! `hone data select`: active learning. The adapter answers every conversation of an unlabelled
 //! pool; the `budget` it was least sure of (the smallest margin between its two likeliest tokens
 //! anywhere in the answer, or the lowest mean token log-probability), near-duplicates
-//! suppressed, go to the review queue for labelling.
+//! suppressed, go to the review queue for labelling. A review adapter reviews a pool of
+//! documents instead and ranks them by its uncertainty per check (`select_review.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,8 +22,12 @@ pub enum Uncertainty {
     /// The smallest margin, over the answer's tokens, between the two likeliest tokens (the
     /// decision a label hinges on), smallest first.
     Margin,
-    /// The answer's mean token log-probability, lowest first.
+    /// The answer's mean token log-probability, lowest first (for a review: the mean
+    /// log-probability of its 17 labels).
     Logprob,
+    /// Review adapters: the entropy of each check's label distribution, summed over the 17
+    /// checks, highest first (the default for them).
+    Entropy,
 }
 
 #[derive(Args, Debug)]
@@ -32,19 +37,25 @@ pub struct SelectArgs {
     /// The adapter whose uncertainty decides.
     #[arg(long)]
     pub adapter: PathBuf,
-    /// Unlabelled conversations (chat JSONL).
+    /// Unlabelled conversations (chat JSONL); for a review adapter, documents (anything `hone
+    /// review` reads: documents.jsonl, ContractNLI JSON, .txt, .md, .pdf).
     #[arg(long)]
     pub pool: PathBuf,
     /// How many to pick.
     #[arg(long)]
     pub budget: usize,
-    #[arg(long, value_enum, default_value = "margin")]
-    pub by: Uncertainty,
+    /// How uncertainty is measured (default: margin; entropy for a review adapter).
+    #[arg(long, value_enum)]
+    pub by: Option<Uncertainty>,
     /// Shingle Jaccard similarity at which a conversation nearly repeats a picked one.
     #[arg(long, default_value_t = 0.7)]
     pub near: f64,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
+    /// Also write the picks here, one JSON object a line, most uncertain first (rank,
+    /// uncertainty, and the conversation or the document's id with each check's uncertainty).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreLocation,
 }
@@ -136,14 +147,24 @@ fn score(a: &SelectArgs, pool: &[Vec<hone_model::chat_template::Message>]) -> Re
 
 pub fn run(a: SelectArgs) -> Result<()> {
     anyhow::ensure!(a.budget > 0, "--budget must be at least 1");
+    if hone_review::engine::adapter_format(&a.adapter).as_deref() == Some("review") {
+        return super::select_review::run(&a);
+    }
+    let by = a.by.unwrap_or(Uncertainty::Margin);
+    anyhow::ensure!(
+        !matches!(by, Uncertainty::Entropy),
+        "--by entropy ranks a review adapter's label distributions; {} is not a review \
+         adapter (rank chat answers by margin or logprob)",
+        a.adapter.display()
+    );
     let pool = read_pool(&a.pool)?;
     let store = a.store.open()?;
     let scored = score(&a, &pool)?;
     let uncertainty: Vec<f64> = scored
         .iter()
-        .map(|s| match a.by {
+        .map(|s| match by {
             Uncertainty::Margin => s.margin.map_or(f64::NAN, |m| -m),
-            Uncertainty::Logprob => s.mean_logprob.map_or(f64::NAN, |l| -l),
+            Uncertainty::Logprob | Uncertainty::Entropy => s.mean_logprob.map_or(f64::NAN, |l| -l),
         })
         .collect();
     let texts: Vec<String> = pool.iter().map(|m| question(m)).collect();
@@ -157,22 +178,55 @@ pub fn run(a: SelectArgs) -> Result<()> {
             mean_logprob: scored[i].mean_logprob,
         })
         .collect();
-    let model = format!(
-        "select:{}",
-        a.adapter
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    );
+    let model = picker_name(&a.adapter);
     queue(store.as_ref(), "select", &model, &answers)?;
+    if let Some(out) = &a.out {
+        let lines: Vec<serde_json::Value> = picks
+            .iter()
+            .enumerate()
+            .map(|(rank, &i)| {
+                serde_json::json!({
+                    "rank": rank + 1,
+                    "uncertainty": uncertainty[i],
+                    "messages": pool[i].iter()
+                        .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                        .collect::<Vec<_>>(),
+                    "answer": scored[i].answer,
+                })
+            })
+            .collect();
+        write_picks(out, &lines)?;
+    }
     println!(
         "{} of {} pool conversations picked (by {:?}; near-duplicates of a pick skipped) and queued for review:",
         picks.len(),
         pool.len(),
-        a.by
+        by
     );
     for &i in &picks {
         println!("  {:>8.3}  {}", uncertainty[i], texts[i].replace('\n', " "));
     }
     Ok(())
+}
+
+/// Writes the picks as JSON lines, all or nothing.
+pub(crate) fn write_picks(path: &std::path::Path, lines: &[serde_json::Value]) -> Result<()> {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&serde_json::to_string(l)?);
+        text.push('\n');
+    }
+    hone_data::atomic::write_file(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The adapter's name as the queue shows it (`select:<folder>`).
+pub(crate) fn picker_name(adapter: &std::path::Path) -> String {
+    format!(
+        "select:{}",
+        adapter
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
 }
