@@ -403,4 +403,61 @@ fn a_review_is_corrected_by_clicks_and_becomes_a_training_document() {
         "{out}"
     );
     assert!(out.contains("0 review documents written"), "{out}");
+
+    // the CLI's mark: a bad correction is refused naming the field, a partial one keeps the
+    // model's other checks
+    let g_id = globex.to_string();
+    let (ok, out) = hone(&[
+        "review-queue",
+        "mark",
+        &g_id,
+        "wrong",
+        "--output",
+        r#"{"checks": {"nda-19": {"label": "Contradiction", "evidence": [{"start": 0, "end": 5}]}}}"#,
+        "--store",
+        store_s,
+    ]);
+    assert!(
+        !ok && out.contains("corrected.checks.nda-19.evidence[0]"),
+        "{out}"
+    );
+    let [s3, e3] = spans()[3];
+    let (ok, out) = hone(&[
+        "review-queue",
+        "mark",
+        &g_id,
+        "wrong",
+        "--output",
+        &json!({"checks": {"nda-19": {"label": "Contradiction",
+                                       "evidence": [{"start": s3, "end": e3}]}}})
+        .to_string(),
+        "--store",
+        store_s,
+    ]);
+    assert!(ok && out.contains("with a correction"), "{out}");
+    let (ok, out) = hone(&[
+        "data",
+        "from-feedback",
+        "--out",
+        docs_s,
+        "--kind",
+        "review",
+        "--store",
+        store_s,
+    ]);
+    assert!(ok, "{out}");
+    let g: Value = std::fs::read_to_string(&docs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["id"] == "globex")
+        .unwrap();
+    assert_eq!(
+        labels(&g),
+        vec![
+            ("nda-1".into(), "entailed".into(), vec![0]),
+            ("nda-19".into(), "contradicted".into(), vec![3]),
+        ]
+    );
+    assert_eq!(g["provenance"]["corrected"], true);
 }
