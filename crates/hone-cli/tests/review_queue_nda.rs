@@ -283,6 +283,17 @@ fn a_review_is_corrected_by_clicks_and_becomes_a_training_document() {
     drop(b);
     drop(srv);
 
+    // the list shows a review's label counts, the correction's once marked
+    let (ok, out) = hone(&["review-queue", "list", "--marked", "--store", store_s]);
+    assert!(ok, "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("review of acme"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("2 entailed, 1 contradicted, 14 not mentioned"),
+        "{out}"
+    );
     // the show command reads the correction back
     let (ok, out) = hone(&[
         "review-queue",

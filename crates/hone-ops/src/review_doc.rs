@@ -142,6 +142,13 @@ impl ReviewInput {
     }
 }
 
+impl From<&EvalDocument> for ReviewInput {
+    /// The input that reviewing `d` is queued with (its labels are not part of it).
+    fn from(d: &EvalDocument) -> Self {
+        Self::new(&d.id, &d.file_name, &d.text, d.spans.clone())
+    }
+}
+
 /// One evidence span of a check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceSpan {
@@ -383,6 +390,14 @@ mod tests {
         ));
         assert_eq!(ReviewInput::parse(&v).unwrap(), i);
         assert_eq!(i.slice(7, 18), "Beta gamma.");
+        let d = EvalDocument {
+            id: "doc-1".into(),
+            file_name: "doc-1.txt".into(),
+            text: i.text.clone(),
+            spans: i.spans.clone(),
+            labels: BTreeMap::new(),
+        };
+        assert_eq!(ReviewInput::from(&d), i);
         let mut bad = v.clone();
         bad["spans"] = json!([[0, 6], [7, 99]]);
         let e = ReviewInput::parse(&bad).unwrap_err();

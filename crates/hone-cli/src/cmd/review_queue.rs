@@ -97,6 +97,29 @@ fn question(it: &ReviewItem) -> String {
     }
 }
 
+/// The answer (or its correction) in a line; for an NDA review, its label counts.
+fn answer_summary(it: &ReviewItem) -> String {
+    let text = one_line(it.corrected.as_deref().unwrap_or(&it.output), 40);
+    let Ok(input) = ReviewInput::parse(&it.input) else {
+        return text;
+    };
+    let answer = parse_answer("output", &it.output, &input).unwrap_or_default();
+    let answer = match &it.corrected {
+        Some(c) => match parse_answer("corrected", c, &input) {
+            Ok(c) => answer.overlaid(&c),
+            Err(_) => return text,
+        },
+        None => answer,
+    };
+    let n = |l: &str| answer.checks.values().filter(|c| c.label == l).count();
+    format!(
+        "{} entailed, {} contradicted, {} not mentioned",
+        n("Entailment"),
+        n("Contradiction"),
+        n("NotMentioned")
+    )
+}
+
 fn list(a: ListArgs) -> Result<()> {
     let store = a.store.open()?;
     let items = store.review_items(&ReviewQuery {
@@ -126,7 +149,7 @@ fn list(a: ListArgs) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
             it.mark.map(Mark::as_str).unwrap_or("pending"),
             one_line(&question(it), 40),
-            one_line(it.corrected.as_deref().unwrap_or(&it.output), 40)
+            answer_summary(it)
         );
     }
     Ok(())
