@@ -21,6 +21,7 @@ pub mod policy;
 pub mod registry;
 pub mod request_log;
 pub mod review;
+pub mod review_doc;
 pub mod route;
 pub mod status;
 pub mod store;

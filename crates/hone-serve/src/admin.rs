@@ -9,9 +9,11 @@
 //!   `{"action": "rollback"}`; `PUT /admin/deployments/{name}/policy` (TOML body);
 //!   `GET /admin/deployments/{name}/events?limit=N`
 //! - `GET /admin/review`: the review page (it holds no data: it asks for the admin key and
-//!   calls the two endpoints below with it), `GET /admin/review/items?pending=true&limit=N`,
-//!   `POST /admin/review/items/{id}` (`{"mark": "correct"|"wrong"|"critical", "corrected",
-//!   "note"}`)
+//!   calls the two endpoints below with it), `GET /admin/review/items?pending=true&limit=N`
+//!   (`{"data": [items], "checks": [{"id", "name", "statement"}]}`, the NDA checks for review
+//!   items), `POST /admin/review/items/{id}` (`{"mark": "correct"|"wrong"|"critical",
+//!   "corrected", "note"}`; a review item's `corrected` must be a valid review answer, see
+//!   `hone_ops::review_doc`, else 400 naming the field, e.g. `corrected.checks.nda-3.evidence[1]`)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -340,7 +342,7 @@ async fn review_items(
                 limit,
             })
             .map_err(ops)?;
-        Ok(json!({"data": to_json(&items)?}))
+        Ok(json!({"data": to_json(&items)?, "checks": to_json(&hone_ops::review_doc::checks())?}))
     })
     .await
 }
@@ -372,6 +374,9 @@ async fn mark_review(
                 "an answer marked correct keeps its text; mark it wrong to correct it",
             ));
         }
+        if let Some(c) = &corrected {
+            check_review_correction(d, id, c)?;
+        }
         let item = d
             .store()
             .mark_review(id, mark, corrected.as_deref(), text("note")?.as_deref())
@@ -379,4 +384,27 @@ async fn mark_review(
         to_json(&item)
     })
     .await
+}
+
+/// A review item's correction must read as a review answer of its document (the check ids,
+/// labels and evidence spans); the error names the field. Other items take any text.
+fn check_review_correction(d: &Deployments, id: i64, corrected: &str) -> Result<()> {
+    use hone_ops::review_doc::{parse_answer, ReviewInput};
+    let item = d
+        .store()
+        .review_items(&hone_ops::review::ReviewQuery {
+            id: Some(id),
+            limit: 1,
+            ..Default::default()
+        })
+        .map_err(ops)?
+        .pop()
+        .ok_or_else(|| ServeError::NotFound(format!("no review item {id}")))?;
+    if !ReviewInput::is_review(&item.input) {
+        return Ok(());
+    }
+    let bad = |e: hone_ops::review_doc::FieldError| ServeError::bad(&e.field, e.to_string());
+    let input = ReviewInput::parse(&item.input).map_err(bad)?;
+    parse_answer("corrected", corrected, &input).map_err(bad)?;
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use hone_ops::review::{Mark, ReviewItem, ReviewQuery};
+use hone_ops::review_doc::{parse_answer, ReviewAnswer, ReviewInput};
 
 use super::args::StoreLocation;
 
@@ -12,9 +13,13 @@ use super::args::StoreLocation;
 pub enum ReviewQueueCmd {
     /// The pending answers in review order (or, with --marked, the reviewed ones).
     List(ListArgs),
-    /// One answer whole: the input, the answer and its mark.
+    /// One answer whole: the input, the answer and its mark (for an NDA review, per check: the
+    /// label and the top evidence, with the correction's changes).
     Show(ShowArgs),
-    /// Mark an answer correct, wrong or critical, with the answer it should have been.
+    /// Mark an answer correct, wrong or critical, with the answer it should have been (for an
+    /// NDA review: a corrected review JSON, `{"checks": {"nda-3": {"label": "Contradiction",
+    /// "evidence": [{"start": S, "end": E}]}}}`, evidence being spans of the document; checks
+    /// left out keep the model's decision).
     Mark(MarkArgs),
 }
 
@@ -46,10 +51,11 @@ pub struct MarkArgs {
     pub id: i64,
     /// correct, wrong or critical.
     pub mark: String,
-    /// The answer it should have been.
+    /// The answer it should have been (for an NDA review, the corrected review JSON).
     #[arg(long, conflicts_with = "output_file")]
     pub output: Option<String>,
-    /// The answer it should have been, from a file.
+    /// The answer it should have been, from a file (for an NDA review, the corrected review
+    /// JSON).
     #[arg(long)]
     pub output_file: Option<PathBuf>,
     #[arg(long)]
@@ -73,8 +79,11 @@ fn one_line(s: &str, n: usize) -> String {
     }
 }
 
-/// The last user turn of a logged input (or the prompt).
+/// The last user turn of a logged input (or the prompt, or the reviewed document's id).
 fn question(it: &ReviewItem) -> String {
+    if ReviewInput::is_review(&it.input) {
+        return format!("review of {}", it.input["doc_id"].as_str().unwrap_or("?"));
+    }
     match &it.input {
         serde_json::Value::String(p) => p.clone(),
         serde_json::Value::Array(a) => a
@@ -86,6 +95,29 @@ fn question(it: &ReviewItem) -> String {
             .to_string(),
         v => v.to_string(),
     }
+}
+
+/// The answer (or its correction) in a line; for an NDA review, its label counts.
+fn answer_summary(it: &ReviewItem) -> String {
+    let text = one_line(it.corrected.as_deref().unwrap_or(&it.output), 40);
+    let Ok(input) = ReviewInput::parse(&it.input) else {
+        return text;
+    };
+    let answer = parse_answer("output", &it.output, &input).unwrap_or_default();
+    let answer = match &it.corrected {
+        Some(c) => match parse_answer("corrected", c, &input) {
+            Ok(c) => answer.overlaid(&c),
+            Err(_) => return text,
+        },
+        None => answer,
+    };
+    let n = |l: &str| answer.checks.values().filter(|c| c.label == l).count();
+    format!(
+        "{} entailed, {} contradicted, {} not mentioned",
+        n("Entailment"),
+        n("Contradiction"),
+        n("NotMentioned")
+    )
 }
 
 fn list(a: ListArgs) -> Result<()> {
@@ -117,7 +149,7 @@ fn list(a: ListArgs) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
             it.mark.map(Mark::as_str).unwrap_or("pending"),
             one_line(&question(it), 40),
-            one_line(it.corrected.as_deref().unwrap_or(&it.output), 40)
+            answer_summary(it)
         );
     }
     Ok(())
@@ -144,6 +176,9 @@ fn show(a: ShowArgs) -> Result<()> {
         it.version.as_deref().unwrap_or(&it.model),
         hone_ops::format_utc(it.time_ms / 1000)
     );
+    if ReviewInput::is_review(&it.input) {
+        return show_review(&it);
+    }
     match &it.input {
         serde_json::Value::Array(msgs) => {
             for m in msgs {
@@ -194,6 +229,14 @@ fn mark(a: MarkArgs) -> Result<()> {
         bail!("an answer marked correct keeps its text; mark it wrong to give a correction");
     }
     let store = a.store.open()?;
+    if let Some(c) = &corrected {
+        let it = find(store.as_ref(), a.id)?;
+        if ReviewInput::is_review(&it.input) {
+            let input = ReviewInput::parse(&it.input)?;
+            parse_answer("corrected", c, &input)
+                .with_context(|| format!("item {} is an NDA review: bad correction", a.id))?;
+        }
+    }
     let it = store.mark_review(a.id, m, corrected.as_deref(), a.note.as_deref())?;
     println!(
         "item {} marked {}{}",
@@ -205,5 +248,116 @@ fn mark(a: MarkArgs) -> Result<()> {
             ""
         }
     );
+    Ok(())
+}
+
+/// An NDA review item: the document, then per check the model's label and best evidence, and
+/// the reviewer's where they differ.
+fn show_review(it: &ReviewItem) -> Result<()> {
+    let input = ReviewInput::parse(&it.input)?;
+    println!(
+        "\n[document] {} ({}): {} characters, {} spans",
+        input.doc_id,
+        input.file_name,
+        input.char_len(),
+        input.spans.len()
+    );
+    let output = parse_answer("output", &it.output, &input);
+    let corrected = match &it.corrected {
+        Some(c) => Some(parse_answer("corrected", c, &input)?),
+        None => None,
+    };
+    let model = match &output {
+        Ok(a) => a.clone(),
+        Err(e) => {
+            println!("the model's answer does not read: {e}\n{}", it.output);
+            ReviewAnswer::default()
+        }
+    };
+    println!(
+        "\n[answer] (mean token log-prob {})",
+        it.mean_logprob
+            .map(|l| format!("{l:.3}"))
+            .unwrap_or_else(|| "-".into())
+    );
+    let evidence = |a: &ReviewAnswer, id: &str| -> String {
+        let Some(c) = a.checks.get(id) else {
+            return String::new();
+        };
+        match c.evidence.first() {
+            None => String::new(),
+            Some(e) => {
+                let span = input
+                    .span_index(e.start, e.end)
+                    .map(|i| format!("span {i} "))
+                    .unwrap_or_default();
+                let more = if c.evidence.len() > 1 {
+                    format!(" (+{} more)", c.evidence.len() - 1)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{span}[{}, {}) \"{}\"{more}",
+                    e.start,
+                    e.end,
+                    one_line(&input.slice(e.start, e.end), 50)
+                )
+            }
+        }
+    };
+    println!(
+        "{:<7}  {:<32}  {:<13}  top evidence",
+        "check", "name", "label"
+    );
+    for c in hone_data::nda::CHECKS.iter() {
+        let Some(m) = model.checks.get(c.id) else {
+            continue;
+        };
+        println!(
+            "{:<7}  {:<32}  {:<13}  {}",
+            c.id,
+            c.name,
+            m.label,
+            evidence(&model, c.id)
+        );
+    }
+    match it.mark {
+        None => println!("\npending"),
+        Some(m) => {
+            println!("\nmarked {}", m.as_str());
+            if let Some(c) = &corrected {
+                println!("[corrected]");
+                let mut changed = 0;
+                for (id, k) in &c.checks {
+                    if model.checks.get(id) == Some(k) {
+                        continue;
+                    }
+                    changed += 1;
+                    let was = model
+                        .checks
+                        .get(id)
+                        .map(|m| m.label.as_str())
+                        .unwrap_or("-");
+                    println!(
+                        "{:<7}  {:<13} (was {was})  {}{}",
+                        id,
+                        k.label,
+                        evidence(c, id),
+                        if k.evidence.is_empty() {
+                            "no evidence"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if changed == 0 {
+                    println!("(the same labels and evidence as the answer)");
+                }
+            }
+            if let Some(n) = &it.note {
+                println!("note: {n}");
+            }
+        }
+    }
     Ok(())
 }
