@@ -216,6 +216,18 @@ fn review_pool_is_ranked_by_summed_check_entropy_and_queued_with_the_document() 
         let doc = src.iter().find(|l| l["id"] == id).unwrap();
         assert_eq!(it.input["text"], doc["text"]);
         assert_eq!(it.input["spans"], doc["spans"]);
+        // the page and from-feedback read it: every evidence span is one of the document's
+        let input = hone_ops::review_doc::ReviewInput::parse(&it.input).unwrap();
+        let answer = hone_ops::review_doc::parse_answer("output", &it.output, &input).unwrap();
+        assert_eq!(answer.checks.len(), 17);
+        // proposed evidence: none for NotMentioned, one to three spans for a decided check
+        for c in answer.checks.values() {
+            if c.label == "NotMentioned" {
+                assert!(c.evidence.is_empty());
+            } else {
+                assert!((1..=3).contains(&c.evidence.len()), "{c:?}");
+            }
+        }
         let r: serde_json::Value = serde_json::from_str(&it.output).unwrap();
         assert_eq!(r["doc_id"], id);
         assert_eq!(r["checks"].as_object().unwrap().len(), 17);

@@ -169,6 +169,31 @@ pub fn decide(
     out
 }
 
+/// Evidence whose score is at least this is proposed to a reviewer.
+pub const PROPOSE_SCORE: f64 = 0.5;
+
+/// A review as a proposal for a person to correct (the review queue): a check decided
+/// Entailment or Contradiction keeps the evidence spans scoring at least [`PROPOSE_SCORE`] (at
+/// most [`TOP_K`], at least its best one), a NotMentioned check none. The full ranking is what
+/// evidence mAP needs; a person confirms or edits a short list, which then becomes a training
+/// label as it stands.
+pub fn propose(checks: &mut BTreeMap<String, CheckResult>) {
+    for c in checks.values_mut() {
+        if c.label == DocLabel::NotMentioned.choice() {
+            c.evidence.clear();
+            continue;
+        }
+        let keep = c
+            .evidence
+            .iter()
+            .take(TOP_K)
+            .filter(|e| e.score >= PROPOSE_SCORE)
+            .count()
+            .max(1);
+        c.evidence.truncate(keep);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +239,46 @@ mod tests {
         let d = decide(&many, &spans, &text, &Calibration::default(), 0);
         assert_eq!(d["nda-1"].evidence.len(), 30);
         assert_eq!(d["nda-1"].evidence[0].start, 58, "best first");
+    }
+
+    #[test]
+    fn a_proposal_keeps_the_confident_evidence_of_decided_checks() {
+        let sp = vec![
+            span(0.05, Label::Contradicts(3), 0.95),
+            span(0.4, Label::Contradicts(3), 0.6),
+            span(0.9, Label::Entails(3), 0.1),
+            span(0.2, Label::Entails(0), 0.02),
+        ];
+        let text = "aaaa bbbb cccc dddd";
+        let spans = [[0, 4], [5, 9], [10, 14], [15, 19]];
+        let mut d = decide(&sp, &spans, text, &Calibration::default(), 0);
+        assert_eq!(d["nda-4"].evidence.len(), 3);
+        assert_eq!(d["nda-1"].label, "NotMentioned");
+        assert_eq!(d["nda-1"].evidence.len(), 1);
+        propose(&mut d);
+        // scores 0.95 / P, 0.6 / P, 0.1 / P with P = 1 - 0.05 * 0.4 * 0.9 = 0.982
+        let ev: Vec<usize> = d["nda-4"].evidence.iter().map(|e| e.start).collect();
+        assert_eq!(ev, vec![0, 5]);
+        assert!(d["nda-1"].evidence.is_empty());
+        // A decided check whose best span scores under 1/2 still shows that one.
+        let mut one = BTreeMap::new();
+        one.insert(
+            "nda-2".to_string(),
+            CheckResult {
+                label: "Entailment".into(),
+                probs: Probs::default(),
+                evidence: (0..2)
+                    .map(|i| Evidence {
+                        start: i,
+                        end: i + 1,
+                        text: String::new(),
+                        score: 0.3,
+                    })
+                    .collect(),
+            },
+        );
+        propose(&mut one);
+        assert_eq!(one["nda-2"].evidence.len(), 1);
     }
 
     #[test]

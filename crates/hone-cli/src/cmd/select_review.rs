@@ -2,7 +2,8 @@
 //! `budget` documents whose 17 decisions it was least sure of (summed over the checks: the
 //! entropy of each check's label distribution, or one minus the gap between its two likeliest
 //! labels, or the negated mean log-probability of the chosen labels), near-copies of a pick
-//! skipped, go to the review queue, where a person corrects the labels and evidence per check.
+//! skipped, go to the review queue, where a person corrects the labels and evidence per check
+//! (each decided check proposes its confident evidence spans, `aggregate::propose`).
 
 use anyhow::{Context, Result};
 use hone_review::engine::{EngineOptions, Reviewer};
@@ -49,15 +50,8 @@ pub fn run(a: &SelectArgs) -> Result<()> {
         a.pool.display()
     );
     let store = a.store.open()?;
-    let reviewer = Reviewer::load(
-        &a.model,
-        Some(&a.adapter),
-        EngineOptions {
-            max_evidence: 0,
-            ..EngineOptions::default()
-        },
-    )
-    .with_context(|| format!("cannot load the review adapter {}", a.adapter.display()))?;
+    let reviewer = Reviewer::load(&a.model, Some(&a.adapter), EngineOptions::default())
+        .with_context(|| format!("cannot load the review adapter {}", a.adapter.display()))?;
     let bar = indicatif::ProgressBar::new(docs.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -67,11 +61,12 @@ pub fn run(a: &SelectArgs) -> Result<()> {
     );
     let mut reviews = Vec::with_capacity(docs.len());
     for d in &docs {
-        reviews.push(
-            reviewer
-                .review(d, None)
-                .with_context(|| format!("cannot review {} ({})", d.doc_id, d.source))?,
-        );
+        let mut r = reviewer
+            .review(d, None)
+            .with_context(|| format!("cannot review {} ({})", d.doc_id, d.source))?;
+        // the reviewer sees each decided check's confident evidence, not the whole ranking
+        hone_review::aggregate::propose(&mut r.checks);
+        reviews.push(r);
         bar.inc(1);
     }
     bar.finish_and_clear();
