@@ -17,7 +17,7 @@
 # end (WORKDIR/results.tsv) has one row per seed and arm.
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone), HONE_THREADS,
-# SEEDS (default "1 2 3"), INIT (16), BUDGET (16), POOL (64), TEST (32), VALID (12),
+# SEEDS (default "1 2 3"), INIT (12), BUDGET (12), POOL (48), TEST (32), VALID (12),
 # TOP_LAYERS (4), EPOCHS (3), LR (1e-3).
 set -euo pipefail
 if [ $# -ne 2 ]; then
@@ -32,9 +32,9 @@ if [ -z "${HONE:-}" ]; then
     HONE="$root/target/release/hone"
 fi
 SEEDS=${SEEDS:-"1 2 3"}
-INIT=${INIT:-16}
-BUDGET=${BUDGET:-16}
-POOL=${POOL:-64}
+INIT=${INIT:-12}
+BUDGET=${BUDGET:-12}
+POOL=${POOL:-48}
 TEST=${TEST:-32}
 VALID=${VALID:-12}
 mkdir -p "$work"
@@ -108,7 +108,6 @@ for seed in $SEEDS; do
         "$HONE" data split "$work/fixed/train.jsonl" --sizes "$INIT,$POOL,0" --seed "$seed" --out "$s/split"
     fi
     train "$s/init" "$s/split/train.jsonl"
-    score "$s/init"
     if [ ! -f "$s/uncertain.ids" ]; then
         log "selecting $BUDGET of $POOL pool documents by uncertainty (seed $seed)"
         "$HONE" data select --adapter "$s/init/adapter" --pool "$s/split/valid.jsonl" --budget "$BUDGET" \
@@ -125,6 +124,7 @@ for seed in $SEEDS; do
         train "$s/$arm" "$s/$arm.train.jsonl"
         score "$s/$arm"
     done
+    score "$s/init"
     for arm in init uncertain random; do
         n=$(grep -c . "$s/split/train.jsonl")
         [ "$arm" = init ] || n=$(grep -c . "$s/$arm.train.jsonl")
