@@ -1045,6 +1045,165 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
     assert!(e.contains("changed since it was trained"), "{e}");
 }
 
+/// Synthetic NDAs (`hone data synth nda`), each cut to its first 12 spans (a short review), the
+/// labels whose evidence was cut becoming NotMentioned.
+fn short_ndas(dir: &Path, docs: usize, seed: u64) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([
+            "data",
+            "synth",
+            "nda",
+            "--docs",
+            &docs.to_string(),
+            "--seed",
+        ])
+        .arg(seed.to_string())
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(dir.join("documents.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut d: serde_json::Value = serde_json::from_str(l).unwrap();
+            let spans: Vec<[usize; 2]> = serde_json::from_value(d["spans"].clone()).unwrap();
+            let text: String = d["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .take(spans[11][1])
+                .collect();
+            d["text"] = text.into();
+            d["spans"] = serde_json::to_value(&spans[..12]).unwrap();
+            for (_, g) in d["labels"].as_object_mut().unwrap() {
+                let kept: Vec<u64> = g["spans"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v.as_u64().filter(|&i| i < 12))
+                    .collect();
+                if kept.is_empty() {
+                    g["label"] = "not_mentioned".into();
+                }
+                g["spans"] = serde_json::to_value(kept).unwrap();
+            }
+            d
+        })
+        .collect()
+}
+
+fn jsonl(docs: &[serde_json::Value]) -> String {
+    docs.iter().map(|d| d.to_string() + "\n").collect()
+}
+
+/// `hone retrain` of a review adapter: the feedback is annotated documents (what `data
+/// from-feedback --kind review` writes), appended to the recorded documents; prod and the new
+/// adapter are compared by reviewing the corrected and the evaluation documents (3-class
+/// accuracy); chat examples are refused for a review version.
+#[test]
+fn retrain_of_a_review_adapter_learns_from_corrected_documents() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let dir = env.home.join("retrain-review");
+    let docs = short_ndas(&dir.join("synth"), 6, 11);
+    std::fs::write(dir.join("train.jsonl"), jsonl(&docs[..3])).unwrap();
+    std::fs::write(dir.join("eval.jsonl"), jsonl(&docs[4..])).unwrap();
+    std::fs::write(
+        dir.join("train.toml"),
+        format!(
+            "[model]\nbase = \"{}\"\n[lora]\nr = 4\nalpha = 8\n[optim]\nlr = 0.003\nepochs = 1\nbatch_size = 2\nmax_seq_len = 512\n[train]\ntop_layers = 1\n[data]\ntrain = \"train.jsonl\"\nformat = \"review\"\n[output]\ndir = \"v1\"\n",
+            hone_model::fetch::cached_for_tests("smollm2").unwrap().display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([
+            "train",
+            "--config",
+            dir.join("train.toml").to_str().unwrap(),
+        ])
+        .env("HONE_HOME", &env.home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.ok(&["registry", "add", "nda", dir.join("v1").to_str().unwrap()]);
+    env.ok(&["deploy", "nda@1"]);
+    // one corrected document, with provenance as from-feedback writes it
+    let mut fb = docs[3].clone();
+    fb["provenance"] = serde_json::json!({"item": 7, "request": 9, "mark": "wrong"});
+    let feedback = dir.join("feedback.jsonl");
+    std::fs::write(&feedback, jsonl(&[fb.clone()])).unwrap();
+    let out = dir.join("run2");
+    let printed = env.ok(&[
+        "retrain",
+        "nda",
+        "--feedback",
+        feedback.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--eval",
+        dir.join("eval.jsonl").to_str().unwrap(),
+        "--repeat",
+        "2",
+    ]);
+    assert!(
+        printed.contains("retraining nda@1") && printed.contains("+ 1 new examples"),
+        "{printed}"
+    );
+    assert!(printed.contains("acc3"), "{printed}");
+    assert!(printed.contains("registered nda@2"), "{printed}");
+    // the merged documents: the recorded three, then the correction twice, provenance kept
+    let merged: Vec<serde_json::Value> = std::fs::read_to_string(out.join("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(merged.len(), 5);
+    assert_eq!(merged[3], fb);
+    assert_eq!(merged[4], fb);
+    let st = env.open();
+    let v2 = st.version(&"nda@2".parse().unwrap()).unwrap().unwrap();
+    let m = &v2.meta.metrics;
+    for k in ["corrected", "eval"] {
+        for who in ["", "_prod"] {
+            let key = format!("metrics.{k}_accuracy{who}");
+            let v = m
+                .get(&key)
+                .unwrap_or_else(|| panic!("{key} missing: {m:?}"));
+            assert!((0.0..=1.0).contains(v), "{key} = {v}");
+        }
+    }
+    let better = m["metrics.corrected_accuracy"] > m["metrics.corrected_accuracy_prod"];
+    let no_worse = m["metrics.eval_accuracy"] >= m["metrics.eval_accuracy_prod"];
+    let d = st.deployment("nda").unwrap().unwrap();
+    assert_eq!(d.canary.is_some(), better && no_worse, "{printed}");
+    // chat examples are not documents: refused, naming the file
+    std::fs::write(
+        &feedback,
+        serde_json::json!({"messages": [{"role": "user", "content": "q"},
+                                        {"role": "assistant", "content": "a"}]})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let e = env.fails(&[
+        "retrain",
+        "nda",
+        "--feedback",
+        feedback.to_str().unwrap(),
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("feedback.jsonl") && e.contains("documents"),
+        "{e}"
+    );
+}
+
 /// Active learning and drafts feed the review queue: `data select` picks the pool conversations
 /// the adapter is least sure of (a near-copy of a pick is skipped), `data draft` asks an
 /// OpenAI-compatible endpoint (a real `hone serve` here) for drafts; both land in the queue.

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod quickstart;
 pub mod registry;
 pub mod retrain;
+pub mod retrain_review;
 pub mod review;
 pub mod review_queue;
 pub mod select;

@@ -135,9 +135,25 @@ pub fn run(a: RetrainArgs) -> Result<()> {
         format!("{}: no training configuration recorded (registered from a folder without train_config.toml)", prev.reference())
     })?;
     let old_train = recorded_train_file(&prev)?;
-    let feedback = examples(&a.feedback)?;
+    // a review adapter learns from annotated documents, anything else from chat examples
+    let cfg_path = a.out.join("train.toml");
+    let mut cfg = hone_train::TrainConfig::parse(&config, &cfg_path, &[]).with_context(|| {
+        format!(
+            "the training configuration recorded with {}",
+            prev.reference()
+        )
+    })?;
+    let review = cfg.data.format == hone_train::config::DataFormat::Review;
+    let (feedback, feedback_docs, new_lines) = if review {
+        let (docs, lines) = super::retrain_review::read_feedback(&a.feedback)?;
+        (Vec::new(), docs, lines)
+    } else {
+        let ex = examples(&a.feedback)?;
+        let lines = ex.iter().map(Example::to_json).collect();
+        (ex, Vec::new(), lines)
+    };
     anyhow::ensure!(
-        !feedback.is_empty(),
+        !new_lines.is_empty(),
         "{}: no examples",
         a.feedback.display()
     );
@@ -150,11 +166,10 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     }
     let known: std::collections::HashSet<String> = text.lines().map(str::to_string).collect();
     let mut added = 0;
-    for e in &feedback {
-        let line = e.to_json();
-        if !known.contains(&line) {
+    for line in &new_lines {
+        if !known.contains(line) {
             for _ in 0..a.repeat {
-                text.push_str(&line);
+                text.push_str(line);
                 text.push('\n');
             }
             added += 1;
@@ -163,13 +178,6 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     let train = a.out.join("train.jsonl");
     hone_model::atomic::write_file(&train, text.as_bytes())?;
     // the recorded configuration, on the merged data, into the run folder
-    let cfg_path = a.out.join("train.toml");
-    let mut cfg = hone_train::TrainConfig::parse(&config, &cfg_path, &[]).with_context(|| {
-        format!(
-            "the training configuration recorded with {}",
-            prev.reference()
-        )
-    })?;
     let adapter = a.out.join("adapter");
     cfg.data.train = std::fs::canonicalize(&train)?;
     cfg.output.dir = std::path::absolute(&adapter)?;
@@ -189,12 +197,26 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     // prod against the new adapter: the corrected cases, then the evaluation set
     let base = prev.meta.base_model.clone();
     let prev_dir = registry::checked_dir(store.as_ref(), &prev)?;
-    let mut rows = vec![(
-        "corrected",
-        accuracy(&base, &prev_dir, &feedback)?,
-        accuracy(&base, &adapter, &feedback)?,
-    )];
-    if let Some(e) = &a.eval {
+    let mut rows = if review {
+        let acc = |ad: &Path, docs: &[_]| super::retrain_review::accuracy(&base, ad, docs);
+        let mut rows = vec![(
+            "corrected",
+            acc(&prev_dir, &feedback_docs)?,
+            acc(&adapter, &feedback_docs)?,
+        )];
+        if let Some(e) = &a.eval {
+            let ev = super::retrain_review::read_eval(e)?;
+            rows.push(("eval", acc(&prev_dir, &ev)?, acc(&adapter, &ev)?));
+        }
+        rows
+    } else {
+        vec![(
+            "corrected",
+            accuracy(&base, &prev_dir, &feedback)?,
+            accuracy(&base, &adapter, &feedback)?,
+        )]
+    };
+    if let (Some(e), false) = (&a.eval, review) {
         let ev = examples(e)?;
         rows.push((
             "eval",
@@ -205,7 +227,7 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     let mut report = serde_json::Map::new();
     println!(
         "{:<10}  {:>10}  {:>10}",
-        "accuracy",
+        if review { "acc3" } else { "accuracy" },
         prev.reference().to_string(),
         "new"
     );
