@@ -913,6 +913,23 @@ fn reviewed_answers_roll_back_a_canary_and_become_examples() {
     assert!(printed.contains("0 examples written"), "{printed}");
 }
 
+/// Trains `dir/train.toml` (its output folder `v1`), registers the run as `name@1` and makes
+/// it prod.
+fn train_and_deploy(env: &Env, dir: &Path, name: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([
+            "train",
+            "--config",
+            dir.join("train.toml").to_str().unwrap(),
+        ])
+        .env("HONE_HOME", &env.home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.ok(&["registry", "add", name, dir.join("v1").to_str().unwrap()]);
+    env.ok(&["deploy", &format!("{name}@1")]);
+}
+
 /// `hone retrain`: the prod version's recorded configuration on its recorded data plus the
 /// feedback, compared on the corrected cases and an evaluation set, registered with those
 /// numbers, and a canary only when it is no worse and better on the corrections.
@@ -947,23 +964,7 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
-        .args([
-            "train",
-            "--config",
-            dir.join("train.toml").to_str().unwrap(),
-        ])
-        .env("HONE_HOME", &env.home)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    env.ok(&[
-        "registry",
-        "add",
-        "clauses",
-        dir.join("v1").to_str().unwrap(),
-    ]);
-    env.ok(&["deploy", "clauses@1"]);
+    train_and_deploy(&env, &dir, "clauses");
     let feedback = dir.join("feedback.jsonl");
     std::fs::write(
         &feedback,
@@ -1120,18 +1121,7 @@ fn retrain_of_a_review_adapter_learns_from_corrected_documents() {
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
-        .args([
-            "train",
-            "--config",
-            dir.join("train.toml").to_str().unwrap(),
-        ])
-        .env("HONE_HOME", &env.home)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    env.ok(&["registry", "add", "nda", dir.join("v1").to_str().unwrap()]);
-    env.ok(&["deploy", "nda@1"]);
+    train_and_deploy(&env, &dir, "nda");
     // one corrected document, with provenance as from-feedback writes it
     let mut fb = docs[3].clone();
     fb["provenance"] = serde_json::json!({"item": 7, "request": 9, "mark": "wrong"});
