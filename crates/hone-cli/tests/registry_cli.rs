@@ -479,6 +479,7 @@ fn with_server_every_operation_goes_through_the_admin_api() {
             metrics_source: Some("validation.json".into()),
             notes: "from the server".into(),
             source: "nda-v2".into(),
+            baseline: None,
         },
     };
     let dep = Deployment {

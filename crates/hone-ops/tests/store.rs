@@ -173,6 +173,7 @@ fn meta(tag: &str) -> VersionMeta {
         metrics_source: None,
         notes: tag.into(),
         source: format!("/runs/{tag}"),
+        baseline: None,
     }
 }
 
