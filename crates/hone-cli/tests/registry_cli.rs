@@ -517,10 +517,12 @@ fn with_server_every_operation_goes_through_the_admin_api() {
         prod: Some(VersionLive {
             version: VersionRef::new("nda", 1),
             snapshot: snap(900, 0),
+            baseline: None,
         }),
         canary: Some(VersionLive {
             version: VersionRef::new("nda", 2),
             snapshot: snap(100, 41),
+            baseline: None,
         }),
         verdict: None,
     };
