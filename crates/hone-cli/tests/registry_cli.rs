@@ -1024,6 +1024,57 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
     let no_worse = m["metrics.eval_accuracy"] >= m["metrics.eval_accuracy_prod"];
     let d = st.deployment("clauses").unwrap().unwrap();
     assert_eq!(d.canary.is_some(), better && no_worse, "{printed}");
+    // the evaluation answers became clauses@2's baseline: 6 answers, each classified
+    let b = v2.meta.baseline.as_ref().expect("a baseline from --eval");
+    assert_eq!(b.answers, 6);
+    assert_eq!(b.formats.values().sum::<u64>(), 6);
+    assert!(b.source.ends_with("train.jsonl"), "{b:?}");
+    // the run folder's configuration starts fresh: clauses@1 had no initial adapter
+    let cfg2 = std::fs::read_to_string(out.join("train.toml")).unwrap();
+    assert!(!cfg2.contains("init ="), "{cfg2}");
+
+    // --from-previous: the next run starts from prod's registered adapter (clauses@1 is
+    // still prod), recorded in its configuration; a rank that cannot fit it is refused
+    let v1 = st.version(&"clauses@1".parse().unwrap()).unwrap().unwrap();
+    let v1_dir = hone_ops::registry::checked_dir(st.as_ref(), &v1).unwrap();
+    let retrain_from_previous = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "retrain",
+            "clauses",
+            "--feedback",
+            feedback.to_str().unwrap(),
+            "--from-previous",
+            "--canary",
+            "0",
+            "--set",
+            "optim.epochs=1",
+        ];
+        args.extend(extra);
+        let o = dir.join(out);
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--out".to_string(), o.display().to_string()]);
+        (o, args)
+    };
+    let (out3, args) = retrain_from_previous("run3", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let printed = env.ok(&args);
+    assert!(
+        printed.contains("starting from clauses@1's adapter")
+            && printed.contains("registered clauses@3"),
+        "{printed}"
+    );
+    let echo = std::fs::read_to_string(out3.join("adapter/train_config.toml")).unwrap();
+    assert!(
+        echo.contains(&format!("init = \"{}\"", v1_dir.display())),
+        "{echo}"
+    );
+    let (_, args) = retrain_from_previous("run4", &["--set", "lora.r=8"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = env.fails(&args);
+    assert!(
+        e.contains("`lora.r`") && e.contains("r = 4, this run r = 8"),
+        "{e}"
+    );
     // refusals: empty feedback; training data changed since the version was trained
     std::fs::write(&feedback, "").unwrap();
     let e = env.fails(&[
