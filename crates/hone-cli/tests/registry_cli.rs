@@ -1099,6 +1099,91 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
     assert!(e.contains("changed since it was trained"), "{e}");
 }
 
+/// `hone eval` writes each candidate's answers as an evaluation baseline (output tokens and
+/// format classes); put beside the adapter, `registry add` records it and `registry show`
+/// prints it, and a version without one says so.
+#[test]
+fn an_eval_baseline_beside_the_adapter_is_recorded_with_the_version() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    env.ok(&["registry", "add", "plain", env.adapter(1)]);
+    let shown = env.ok(&["registry", "show", "plain@1"]);
+    assert!(
+        shown.contains("drift baseline") && shown.contains("none (no output_baseline.json"),
+        "{shown}"
+    );
+    let dir = env.home.join("evalb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines: String = ["The food was great.", "An awful evening.", "It was fine."]
+        .iter()
+        .zip(["positive", "negative", "negative"])
+        .map(|(q, a)| {
+            serde_json::json!({"instruction": "Positive or negative?", "input": q, "output": a})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("test.jsonl"), lines).unwrap();
+    let gguf = hone_model::fetch::cached_for_tests("smollm2").unwrap();
+    std::fs::write(
+        dir.join("eval.toml"),
+        format!(
+            "[task]\ntype = \"classification\"\nlabels = [\"positive\", \"negative\"]\n\
+             [data]\neval = \"test.jsonl\"\n[generation]\nmax_tokens = 4\n\
+             [[candidate]]\nname = \"tuned\"\nkind = \"local\"\nmodel = \"{}\"\nadapter = \"{}\"\n\
+             [output]\ndir = \"out\"\n",
+            gguf.display(),
+            env.adapter(0)
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(["eval", "--config", dir.join("eval.toml").to_str().unwrap()])
+        .env("HONE_HOME", &env.home)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let file = dir.join("out/baselines/tuned/output_baseline.json");
+    assert!(
+        printed.contains(&format!("baselines: {}", file.display())),
+        "{printed}"
+    );
+    let b: hone_ops::baseline::OutputBaseline =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // three answers of at most 4 tokens, each in one class
+    assert_eq!(b.answers, 3);
+    assert_eq!(b.formats.values().sum::<u64>(), 3);
+    assert!(b.tokens_max <= 4.0 && b.tokens_mean > 0.0, "{b:?}");
+    assert!(
+        b.source.contains("test.jsonl") && b.source.ends_with("(tuned)"),
+        "{b:?}"
+    );
+
+    std::fs::copy(&file, env.adapters[0].join("output_baseline.json")).unwrap();
+    env.ok(&["registry", "add", "tuned", env.adapter(0)]);
+    let v = env
+        .open()
+        .version(&"tuned@1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    let recorded = v.meta.baseline.expect("recorded");
+    assert_eq!((recorded.answers, &recorded.formats), (3, &b.formats));
+    assert!(v
+        .meta
+        .files
+        .iter()
+        .any(|f| f.name == "output_baseline.json"));
+    let shown = env.ok(&["registry", "show", "tuned@1"]);
+    assert!(shown.contains(&b.summary()), "{shown}");
+}
+
 /// Active learning and drafts feed the review queue: `data select` picks the pool conversations
 /// the adapter is least sure of (a near-copy of a pick is skipped), `data draft` asks an
 /// OpenAI-compatible endpoint (a real `hone serve` here) for drafts; both land in the queue.

@@ -85,6 +85,21 @@ pub fn classify(text: &str, cut: bool) -> FormatClass {
     }
 }
 
+/// The shares of the classes present, most frequent first: `json_object 95.0%, text 5.0%`
+/// (`-` for none).
+pub fn format_shares(counts: &BTreeMap<FormatClass, u64>) -> String {
+    let n: u64 = counts.values().sum();
+    let mut v: Vec<(&FormatClass, &u64)> = counts.iter().filter(|(_, c)| **c > 0).collect();
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(c, k)| format!("{} {:.1}%", c.as_str(), 100.0 * **k as f64 / n as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One answer of the evaluation: its output tokens (the stop token excluded) and class.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Answer {
@@ -142,6 +157,28 @@ impl OutputBaseline {
         })
     }
 
+    /// The baseline of evaluation answers given as (output tokens, text), generated with at
+    /// most `max_tokens` tokens: an answer that used them all was cut (an answer that stopped
+    /// on its own has fewer, its stop token not counted). Answers without a token count are
+    /// left out.
+    pub fn from_outputs<'a>(
+        source: &str,
+        outputs: impl IntoIterator<Item = (Option<u64>, &'a str)>,
+        max_tokens: u64,
+    ) -> Option<Self> {
+        let answers: Vec<Answer> = outputs
+            .into_iter()
+            .filter_map(|(tokens, text)| {
+                let tokens = tokens?;
+                Some(Answer {
+                    tokens,
+                    format: classify(text, tokens >= max_tokens),
+                })
+            })
+            .collect();
+        Self::from_answers(source, &answers)
+    }
+
     /// The baseline in `dir` (its [`BASELINE_FILE`]), if there is one.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
         let p = dir.join(BASELINE_FILE);
@@ -175,6 +212,21 @@ impl OutputBaseline {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::invalid(format!("{}: {e}", p.display())))?;
         Ok(hone_model::atomic::write_file(&p, text.as_bytes())?)
+    }
+
+    /// One line for people: `24 answers (eval.jsonl): 7.2 tokens per answer (p50 7, p90 9,
+    /// max 12); json_object 95.8%, cut 4.2%`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} answers ({}): {:.1} tokens per answer (p50 {}, p90 {}, max {}); {}",
+            self.answers,
+            self.source,
+            self.tokens_mean,
+            self.tokens_p50,
+            self.tokens_p90,
+            self.tokens_max,
+            format_shares(&self.formats)
+        )
     }
 
     /// The share of `class` among the answers.
@@ -233,6 +285,11 @@ mod tests {
         assert_eq!(b.formats[&FormatClass::JsonObject], 3);
         assert_eq!(b.share(FormatClass::Text), 0.25);
         assert_eq!(b.share(FormatClass::Cut), 0.0);
+        assert_eq!(
+            b.summary(),
+            "4 answers (eval.jsonl): 19.0 tokens per answer (p50 12, p90 40, max 40); \
+             json_object 75.0%, text 25.0%"
+        );
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(OutputBaseline::read(dir.path()).unwrap(), None);
         b.write(dir.path()).unwrap();
@@ -247,6 +304,28 @@ mod tests {
             (b.tokens_mean, b.tokens_p90)
         );
         assert!(OutputBaseline::from_answers("x", &[]).is_none());
+    }
+
+    #[test]
+    fn evaluation_outputs_at_the_token_limit_are_cut() {
+        let b = OutputBaseline::from_outputs(
+            "outputs.jsonl",
+            [
+                (Some(6), "{\"label\": \"positive\"}"),
+                (Some(2), "negative"),
+                (Some(8), "{\"label\": \"pos"),
+                (None, "an endpoint that gave no usage"),
+                (Some(0), ""),
+            ],
+            8,
+        )
+        .unwrap();
+        assert_eq!(b.answers, 4);
+        let f = |c| b.formats.get(&c).copied().unwrap_or(0);
+        use FormatClass::*;
+        assert_eq!((f(JsonObject), f(Text), f(Cut), f(Empty)), (1, 1, 1, 1));
+        assert_eq!(b.tokens_mean, 4.0);
+        assert!(OutputBaseline::from_outputs("x", [(None, "a")], 8).is_none());
     }
 
     #[test]

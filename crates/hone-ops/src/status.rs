@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{FormatClass, OutputBaseline};
+use crate::baseline::{format_shares, FormatClass, OutputBaseline};
 use crate::live::Snapshot;
 use crate::policy::{Decision, Verdict};
 use crate::{Deployment, VersionRef};
@@ -116,20 +116,6 @@ pub fn render(status: &DeployStatus) -> String {
         )),
     }
     out
-}
-
-/// The shares of the format classes present, most frequent first: `json_object 95.0%, text 5.0%`.
-fn format_shares(counts: &BTreeMap<FormatClass, u64>) -> String {
-    let n: u64 = counts.values().sum();
-    let mut v: Vec<(&FormatClass, &u64)> = counts.iter().filter(|(_, c)| **c > 0).collect();
-    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    if v.is_empty() {
-        return "-".into();
-    }
-    v.iter()
-        .map(|(c, k)| format!("{} {}", c.as_str(), pct(**k, n)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Per version: its live answers against its evaluation baseline (length and format), each
