@@ -222,14 +222,18 @@ impl VersionMetrics {
         }
     }
 
-    /// The drift p-values of a version (a test without enough answers leaves its gauge alone).
+    /// The drift p-values of a version; a test without enough answers (a window that just
+    /// began) has no series rather than an old value.
     pub fn set_drift(&self, v: &VersionRef, d: &Drift) {
         let n = v.version.to_string();
         for (signal, s) in [("length", &d.length), ("format", &d.format)] {
-            if let Some(s) = s {
-                self.drift_p
-                    .with_label_values(&[v.name.as_str(), n.as_str(), signal])
-                    .set(s.p);
+            let labels = [v.name.as_str(), n.as_str(), signal];
+            match s {
+                Some(s) => self.drift_p.with_label_values(&labels).set(s.p),
+                None => {
+                    // not there yet is fine
+                    let _ = self.drift_p.remove_label_values(&labels);
+                }
             }
         }
     }

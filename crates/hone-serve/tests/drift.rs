@@ -226,4 +226,14 @@ fn a_version_whose_answers_change_format_drifts_from_its_baseline_and_one_that_m
         count("2", FormatClass::JsonObject),
         baseline.formats[&FormatClass::JsonObject] as f64
     );
+    // a new canary starts new windows: no answers yet, so no drift series (not the old
+    // p-values)
+    admin(
+        &url,
+        "POST",
+        "/admin/deployments/nda",
+        Some(r#"{"action":"deploy","version":1,"canary":10}"#),
+    );
+    assert_eq!(v("2", "format"), None);
+    assert_eq!(v("2", "length"), None);
 }
