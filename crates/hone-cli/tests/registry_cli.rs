@@ -479,6 +479,7 @@ fn with_server_every_operation_goes_through_the_admin_api() {
             metrics_source: Some("validation.json".into()),
             notes: "from the server".into(),
             source: "nda-v2".into(),
+            baseline: None,
         },
     };
     let dep = Deployment {
@@ -516,10 +517,12 @@ fn with_server_every_operation_goes_through_the_admin_api() {
         prod: Some(VersionLive {
             version: VersionRef::new("nda", 1),
             snapshot: snap(900, 0),
+            baseline: None,
         }),
         canary: Some(VersionLive {
             version: VersionRef::new("nda", 2),
             snapshot: snap(100, 41),
+            baseline: None,
         }),
         verdict: None,
     };
@@ -1022,6 +1025,57 @@ fn retrain_trains_compares_registers_and_gates_the_canary() {
     let no_worse = m["metrics.eval_accuracy"] >= m["metrics.eval_accuracy_prod"];
     let d = st.deployment("clauses").unwrap().unwrap();
     assert_eq!(d.canary.is_some(), better && no_worse, "{printed}");
+    // the evaluation answers became clauses@2's baseline: 6 answers, each classified
+    let b = v2.meta.baseline.as_ref().expect("a baseline from --eval");
+    assert_eq!(b.answers, 6);
+    assert_eq!(b.formats.values().sum::<u64>(), 6);
+    assert!(b.source.ends_with("train.jsonl"), "{b:?}");
+    // the run folder's configuration starts fresh: clauses@1 had no initial adapter
+    let cfg2 = std::fs::read_to_string(out.join("train.toml")).unwrap();
+    assert!(!cfg2.contains("init ="), "{cfg2}");
+
+    // --from-previous: the next run starts from prod's registered adapter (clauses@1 is
+    // still prod), recorded in its configuration; a rank that cannot fit it is refused
+    let v1 = st.version(&"clauses@1".parse().unwrap()).unwrap().unwrap();
+    let v1_dir = hone_ops::registry::checked_dir(st.as_ref(), &v1).unwrap();
+    let retrain_from_previous = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "retrain",
+            "clauses",
+            "--feedback",
+            feedback.to_str().unwrap(),
+            "--from-previous",
+            "--canary",
+            "0",
+            "--set",
+            "optim.epochs=1",
+        ];
+        args.extend(extra);
+        let o = dir.join(out);
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--out".to_string(), o.display().to_string()]);
+        (o, args)
+    };
+    let (out3, args) = retrain_from_previous("run3", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let printed = env.ok(&args);
+    assert!(
+        printed.contains("starting from clauses@1's adapter")
+            && printed.contains("registered clauses@3"),
+        "{printed}"
+    );
+    let echo = std::fs::read_to_string(out3.join("adapter/train_config.toml")).unwrap();
+    assert!(
+        echo.contains(&format!("init = \"{}\"", v1_dir.display())),
+        "{echo}"
+    );
+    let (_, args) = retrain_from_previous("run4", &["--set", "lora.r=8"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = env.fails(&args);
+    assert!(
+        e.contains("`lora.r`") && e.contains("r = 4, this run r = 8"),
+        "{e}"
+    );
     // refusals: empty feedback; training data changed since the version was trained
     std::fs::write(&feedback, "").unwrap();
     let e = env.fails(&[
@@ -1192,6 +1246,91 @@ fn retrain_of_a_review_adapter_learns_from_corrected_documents() {
         e.contains("feedback.jsonl") && e.contains("documents"),
         "{e}"
     );
+}
+
+/// `hone eval` writes each candidate's answers as an evaluation baseline (output tokens and
+/// format classes); put beside the adapter, `registry add` records it and `registry show`
+/// prints it, and a version without one says so.
+#[test]
+fn an_eval_baseline_beside_the_adapter_is_recorded_with_the_version() {
+    let Some(env) = Env::new() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    env.ok(&["registry", "add", "plain", env.adapter(1)]);
+    let shown = env.ok(&["registry", "show", "plain@1"]);
+    assert!(
+        shown.contains("drift baseline") && shown.contains("none (no output_baseline.json"),
+        "{shown}"
+    );
+    let dir = env.home.join("evalb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines: String = ["The food was great.", "An awful evening.", "It was fine."]
+        .iter()
+        .zip(["positive", "negative", "negative"])
+        .map(|(q, a)| {
+            serde_json::json!({"instruction": "Positive or negative?", "input": q, "output": a})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("test.jsonl"), lines).unwrap();
+    let gguf = hone_model::fetch::cached_for_tests("smollm2").unwrap();
+    std::fs::write(
+        dir.join("eval.toml"),
+        format!(
+            "[task]\ntype = \"classification\"\nlabels = [\"positive\", \"negative\"]\n\
+             [data]\neval = \"test.jsonl\"\n[generation]\nmax_tokens = 4\n\
+             [[candidate]]\nname = \"tuned\"\nkind = \"local\"\nmodel = \"{}\"\nadapter = \"{}\"\n\
+             [output]\ndir = \"out\"\n",
+            gguf.display(),
+            env.adapter(0)
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(["eval", "--config", dir.join("eval.toml").to_str().unwrap()])
+        .env("HONE_HOME", &env.home)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let file = dir.join("out/baselines/tuned/output_baseline.json");
+    assert!(
+        printed.contains(&format!("baselines: {}", file.display())),
+        "{printed}"
+    );
+    let b: hone_ops::baseline::OutputBaseline =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // three answers of at most 4 tokens, each in one class
+    assert_eq!(b.answers, 3);
+    assert_eq!(b.formats.values().sum::<u64>(), 3);
+    assert!(b.tokens_max <= 4.0 && b.tokens_mean > 0.0, "{b:?}");
+    assert!(
+        b.source.contains("test.jsonl") && b.source.ends_with("(tuned)"),
+        "{b:?}"
+    );
+
+    std::fs::copy(&file, env.adapters[0].join("output_baseline.json")).unwrap();
+    env.ok(&["registry", "add", "tuned", env.adapter(0)]);
+    let v = env
+        .open()
+        .version(&"tuned@1".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    let recorded = v.meta.baseline.expect("recorded");
+    assert_eq!((recorded.answers, &recorded.formats), (3, &b.formats));
+    assert!(v
+        .meta
+        .files
+        .iter()
+        .any(|f| f.name == "output_baseline.json"));
+    let shown = env.ok(&["registry", "show", "tuned@1"]);
+    assert!(shown.contains(&b.summary()), "{shown}");
 }
 
 /// Active learning and drafts feed the review queue: `data select` picks the pool conversations

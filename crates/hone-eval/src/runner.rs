@@ -126,6 +126,9 @@ pub struct OutputRecord {
     pub cached: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Generated tokens, when known (a version's evaluation baseline is made of these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
 }
 
 /// What the training of an adapter candidate cost, from its output folder.
@@ -289,6 +292,7 @@ pub fn run(
                 latency_s: a.latency_s,
                 cached: a.cached,
                 error: a.error.clone(),
+                output_tokens: a.output_tokens,
             });
         }
         candidates.push(report);
@@ -313,6 +317,8 @@ struct Answer {
     cached: bool,
     error: Option<String>,
     cost_usd: Option<f64>,
+    /// Generated tokens (the model's count, or the endpoint's `usage`), when known.
+    output_tokens: Option<u64>,
 }
 
 fn candidate_report(
@@ -429,6 +435,7 @@ fn endpoint_answers(
             Some(c) => {
                 answers[i] = Some(Answer {
                     cost_usd: cost_of(ep, c.prompt_tokens, c.completion_tokens),
+                    output_tokens: c.completion_tokens,
                     text: c.text,
                     latency_s: Some(c.latency_s),
                     cached: true,
@@ -457,6 +464,7 @@ fn endpoint_answers(
         answers[todo[j]] = Some(match r {
             Ok(c) => Answer {
                 cost_usd: cost_of(ep, c.prompt_tokens, c.completion_tokens),
+                output_tokens: c.completion_tokens,
                 text: c.text,
                 latency_s: Some(c.latency_s),
                 cached: false,
@@ -468,6 +476,7 @@ fn endpoint_answers(
                 cached: false,
                 error: Some(e.to_string()),
                 cost_usd: None,
+                output_tokens: None,
             },
         });
     }
@@ -536,6 +545,7 @@ impl LocalCandidate {
                     cached: true,
                     error: None,
                     cost_usd: None,
+                    output_tokens: c.completion_tokens,
                 });
                 on(RunEvent::Done { cached: true });
                 continue;
@@ -577,6 +587,7 @@ impl LocalCandidate {
                         cached: false,
                         error: None,
                         cost_usd: None,
+                        output_tokens: Some(g.tokens.len() as u64),
                     });
                 }
                 Err(e) => out.push(Answer {
@@ -585,6 +596,7 @@ impl LocalCandidate {
                     cached: false,
                     error: Some(e.to_string()),
                     cost_usd: None,
+                    output_tokens: None,
                 }),
             }
             on(RunEvent::Done { cached: false });

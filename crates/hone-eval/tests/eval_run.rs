@@ -112,6 +112,19 @@ fn write_eval(
     p
 }
 
+/// The output tokens of a rerun's answers (all from the cache).
+fn rec_tokens_after_rerun(cfg: &EvalConfig) -> Vec<Option<u64>> {
+    runner::run(cfg, None, &mut |_| {})
+        .unwrap()
+        .outputs
+        .iter()
+        .map(|o| {
+            assert!(o.cached);
+            o.output_tokens
+        })
+        .collect()
+}
+
 #[test]
 fn endpoint_and_local_candidates_reports_and_cache() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,6 +182,18 @@ fn endpoint_and_local_candidates_reports_and_cache() {
     let rec: Value = serde_json::from_str(outputs.lines().last().unwrap()).unwrap();
     assert_eq!(rec["candidate"], "frontier");
     assert_eq!(rec["parsed_ok"], false);
+    // every answer's output tokens: the stub's usage (10), the local model's count (at most
+    // max_tokens = 6), kept through the cache
+    for (r, again) in report.outputs.iter().zip(&rec_tokens_after_rerun(&cfg)) {
+        let n = r.output_tokens.expect("output tokens known");
+        if r.candidate == "frontier" {
+            assert_eq!(n, 10);
+        } else {
+            assert!((1..=6).contains(&n), "{r:?}");
+        }
+        assert_eq!(Some(n), *again, "{r:?}");
+    }
+    assert_eq!(rec["output_tokens"], 10);
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&w.json).unwrap()).unwrap();
     assert_eq!(
         json["candidates"][n_candidates - 1]["metrics"]["accuracy"],

@@ -252,6 +252,7 @@ mod tests {
                 metrics_source: None,
                 notes: format!("v{n}"),
                 source: String::new(),
+                baseline: None,
             },
         }
     }

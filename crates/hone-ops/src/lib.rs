@@ -10,7 +10,9 @@
 //! - [`route`]: which version answers a request for `NAME`;
 //! - [`store`]: where all of it lives: a SQLite file (one machine) or PostgreSQL (replicas).
 
+pub mod baseline;
 pub mod deployment;
+pub mod drift;
 pub mod error;
 pub mod event;
 pub mod fault;

@@ -7,7 +7,11 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::FormatClass;
 use crate::VersionRef;
+
+/// The level below which a p-value counts as significant, everywhere the status tests.
+pub const SIGNIFICANCE: f64 = 0.05;
 
 /// Latency samples kept per version (the newest).
 const MAX_SAMPLES: usize = 20_000;
@@ -30,6 +34,8 @@ pub struct Outcome {
     /// occur in the input: a hallucination signal for review and extraction outputs.
     pub quotes: u64,
     pub quotes_missing: u64,
+    /// The answer's shape ([`crate::baseline::classify`]); `None` for a failed request.
+    pub format: Option<FormatClass>,
 }
 
 /// The numbers of one version over its window.
@@ -64,6 +70,9 @@ pub struct Snapshot {
     /// the window).
     #[serde(default)]
     pub critical_marks: u64,
+    /// Answers per format class (drift against the evaluation baseline).
+    #[serde(default)]
+    pub formats: BTreeMap<FormatClass, u64>,
 }
 
 impl Snapshot {
@@ -97,6 +106,7 @@ struct Window {
     labels: BTreeMap<String, u64>,
     quotes: u64,
     quotes_missing: u64,
+    formats: BTreeMap<FormatClass, u64>,
 }
 
 impl Window {
@@ -117,6 +127,7 @@ impl Window {
             labels: BTreeMap::new(),
             quotes: 0,
             quotes_missing: 0,
+            formats: BTreeMap::new(),
         }
     }
 
@@ -143,6 +154,9 @@ impl Window {
         }
         self.quotes += o.quotes;
         self.quotes_missing += o.quotes_missing;
+        if let Some(f) = o.format {
+            *self.formats.entry(f).or_insert(0) += 1;
+        }
         for l in &o.labels {
             // bounded: a model inventing labels cannot grow this without limit
             if self.labels.len() < 64 || self.labels.contains_key(l) {
@@ -196,6 +210,7 @@ impl Window {
             quotes: self.quotes,
             quotes_missing: self.quotes_missing,
             critical_marks: 0,
+            formats: self.formats.clone(),
         }
     }
 }
@@ -307,14 +322,14 @@ pub fn two_means(m1: f64, v1: f64, n1: u64, m2: f64, v2: f64, n2: u64) -> Option
 /// "significant (p=0.003)" / "not significant (p=0.41)" / "too few requests to tell".
 pub fn describe(s: Option<&Significance>) -> String {
     match s {
-        Some(s) if s.p < 0.05 => format!("significant ({})", fmt_p(s.p)),
+        Some(s) if s.p < SIGNIFICANCE => format!("significant ({})", fmt_p(s.p)),
         Some(s) => format!("not significant ({})", fmt_p(s.p)),
         None => "too few requests to tell".into(),
     }
 }
 
 /// `p<0.001` or `p=0.003`.
-fn fmt_p(p: f64) -> String {
+pub(crate) fn fmt_p(p: f64) -> String {
     if p < 0.001 {
         "p<0.001".into()
     } else {
@@ -362,6 +377,11 @@ mod tests {
                     labels: vec!["Entailment".into()],
                     quotes: 2,
                     quotes_missing: (i % 5 == 0) as u64,
+                    format: (i % 10 != 0).then_some(if i % 3 == 0 {
+                        FormatClass::Text
+                    } else {
+                        FormatClass::JsonObject
+                    }),
                 },
             );
         }
@@ -378,6 +398,10 @@ mod tests {
         // 90 answered requests of 5 tokens each (the 10 errors also counted 5 tokens)
         assert_eq!(n.answer_tokens_mean, Some(500.0 / 90.0));
         assert_eq!(n.missing_quote_rate(), Some(0.1));
+        // of the 90 answered, i % 3 == 0 is text: 0..99 has 34 multiples of 3, 4 of them
+        // (0, 30, 60, 90) errors
+        assert_eq!(n.formats[&FormatClass::Text], 30);
+        assert_eq!(n.formats[&FormatClass::JsonObject], 60);
         s.reset_name("nda");
         assert_eq!(s.snapshot(&v).requests, 0);
     }

@@ -30,6 +30,7 @@ pub const ADAPTER_FILES: &[&str] = &[
     "tfidf.safetensors",
     "validation.json",
     "report.json",
+    crate::baseline::BASELINE_FILE,
 ];
 
 /// Files whose numbers become the version's metrics, in order of preference.
@@ -108,6 +109,7 @@ pub fn describe_adapter(dir: &Path, notes: &str) -> Result<VersionMeta> {
         .transpose()?
         .unwrap_or_default();
     let (metrics, metrics_source) = metrics_of(dir)?;
+    let baseline = crate::baseline::OutputBaseline::read(dir)?;
     Ok(VersionMeta {
         adapter_sha256,
         files,
@@ -123,6 +125,7 @@ pub fn describe_adapter(dir: &Path, notes: &str) -> Result<VersionMeta> {
             .unwrap_or_else(|_| dir.to_path_buf())
             .display()
             .to_string(),
+        baseline,
     })
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::{format_shares, FormatClass, OutputBaseline};
 use crate::live::Snapshot;
 use crate::policy::{Decision, Verdict};
 use crate::{Deployment, VersionRef};
@@ -15,6 +16,9 @@ use crate::{Deployment, VersionRef};
 pub struct VersionLive {
     pub version: VersionRef,
     pub snapshot: Snapshot,
+    /// The version's evaluation baseline (drift is tested against it); absent: none recorded.
+    #[serde(default)]
+    pub baseline: Option<OutputBaseline>,
 }
 
 /// The status of one name.
@@ -88,6 +92,16 @@ pub fn render(status: &DeployStatus) -> String {
         out.push_str("live numbers: none here; they come from a running server (--server URL)\n");
     } else {
         out.push_str(&live_table(&live));
+        out.push('\n');
+        let versions = [&status.canary, &status.prod];
+        out.push_str(&drift_lines(
+            &versions
+                .into_iter()
+                .flatten()
+                .zip(["canary", "prod"])
+                .map(|(v, what)| (format!("{what} {}", v.version), v))
+                .collect::<Vec<_>>(),
+        ));
     }
     out.push('\n');
     match (&status.verdict, &status.policy) {
@@ -100,6 +114,45 @@ pub fn render(status: &DeployStatus) -> String {
         (None, None) => out.push_str(&format!(
             "policy: none (hone deploy policy {name} FILE sets one)\n"
         )),
+    }
+    out
+}
+
+/// Per version: its live answers against its evaluation baseline (length and format), each
+/// with its test.
+fn drift_lines(versions: &[(String, &VersionLive)]) -> String {
+    let mut out = String::from("drift against the evaluation baseline:\n");
+    for (title, v) in versions {
+        let Some(b) = &v.baseline else {
+            out.push_str(&format!(
+                "  {title}: no baseline (registered without {})\n",
+                crate::baseline::BASELINE_FILE
+            ));
+            continue;
+        };
+        let d = crate::drift::drift(b, &v.snapshot);
+        out.push_str(&format!(
+            "  {title}{}: baseline of {} answers ({})\n",
+            if d.drifting() { " DRIFTING" } else { "" },
+            b.answers,
+            b.source
+        ));
+        let live_len = v
+            .snapshot
+            .answer_tokens_mean
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "      length: {live_len} tokens per answer live vs {:.1} in the baseline, {}\n",
+            b.tokens_mean,
+            crate::drift::describe(d.length.as_ref())
+        ));
+        out.push_str(&format!(
+            "      format: {} live vs {} in the baseline, {}\n",
+            format_shares(&v.snapshot.formats),
+            format_shares(&b.formats),
+            crate::drift::describe(d.format.as_ref())
+        ));
     }
     out
 }
@@ -277,6 +330,25 @@ fn live_table(live: &[(String, &Snapshot)]) -> String {
             p.json_checked,
         )),
     );
+    // format classes: each present class as its share of that version's answers
+    let fmt_total = |s: &Snapshot| s.formats.values().sum::<u64>();
+    for class in FormatClass::ALL {
+        let n = |s: &Snapshot| s.formats.get(&class).copied().unwrap_or(0);
+        if live.iter().all(|(_, s)| n(s) == 0) {
+            continue;
+        }
+        row(
+            &format!("format {}", class.as_str()),
+            &|s| pct(n(s), fmt_total(s)),
+            Some(rate_note(
+                &format!("format {}", class.as_str()),
+                n(c),
+                fmt_total(c),
+                n(p),
+                fmt_total(p),
+            )),
+        );
+    }
     // labels: the most frequent over both versions, each as its share of that version's labels
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for (_, s) in live {
@@ -385,12 +457,15 @@ mod tests {
             quotes: 0,
             quotes_missing: 0,
             critical_marks: 0,
+            formats: [(FormatClass::JsonObject, requests - 1)].into(),
         }
     }
 
     fn status() -> DeployStatus {
         let policy = "min_requests = 20\n[gates]\nmax_parse_failure_rate = 0.05\n";
-        let canary = snap(100, 41, -1.6, &[("Entailment", 70), ("Contradiction", 30)]);
+        let mut canary = snap(100, 41, -1.6, &[("Entailment", 70), ("Contradiction", 30)]);
+        // 40 of the canary's 99 answers are text, against none in its baseline
+        canary.formats = [(FormatClass::JsonObject, 59), (FormatClass::Text, 40)].into();
         let prod = snap(900, 0, -1.2, &[("Entailment", 450), ("Contradiction", 450)]);
         let verdict = crate::Policy::parse(policy, "p.toml")
             .unwrap()
@@ -413,10 +488,18 @@ mod tests {
             prod: Some(VersionLive {
                 version: VersionRef::new("nda", 1),
                 snapshot: prod,
+                baseline: None,
             }),
             canary: Some(VersionLive {
                 version: VersionRef::new("nda", 2),
                 snapshot: canary,
+                baseline: OutputBaseline::from_answers(
+                    "eval.jsonl",
+                    &[crate::baseline::Answer {
+                        tokens: 40,
+                        format: FormatClass::JsonObject,
+                    }; 40],
+                ),
             }),
             verdict: Some(verdict),
         }
@@ -445,6 +528,15 @@ mod tests {
             "70.0%",
             "50.0%",
             "policy verdict: rollback",
+            "format text",
+            "40.4%",
+            "format text: 40.4% vs 0.0%, significant (p<0.001)",
+            "drift against the evaluation baseline:",
+            "canary nda@2 DRIFTING: baseline of 40 answers (eval.jsonl)",
+            // 40 tokens per answer on both sides (the baseline's variance 0, the canary's 25)
+            "length: 40.0 tokens per answer live vs 40.0 in the baseline, no drift (p=1.000)",
+            "format: json_object 59.6%, text 40.4% live vs json_object 100.0% in the baseline, drift (p<0.001)",
+            "prod nda@1: no baseline",
             "parse_failure_rate",
             "0.4100",
             "0.05",

@@ -99,6 +99,10 @@ pub struct VersionMeta {
     pub notes: String,
     /// The folder it was registered from.
     pub source: String,
+    /// What its evaluation answers looked like (`output_baseline.json` beside the adapter):
+    /// live answers are tested against it for drift. Absent: "no baseline".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::OutputBaseline>,
 }
 
 /// A registered version.

@@ -173,6 +173,7 @@ fn meta(tag: &str) -> VersionMeta {
         metrics_source: None,
         notes: tag.into(),
         source: format!("/runs/{tag}"),
+        baseline: None,
     }
 }
 
@@ -219,6 +220,20 @@ fn numbers_are_never_reused(db: &Db) {
     let got = s.version(&VersionRef::new("nda", 2)).unwrap().unwrap();
     assert_eq!((got.name.as_str(), got.version), ("nda", 2));
     assert_eq!(got.meta, meta("m1"));
+    // a version's evaluation baseline is kept with it
+    let mut based = meta("b");
+    based.baseline = hone_ops::baseline::OutputBaseline::from_answers(
+        "eval.jsonl",
+        &[hone_ops::baseline::Answer {
+            tokens: 7,
+            format: hone_ops::baseline::FormatClass::JsonObject,
+        }; 3],
+    );
+    let v = s.insert_version("based", &based, "cli").unwrap();
+    let got = s.version(&v.reference()).unwrap().unwrap();
+    assert_eq!(got.meta.baseline, based.baseline);
+    assert_eq!(got.meta.baseline.unwrap().answers, 3);
+    s.remove_version(&v.reference(), "cli").unwrap();
 
     s.remove_version(&VersionRef::new("nda", 3), "cli").unwrap();
     assert_eq!(numbers(s, "nda"), vec![1, 2]);

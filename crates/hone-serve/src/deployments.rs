@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use hone_model::lora::LoraAdapter;
 use hone_model::Llama;
+use hone_ops::baseline::OutputBaseline;
 use hone_ops::deployment::Change;
 use hone_ops::live::{LiveStats, Outcome};
 use hone_ops::policy::{Decision, Policy};
@@ -48,6 +49,8 @@ pub struct Deployments {
     pub versions: VersionMetrics,
     pub live: LiveStats,
     loaded: RwLock<HashMap<VersionRef, Arc<LoraAdapter>>>,
+    /// The evaluation baselines of the loaded versions (`None`: registered without one).
+    baselines: RwLock<HashMap<VersionRef, Option<OutputBaseline>>>,
     routes: RwLock<Arc<HashMap<String, Route>>>,
     policies: RwLock<HashMap<String, Policy>>,
     /// The store's change number last applied (also serialises syncs).
@@ -83,6 +86,7 @@ impl Deployments {
             metrics,
             live: LiveStats::new(),
             loaded: RwLock::new(HashMap::new()),
+            baselines: RwLock::new(HashMap::new()),
             routes: RwLock::new(Arc::new(HashMap::new())),
             policies: RwLock::new(HashMap::new()),
             seq: Mutex::new(None),
@@ -181,10 +185,39 @@ impl Deployments {
             });
         self.metrics.adapter_load(loaded.is_ok());
         let a = Arc::new(loaded?);
+        if let Ok(mut m) = self.baselines.write() {
+            m.insert(r.clone(), v.meta.baseline.clone());
+        }
         if let Ok(mut m) = self.loaded.write() {
             m.insert(r.clone(), a.clone());
         }
         Ok(a)
+    }
+
+    /// The evaluation baseline of a loaded version.
+    fn baseline(&self, r: &VersionRef) -> Option<OutputBaseline> {
+        self.baselines
+            .read()
+            .ok()
+            .and_then(|m| m.get(r).cloned().flatten())
+    }
+
+    /// Sets the drift p-value gauges of every deployed version (prod and canary) that has an
+    /// evaluation baseline, from its live numbers. Blocking.
+    pub fn update_drift_gauges(&self) {
+        for (name, r) in self.routes().iter() {
+            let versions = [
+                r.deployment.prod,
+                r.deployment.canary.as_ref().map(|c| c.version),
+            ];
+            for v in versions.into_iter().flatten() {
+                let v = VersionRef::new(name.clone(), v);
+                if let Some(b) = self.baseline(&v) {
+                    let d = hone_ops::drift::drift(&b, &self.live.snapshot(&v));
+                    self.versions.set_drift(&v, &d);
+                }
+            }
+        }
     }
 
     /// Records what a request answered by `v` did.
@@ -466,14 +499,20 @@ impl Deployments {
     pub fn status(&self, name: &str) -> Result<DeployStatus> {
         let deployment = self.store.deployment(name).map_err(ops_err)?;
         let policy_text = self.store.policy(name).map_err(ops_err)?;
-        let live = |v: Option<VersionRef>| {
-            v.map(|v| VersionLive {
+        let live = |v: Option<VersionRef>| -> Result<Option<VersionLive>> {
+            let Some(v) = v else { return Ok(None) };
+            let baseline = match self.store.version(&v).map_err(ops_err)? {
+                Some(rec) => rec.meta.baseline,
+                None => None,
+            };
+            Ok(Some(VersionLive {
                 snapshot: self.live.snapshot(&v),
                 version: v,
-            })
+                baseline,
+            }))
         };
-        let prod = live(deployment.as_ref().and_then(Deployment::prod_ref));
-        let mut canary = live(deployment.as_ref().and_then(Deployment::canary_ref));
+        let prod = live(deployment.as_ref().and_then(Deployment::prod_ref))?;
+        let mut canary = live(deployment.as_ref().and_then(Deployment::canary_ref))?;
         if let Some(c) = &mut canary {
             c.snapshot.critical_marks = self.critical_marks(&c.version.to_string());
         }

@@ -933,6 +933,10 @@ fn record(st: &AppState, track: &Option<Tracked>, started: Instant, a: &Answered
                 labels,
                 quotes,
                 quotes_missing,
+                format: Some(hone_ops::baseline::classify(
+                    text,
+                    finish == FinishReason::Length,
+                )),
             }
         }
     };
@@ -1103,6 +1107,11 @@ async fn health(State(st): State<Shared>) -> Response {
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {
+    if let Some(d) = &st.deployments {
+        // the drift p-values are computed when they are asked for, not per request
+        let d = d.clone();
+        let _ = tokio::task::spawn_blocking(move || d.update_drift_gauges()).await;
+    }
     (
         [(header::CONTENT_TYPE, Metrics::content_type())],
         st.metrics.render(),

@@ -10,6 +10,8 @@
 //! | `hone_version_json_checked_total` / `hone_version_parse_failures_total` | counter | `model`, `version` |
 //! | `hone_version_labels_total` | counter | `model`, `version`, `label` |
 //! | `hone_version_quotes_total` | counter | `model`, `version`, `result` (`found` / `missing`: quotes of JSON answers against the input) |
+//! | `hone_version_format_total` | counter | `model`, `version`, `class` (answers by format class: `json_object`, `json_array`, `json_other`, `text`, `empty`, `cut`) |
+//! | `hone_version_drift_pvalue` | gauge | `model`, `version`, `signal` (`length` / `format`: p-value of the live answers against the version's evaluation baseline, set at each scrape once there are enough answers) |
 //! | `hone_deployment_prod_version` / `hone_deployment_canary_version` | gauge | `model` (0: none) |
 //! | `hone_deployment_canary_percent` | gauge | `model` |
 //! | `hone_deployment_rollbacks_total` | counter | `model`, `actor` |
@@ -17,6 +19,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use hone_ops::drift::Drift;
 use hone_ops::live::Outcome;
 use hone_ops::{Deployment, VersionRef};
 use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts};
@@ -38,6 +41,8 @@ pub struct VersionMetrics {
     parse_failures: IntCounterVec,
     labels: IntCounterVec,
     quotes: IntCounterVec,
+    formats: IntCounterVec,
+    drift_p: GaugeVec,
     seen_labels: Mutex<HashSet<(VersionRef, String)>>,
     prod: GaugeVec,
     canary: GaugeVec,
@@ -114,6 +119,16 @@ impl VersionMetrics {
                 "Quotes (quote / evidence fields) of a version's JSON answers, found in the input or missing from it.",
                 &["model", "version", "result"],
             ),
+            formats: icv(
+                "hone_version_format_total",
+                "Answers of a version by format class (json_object, json_array, json_other, text, empty, cut at max_tokens).",
+                &["model", "version", "class"],
+            ),
+            drift_p: gv(
+                "hone_version_drift_pvalue",
+                "p-value of a version's live answers against its evaluation baseline, by signal (length: Welch test of tokens per answer; format: chi-square of format classes).",
+                &["model", "version", "signal"],
+            ),
             seen_labels: Mutex::new(HashSet::new()),
             prod: gv(
                 "hone_deployment_prod_version",
@@ -178,6 +193,11 @@ impl VersionMetrics {
                 .with_label_values(&[v.name.as_str(), n.as_str(), "missing"])
                 .inc_by(o.quotes_missing);
         }
+        if let Some(f) = o.format {
+            self.formats
+                .with_label_values(&[v.name.as_str(), n.as_str(), f.as_str()])
+                .inc();
+        }
         for label in &o.labels {
             let fine = label.len() <= 40
                 && label
@@ -198,6 +218,22 @@ impl VersionMetrics {
                 self.labels
                     .with_label_values(&[v.name.as_str(), n.as_str(), label.as_str()])
                     .inc();
+            }
+        }
+    }
+
+    /// The drift p-values of a version; a test without enough answers (a window that just
+    /// began) has no series rather than an old value.
+    pub fn set_drift(&self, v: &VersionRef, d: &Drift) {
+        let n = v.version.to_string();
+        for (signal, s) in [("length", &d.length), ("format", &d.format)] {
+            let labels = [v.name.as_str(), n.as_str(), signal];
+            match s {
+                Some(s) => self.drift_p.with_label_values(&labels).set(s.p),
+                None => {
+                    // not there yet is fine
+                    let _ = self.drift_p.remove_label_values(&labels);
+                }
             }
         }
     }

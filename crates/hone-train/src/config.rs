@@ -12,6 +12,7 @@
 //! dropout = 0.05
 //! target_modules = ["q_proj", "k_proj", "v_proj", "o_proj"]   # or "all-linear"
 //! layers = "all"            # or "22-29", or [22, 23]
+//! init = "runs/nda-v1"      # optional: start from this adapter (same base, r, alpha, modules, layers)
 //! [optim]
 //! lr = 2e-4
 //! weight_decay = 0.01
@@ -143,6 +144,15 @@ pub struct LoraSection {
     #[serde(deserialize_with = "target_modules")]
     pub target_modules: Vec<String>,
     pub layers: LayerSelection,
+    /// Start from this adapter's weights (a PEFT folder) instead of a fresh initialisation
+    /// (`hone retrain --from-previous` sets it to the previous version's adapter). Its base
+    /// model, r, alpha, target modules and layers must be the run's.
+    #[serde(
+        deserialize_with = "some_path",
+        serialize_with = "lossy_some_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for LoraSection {
@@ -153,6 +163,7 @@ impl Default for LoraSection {
             dropout: 0.05,
             target_modules: DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect(),
             layers: LayerSelection::All,
+            init: None,
         }
     }
 }
@@ -400,6 +411,9 @@ impl TrainConfig {
         }
         cfg.data.train = dir.join(&cfg.data.train);
         if let Some(v) = &mut cfg.data.validation {
+            *v = dir.join(&*v);
+        }
+        if let Some(v) = &mut cfg.lora.init {
             *v = dir.join(&*v);
         }
         cfg.output.dir = if cfg.output.dir.as_os_str().is_empty() {

@@ -195,6 +195,84 @@ fn write_metrics(out: &Path, st: &State) -> Result<()> {
     Ok(())
 }
 
+/// The adapter in `dir` as a run's starting point (`lora.init`): it must be what this run
+/// would train (same base model, r, alpha, target modules and layers); the error names the
+/// first key that differs.
+pub fn initial_adapter(
+    cfg: &TrainConfig,
+    model: &hone_model::Llama,
+    spec: &hone_model::lora::LoraSpec,
+    dir: &Path,
+) -> Result<hone_model::lora::LoraAdapter> {
+    let err = |key: &str, msg: String| Error::Config {
+        path: cfg.source.clone(),
+        key: key.into(),
+        msg: format!("{msg} (the initial adapter is {})", dir.display()),
+    };
+    let pc = hone_model::peft::read_adapter_config(dir)?;
+    let a = load_adapter(dir)?;
+    if let Some(b) = pc.base_model_name_or_path.as_deref() {
+        if b != cfg.model.base {
+            return Err(err(
+                "model.base",
+                format!(
+                    "the initial adapter was trained on `{b}`, this run trains `{}`",
+                    cfg.model.base
+                ),
+            ));
+        }
+    }
+    if a.spec.r != spec.r {
+        return Err(err(
+            "lora.r",
+            format!(
+                "the initial adapter has r = {}, this run r = {}",
+                a.spec.r, spec.r
+            ),
+        ));
+    }
+    if (a.spec.alpha - spec.alpha).abs() > 1e-6 * spec.alpha.abs().max(1.0) {
+        return Err(err(
+            "lora.alpha",
+            format!(
+                "the initial adapter has alpha = {}, this run alpha = {}",
+                a.spec.alpha, spec.alpha
+            ),
+        ));
+    }
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    if sorted(&a.spec.target_modules) != sorted(&spec.target_modules) {
+        return Err(err(
+            "lora.target_modules",
+            format!(
+                "the initial adapter adapts {:?}, this run {:?}",
+                a.spec.target_modules, spec.target_modules
+            ),
+        ));
+    }
+    let (mut la, mut lb) = (a.spec.layers.clone(), spec.layers.clone());
+    la.sort_unstable();
+    lb.sort_unstable();
+    if la != lb {
+        return Err(err(
+            "lora.layers",
+            format!("the initial adapter adapts layers {la:?}, this run layers {lb:?}"),
+        ));
+    }
+    model.check_adapter(&a).map_err(|e| Error::Adapter {
+        path: dir.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    // the run's own spec (module and layer order as configured), the adapter's weights
+    let mut a = a;
+    a.spec = spec.clone();
+    Ok(a)
+}
+
 /// Runs (or, with `resume`, continues) the training the config describes. `stop` is polled
 /// after every optimizer step: when set, a checkpoint is written and the run returns.
 ///
@@ -270,6 +348,10 @@ pub fn run(
     }
     let mut init_rng = StdRng::seed_from_u64(cfg.optim.seed);
     let mut adapter = model.init_adapter(spec, &mut init_rng)?;
+    if let (Some(init), false) = (&cfg.lora.init, resume) {
+        // a resumed run continues from its checkpoint, which already started from `init`
+        adapter = initial_adapter(cfg, model, &adapter.spec, init)?;
+    }
     let mut opt = AdamW::new(&adapter, cfg.optim.weight_decay as f32);
     opt.eps = cfg.optim.adam_eps as f32;
     let mut st = State {

@@ -375,3 +375,88 @@ fn examples_longer_than_the_model_context_are_skipped_and_counted() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn a_run_initialised_from_an_adapter_starts_at_that_adapters_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let never = AtomicBool::new(false);
+    // The previous adapter: 3 epochs on the training data.
+    let prev = tmp.path().join("prev");
+    std::fs::create_dir_all(&prev).unwrap();
+    let cfg = TrainConfig::load(&config(&prev, &base, ""), &[]).unwrap();
+    run(&cfg, false, &never, &mut |_| {}).unwrap();
+    let prev_out = prev.join("out");
+
+    // One step over the whole training set (batch 10 of 10 examples), no dropout: its loss is
+    // the loss of the starting adapter on exactly that data.
+    let first_loss = |dir: &Path, init: Option<&Path>, extra: &[&str]| -> f64 {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut sets: Vec<String> = ["lora.dropout=0", "optim.batch_size=10", "optim.epochs=1"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(p) = init {
+            sets.push(format!("lora.init={}", p.display()));
+        }
+        let cfg = TrainConfig::load(&config(dir, &base, ""), &sets).unwrap();
+        let mut first = f64::NAN;
+        run(&cfg, false, &never, &mut |e| {
+            if let Event::Step(r) = e {
+                if r.step == 1 {
+                    first = r.loss;
+                }
+            }
+        })
+        .unwrap();
+        first
+    };
+    let from_prev = first_loss(&tmp.path().join("next"), Some(&prev_out), &[]);
+    let fresh = first_loss(&tmp.path().join("fresh"), None, &[]);
+
+    // The previous adapter's loss on the same data, evaluated directly.
+    let m = hone_train::trainer::load_base(&cfg).unwrap();
+    let data = hone_train::dataset::load(&prev.join("train.jsonl"), &m.tokenizer, &m.template, 256)
+        .unwrap();
+    let a = load_adapter(&prev_out).unwrap();
+    let l = hone_train::backprop::Backprop::new(&m.model, &a, 0.0).eval_loss(&data.seqs);
+    let want = l.loss_sum / l.tokens as f64;
+    println!(
+        "first-step loss from the adapter {from_prev}, the adapter's loss {want}, fresh {fresh}"
+    );
+    assert!(
+        (from_prev - want).abs() < 1e-4 * want,
+        "first-step loss {from_prev} vs the adapter's loss {want}"
+    );
+    // a fresh start (B = 0) is the base model's loss, which the trained adapter had lowered
+    assert!(fresh - want > 1e-2, "fresh {fresh} vs adapter {want}");
+    // the effective configuration records where the run started
+    let echo = std::fs::read_to_string(tmp.path().join("next/out/train_config.toml")).unwrap();
+    assert!(
+        echo.contains(&format!("init = \"{}\"", prev_out.display())),
+        "{echo}"
+    );
+
+    // An adapter of another shape is refused, naming the key.
+    let bad = |set: &str| {
+        let d = tmp.path().join(format!("bad-{}", set.len()));
+        std::fs::create_dir_all(&d).unwrap();
+        let sets = [set.to_string(), format!("lora.init={}", prev_out.display())];
+        let cfg = TrainConfig::load(&config(&d, &base, ""), &sets).unwrap();
+        run(&cfg, false, &never, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad("lora.r=8");
+    assert!(
+        e.contains("`lora.r`") && e.contains("r = 4, this run r = 8") && e.contains("prev/out"),
+        "{e}"
+    );
+    let e = bad("lora.target_modules=[\"q_proj\"]");
+    assert!(e.contains("`lora.target_modules`"), "{e}");
+    let e = bad("lora.alpha=4");
+    assert!(e.contains("`lora.alpha`"), "{e}");
+}

@@ -219,6 +219,15 @@ fn show(a: ShowArgs) -> Result<()> {
     if !m.notes.is_empty() {
         rows.push(vec!["notes".to_string(), m.notes.clone()]);
     }
+    rows.push(vec![
+        "drift baseline".to_string(),
+        m.baseline.as_ref().map(|b| b.summary()).unwrap_or_else(|| {
+            format!(
+                "none (no {} beside the adapter)",
+                hone_ops::baseline::BASELINE_FILE
+            )
+        }),
+    ]);
     print!("{}", indent(&table(&rows)));
     println!("files:");
     let files: Vec<Vec<String>> = m

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hone_data::Example;
-use hone_model::{generate, GenRequest, LoadOptions, LoadedModel, SamplingParams};
+use hone_model::{generate, FinishReason, GenRequest, LoadOptions, LoadedModel, SamplingParams};
+use hone_ops::baseline::{classify, Answer, OutputBaseline};
 use hone_ops::deployment::Change;
 use hone_ops::{registry, Version};
 use serde_json::json;
@@ -37,6 +38,12 @@ pub struct RetrainArgs {
     /// data; repeating them is how they weigh).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Start the new adapter from the retrained version's own weights (its registered,
+    /// hash-checked adapter) instead of a fresh initialisation: the run continues from what
+    /// prod learned (`lora.init` in the run's configuration). Its r, alpha, target modules
+    /// and layers must stay the recorded ones.
+    #[arg(long)]
+    pub from_previous: bool,
     /// Override a key of the recorded configuration, e.g. `--set optim.epochs=4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -81,11 +88,12 @@ fn recorded_train_file(v: &Version) -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Greedy answers of `model` (with `adapter`) to the examples' conversations, and the share that
-/// equals the expected answer (whitespace-normalised).
-fn accuracy(model: &str, adapter: &Path, examples: &[Example]) -> Result<f64> {
+/// Greedy answers of `model` (with `adapter`) to the examples' conversations: the share that
+/// equals the expected answer (whitespace-normalised), and each answer's output tokens and
+/// format class (an evaluation baseline).
+fn accuracy(model: &str, adapter: &Path, examples: &[Example]) -> Result<(f64, Vec<Answer>)> {
     if examples.is_empty() {
-        return Ok(f64::NAN);
+        return Ok((f64::NAN, Vec::new()));
     }
     let mut m = LoadedModel::load(model, &LoadOptions::default())
         .with_context(|| format!("cannot load model `{model}`"))?;
@@ -118,7 +126,14 @@ fn accuracy(model: &str, adapter: &Path, examples: &[Example]) -> Result<f64> {
         .zip(&want)
         .filter(|(o, w)| norm(&o.text) == **w)
         .count();
-    Ok(right as f64 / want.len() as f64)
+    let answers = out
+        .iter()
+        .map(|o| Answer {
+            tokens: o.tokens.len() as u64,
+            format: classify(&o.text, o.finish == FinishReason::Length),
+        })
+        .collect();
+    Ok((right as f64 / want.len() as f64, answers))
 }
 
 fn examples(p: &Path) -> Result<Vec<Example>> {
@@ -181,12 +196,24 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     let adapter = a.out.join("adapter");
     cfg.data.train = std::fs::canonicalize(&train)?;
     cfg.output.dir = std::path::absolute(&adapter)?;
+    // the recorded configuration may name the adapter its own run started from: a retrain
+    // starts fresh unless asked to continue from the version it retrains
+    cfg.lora.init = if a.from_previous {
+        Some(registry::checked_dir(store.as_ref(), &prev)?)
+    } else {
+        None
+    };
     hone_model::atomic::write_file(&cfg_path, cfg.to_toml().as_bytes())?;
     println!(
-        "retraining {} on {} + {added} new examples ({})",
+        "retraining {} on {} + {added} new examples ({}){}",
         prev.reference(),
         old_train.display(),
-        a.feedback.display()
+        a.feedback.display(),
+        if a.from_previous {
+            format!(", starting from {}'s adapter", prev.reference())
+        } else {
+            String::new()
+        }
     );
     super::train::run(super::train::TrainArgs {
         config: Some(cfg_path),
@@ -212,17 +239,18 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     } else {
         vec![(
             "corrected",
-            accuracy(&base, &prev_dir, &feedback)?,
-            accuracy(&base, &adapter, &feedback)?,
+            accuracy(&base, &prev_dir, &feedback)?.0,
+            accuracy(&base, &adapter, &feedback)?.0,
         )]
     };
     if let (Some(e), false) = (&a.eval, review) {
         let ev = examples(e)?;
-        rows.push((
-            "eval",
-            accuracy(&base, &prev_dir, &ev)?,
-            accuracy(&base, &adapter, &ev)?,
-        ));
+        let (new_acc, answers) = accuracy(&base, &adapter, &ev)?;
+        rows.push(("eval", accuracy(&base, &prev_dir, &ev)?.0, new_acc));
+        // what the new version's answers look like: live answers are tested against it
+        if let Some(b) = OutputBaseline::from_answers(&e.display().to_string(), &answers) {
+            b.write(&adapter)?;
+        }
     }
     let mut report = serde_json::Map::new();
     println!(

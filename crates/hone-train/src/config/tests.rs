@@ -421,13 +421,18 @@ fn every_key_set_round_trips_through_the_echo() {
             "optim.patience=0",
             "train.checkpoint_every_epoch=false",
             "data.validation=v.jsonl",
+            "lora.init=runs/v1",
             "data.format=review",
             "output.dir=/o",
         ],
     )
     .unwrap();
     assert_eq!(c.model.dtype, ComputeDtype::Bf16);
+    // the initial adapter, relative to the config's folder, is echoed absolute
+    assert_eq!(c.lora.init.as_deref(), Some(Path::new("/cfg/runs/v1")));
     let text = c.to_toml();
+    assert!(text.contains("init = \"/cfg/runs/v1\""), "{text}");
+    assert!(!parse(MIN, &[]).unwrap().to_toml().contains("init"));
     assert!(
         text.contains("format = \"review\"") && text.contains("alpha = 0.1\n"),
         "{text}"

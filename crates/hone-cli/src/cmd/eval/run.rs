@@ -1,10 +1,11 @@
 //! `hone eval --config eval.toml`: candidates on an evaluation file, reports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use hone_eval::config::EvalConfig;
 use hone_eval::runner::{self, RunEvent};
+use hone_ops::baseline::{OutputBaseline, BASELINE_FILE};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Debug)]
@@ -59,6 +60,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     bar.finish_and_clear();
     let w = hone_eval::report::write_all(&report, &cfg.output.dir)
         .with_context(|| format!("cannot write reports to {}", cfg.output.dir.display()))?;
+    let baselines = write_baselines(&report, &cfg.output.dir, cfg.generation.max_tokens as u64)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -70,6 +72,55 @@ pub fn run(a: RunArgs) -> Result<()> {
             w.json.display(),
             w.outputs.display()
         );
+        if let Some(first) = baselines.first() {
+            println!(
+                "baselines: {} ({} candidates; an {BASELINE_FILE} beside an adapter is recorded \
+                 by `hone registry add` as its drift baseline)",
+                first.display(),
+                baselines.len()
+            );
+        }
     }
     Ok(())
+}
+
+/// Each candidate's answers as an evaluation baseline (output tokens and format classes):
+/// `<out>/baselines/<candidate>/output_baseline.json`, ready to sit beside an adapter.
+fn write_baselines(
+    report: &hone_eval::runner::EvalReport,
+    out: &Path,
+    max_tokens: u64,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for c in &report.candidates {
+        let outputs = report
+            .outputs
+            .iter()
+            .filter(|o| o.candidate == c.name && o.error.is_none())
+            .map(|o| (o.output_tokens, o.output.as_str()));
+        let source = format!("{} ({})", report.eval_file.display(), c.name);
+        let Some(b) = OutputBaseline::from_outputs(&source, outputs, max_tokens) else {
+            continue;
+        };
+        let folder: String = c
+            .name
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let folder = match folder.trim_start_matches('.') {
+            "" => "candidate",
+            f => f,
+        };
+        let dir = out.join("baselines").join(folder);
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+        b.write(&dir)?;
+        written.push(dir.join(BASELINE_FILE));
+    }
+    Ok(written)
 }
