@@ -199,7 +199,11 @@ pub fn run(a: RetrainArgs) -> Result<()> {
     // the recorded configuration may name the adapter its own run started from: a retrain
     // starts fresh unless asked to continue from the version it retrains
     cfg.lora.init = if a.from_previous {
-        Some(registry::checked_dir(store.as_ref(), &prev)?)
+        // absolute: the run's configuration resolves relative paths against its own folder
+        Some(std::path::absolute(registry::checked_dir(
+            store.as_ref(),
+            &prev,
+        )?)?)
     } else {
         None
     };
