@@ -689,6 +689,32 @@ fn review_queue_order_and_marks(db: &Db) {
         })
         .unwrap();
     assert_eq!(v2.len(), 2);
+    // marks counted per version and kind (a canary's critical-marks gate)
+    let id_of = |out: &str| {
+        s.review_items(&ReviewQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .find(|i| i.output == out)
+        .unwrap()
+        .id
+    };
+    s.mark_review(id_of("a3"), Mark::Critical, None, None)
+        .unwrap();
+    s.mark_review(id_of("a4"), Mark::Critical, None, None)
+        .unwrap();
+    s.mark_review(id_of("a0"), Mark::Critical, None, None)
+        .unwrap();
+    s.mark_review(id_of("a0"), Mark::Correct, None, None)
+        .unwrap(); // marked again: counts as its last mark
+    let count = |v: &str, m| s.count_marks(v, m).unwrap();
+    assert_eq!(count("nda@2", Mark::Critical), 2);
+    assert_eq!(count("nda@1", Mark::Critical), 0);
+    assert_eq!(count("nda@1", Mark::Correct), 1);
+    assert_eq!(count("nda@1", Mark::Wrong), 1);
+    assert_eq!(count("nda@9", Mark::Critical), 0);
     assert!(matches!(
         s.mark_review(9999, Mark::Correct, None, None),
         Err(hone_ops::Error::NotFound(_))

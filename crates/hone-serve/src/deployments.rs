@@ -380,17 +380,11 @@ impl Deployments {
 
     /// Answers of `version` marked critical in the review queue (0 when the store cannot say).
     fn critical_marks(&self, version: &str) -> u64 {
-        let q = hone_ops::review::ReviewQuery {
-            pending: Some(false),
-            version: Some(version.to_string()),
-            id: None,
-            limit: 100_000,
-        };
-        match self.store.review_items(&q) {
-            Ok(items) => items
-                .iter()
-                .filter(|i| i.mark == Some(hone_ops::review::Mark::Critical))
-                .count() as u64,
+        match self
+            .store
+            .count_marks(version, hone_ops::review::Mark::Critical)
+        {
+            Ok(n) => n,
             Err(e) => {
                 tracing::warn!("critical marks of {version}: {e}");
                 0

@@ -88,6 +88,10 @@ pub trait Store: Send + Sync {
     /// [`crate::review::PENDING_ORDER`]).
     fn review_items(&self, q: &ReviewQuery) -> Result<Vec<ReviewItem>>;
 
+    /// How many answers of `version` carry `mark` (what a canary's critical-marks gate reads on
+    /// every poll: a count, not the items).
+    fn count_marks(&self, version: &str, mark: Mark) -> Result<u64>;
+
     /// Marks an item (again, if it was marked); `corrected` is the answer it should have been.
     fn mark_review(
         &self,

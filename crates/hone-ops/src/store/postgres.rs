@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS hone_review_items (
     note TEXT,
     reviewed_ms BIGINT
 );
+CREATE INDEX IF NOT EXISTS hone_review_items_version_mark ON hone_review_items (version, mark);
 ";
 
 /// A PostgreSQL registry.
@@ -646,6 +647,18 @@ impl Store for PgStore {
                 .query(&sql, &[&q.version, &(q.limit as i64), &q.id])
                 .map_err(|e| self.pg(e))?;
             Ok(rows.iter().map(review_row).collect())
+        })
+    }
+
+    fn count_marks(&self, version: &str, mark: Mark) -> Result<u64> {
+        self.with(|c| {
+            let row = c
+                .query_one(
+                    "SELECT COUNT(*) FROM hone_review_items WHERE version = $1 AND mark = $2",
+                    &[&version, &mark.as_str()],
+                )
+                .map_err(|e| self.pg(e))?;
+            Ok(row.get::<_, i64>(0) as u64)
         })
     }
 

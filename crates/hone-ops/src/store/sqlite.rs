@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS review_items (
     note TEXT,
     reviewed_ms INTEGER
 );
+CREATE INDEX IF NOT EXISTS review_items_version_mark ON review_items (version, mark);
 ";
 
 /// A SQLite registry file.
@@ -549,6 +550,18 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
             rows.collect::<rusqlite::Result<_>>()
                 .map_err(|e| self.err(e))
+        })
+    }
+
+    fn count_marks(&self, version: &str, mark: Mark) -> Result<u64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM review_items WHERE version = ?1 AND mark = ?2",
+                params![version, mark.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
         })
     }
 
