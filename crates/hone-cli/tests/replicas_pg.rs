@@ -18,72 +18,13 @@ use hone_model::lora::LoraSpec;
 use hone_model::peft::{save_adapter, AdapterExtra};
 use hone_model::{LoadOptions, LoadedModel};
 use hone_ops::deployment::Change;
+use hone_ops::store::test_db::TestDatabase;
 use hone_ops::{registry, VersionRef};
 use serde_json::{json, Value};
 use serve_support::{model_cached, Server};
 
 const ADMIN_KEY_VAR: &str = "HONE_TEST_ADMIN_KEY";
 const ADMIN_KEY: &str = "replicas-admin-key";
-
-// ---------------------------------------------------------------------------------------------
-// A database of its own
-
-/// A database of its own on the test server, dropped afterwards.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    /// `None` (with the reason printed) when no test server is configured.
-    fn create(test: &str) -> Option<Self> {
-        let admin_url = match std::env::var("HONE_TEST_PG_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                if std::env::var("HONE_REQUIRE_PG").as_deref() == Ok("1") {
-                    panic!("{test}: HONE_REQUIRE_PG=1 but HONE_TEST_PG_URL is not set (scripts/pg-test-cluster start DIR prints one)");
-                }
-                println!("{test}: skipped: HONE_TEST_PG_URL is not set (a PostgreSQL server to create test databases on; scripts/pg-test-cluster start DIR prints one)");
-                return None;
-            }
-        };
-        let name = format!("hone_test_{:016x}", rand::random::<u64>());
-        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("HONE_TEST_PG_URL: cannot connect: {e}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create the test database");
-        let url = with_dbname(&admin_url, &name);
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-/// `url` with its database replaced by `db` (the query string kept).
-fn with_dbname(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, format!("?{q}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-    format!("{scheme}://{authority}/{db}{query}")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Adapters and HTTP
@@ -231,7 +172,7 @@ fn two_replicas_share_one_postgres_store() {
     if !model_cached() {
         return;
     }
-    let Some(db) = PgDb::create("two_replicas_share_one_postgres_store") else {
+    let Some(db) = TestDatabase::create("two_replicas_share_one_postgres_store") else {
         return;
     };
     let t_all = Instant::now();

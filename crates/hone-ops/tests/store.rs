@@ -8,6 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use hone_ops::deployment::Change;
+use hone_ops::store::test_db::TestDatabase;
 use hone_ops::store::{postgres as pg, sqlite::SqliteStore, Note};
 use hone_ops::version::VersionMeta;
 use hone_ops::{Error, Store, VersionRef};
@@ -58,63 +59,26 @@ impl Db {
     }
 }
 
-/// A database of its own on the test server, dropped afterwards.
+/// A database of its own on the test server and an objects folder, both removed afterwards.
 struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
+    db: TestDatabase,
     objects: tempfile::TempDir,
 }
 
 impl PgDb {
-    /// `None` (with the reason printed) when no test server is configured.
     fn create(test: &str) -> Option<Self> {
-        let admin_url = match std::env::var("HONE_TEST_PG_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                if std::env::var("HONE_REQUIRE_PG").as_deref() == Ok("1") {
-                    panic!("{test}: HONE_REQUIRE_PG=1 but HONE_TEST_PG_URL is not set (scripts/pg-test-cluster start DIR prints one)");
-                }
-                eprintln!("{test}: skipped: HONE_TEST_PG_URL is not set (a PostgreSQL server to create test databases on; scripts/pg-test-cluster start DIR prints one)");
-                return None;
-            }
-        };
-        let name = format!("hone_test_{:016x}", rand::random::<u64>());
-        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("HONE_TEST_PG_URL: cannot connect: {e}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create the test database");
-        let url = with_dbname(&admin_url, &name);
         Some(Self {
-            admin_url,
-            name,
-            url,
+            db: TestDatabase::create(test)?,
             objects: tempfile::tempdir().unwrap(),
         })
     }
 }
 
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+impl std::ops::Deref for PgDb {
+    type Target = TestDatabase;
+    fn deref(&self) -> &TestDatabase {
+        &self.db
     }
-}
-
-/// `url` with its database replaced by `db` (the query string kept).
-fn with_dbname(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, format!("?{q}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-    format!("{scheme}://{authority}/{db}{query}")
 }
 
 fn sqlite_db() -> Db {

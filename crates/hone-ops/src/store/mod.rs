@@ -9,6 +9,8 @@
 
 pub mod postgres;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod test_db;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
