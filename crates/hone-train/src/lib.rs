@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod merge;
 pub mod optim;
+pub mod run_folder;
 pub mod trainer;
 
 pub use config::TrainConfig;

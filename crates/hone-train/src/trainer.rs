@@ -25,6 +25,7 @@ use crate::backprop::{Backprop, LoraGrads, TrainSeq};
 use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::optim::{clip_grad_norm, AdamW};
+use crate::run_folder::{self, CHECKPOINT};
 use crate::{Error, Result};
 use hone_model::atomic::write_file;
 
@@ -69,8 +70,6 @@ struct State {
     epochs: Vec<EpochRecord>,
     adam_t: u64,
 }
-
-const CHECKPOINT: &str = "checkpoint";
 
 fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
@@ -317,12 +316,21 @@ pub fn run(
                 ),
             });
         }
-        if !out.join(CHECKPOINT).join("state.json").is_file() {
+        if run_folder::recover_checkpoint(&out)?.is_none() {
             return Err(Error::Invalid(format!(
                 "{}: no checkpoint to resume from",
                 out.display()
             )));
         }
+    } else if let Some(what) = run_folder::existing(&out) {
+        // writing this run's configuration over another run's would leave a folder whose
+        // configuration, checkpoint and adapter disagree
+        return Err(Error::Invalid(format!(
+            "{} already holds {what}: continue it with `hone train --resume {}`, or start \
+             over with `hone train --overwrite` (which removes its files first)",
+            out.display(),
+            out.display()
+        )));
     }
     let base = load_base(cfg)?;
     let model = &base.model;

@@ -118,6 +118,26 @@ fn interrupted_and_killed_runs_resume_to_the_same_adapter() {
     assert!(ref_dir.join("out/train_config.toml").is_file());
     let want = adapter_values(&ref_dir.join("out/checkpoint"));
 
+    // A second run into the finished run's folder is refused before it writes anything.
+    let echo = std::fs::read(ref_dir.join("out/train_config.toml")).unwrap();
+    let other =
+        TrainConfig::load(&config(&ref_dir, &base, ""), &["optim.lr=5e-4".to_string()]).unwrap();
+    let e = run(&other, false, &never, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("already holds a finished run")
+            && e.contains("--resume")
+            && e.contains("--overwrite"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(ref_dir.join("out/train_config.toml")).unwrap(),
+        echo
+    );
+    assert_eq!(adapter_values(&ref_dir.join("out/checkpoint")), want);
+
     // Ctrl-C in the middle of epoch 2, then --resume.
     let d2 = tmp.path().join("ctrlc");
     std::fs::create_dir_all(&d2).unwrap();
@@ -158,13 +178,70 @@ fn interrupted_and_killed_runs_resume_to_the_same_adapter() {
     let s = run(&cfg3, true, &never, &mut |_| {}).unwrap();
     assert_eq!(s.steps, 9);
     assert_eq!(adapter_values(&d3.join("out/checkpoint")), want);
+
+    // Killed between the checkpoint swap's two renames (after Ctrl-C at step 4): the step-4
+    // checkpoint complete as checkpoint.tmp, the epoch-1 one as checkpoint.old, no checkpoint.
+    let d4 = tmp.path().join("swap");
+    std::fs::create_dir_all(&d4).unwrap();
+    let cfg4 = TrainConfig::load(&config(&d4, &base, ""), &[]).unwrap();
+    let stop4 = AtomicBool::new(false);
+    let epoch1 = d4.join("epoch1");
+    run(&cfg4, false, &stop4, &mut |e| {
+        if let Event::Step(r) = e {
+            if r.step == 4 {
+                copy_dir(&d4.join("out/checkpoint"), &epoch1);
+                stop4.store(true, Ordering::SeqCst);
+            }
+        }
+    })
+    .unwrap();
+    let out4 = d4.join("out");
+    std::fs::rename(out4.join("checkpoint"), out4.join("checkpoint.tmp")).unwrap();
+    copy_dir(&epoch1, &out4.join("checkpoint.old"));
+    let mut first = None;
+    let s = run(&cfg4, true, &never, &mut |e| {
+        if let Event::Step(r) = e {
+            first.get_or_insert(r.step);
+        }
+    })
+    .unwrap();
+    // it went on from the newer, step-4 checkpoint
+    assert_eq!((first, s.steps), (Some(5), 9));
+    assert_eq!(adapter_values(&out4.join("checkpoint")), want);
+    // Only the previous one left: that one is used.
+    let d5 = tmp.path().join("swap-old");
+    std::fs::create_dir_all(&d5).unwrap();
+    let cfg5 = TrainConfig::load(&config(&d5, &base, ""), &[]).unwrap();
+    let stop5 = AtomicBool::new(false);
+    run(&cfg5, false, &stop5, &mut |e| {
+        if let Event::Step(r) = e {
+            if r.step == 4 {
+                stop5.store(true, Ordering::SeqCst);
+            }
+        }
+    })
+    .unwrap();
+    std::fs::remove_dir_all(d5.join("out/checkpoint")).unwrap();
+    copy_dir(&epoch1, &d5.join("out/checkpoint.old"));
+    let mut first = None;
+    let s = run(&cfg5, true, &never, &mut |e| {
+        if let Event::Step(r) = e {
+            first.get_or_insert(r.step);
+        }
+    })
+    .unwrap();
+    assert_eq!((first, s.steps), (Some(4), 9));
+    assert_eq!(adapter_values(&d5.join("out/checkpoint")), want);
 }
 
+/// Copies the files (not the folders) of `a` into `b`.
 fn copy_dir(a: &Path, b: &Path) {
     std::fs::create_dir_all(b).unwrap();
     for e in std::fs::read_dir(a).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
+        }
     }
 }
 

@@ -223,6 +223,8 @@ dir = "{adapter}"
     let cfg_path = out.join("train.toml");
     hone_data::atomic::write_file(&cfg_path, cfg_text.as_bytes())?;
     let cfg = TrainConfig::load(&cfg_path, &[])?;
+    // the recipe starts over: an adapter of an earlier quickstart in this folder is replaced
+    hone_train::run_folder::clear(&adapter)?;
     let tb = bar(0, "training");
     let stop = AtomicBool::new(false);
     let summary = train_run(&cfg, false, &stop, &mut |ev| match ev {

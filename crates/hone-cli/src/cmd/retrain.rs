@@ -223,6 +223,7 @@ pub fn run(a: RetrainArgs) -> Result<()> {
         config: Some(cfg_path),
         set: a.set.clone(),
         resume: None,
+        overwrite: false,
     })?;
 
     // prod against the new adapter: the corrected cases, then the evaluation set

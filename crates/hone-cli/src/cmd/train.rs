@@ -23,6 +23,11 @@ pub struct TrainArgs {
     /// learning-rate schedule is then the one of an N-epoch run, from the step reached.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<std::path::PathBuf>,
+    /// Start over in an output folder that holds a run: its files (adapter, checkpoints,
+    /// configuration, metrics, calibration) are removed first. Without it such a folder is
+    /// refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
@@ -41,6 +46,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             dir.display(),
             cfg.output.dir.display()
         );
+    }
+    if a.overwrite {
+        hone_train::run_folder::clear(&cfg.output.dir)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
