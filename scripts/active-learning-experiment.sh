@@ -87,7 +87,8 @@ format = "review"
 dir = "adapter"
 TOML
     log "training $dir ($(grep -c . "$2") documents)"
-    "$HONE" train --config "$dir/train.toml" > "$dir/train.log" 2>&1
+    # a run cut short earlier is started over (a finished one was skipped above)
+    "$HONE" train --config "$dir/train.toml" --overwrite > "$dir/train.log" 2>&1
 }
 
 score() { # score DIR -> metrics json
