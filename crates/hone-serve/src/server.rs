@@ -524,22 +524,31 @@ async fn generation(
             openai::completion_request(&m, &st.config.limits)?
         };
         let (adapter, version) = st.resolve(&r.model, r.user.as_deref()).await?;
-        let track = version.map(|version| Tracked {
-            asked: r.model.clone(),
-            input_text: match &r.input {
-                PromptInput::Chat(msgs) => msgs
-                    .iter()
-                    .map(|(_, c)| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                PromptInput::Text(t) => t.clone(),
-            },
-            json: !matches!(r.response_format, ResponseFormat::Text)
+        let track = version.map(|version| {
+            let json = !matches!(r.response_format, ResponseFormat::Text)
                 || st
                     .deployments
                     .as_ref()
-                    .is_some_and(|d| d.expect_json(&version.name)),
-            version,
+                    .is_some_and(|d| d.expect_json(&version.name));
+            Tracked {
+                asked: r.model.clone(),
+                // only a JSON answer's quotes are checked against the request's text: a
+                // free-text answer does not copy a long prompt
+                input_text: if json {
+                    match &r.input {
+                        PromptInput::Chat(msgs) => msgs
+                            .iter()
+                            .map(|(_, c)| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        PromptInput::Text(t) => t.clone(),
+                    }
+                } else {
+                    String::new()
+                },
+                json,
+                version,
+            }
         });
         let p = st.gen_params(&r, adapter, track.is_some() || st.request_log.is_some())?;
         Ok::<_, ServeError>((r, p, track))
@@ -876,7 +885,8 @@ struct Tracked {
     version: VersionRef,
     /// The model name the client asked for (`nda`, or `nda@2` itself).
     asked: String,
-    /// The request's text (every message, or the prompt): quotes in the answer must occur in it.
+    /// The request's text (every message, or the prompt) when `json`: quotes in the answer must
+    /// occur in it.
     input_text: String,
     /// The answer is meant to be JSON (a `response_format`, or the policy's `expect_json`).
     json: bool,
