@@ -285,3 +285,92 @@ fn a_missing_tfidf_classifier_is_a_clear_error() {
         "tfidf.safetensors is missing",
     );
 }
+
+/// A review run whose calibration was cut short (a full disk after training, a crash) leaves
+/// an adapter without `review.json` and `tfidf.safetensors`: it is refused, naming the folder
+/// and the missing file and how to finish the run, not reviewed with default thresholds.
+#[test]
+fn an_unfinished_calibration_is_refused() {
+    if !model_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nda = dir.path().join("nda.txt");
+    std::fs::write(
+        &nda,
+        "1. The Recipient shall keep all Confidential Information secret.\n",
+    )
+    .unwrap();
+    let ad = dir.path().join("review-run");
+    zero_adapter(&ad, 1, 576, "smollm2");
+    std::fs::write(
+        ad.join("train_config.toml"),
+        "[model]\nbase = \"smollm2\"\n[data]\ntrain = \"train.jsonl\"\n\
+         validation = \"valid.jsonl\"\nformat = \"review\"\n",
+    )
+    .unwrap();
+    let review = |ad: &Path| {
+        hone(&[
+            "review",
+            nda.to_str().unwrap(),
+            "--adapter",
+            ad.to_str().unwrap(),
+        ])
+    };
+    // Training finished, calibration never wrote review.json.
+    let out = review(&ad);
+    fails_with(&out, &ad, "review.json is missing");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not finish"), "{err}");
+    assert!(
+        err.contains("hone review --calibrate valid.jsonl --adapter")
+            && err.contains("hone train --resume"),
+        "{err}"
+    );
+
+    // A calibration that started (its marker is there) and stopped before review.json, on a
+    // run without validation documents in its config: refused too.
+    std::fs::write(
+        ad.join("train_config.toml"),
+        "[model]\nbase = \"smollm2\"\n[data]\ntrain = \"train.jsonl\"\nformat = \"review\"\n",
+    )
+    .unwrap();
+    std::fs::write(ad.join("calibration.incomplete"), "").unwrap();
+    fails_with(&review(&ad), &ad, "calibration.incomplete is still there");
+
+    // Rerunning the calibration finishes the folder: review.json written, the marker gone,
+    // and the adapter reviews again.
+    let data = dir.path().join("data");
+    let ok = |out: Output| {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+    };
+    ok(hone(&[
+        "data",
+        "synth",
+        "nda",
+        "--docs",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        data.to_str().unwrap(),
+    ]));
+    ok(hone(&[
+        "review",
+        "--calibrate",
+        data.join("documents.jsonl").to_str().unwrap(),
+        "--adapter",
+        ad.to_str().unwrap(),
+    ]));
+    assert!(ad.join("review.json").is_file());
+    assert!(ad.join("validation.json").is_file());
+    assert!(!ad.join("calibration.incomplete").exists());
+    ok(review(&ad));
+
+    // A review adapter never calibrated (no validation documents, no calibration files) is
+    // still reviewed, with default thresholds.
+    std::fs::remove_file(ad.join("review.json")).unwrap();
+    std::fs::remove_file(ad.join("validation.json")).unwrap();
+    ok(review(&ad));
+}

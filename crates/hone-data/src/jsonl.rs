@@ -10,13 +10,26 @@ use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::example::{Example, Problem};
 
+/// The longest line read by default: 64 MiB. A longer line is counted as it streams by and
+/// reported, never held in memory.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// A non-blank line: its bytes (without the line ending), or only its length when it is
+/// longer than the reader's limit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    Text(&'a [u8]),
+    TooLong { bytes: u64 },
+}
+
 /// Reads lines as bytes (so invalid UTF-8 is reported, not fatal), numbering them from 1 and
-/// skipping blank ones.
+/// skipping blank ones. Lines longer than [`LineReader::max_line`] bytes are not kept.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
     line: usize,
     bytes: u64,
+    max_line: usize,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -26,7 +39,19 @@ impl<R: BufRead> LineReader<R> {
             buf: Vec::new(),
             line: 0,
             bytes: 0,
+            max_line: MAX_LINE_BYTES,
         }
+    }
+
+    /// Lines longer than `bytes` are reported as [`Line::TooLong`] and not kept.
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
+    }
+
+    /// The longest line kept.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// Bytes consumed so far.
@@ -34,26 +59,60 @@ impl<R: BufRead> LineReader<R> {
         self.bytes
     }
 
-    /// The next non-blank line (without its line ending) and its 1-based number.
-    pub fn next_line(&mut self) -> std::io::Result<Option<(usize, &[u8])>> {
+    /// The next non-blank line and its 1-based number. Memory is bounded by the line limit:
+    /// the rest of a longer line is read and dropped a buffer at a time.
+    pub fn next_line(&mut self) -> std::io::Result<Option<(usize, Line<'_>)>> {
         loop {
             self.buf.clear();
-            let n = self.inner.read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
+            // Bytes of this line, its ending included; past the limit they are only counted.
+            let mut len = 0u64;
+            loop {
+                let avail = self.inner.fill_buf()?;
+                if avail.is_empty() {
+                    break;
+                }
+                let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (avail.len(), false),
+                };
+                if len + take as u64 <= self.max_line as u64 + 2 {
+                    // (+2: the line ending does not count against the limit)
+                    self.buf.extend_from_slice(&avail[..take]);
+                } else if !self.buf.is_empty() {
+                    self.buf = Vec::new(); // give the memory back
+                }
+                len += take as u64;
+                self.inner.consume(take);
+                if done {
+                    break;
+                }
+            }
+            if len == 0 {
                 return Ok(None);
             }
-            self.bytes += n as u64;
+            self.bytes += len;
             self.line += 1;
             let mut end = self.buf.len();
             while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
                 end -= 1;
             }
+            if end > self.max_line || (end == 0 && len > self.max_line as u64) {
+                return Ok(Some((self.line, Line::TooLong { bytes: len })));
+            }
             if self.buf[..end].iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            return Ok(Some((self.line, &self.buf[..end])));
+            return Ok(Some((self.line, Line::Text(&self.buf[..end]))));
         }
     }
+}
+
+/// The problem of a line longer than `limit` bytes: `why` says where the limit comes from.
+pub fn too_long_problem(bytes: u64, limit: usize, why: &str) -> Problem {
+    Problem::line(format!(
+        "the line is {bytes} bytes, more than {limit} ({why}); it was skipped without being read \
+         into memory"
+    ))
 }
 
 /// Parses one line into a JSON value, or says why it is not one.
@@ -95,8 +154,16 @@ pub fn problem_error(path: &Path, line: usize, p: &Problem) -> Error {
 pub fn read_examples(path: &Path) -> Result<Vec<(usize, Example)>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut r = LineReader::new(std::io::BufReader::new(f));
+    let max = r.max_line();
     let mut out = Vec::new();
-    while let Some((line, bytes)) = r.next_line().map_err(|e| Error::io(path, e))? {
+    while let Some((line, text)) = r.next_line().map_err(|e| Error::io(path, e))? {
+        let bytes = match text {
+            Line::Text(b) => b,
+            Line::TooLong { bytes } => {
+                let p = too_long_problem(bytes, max, "the limit on a line");
+                return Err(problem_error(path, line, &p));
+            }
+        };
         match parse_example(bytes) {
             Ok(ex) => out.push((line, ex)),
             Err(ps) => return Err(problem_error(path, line, &ps[0])),
@@ -157,6 +224,39 @@ mod tests {
             .map(|(l, _)| l)
             .collect();
         assert_eq!(lines, [1, 3]);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_measured_not_kept() {
+        let long = "x".repeat(1 << 20);
+        let text = format!("first\n{long}\r\n\n   \nlast\n{}\n", "y".repeat(50));
+        let mut r = LineReader::new(std::io::BufReader::with_capacity(4096, text.as_bytes()))
+            .with_max_line(50);
+        assert_eq!(r.next_line().unwrap(), Some((1, Line::Text(b"first"))));
+        assert_eq!(
+            r.next_line().unwrap(),
+            Some((
+                2,
+                Line::TooLong {
+                    bytes: (1 << 20) + 2
+                }
+            ))
+        );
+        // Memory stays bounded by the limit (and the reader's buffer), not the line.
+        assert!(r.buf.capacity() < 8192, "{}", r.buf.capacity());
+        assert_eq!(r.next_line().unwrap(), Some((5, Line::Text(b"last"))));
+        // Exactly at the limit is kept.
+        assert_eq!(
+            r.next_line().unwrap(),
+            Some((6, Line::Text("y".repeat(50).as_bytes())))
+        );
+        assert_eq!(r.next_line().unwrap(), None);
+        assert_eq!(r.bytes_read(), text.len() as u64);
+        // The default limit keeps such a line.
+        let mut r = LineReader::new(text.as_bytes());
+        assert_eq!(r.max_line(), MAX_LINE_BYTES);
+        assert!(matches!(r.next_line().unwrap(), Some((1, Line::Text(_)))));
+        assert!(matches!(r.next_line().unwrap(), Some((2, Line::Text(l))) if l.len() == 1 << 20));
     }
 
     #[test]

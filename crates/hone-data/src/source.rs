@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::csv::{row_bytes, Columns, CsvMapping};
 use crate::error::{Error, Result};
 use crate::example::{Example, Problem};
-use crate::jsonl::{parse_example, problem_error, LineReader};
+use crate::jsonl::{parse_example, problem_error, too_long_problem, Line, LineReader};
 
 /// How to read a file.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +64,8 @@ pub struct Records {
     path: PathBuf,
     inner: Inner,
     total: u64,
+    /// Where the JSONL line limit comes from, for its problem message.
+    line_limit_why: String,
 }
 
 impl Records {
@@ -105,7 +107,18 @@ impl Records {
             path: path.to_path_buf(),
             inner,
             total,
+            line_limit_why: "the limit on a line".into(),
         })
+    }
+
+    /// JSONL lines longer than `bytes` become records with a problem (saying `why` that is
+    /// the limit) instead of being read into memory. (CSV records are not limited.)
+    pub fn with_max_line(mut self, bytes: usize, why: impl Into<String>) -> Self {
+        if let Inner::Jsonl(r) = self.inner {
+            self.inner = Inner::Jsonl(r.with_max_line(bytes));
+            self.line_limit_why = why.into();
+        }
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -151,14 +164,22 @@ impl Records {
     pub fn next_record(&mut self) -> Result<Option<Record>> {
         match &mut self.inner {
             Inner::Jsonl(r) => {
-                let Some((line, bytes)) = r.next_line().map_err(|e| Error::io(&self.path, e))?
+                let max = r.max_line();
+                let Some((line, text)) = r.next_line().map_err(|e| Error::io(&self.path, e))?
                 else {
                     return Ok(None);
                 };
-                Ok(Some(Record {
-                    line,
-                    parsed: parse_example(bytes),
-                    raw: bytes.to_vec(),
+                Ok(Some(match text {
+                    Line::Text(bytes) => Record {
+                        line,
+                        parsed: parse_example(bytes),
+                        raw: bytes.to_vec(),
+                    },
+                    Line::TooLong { bytes } => Record {
+                        line,
+                        parsed: Err(vec![too_long_problem(bytes, max, &self.line_limit_why)]),
+                        raw: Vec::new(),
+                    },
                 }))
             }
             Inner::Csv {

@@ -47,6 +47,18 @@ impl TokenCounter {
         })
     }
 
+    /// The most bytes of text one token stands for (the longest vocabulary entry, counted
+    /// as stored, which is never less than the text it decodes to): a text of `b` bytes is
+    /// at least `b / max_token_bytes()` tokens.
+    pub fn max_token_bytes(&self) -> usize {
+        (0..self.tokenizer.vocab_size() as u32)
+            .filter_map(|id| self.tokenizer.id_to_token(id))
+            .map(|t| t.len())
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// Tokens of the whole rendered conversation (what training sees).
     pub fn count(&self, ex: &Example) -> Result<usize> {
         let text = self.template.render(&ex.messages, false)?;

@@ -52,6 +52,28 @@ pub fn validate_file(
     progress: &dyn Progress,
 ) -> Result<ValidationReport> {
     let mut recs = Records::open(path, format)?;
+    // With --max-seq-len, text that cannot fit is flagged without tokenizing it (a 50 MB
+    // line tokenized took gigabytes), and a line that cannot fit is not even read into
+    // memory: one token is at most `per_token` bytes of text, and JSON escapes take at most
+    // 6 bytes per byte of text.
+    let limits = opts.max_seq_len.map(|(max, counter)| {
+        let per_token = counter.max_token_bytes();
+        let text_max = max.saturating_mul(per_token);
+        let line_max = text_max
+            .saturating_mul(6)
+            .saturating_add(64 << 10)
+            .clamp(1 << 20, crate::jsonl::MAX_LINE_BYTES);
+        (max, per_token, text_max, line_max)
+    });
+    if let Some((max, per_token, _, line_max)) = limits {
+        recs = recs.with_max_line(
+            line_max,
+            format!(
+                "the most an example of --max-seq-len {max} tokens can take, at {per_token} \
+                 bytes of text per token at most"
+            ),
+        );
+    }
     progress.start("validate", recs.total_bytes());
     let mut rep = ValidationReport::default();
     let push = |rep: &mut ValidationReport, line: usize, problem: Problem| {
@@ -65,7 +87,23 @@ pub fn validate_file(
         match rec.parsed {
             Ok(ex) => {
                 let mut ok = true;
-                if let Some((max, counter)) = opts.max_seq_len {
+                let text: usize = ex.messages.iter().map(|m| m.content.len()).sum();
+                if let Some((max, per_token, text_max, _)) = limits.filter(|l| text > l.2) {
+                    ok = false;
+                    push(
+                        &mut rep,
+                        rec.line,
+                        Problem::field(
+                            "messages",
+                            format!(
+                                "too long: {text} bytes of text, at least {} tokens (at most \
+                                 {per_token} bytes per token; {text_max} bytes at most fit), \
+                                 more than --max-seq-len {max}",
+                                text.div_ceil(per_token)
+                            ),
+                        ),
+                    );
+                } else if let Some((max, counter)) = opts.max_seq_len {
                     match counter.count(&ex) {
                         Ok(n) if n > max => {
                             ok = false;

@@ -80,3 +80,50 @@ fn too_long_for_max_seq_len_with_the_real_tokenizer() {
         )]
     );
 }
+
+/// A line far over what --max-seq-len can take is reported with its line number without being
+/// read into memory or tokenized (a 52 MB line took 4.8 GB); a text over it in a line that
+/// is read is flagged without tokenizing.
+#[test]
+fn a_huge_line_is_reported_without_reading_or_tokenizing_it() {
+    let Some(path) = cached_smollm2() else {
+        println!("skipped: smollm2 is not cached (hone model fetch smollm2)");
+        return;
+    };
+    let counter = TokenCounter::from_gguf(&path).unwrap();
+    let per_token = counter.max_token_bytes();
+    assert!((16..1000).contains(&per_token), "{per_token}");
+    let opts = ValidateOptions {
+        max_seq_len: Some((64, &counter)),
+    };
+    // The line limit for 64 tokens is 1 MiB (its floor); this line is 4 MiB.
+    let huge = format!(
+        r#"{{"instruction": "{}", "output": "ok"}}"#,
+        "word ".repeat(800_000)
+    );
+    let got = run(&[GOOD, huge.as_bytes(), GOOD], &opts);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "line 2: the line is {} bytes, more than",
+            huge.len() + 1
+        )) && got[0].contains("--max-seq-len 64")
+            && got[0].contains("skipped without being read"),
+        "{got:?}"
+    );
+    // 200 KB of text: read (under the line limit) but over 64 tokens by its length alone.
+    let long = format!(
+        r#"{{"instruction": "{}", "output": "ok"}}"#,
+        "word ".repeat(40_000)
+    );
+    let got = run(&[GOOD, long.as_bytes()], &opts);
+    assert_eq!(
+        got,
+        [format!(
+            "line 2: field `messages`: too long: 200002 bytes of text, at least {} tokens (at \
+             most {per_token} bytes per token; {} bytes at most fit), more than --max-seq-len 64",
+            200_002usize.div_ceil(per_token),
+            64 * per_token
+        )]
+    );
+}

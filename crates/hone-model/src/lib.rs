@@ -29,6 +29,7 @@ pub mod rope;
 pub mod safetensors_io;
 pub mod sampler;
 pub mod tokenizer;
+pub mod verify;
 
 pub use error::{Error, Result};
 

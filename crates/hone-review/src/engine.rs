@@ -21,8 +21,13 @@ use crate::tfidf::{mix, TfidfClassifier, TFIDF_FILE};
 use crate::types::{DocReview, Timing};
 use crate::{Error, Result};
 
-/// The file beside a review adapter holding its calibration.
+/// The file beside a review adapter holding its calibration. Calibration writes it last
+/// (atomically), so it also marks a calibration that finished.
 pub const CALIBRATION_FILE: &str = "review.json";
+
+/// Written first when a calibration starts and removed after [`CALIBRATION_FILE`]: while it is
+/// there the folder holds a calibration that did not finish (a full disk, a crash).
+pub const CALIBRATING_FILE: &str = "calibration.incomplete";
 
 /// What `review.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,9 +122,77 @@ fn check_review_adapter(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The `data.validation` file of an adapter folder's `train_config.toml`, when it names one.
+fn validation_file(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("train_config.toml")).ok()?;
+    let t = text.parse::<toml::Table>().ok()?;
+    t.get("data")?.get("validation")?.as_str().map(String::from)
+}
+
+/// Refuses a review adapter folder whose calibration did not finish: one holding
+/// [`CALIBRATING_FILE`], or one without [`CALIBRATION_FILE`] although calibration ran or was
+/// due (its run has validation documents, which `hone train` calibrates on, or the folder
+/// holds `validation.json` / the TF-IDF classifier a calibration writes before
+/// `review.json`). Such a folder would otherwise be reviewed with default thresholds and
+/// without its TF-IDF expert, silently.
+pub fn check_calibration_complete(dir: &Path) -> Result<()> {
+    let review = dir.join(CALIBRATION_FILE);
+    let started = dir.join(CALIBRATING_FILE).is_file();
+    let valid = validation_file(dir);
+    let missing = if started {
+        Some(CALIBRATING_FILE)
+    } else if review.is_file() {
+        None
+    } else if valid.is_some()
+        || dir.join("validation.json").is_file()
+        || dir.join(TFIDF_FILE).is_file()
+    {
+        Some(CALIBRATION_FILE)
+    } else {
+        None
+    };
+    let Some(what) = missing else {
+        return Ok(());
+    };
+    let why = if started {
+        format!("{what} is still there: the calibration that wrote this folder did not finish")
+    } else {
+        format!("{what} is missing: the run did not finish its calibration")
+    };
+    let valid = valid.unwrap_or_else(|| "VALID.jsonl".into());
+    Err(Error::Adapter {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "{why} (a full disk or a crash?), so its thresholds and TF-IDF classifier \
+             ({CALIBRATION_FILE}, {TFIDF_FILE}) are not there; rerun the calibration: \
+             `hone review --calibrate {valid} --adapter {d}` (or `hone train --resume {d}`)",
+            d = dir.display()
+        ),
+    })
+}
+
 impl Reviewer {
-    /// Loads the model and, when given, the review adapter and its calibration.
-    pub fn load(model: &str, adapter: Option<&Path>, mut options: EngineOptions) -> Result<Self> {
+    /// Loads the model and, when given, the review adapter and its calibration. An adapter
+    /// whose calibration did not finish is refused ([`check_calibration_complete`]).
+    pub fn load(model: &str, adapter: Option<&Path>, options: EngineOptions) -> Result<Self> {
+        if let Some(dir) = adapter.filter(|d| d.is_dir()) {
+            check_review_adapter(dir)?;
+            check_calibration_complete(dir)?;
+        }
+        Self::load_any(model, adapter, options)
+    }
+
+    /// [`Reviewer::load`] without asking for a finished calibration: what calibration itself
+    /// loads.
+    pub fn load_uncalibrated(
+        model: &str,
+        adapter: Option<&Path>,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        Self::load_any(model, adapter, options)
+    }
+
+    fn load_any(model: &str, adapter: Option<&Path>, mut options: EngineOptions) -> Result<Self> {
         let mut m = LoadedModel::load(
             model,
             &LoadOptions {

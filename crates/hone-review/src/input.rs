@@ -16,6 +16,12 @@
 //! file in another format, a text over [`ReadOptions::max_chars`]) is an [`Error::Input`] that
 //! names the file and says what to do; nothing here panics on bad input (a PDF reader panic is
 //! caught and reported as a corrupt PDF).
+//!
+//! The PDF text extractor is pdf-extract 0.12 (the newest release). It skips the `'` and `"`
+//! text operators and reads a compressed content stream that does not decompress as a page
+//! without text, so each page is first readied by `prepare_page`: those operators are
+//! rewritten as the `T*` + `Tj` they stand for, and a broken FlateDecode stream is reported as
+//! a corrupt PDF (page and object named) rather than as a scan that needs OCR.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -557,6 +563,8 @@ enum PdfFail {
 struct PdfText {
     pages: Vec<String>,
     failed_pages: usize,
+    /// Why the first failed page could not be read.
+    first_error: Option<String>,
 }
 
 fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Result<InputDoc> {
@@ -576,7 +584,7 @@ fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Resul
             ))
         }
         Ok(Err(PdfFail::Corrupt(msg))) => {
-            return Err(Error::input(path, format!("is not a readable PDF: {msg}")))
+            return Err(Error::input(path, format!("corrupt PDF: {msg}")))
         }
         Err(panic) => {
             let msg = panic
@@ -586,7 +594,7 @@ fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Resul
                 .unwrap_or("unknown failure");
             return Err(Error::input(
                 path,
-                format!("is not a readable PDF (the PDF reader failed: {msg})"),
+                format!("corrupt PDF (the PDF reader failed: {msg})"),
             ));
         }
     };
@@ -595,8 +603,10 @@ fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Resul
     if blank == n_pages {
         let why = if pdf.failed_pages > 0 {
             format!(
-                "has no readable text ({} of {n_pages} pages could not be read)",
-                pdf.failed_pages
+                "corrupt PDF: {} of {n_pages} pages could not be read ({}) and the others have \
+                 no text layer",
+                pdf.failed_pages,
+                pdf.first_error.as_deref().unwrap_or("unknown failure")
             )
         } else {
             "has no text layer (a scanned PDF?); run OCR first".to_string()
@@ -613,8 +623,9 @@ fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Resul
     let mut doc = from_text(&file_stem(path), source, reflow_pdf_text(&raw), opt)?;
     if pdf.failed_pages > 0 {
         doc.warnings.push(format!(
-            "{} of {n_pages} PDF pages could not be read; only the others are reviewed",
-            pdf.failed_pages
+            "{} of {n_pages} PDF pages could not be read ({}); only the others are reviewed",
+            pdf.failed_pages,
+            pdf.first_error.as_deref().unwrap_or("unknown failure")
         ));
     }
     let no_text = blank - pdf.failed_pages.min(blank);
@@ -633,19 +644,23 @@ fn extract_pdf(bytes: &[u8]) -> std::result::Result<PdfText, PdfFail> {
     if doc.is_encrypted() && doc.decrypt("").is_err() {
         return Err(PdfFail::Encrypted);
     }
-    let numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let numbers: Vec<(u32, pdf_extract::ObjectId)> = doc.get_pages().into_iter().collect();
     if numbers.is_empty() {
         return Err(PdfFail::Corrupt("it has no pages".to_string()));
     }
     let mut pages = Vec::with_capacity(numbers.len());
     let mut failed = 0;
     let mut first_err = None;
-    for n in numbers {
+    for (n, id) in numbers {
         let mut s = String::new();
-        let r = output_doc_page(&doc, &mut PlainTextOutput::new(&mut s), n);
+        let r = match prepare_page(&mut doc, n, id) {
+            Ok(()) => output_doc_page(&doc, &mut PlainTextOutput::new(&mut s), n)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         if let Err(e) = r {
             failed += 1;
-            first_err.get_or_insert_with(|| e.to_string());
+            first_err.get_or_insert(e);
             s.clear();
         }
         pages.push(s);
@@ -656,7 +671,99 @@ fn extract_pdf(bytes: &[u8]) -> std::result::Result<PdfText, PdfFail> {
     Ok(PdfText {
         pages,
         failed_pages: failed,
+        first_error: first_err,
     })
+}
+
+/// Readies page `n` (object `id`) for the text extractor: a content stream that does not
+/// decompress is an error naming it (the extractor would read its compressed bytes as no text
+/// at all, and the PDF would pass for a scan), and the text-showing operators it skips,
+/// `'` and `"` (next line, then show a string), are rewritten as the `T*` and `Tj` they
+/// stand for (with `"`'s word and character spacing as `Tw` and `Tc`).
+fn prepare_page(
+    doc: &mut pdf_extract::Document,
+    n: u32,
+    id: pdf_extract::ObjectId,
+) -> std::result::Result<(), String> {
+    use pdf_extract::content::{Content, Operation};
+    use pdf_extract::Object;
+    for sid in doc.get_page_contents(id) {
+        let Ok(stream) = doc.get_object(sid).and_then(Object::as_stream) else {
+            continue;
+        };
+        if let Err(e) = check_flate(stream) {
+            return Err(format!(
+                "page {n}: its content stream (object {} {}) cannot be decompressed \
+                 (FlateDecode: {e})",
+                sid.0, sid.1
+            ));
+        }
+    }
+    let content = doc
+        .get_page_content(id)
+        .map_err(|e| format!("page {n}: {e}"))?;
+    if !content.contains(&b'\'') && !content.contains(&b'"') {
+        return Ok(());
+    }
+    let Ok(ops) = Content::decode(&content) else {
+        return Ok(()); // the extractor reports what it cannot parse
+    };
+    if !ops
+        .operations
+        .iter()
+        .any(|o| o.operator == "'" || o.operator == "\"")
+    {
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(ops.operations.len() + 8);
+    for op in ops.operations {
+        match (op.operator.as_str(), op.operands.as_slice()) {
+            ("'", [text]) => {
+                out.push(Operation::new("T*", vec![]));
+                out.push(Operation::new("Tj", vec![text.clone()]));
+            }
+            ("\"", [aw, ac, text]) => {
+                out.push(Operation::new("Tw", vec![aw.clone()]));
+                out.push(Operation::new("Tc", vec![ac.clone()]));
+                out.push(Operation::new("T*", vec![]));
+                out.push(Operation::new("Tj", vec![text.clone()]));
+            }
+            _ => out.push(op),
+        }
+    }
+    let bytes = Content { operations: out }
+        .encode()
+        .map_err(|e| format!("page {n}: {e}"))?;
+    doc.change_page_content(id, bytes)
+        .map_err(|e| format!("page {n}: {e}"))
+}
+
+/// Decompresses a stream whose first filter is FlateDecode, to find out whether it can be:
+/// the PDF library logs a failure and goes on with what it got (often nothing). As the
+/// library does, raw deflate data after the 2-byte header (a bad checksum) passes.
+fn check_flate(stream: &pdf_extract::Stream) -> std::io::Result<()> {
+    let first = stream
+        .filters()
+        .ok()
+        .and_then(|f| f.first().map(|f| f.to_vec()));
+    if first.as_deref() != Some(b"FlateDecode".as_slice()) || stream.content.is_empty() {
+        return Ok(());
+    }
+    let data = &stream.content;
+    let mut sink = std::io::sink();
+    let zlib = std::io::copy(&mut flate2::read::ZlibDecoder::new(&data[..]), &mut sink);
+    match zlib {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let raw = data
+                .get(2..)
+                .map(|d| std::io::copy(&mut flate2::read::DeflateDecoder::new(d), &mut sink));
+            match raw {
+                Some(Ok(_)) => Ok(()),
+                _ => Err(e),
+            }
+        }
+    }
 }
 
 /// Control characters out of a PDF's text (a reader can produce them from odd fonts): line

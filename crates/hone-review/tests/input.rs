@@ -76,24 +76,34 @@ fn has_not_english(doc: &InputDoc) -> bool {
 /// A one-page PDF (Helvetica, WinAnsi) whose page content stream is `content`, with a correct
 /// cross-reference table.
 fn pdf_bytes(content: &str) -> Vec<u8> {
-    let objs = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+    pdf_with_stream("", content.as_bytes())
+}
+
+/// [`pdf_bytes`] with the content stream's bytes as given and `filter` in its dictionary
+/// (e.g. ` /Filter /FlateDecode`).
+fn pdf_with_stream(filter: &str, data: &[u8]) -> Vec<u8> {
+    let objs: [Vec<u8>; 5] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
          /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_string(),
+            .to_vec(),
+        [
+            format!("<< /Length {}{filter} >>\nstream\n", data.len()).as_bytes(),
+            data,
+            b"\nendstream",
+        ]
+        .concat(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
     ];
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objs.iter().enumerate() {
         offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend(o);
+        out.extend(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
@@ -462,6 +472,78 @@ fn pdf_without_text_and_corrupt_pdf_are_errors() {
         "This Agreement is confidential.",
     );
     input_err(&p, &opt, "is not a PDF (no %PDF- header)");
+}
+
+/// `data` as a zlib stream of stored (uncompressed) deflate blocks: valid FlateDecode data
+/// written by hand.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = c.len() as u16;
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(*c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + x as u32) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    out.extend(((b << 16) | a).to_be_bytes());
+    out
+}
+
+/// Text shown with the `'` and `"` operators (move to the next line, then show) is read like
+/// `Tj` after `T*`, in order, compressed or not.
+#[test]
+fn pdf_text_shown_with_quote_operators_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let content =
+        "BT /F1 12 Tf 14 TL 72 720 Td (The Recipient shall keep the information secret.) Tj \
+                   (The obligations survive for five years.) ' \
+                   1 0 (Disclosure to employees is permitted.) \" ET";
+    let want = [
+        "The Recipient shall keep the information secret.",
+        "The obligations survive for five years.",
+        "Disclosure to employees is permitted.",
+    ];
+    let p = write(dir.path(), "quotes.pdf", pdf_bytes(content));
+    let d = read_one(&p);
+    assert_eq!(texts(&d), want, "{:?}", d.text);
+    let p = write(
+        dir.path(),
+        "quotes-flate.pdf",
+        pdf_with_stream(" /Filter /FlateDecode", &zlib_stored(content.as_bytes())),
+    );
+    let d = read_one(&p);
+    assert_eq!(texts(&d), want, "{:?}", d.text);
+    // A page shown only with `'`: not mistaken for a scan.
+    let only = "BT /F1 12 Tf 14 TL 72 720 Td (This Agreement is confidential.) ' ET";
+    let p = write(dir.path(), "only-quote.pdf", pdf_bytes(only));
+    assert_eq!(texts(&read_one(&p)), ["This Agreement is confidential."]);
+}
+
+/// A compressed content stream that does not decompress is reported as a corrupt PDF naming
+/// the page and stream, not as a scan that needs OCR.
+#[test]
+fn a_corrupt_compressed_stream_is_a_corrupt_pdf_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = b"BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET";
+    let mut z = zlib_stored(content);
+    // Break the stored block's length check (NLEN no longer the complement of LEN).
+    z[5] ^= 0xff;
+    let p = write(
+        dir.path(),
+        "broken.pdf",
+        pdf_with_stream(" /Filter /FlateDecode", &z),
+    );
+    let msg = input_err(&p, &ReadOptions::default(), "corrupt PDF");
+    assert!(
+        msg.contains("page 1") && msg.contains("object 4 0") && !msg.contains("OCR"),
+        "{msg}"
+    );
 }
 
 #[test]

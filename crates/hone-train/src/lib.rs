@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod memory;
 pub mod merge;
 pub mod optim;
 pub mod run_folder;

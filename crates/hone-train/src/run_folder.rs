@@ -23,6 +23,7 @@ pub const RUN_FILES: &[&str] = &[
     LOSS_PLOT_FILE,
     SUMMARY_FILE,
     "review.json",
+    "calibration.incomplete",
     "tfidf.safetensors",
     "validation.json",
     "report.json",

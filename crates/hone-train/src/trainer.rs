@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
 use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
+use crate::memory;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::run_folder::{self, CHECKPOINT};
 use crate::{Error, Result};
@@ -284,6 +285,18 @@ pub fn run(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Summary> {
+    run_with_memory(cfg, resume, stop, on_event, memory::available())
+}
+
+/// [`run`] checking its memory estimate ([`crate::memory`]) against `available` bytes
+/// (`None`: unknown, no check) instead of what the machine has now.
+pub fn run_with_memory(
+    cfg: &TrainConfig,
+    resume: bool,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+    available: Option<u64>,
+) -> Result<Summary> {
     let t0 = Instant::now();
     let out = cfg.output.dir.clone();
     let mut prev_epochs = cfg.optim.epochs;
@@ -350,6 +363,38 @@ pub fn run(
         Some(p) => Some(load(p)?),
         None => None,
     };
+    // Before the adapter, the optimizer and the first batch are allocated (and before the
+    // run folder is written): a run that cannot fit is refused with the numbers.
+    let lengths: Vec<usize> = train.seqs.iter().map(|s| s.ids.len()).collect();
+    let batch = memory::BatchShape::of(&lengths, cfg.optim.batch_size);
+    let threads = rayon::current_num_threads();
+    let shape = memory::ModelShape::of(model);
+    if let Some(est) = memory::estimate(
+        &shape,
+        &spec,
+        &batch,
+        cfg.lora.dropout,
+        cfg.train.fast,
+        threads,
+    ) {
+        let settings = memory::Settings {
+            r: spec.r,
+            modules: spec.layers.len() * spec.target_modules.len(),
+            batch_size: cfg.optim.batch_size,
+            max_seq_len: seq_limit,
+            fast: cfg.train.fast,
+        };
+        memory::check(&est, &batch, &settings, available)
+            .map_err(|m| Error::Invalid(format!("{}: {m}", cfg.source.display())))?;
+        on_event(Event::Note(format!(
+            "memory: about {} for training besides the base model's {}{}",
+            memory::human(est.total()),
+            memory::human(est.base),
+            available
+                .map(|a| format!(" ({} available)", memory::human(a)))
+                .unwrap_or_default()
+        )));
+    }
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     if !resume {
         cfg.write_echo(&out)?;

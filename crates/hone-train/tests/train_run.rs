@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hone_model::chat_template::ChatTemplate;
 use hone_model::peft::load_adapter;
 use hone_model::tokenizer::Tokenizer;
-use hone_train::trainer::{run, Event};
+use hone_train::trainer::{run, run_with_memory, Event};
 use hone_train::TrainConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -536,4 +536,64 @@ fn a_run_initialised_from_an_adapter_starts_at_that_adapters_loss() {
     assert!(e.contains("`lora.target_modules`"), "{e}");
     let e = bad("lora.alpha=4");
     assert!(e.contains("`lora.alpha`"), "{e}");
+}
+
+/// A run whose estimated memory (activations of a huge batch of long sequences here) exceeds
+/// what is available is refused before it allocates or writes anything, naming the settings;
+/// the same data with a small batch fits the same memory and trains.
+#[test]
+fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let d = tmp.path().join("mem");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = config(&d, &base, "");
+    // 64 examples of about 200 tokens each.
+    let long = "The Receiving Party shall keep every item confidential. ".repeat(18);
+    let mut s = String::new();
+    for i in 0..64 {
+        s.push_str(
+            &serde_json::json!({"instruction": format!("Classify {i}."), "input": long, "output": "term"})
+                .to_string(),
+        );
+        s.push('\n');
+    }
+    std::fs::write(d.join("train.jsonl"), s).unwrap();
+    let available = Some(64 * 1024 * 1024);
+    let never = AtomicBool::new(false);
+    let big = TrainConfig::load(
+        &p,
+        &[
+            "optim.batch_size=64".to_string(),
+            "optim.epochs=1".to_string(),
+        ],
+    )
+    .unwrap();
+    let e = run_with_memory(&big, false, &never, &mut |_| {}, available)
+        .expect_err("refused")
+        .to_string();
+    for want in [
+        "run.toml",
+        "not enough memory",
+        "64.0 MiB is available",
+        "optim.batch_size = 64",
+        "optim.max_seq_len = 256",
+        "lora.r = 4",
+    ] {
+        assert!(e.contains(want), "`{want}` in: {e}");
+    }
+    assert!(!d.join("out").exists(), "nothing written");
+
+    let small = TrainConfig::load(
+        &p,
+        &[
+            "optim.batch_size=2".to_string(),
+            "optim.epochs=1".to_string(),
+        ],
+    )
+    .unwrap();
+    let s = run_with_memory(&small, false, &never, &mut |_| {}, available).unwrap();
+    assert_eq!(s.steps, 32);
 }

@@ -36,7 +36,10 @@ pub enum DataCmd {
         file: PathBuf,
         #[command(flatten)]
         input: InputArgs,
-        /// Flag examples longer than this many tokens (chat template applied).
+        /// Flag examples longer than this many tokens (chat template applied). A text too
+        /// long to fit by its length alone is flagged without tokenizing it, and a line too
+        /// long to fit is skipped without being read into memory (JSONL lines are otherwise
+        /// limited to 64 MiB).
         #[arg(long)]
         max_seq_len: Option<usize>,
         #[command(flatten)]

@@ -1,4 +1,4 @@
-//! `hone model fetch|list`.
+//! `hone model fetch|list|verify`.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -13,6 +13,12 @@ pub enum ModelCmd {
     },
     /// List cached models.
     List,
+    /// Hash cached known models in full against their pinned SHA-256 (loading a model checks
+    /// it only when its file's size or times changed since it was last verified).
+    Verify {
+        /// Model name (default: every cached known model).
+        name: Option<String>,
+    },
 }
 
 pub fn run(cmd: ModelCmd) -> Result<()> {
@@ -42,6 +48,55 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 );
             }
         }
+        ModelCmd::Verify { name } => {
+            let models: Vec<&fetch::KnownModel> = match &name {
+                Some(n) => vec![fetch::known_model(n).ok_or_else(|| {
+                    anyhow::anyhow!("unknown model `{n}` (known: {})", known_names())
+                })?],
+                None => fetch::KNOWN_MODELS.iter().collect(),
+            };
+            let mut bad = Vec::new();
+            let mut seen = 0;
+            for m in models {
+                let path = m.cached_path();
+                if !path.is_file() {
+                    if name.is_some() {
+                        anyhow::bail!(
+                            "{} is not cached ({}); run `hone model fetch {}`",
+                            m.name,
+                            path.display(),
+                            m.name
+                        );
+                    }
+                    continue;
+                }
+                seen += 1;
+                match hone_model::verify::verify_full(m, &path) {
+                    Ok(()) => println!("{:<10} verified  {}", m.name, path.display()),
+                    Err(e) => {
+                        println!("{:<10} CORRUPT   {}", m.name, path.display());
+                        bad.push(e.to_string());
+                    }
+                }
+            }
+            if seen == 0 {
+                println!(
+                    "no known models in {} (try `hone model fetch smollm2`)",
+                    fetch::hone_home().join("models").display()
+                );
+            }
+            if !bad.is_empty() {
+                anyhow::bail!("{}", bad.join("\n"));
+            }
+        }
     }
     Ok(())
+}
+
+fn known_names() -> String {
+    fetch::KNOWN_MODELS
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
