@@ -12,8 +12,9 @@
 //!   server-sent events included, is never cut.
 //!
 //! At most `max_connections` are open at once; one more is answered 503 (`Retry-After`) and
-//! closed. On shutdown the listener closes, every connection finishes the request it is
-//! answering and closes, and whatever is still open after `shutdown_deadline` is dropped.
+//! closed. On shutdown the listener closes, connections with no request in flight close at
+//! once, every other one finishes the request it is answering and closes, and whatever is still
+//! open after `shutdown_deadline` is dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -324,6 +325,7 @@ async fn connection(
         idle_timeout: limits.idle_timeout,
         timer: Box::pin(tokio::time::sleep(limits.header_timeout)),
     });
+    let shutdown_tracker = tracker.clone();
     let router = TowerToHyperService::new(app);
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         tracker.set(Phase::Busy);
@@ -347,6 +349,11 @@ async fn connection(
             return;
         }
         _ = stop.wait_for(|s| *s) => {}
+    }
+    // A connection waiting for a request (idle, or part of a head) has nothing in flight:
+    // closed at once. One busy with a request finishes its answer, then closes.
+    if !matches!(shutdown_tracker.lock().phase, Phase::Busy) {
+        return;
     }
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {

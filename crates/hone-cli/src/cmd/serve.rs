@@ -83,8 +83,8 @@ pub struct ServeArgs {
     /// Connections open at once at most; one more is answered 503 and closed.
     #[arg(long, default_value_t = ConnLimits::default().max_connections, value_name = "N")]
     pub max_connections: usize,
-    /// On Ctrl-C / SIGTERM, seconds requests in flight may take to finish; then their
-    /// connections are dropped and the server exits.
+    /// On Ctrl-C / SIGTERM, seconds requests in flight may take to finish (connections with
+    /// none close at once); then their connections are dropped and the server exits.
     #[arg(long, default_value_t = ConnLimits::default().shutdown_deadline.as_secs_f64(), value_name = "SECS")]
     pub shutdown_deadline: f64,
     /// Sequences decoded together at most.
