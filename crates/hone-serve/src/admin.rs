@@ -1,6 +1,6 @@
 //! The admin API: the registry and deployments over HTTP, the same operations as `hone
 //! registry` and `hone deploy` (which use it with `--server URL`). Every endpoint needs the
-//! admin key (`Authorization: Bearer KEY`); a server started without one refuses them all.
+//! admin key (`Authorization: Bearer KEY`); a server started without one refuses them all (403).
 //!
 //! - `GET /admin/versions[?name=N]`, `POST /admin/versions` (`{"name", "path", "notes"}`, the
 //!   path under the adapter folders), `GET|DELETE /admin/versions/{name}/{n}`
@@ -30,9 +30,10 @@ use hone_ops::policy::Policy;
 use hone_ops::{registry, VersionRef};
 use serde_json::{json, Value};
 
+use crate::auth::check_admin;
 use crate::deployments::Deployments;
 use crate::error::{Result, ServeError};
-use crate::server::{bearer, body_bytes, done, resolve_under_roots, ApiError, AppState};
+use crate::server::{body_bytes, done, resolve_under_roots, ApiError, AppState};
 
 type Shared = Arc<AppState>;
 
@@ -51,25 +52,10 @@ pub fn routes() -> Router<Shared> {
         .route("/admin/review/items/:id", axum::routing::post(mark_review))
 }
 
-/// The admin key must be configured and sent.
+/// The admin key must be configured and sent: without one configured the admin API is off
+/// (403), never open, and the API key does not stand in for it.
 fn authorize(st: &AppState, headers: &HeaderMap) -> Result<Arc<Deployments>> {
-    // The admin key, else the API key (as for adapter loading); with neither, the admin API
-    // is off rather than open.
-    let Some(key) = st
-        .config
-        .admin_key
-        .as_deref()
-        .or(st.config.api_key.as_deref())
-    else {
-        return Err(ServeError::Unauthorized(
-            "the admin API is off: start hone serve with --admin-key-env VAR".into(),
-        ));
-    };
-    if bearer(headers) != Some(key) {
-        return Err(ServeError::Unauthorized(
-            "a valid admin key is required (Authorization: Bearer KEY)".into(),
-        ));
-    }
+    check_admin(headers, st.config.admin_key.as_deref(), "the admin API")?;
     st.deployments.clone().ok_or_else(|| {
         ServeError::NotFound("this server has no registry store (hone serve --store)".into())
     })

@@ -19,6 +19,12 @@ pub enum ServeError {
     /// Missing or wrong API key (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// Refused whatever the key: the admin key needed is not configured (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A client too slow to send its request (408).
+    #[error("{0}")]
+    Timeout(String),
     /// The server is at capacity (429).
     #[error("{0}")]
     Overloaded(String),
@@ -33,6 +39,8 @@ pub enum ServeError {
     Conflict(String),
     #[error(transparent)]
     Model(#[from] hone_model::Error),
+    /// An adapter folder that does not load (400 on `path`); `path` is as the client or the
+    /// command line gave it, never resolved to an absolute server path.
     #[error("{path}: {msg}")]
     Adapter { path: String, msg: String },
     #[error("{0}")]

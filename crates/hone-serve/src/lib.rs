@@ -8,7 +8,9 @@
 //! version, the rollback policy) have their admin endpoints in `admin`.
 
 pub mod admin;
+pub mod auth;
 pub mod bench;
+pub mod conn;
 pub mod constrain;
 pub mod deployments;
 pub mod error;

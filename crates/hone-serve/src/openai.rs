@@ -377,6 +377,13 @@ pub fn error_body(err: &ServeError) -> Value {
             json!("model_not_found"),
         ),
         ServeError::Unauthorized(_) => ("invalid_request_error", None, json!("invalid_api_key")),
+        ServeError::Forbidden(_) => ("invalid_request_error", None, json!("forbidden")),
+        ServeError::Timeout(_) => ("invalid_request_error", None, json!("request_timeout")),
+        ServeError::Adapter { .. } => (
+            "invalid_request_error",
+            Some("path".to_string()),
+            Value::Null,
+        ),
         ServeError::Overloaded(_) | ServeError::Unavailable(_) => {
             ("server_error", None, json!("overloaded"))
         }

@@ -3,7 +3,9 @@
 //! `POST /v1/chat/completions`, `POST /v1/completions` (both streaming with server-sent events
 //! ending in `[DONE]`), `GET /v1/models`, `POST /v1/adapters` and `DELETE /v1/adapters/{name}`
 //! (admin key; folders under the configured adapter roots only), `GET /health`,
-//! `GET /metrics`. A client that goes away cancels its request in the engine at once.
+//! `GET /metrics` (the metrics key when one is set). A client that goes away cancels its request
+//! in the engine at once. Connections and their timeouts are `conn`'s; the body of every request
+//! is read here, within `max_body_bytes` and `body_timeout`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -15,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -32,6 +35,8 @@ use hone_ops::live::Outcome;
 use hone_ops::request_log::LogRecord;
 use hone_ops::{Store, VersionRef};
 
+use crate::auth::{check_admin, check_key};
+use crate::conn::ConnLimits;
 use crate::constrain::ConstraintFactory;
 use crate::deployments::{Deployments, Picked};
 use crate::engine::{Engine, EngineConfig, Event, GenParams, TokenLogprob};
@@ -47,12 +52,19 @@ pub struct ServerConfig {
     pub model_name: String,
     /// Required as `Authorization: Bearer KEY` on `/v1/*` when set.
     pub api_key: Option<String>,
-    /// Required for adapter loading and unloading; defaults to the API key. With neither set,
-    /// those endpoints are open (bind to loopback).
+    /// Required for loading, replacing and unloading adapters and for the admin API; without
+    /// one those endpoints answer 403 (the API key never opens them).
     pub admin_key: Option<String>,
-    /// Folders `POST /v1/adapters` may load from (paths are relative to one of them).
+    /// Required on `/metrics` when set (else `/metrics` is open, like `/health`).
+    pub metrics_key: Option<String>,
+    /// Folders `POST /v1/adapters` and `POST /admin/versions` may load from (paths are relative
+    /// to one of them); exactly these, nothing else.
     pub adapter_roots: Vec<PathBuf>,
+    /// Adapters loaded at once at most (startup ones included); beyond, 409.
+    pub max_adapters: usize,
     pub max_body_bytes: usize,
+    /// Timeouts and the connection cap.
+    pub conn: ConnLimits,
     pub limits: Limits,
     pub engine: EngineConfig,
     /// Log every generation request to the store (needs one).
@@ -65,8 +77,11 @@ impl Default for ServerConfig {
             model_name: "base".into(),
             api_key: None,
             admin_key: None,
+            metrics_key: None,
             adapter_roots: Vec::new(),
+            max_adapters: 64,
             max_body_bytes: 1 << 20,
+            conn: ConnLimits::default(),
             limits: Limits {
                 max_tokens_cap: 4096,
                 default_max_tokens: 512,
@@ -187,8 +202,16 @@ impl AppState {
         }))
     }
 
-    /// Loads an adapter folder under `name` (startup and `POST /v1/adapters`).
+    /// Loads an adapter folder under a new `name` (startup, `hone serve --adapter`).
     pub fn load_adapter(&self, name: &str, dir: &Path) -> Result<()> {
+        self.add_adapter(name, dir, false, &dir.display().to_string())
+            .map(|_| ())
+    }
+
+    /// Loads `dir` under `name`; a name already loaded is replaced only when `replace`, and a
+    /// new name only while fewer than `max_adapters` are loaded. Errors name the folder as
+    /// `shown` (what the client sent), never as the server's path. True when it replaced one.
+    pub fn add_adapter(&self, name: &str, dir: &Path, replace: bool, shown: &str) -> Result<bool> {
         check_name(name)?;
         if name == self.config.model_name {
             return Err(ServeError::bad(
@@ -196,18 +219,19 @@ impl AppState {
                 "an adapter cannot take the base model's name",
             ));
         }
+        // checked before the (slow) load too, so a refused request costs nothing
+        self.check_room(&*self.adapters_read()?, name, replace)?;
+        let full = dir.display().to_string();
+        let hide = |e: String| ServeError::Adapter {
+            path: shown.to_string(),
+            msg: e.replace(&full, shown),
+        };
         let loaded = hone_model::load_adapter(dir)
-            .map_err(|e| ServeError::Adapter {
-                path: dir.display().to_string(),
-                msg: e.to_string(),
-            })
+            .map_err(|e| hide(e.to_string()))
             .and_then(|a| {
                 self.model
                     .check_adapter(&a)
-                    .map_err(|e| ServeError::Adapter {
-                        path: dir.display().to_string(),
-                        msg: e.to_string(),
-                    })?;
+                    .map_err(|e| hide(e.to_string()))?;
                 Ok(a)
             });
         self.metrics.adapter_load(loaded.is_ok());
@@ -216,7 +240,8 @@ impl AppState {
             .adapters
             .write()
             .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?;
-        map.insert(
+        self.check_room(&map, name, replace)?;
+        let old = map.insert(
             name.to_string(),
             AdapterEntry {
                 adapter: Arc::new(a),
@@ -225,6 +250,39 @@ impl AppState {
             },
         );
         self.metrics.set_adapters_loaded(map.len());
+        Ok(old.is_some())
+    }
+
+    fn adapters_read(
+        &self,
+    ) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<String, AdapterEntry>>> {
+        self.adapters
+            .read()
+            .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))
+    }
+
+    /// Whether `name` may be loaded into `map`: a loaded name only with `replace`, a new one
+    /// only below the cap.
+    fn check_room(
+        &self,
+        map: &BTreeMap<String, AdapterEntry>,
+        name: &str,
+        replace: bool,
+    ) -> Result<()> {
+        if map.contains_key(name) {
+            if replace {
+                return Ok(());
+            }
+            return Err(ServeError::Conflict(format!(
+                "an adapter named `{name}` is loaded: send \"replace\": true to replace it, or DELETE /v1/adapters/{name} first"
+            )));
+        }
+        let max = self.config.max_adapters;
+        if map.len() >= max {
+            return Err(ServeError::Conflict(format!(
+                "{max} adapters are loaded, this server's maximum (--max-adapters): unload one first"
+            )));
+        }
         Ok(())
     }
 
@@ -378,9 +436,12 @@ pub fn resolve_under_roots(roots: &[PathBuf], rel: &str) -> Result<PathBuf> {
             return Ok(full);
         }
     }
-    Err(ServeError::NotFound(format!(
-        "no adapter folder `{rel}` under the configured adapter folders"
-    )))
+    // One answer for a folder that is missing, a file, or a link out of the roots: which one
+    // it was would tell a client what exists on the server.
+    Err(ServeError::bad(
+        "path",
+        format!("`{rel}` is not an adapter folder under this server's adapter folders"),
+    ))
 }
 
 /// An error as an OpenAI-shaped response.
@@ -399,6 +460,8 @@ pub fn status_of(e: &ServeError) -> StatusCode {
         ServeError::Conflict(_) => StatusCode::CONFLICT,
         ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ServeError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ServeError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
         ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServeError::Adapter { .. } => StatusCode::BAD_REQUEST,
@@ -437,25 +500,60 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ))
         .with_state(state)
 }
 
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
+/// Reads every request's body before its handler runs: a declared `Content-Length` over the
+/// limit is 413 at once (the body is not waited for), a body not all there within
+/// `body_timeout` is 408, one growing past the limit 413. Handlers get the body whole.
+async fn read_body(State(st): State<Shared>, req: axum::extract::Request, next: Next) -> Response {
+    use http_body_util::BodyExt;
+    let limit = st.config.max_body_bytes;
+    let too_large = || {
+        ApiError(ServeError::TooLarge(format!(
+            "the body is larger than this server's limit of {limit} bytes"
+        )))
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-fn check_key(headers: &HeaderMap, key: Option<&str>) -> Result<()> {
-    match key {
-        None => Ok(()),
-        Some(k) if bearer(headers) == Some(k) => Ok(()),
-        Some(_) => Err(ServeError::Unauthorized(
-            "a valid API key is required (Authorization: Bearer KEY)".into(),
-        )),
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
     }
+    let (parts, body) = req.into_parts();
+    let timeout = st.config.conn.body_timeout;
+    let read =
+        tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
+            return ApiError(ServeError::BadRequest {
+                param: None,
+                message: format!("cannot read the body: {e}"),
+            })
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError(ServeError::Timeout(format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            )))
+            .into_response()
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Reads the body, mapping axum's rejections (too large, unreadable) to OpenAI errors.
@@ -1045,13 +1143,6 @@ async fn models(State(st): State<Shared>, headers: HeaderMap) -> Response {
     done(&st, "models", started, resp)
 }
 
-fn admin_key(st: &AppState) -> Option<&str> {
-    st.config
-        .admin_key
-        .as_deref()
-        .or(st.config.api_key.as_deref())
-}
-
 async fn load_adapter(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -1060,7 +1151,7 @@ async fn load_adapter(
     let started = Instant::now();
     let st2 = st.clone();
     let resp = async move {
-        check_key(&headers, admin_key(&st2))?;
+        check_admin(&headers, st2.config.admin_key.as_deref(), "adapter loading")?;
         let bytes = body_bytes(body, st2.config.max_body_bytes)?;
         let m = openai::parse_body(&bytes)?;
         let name = m
@@ -1073,16 +1164,26 @@ async fn load_adapter(
             .and_then(Value::as_str)
             .ok_or_else(|| ServeError::bad("path", "`path` is required"))?
             .to_string();
+        let replace = match m.get("replace") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ServeError::bad("replace", "`replace` is true or false")),
+        };
         check_name(&name)?;
         let dir = resolve_under_roots(&st2.config.adapter_roots, &rel)?;
         let st3 = st2.clone();
         let name2 = name.clone();
-        tokio::task::spawn_blocking(move || st3.load_adapter(&name2, &dir))
-            .await
-            .map_err(|e| ServeError::Internal(e.to_string()))??;
+        let replaced =
+            tokio::task::spawn_blocking(move || st3.add_adapter(&name2, &dir, replace, &rel))
+                .await
+                .map_err(|e| ServeError::Internal(e.to_string()))??;
         Ok::<_, ServeError>(
             (
-                StatusCode::CREATED,
+                if replaced {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                },
                 Json(json!({"id": name, "object": "model", "parent": st2.config.model_name})),
             )
                 .into_response(),
@@ -1100,7 +1201,11 @@ async fn unload_adapter(
 ) -> Response {
     let started = Instant::now();
     let resp = (|| -> Result<Response> {
-        check_key(&headers, admin_key(&st))?;
+        check_admin(
+            &headers,
+            st.config.admin_key.as_deref(),
+            "adapter unloading",
+        )?;
         st.unload_adapter(&name)?;
         Ok(Json(json!({"id": name, "object": "model", "deleted": true})).into_response())
     })()
@@ -1116,7 +1221,10 @@ async fn health(State(st): State<Shared>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<Shared>) -> Response {
+async fn metrics(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_key(&headers, st.config.metrics_key.as_deref()) {
+        return ApiError(e).into_response();
+    }
     if let Some(d) = &st.deployments {
         // the drift p-values are computed when they are asked for, not per request
         let d = d.clone();
@@ -1150,7 +1258,8 @@ async fn watch_deployments(d: Arc<Deployments>) {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests and stops the engine.
+/// Serves until `shutdown` resolves, then drains in-flight requests (for at most
+/// `config.conn.shutdown_deadline`, then their connections are dropped) and stops the engine.
 pub async fn serve(
     state: Shared,
     listener: tokio::net::TcpListener,
@@ -1160,9 +1269,7 @@ pub async fn serve(
     if let Some(d) = state.deployments.clone() {
         tokio::spawn(watch_deployments(d));
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::conn::serve_connections(listener, app, state.config.conn.clone(), shutdown).await?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         st.engine.shutdown();

@@ -329,10 +329,9 @@ fn errors_come_in_openai_shape_with_the_field_named() {
         assert_eq!(code, 400, "{bad}: {v}");
         assert_eq!(v["error"]["param"], "path");
     }
-    assert_eq!(
-        load(json!({"name": "nda", "path": "missing"}), Some("admin")).0,
-        404
-    );
+    let (code, v) = load(json!({"name": "nda", "path": "missing"}), Some("admin"));
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["error"]["param"], "path");
     assert_eq!(
         load(json!({"name": "../x", "path": "nda-v2"}), Some("admin")).0,
         400

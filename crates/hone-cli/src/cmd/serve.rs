@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hone_model::{LoadOptions, LoadedModel};
+use hone_serve::conn::ConnLimits;
 use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
 use hone_serve::request_log::RequestLogConfig;
@@ -42,13 +43,17 @@ pub struct ServeArgs {
     /// The name clients use for the base model (default: the --model value's file stem).
     #[arg(long)]
     pub served_model_name: Option<String>,
-    /// A LoRA adapter to serve by name: NAME=DIR (repeatable).
+    /// A LoRA adapter to serve by name: NAME=DIR (repeatable). Its folder does not become one
+    /// clients may load from.
     #[arg(long = "adapter", value_name = "NAME=DIR")]
     pub adapters: Vec<String>,
-    /// A folder `POST /v1/adapters` may load adapters from (repeatable; the folders of
-    /// --adapter are allowed too).
+    /// A folder `POST /v1/adapters` and `POST /admin/versions` may load adapters from
+    /// (repeatable); these folders and no others.
     #[arg(long = "adapter-dir", value_name = "DIR")]
     pub adapter_dirs: Vec<std::path::PathBuf>,
+    /// Adapters loaded at once at most (--adapter ones included); loading one more is 409.
+    #[arg(long, default_value_t = ServerConfig::default().max_adapters, value_name = "N")]
+    pub max_adapters: usize,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 8080)]
@@ -56,10 +61,32 @@ pub struct ServeArgs {
     /// The environment variable holding the API key clients must send (Bearer).
     #[arg(long)]
     pub api_key_env: Option<String>,
-    /// The environment variable holding the admin key for loading and unloading adapters
-    /// (default: the API key).
+    /// The environment variable holding the admin key: loading, replacing and unloading
+    /// adapters and the admin API need it; without it they are refused (403). Separate from the
+    /// API key, which never opens them.
     #[arg(long)]
     pub admin_key_env: Option<String>,
+    /// The environment variable holding a key `/metrics` requires (Bearer); without it
+    /// `/metrics` is open, as `/health` always is.
+    #[arg(long)]
+    pub metrics_key_env: Option<String>,
+    /// Seconds a client may take to send a request head (from connecting, or from its first
+    /// byte); then 408 and the connection is closed.
+    #[arg(long, default_value_t = ConnLimits::default().header_timeout.as_secs_f64(), value_name = "SECS")]
+    pub header_timeout: f64,
+    /// Seconds a client may take to send a request body after its head; then 408.
+    #[arg(long, default_value_t = ConnLimits::default().body_timeout.as_secs_f64(), value_name = "SECS")]
+    pub body_timeout: f64,
+    /// Seconds a kept-alive connection may wait for its next request; then it is closed.
+    #[arg(long, default_value_t = ConnLimits::default().idle_timeout.as_secs_f64(), value_name = "SECS")]
+    pub idle_timeout: f64,
+    /// Connections open at once at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = ConnLimits::default().max_connections, value_name = "N")]
+    pub max_connections: usize,
+    /// On Ctrl-C / SIGTERM, seconds requests in flight may take to finish (connections with
+    /// none close at once); then their connections are dropped and the server exits.
+    #[arg(long, default_value_t = ConnLimits::default().shutdown_deadline.as_secs_f64(), value_name = "SECS")]
+    pub shutdown_deadline: f64,
     /// Sequences decoded together at most.
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
@@ -150,6 +177,15 @@ fn env_key(var: &Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// A duration flag: seconds above 0.
+fn secs(flag: &str, s: f64) -> Result<std::time::Duration> {
+    anyhow::ensure!(
+        s.is_finite() && s > 0.0 && s < 1e9,
+        "{flag} {s}: a number of seconds above 0"
+    );
+    Ok(std::time::Duration::from_secs_f64(s))
+}
+
 /// The request log's settings from the flags (`None` without `--request-log`).
 fn request_log_config(a: &ServeArgs) -> Result<Option<RequestLogConfig>> {
     if !a.request_log {
@@ -205,22 +241,27 @@ pub fn run(a: ServeArgs) -> Result<()> {
             model.clone()
         }
     });
-    let mut roots = a.adapter_dirs.clone();
-    for (_, d) in &adapters {
-        if let Some(parent) = d.parent() {
-            roots.push(if parent.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent.to_path_buf()
-            });
-        }
-    }
+    anyhow::ensure!(a.max_adapters > 0, "--max-adapters must be at least 1");
+    anyhow::ensure!(
+        a.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
     let config = ServerConfig {
         model_name: name.clone(),
         api_key: env_key(&a.api_key_env)?,
         admin_key: env_key(&a.admin_key_env)?,
-        adapter_roots: roots,
+        metrics_key: env_key(&a.metrics_key_env)?,
+        // exactly the --adapter-dir folders: an --adapter's folder (or its parent) is not one
+        adapter_roots: a.adapter_dirs.clone(),
+        max_adapters: a.max_adapters,
         max_body_bytes: a.max_body_bytes,
+        conn: ConnLimits {
+            header_timeout: secs("--header-timeout", a.header_timeout)?,
+            body_timeout: secs("--body-timeout", a.body_timeout)?,
+            idle_timeout: secs("--idle-timeout", a.idle_timeout)?,
+            max_connections: a.max_connections,
+            shutdown_deadline: secs("--shutdown-deadline", a.shutdown_deadline)?,
+        },
         limits: Limits {
             max_tokens_cap: a.max_tokens_cap,
             default_max_tokens: a.default_max_tokens.min(a.max_tokens_cap),
@@ -280,7 +321,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let shutdown = async {
+        let deadline = a.shutdown_deadline;
+        let shutdown = async move {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
             {
@@ -296,7 +338,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             {
                 let _ = ctrl_c.await;
             }
-            eprintln!("hone serve: shutting down, finishing requests in flight");
+            eprintln!(
+                "hone serve: shutting down, finishing requests in flight (at most {} s)",
+                deadline
+            );
         };
         serve(state, listener, shutdown).await?;
         Ok(())
