@@ -118,12 +118,33 @@ impl GgufFile {
         let size = file
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::io(path, e))?;
-        // A truncated file is reported up front, naming the first tensor that does not fit.
+        // Every tensor's size is computed without overflow and must be whole blocks of its
+        // type; a truncated file is reported up front, naming the first tensor that does not
+        // fit. Later reads rely on this (`tensor_bytes` is plain arithmetic).
         for (name, info) in &content.tensor_infos {
-            let end = content.tensor_data_offset + info.offset + tensor_bytes(info) as u64;
-            if end > size {
+            let dims = info.shape.dims();
+            let bad =
+                |why: String| gerr(format!("tensor `{name}` with dimensions {dims:?}: {why}"));
+            let n = dims
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+                .ok_or_else(|| bad("the element count overflows".into()))?;
+            let block = info.ggml_dtype.block_size() as u64;
+            if n % block != 0 {
+                return Err(bad(format!(
+                    "{n} elements are not whole blocks of {block} ({:?})",
+                    info.ggml_dtype
+                )));
+            }
+            let fits = (n / block)
+                .checked_mul(info.ggml_dtype.type_size() as u64)
+                .and_then(|bytes| bytes.checked_add(info.offset))
+                .and_then(|e| e.checked_add(content.tensor_data_offset))
+                .is_some_and(|end| end <= size);
+            if !fits {
                 return Err(gerr(format!(
-                    "file is truncated: tensor `{name}` ends at byte {end} but the file has {size} bytes"
+                    "file is truncated: tensor `{name}` (offset {}) ends past the file's {size} bytes",
+                    info.offset
                 )));
             }
         }
@@ -272,7 +293,14 @@ impl GgufFile {
         let mode = opts.weights;
         // llama.cpp permutes q/k rows for llama and mistral, not for qwen2 (NeoX rope).
         let permuted = matches!(arch, ModelType::Llama | ModelType::Mistral);
-        let embed_rows = self.info("token_embd.weight")?.shape.dims()[0];
+        let embed_rows = match self.info("token_embd.weight")?.shape.dims() {
+            &[rows, _] => rows,
+            other => {
+                return Err(self.err(format!(
+                    "tensor `token_embd.weight` has shape {other:?}, expected [vocab, {hidden}]"
+                )))
+            }
+        };
         cfg.vocab_size = embed_rows;
         let embed = self.matrix("token_embd.weight", embed_rows, hidden, mode, None)?;
         let tied = !self.has("output.weight");

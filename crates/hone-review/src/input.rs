@@ -953,6 +953,19 @@ fn from_json_doc(
                     ),
                 ));
             }
+            // Evidence is given by span number and windows are cut at span boundaries, so
+            // the spans must tile the text in order (ContractNLI's do).
+            if let Some(k) = (1..spans.len()).find(|&k| spans[k][0] < spans[k - 1][1]) {
+                let ([a, b], [s, e]) = (spans[k - 1], spans[k]);
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "document {id}: span {k} [{s}, {e}) starts before span {} [{a}, {b}) \
+                         ends; spans must be in order and must not overlap",
+                        k - 1
+                    ),
+                ));
+            }
             spans
         }
     };

@@ -398,6 +398,17 @@ fn json_in_another_shape_is_an_error_naming_the_problem() {
         &opt,
         "document 4: span 0 [0, 99) is outside the text (11 characters)",
     );
+    // Found by the contractnli fuzz target: overlapping spans were reviewed as given.
+    let p = write(
+        dir.path(),
+        "overlap.json",
+        r#"{"documents": [{"id": 5, "text": "One two. Three four.", "spans": [[0, 8], [6, 20]]}]}"#,
+    );
+    input_err(
+        &p,
+        &opt,
+        "document 5: span 1 [6, 20) starts before span 0 [0, 8) ends; spans must be in order",
+    );
     let p = write(
         dir.path(),
         "spans.jsonl",
