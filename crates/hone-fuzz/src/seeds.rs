@@ -141,6 +141,11 @@ pub fn pdf(content: &str) -> Vec<u8> {
 /// K/V head, F32 weights, a 12-token byte-level BPE vocabulary with two merges, and a chat
 /// template.
 pub fn tiny_gguf() -> Vec<u8> {
+    tiny_gguf_with_context(64)
+}
+
+/// [`tiny_gguf`] claiming a context of `ctx` positions.
+pub fn tiny_gguf_with_context(ctx: u32) -> Vec<u8> {
     const HIDDEN: usize = 8;
     const HEADS: usize = 2;
     const KV: usize = 1;
@@ -202,7 +207,7 @@ pub fn tiny_gguf() -> Vec<u8> {
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("llama.rope.freq_base", Value::F32(10000.0)),
         ("llama.rope.dimension_count", Value::U32(hd as u32)),
-        ("llama.context_length", Value::U32(64)),
+        ("llama.context_length", Value::U32(ctx)),
         ("llama.vocab_size", Value::U32(vocab as u32)),
         ("tokenizer.ggml.model", s("gpt2")),
         ("tokenizer.ggml.pre", s("smollm")),

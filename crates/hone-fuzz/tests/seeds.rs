@@ -19,6 +19,21 @@ fn the_gguf_seed_loads_as_a_model_with_tokenizer_and_template() {
 }
 
 #[test]
+fn a_huge_claimed_context_tabulates_only_the_first_positions() {
+    // Found by the gguf fuzz target: context_length 2^30 built a rotary table of 2^30
+    // positions (minutes, gigabytes) at load.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("long.gguf");
+    std::fs::write(&p, hone_fuzz::seeds::tiny_gguf_with_context(1 << 30)).unwrap();
+    let m = LoadedModel::load_gguf(&p, &LoadOptions::default()).unwrap();
+    assert_eq!(m.model.config.max_position_embeddings, 1 << 30);
+    assert_eq!(
+        m.model.rope().max_pos(),
+        hone_model::llama::ROPE_TABLE_POSITIONS
+    );
+}
+
+#[test]
 fn the_pdf_seeds_give_their_text_including_the_quote_operator() {
     let dir = tempfile::tempdir().unwrap();
     let seeds = hone_fuzz::seeds::seeds("pdf");

@@ -22,6 +22,9 @@ use crate::{Error, Result};
 /// The norm of the graph, also used by hone-train's backward pass.
 pub use crate::kernels::rms_norm_into;
 
+/// Positions whose rotary angles are tabulated at load (16 MB at head size 128).
+pub const ROPE_TABLE_POSITIONS: usize = 32_768;
+
 /// Token embedding table, quantized (GGUF) or dense.
 pub enum Embedding {
     Quant(Arc<QMatrix>),
@@ -231,7 +234,13 @@ impl Llama {
                 return Err(shape_err(format!("layer {i} norm size")));
             }
         }
-        let rope = Rope::new(&config)?;
+        // Tables for the first positions only: a file may claim any context length (1M is
+        // real, 2^30 came from the fuzzer and took minutes), and later positions are computed
+        // on the fly.
+        let rope = Rope::with_max_pos(
+            &config,
+            config.max_position_embeddings.min(ROPE_TABLE_POSITIONS),
+        )?;
         Ok(Self {
             eps: config.rms_norm_eps as f32,
             hidden,

@@ -687,6 +687,29 @@ fn prepare_page(
 ) -> std::result::Result<(), String> {
     use pdf_extract::content::{Content, Operation};
     use pdf_extract::Object;
+    // The extractor finds inherited attributes (Resources, MediaBox) by following /Parent
+    // without remembering where it has been: a loop there hung it (found by fuzzing).
+    let mut seen = std::collections::HashSet::new();
+    let mut at = id;
+    let looped = loop {
+        if !seen.insert(at) {
+            break true;
+        }
+        match doc
+            .get_dictionary(at)
+            .and_then(|d| d.get(b"Parent"))
+            .and_then(Object::as_reference)
+        {
+            Ok(parent) => at = parent,
+            Err(_) => break false,
+        }
+    };
+    if looped {
+        return Err(format!(
+            "page {n}: its page tree loops (object {} {} is its own ancestor)",
+            at.0, at.1
+        ));
+    }
     for sid in doc.get_page_contents(id) {
         let Ok(stream) = doc.get_object(sid).and_then(Object::as_stream) else {
             continue;

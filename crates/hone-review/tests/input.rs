@@ -582,3 +582,21 @@ fn pdf_lines_that_wrap_a_sentence_are_rejoined() {
          AGREEMENT\n(a) first item;\n(b) second item."
     );
 }
+
+#[test]
+fn a_page_that_is_its_own_parent_is_a_corrupt_pdf_not_a_hang() {
+    // Found by the pdf fuzz target: the extractor follows /Parent for inherited attributes
+    // without remembering where it has been, and looped forever.
+    let dir = tempfile::tempdir().unwrap();
+    let ok = pdf_bytes("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
+    let looped = String::from_utf8(ok)
+        .unwrap()
+        .replacen("/Parent 2 0 R", "/Parent 3 0 R", 1)
+        .into_bytes();
+    let p = write(dir.path(), "loop.pdf", &looped);
+    input_err(
+        &p,
+        &ReadOptions::default(),
+        "page 1: its page tree loops (object 3 0 is its own ancestor)",
+    );
+}
