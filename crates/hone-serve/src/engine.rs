@@ -10,10 +10,11 @@
 //! The prefill budget (`prefill_tokens_per_step`) is shared among the sequences still reading
 //! their prompt (decode rows never count against it): those passed over the longest go
 //! first, then those with the fewest prompt tokens left. So a short prompt that arrives
-//! while a long one is being read is read whole in its next step (one that does not carry
-//! the long chunk, with the default budget of one chunk), and prefills take turns: none is
-//! passed over more steps in a row than there are other prefills. Chunk boundaries stay
-//! fixed, so answers do not depend on what shares a step.
+//! while a long one is being read is read whole in its first step (its second when the long
+//! one was passed over just before), a step that with the default budget of one chunk does
+//! not also carry the long chunk; and prefills take turns, so a long prompt keeps advancing
+//! however many short ones arrive. Chunk boundaries stay fixed, so answers do not depend on
+//! what shares a step.
 //!
 //! When the KV pool runs out, the most recently admitted sequence is preempted: its blocks are
 //! freed and it is recomputed later (prompt in chunks, then its generated tokens replayed one
@@ -572,11 +573,10 @@ impl Scheduler {
     /// What every running sequence feeds this step, in `running` order: (index, start, end,
     /// wants logits). Decode rows (and tokens replayed after preemption) always go. Prompt
     /// chunks share `prefill_tokens_per_step`: sequences passed over the longest go first (so
-    /// prefills take turns and none waits more steps than there are prefills beside it), then
-    /// those with the fewest prompt tokens left (a short prompt admitted beside a long one is
-    /// read whole in its first step, a step that does not also carry the long chunk); the
-    /// first chunk always goes, others while they fit. Chunks keep their fixed boundaries, so
-    /// a sequence's numbers do not depend on what shares its steps.
+    /// prefills take turns), then those with the fewest prompt tokens left (a short prompt
+    /// admitted beside a long one is read whole at once, in a step that need not carry the
+    /// long chunk); the first chunk always goes, others while they fit. Chunks keep their
+    /// fixed boundaries, so a sequence's numbers do not depend on what shares its steps.
     fn plan_feeds(&self) -> Vec<(usize, usize, usize, bool)> {
         let feeds: Vec<(usize, usize, bool)> = self.running.iter().map(Seq::next_feed).collect();
         let mut go: Vec<bool> = (0..feeds.len())
