@@ -3,20 +3,21 @@
 //! while a long prompt is being prefilled (issue 26: it used to wait for the whole long
 //! prefill). Works against any OpenAI-compatible server.
 //!
-//! Each round sends the long request (streaming, 1 output token), waits [`LEAD`] plus a
-//! stagger of [`STAGGER`] per round (so the short request lands at different points of the
-//! long prompt's steps), then sends the short request and times its first content delta;
-//! the long request's own TTFT (its whole prefill) is timed too. The short request is timed
-//! alone once per round, before the long one is sent.
+//! Each round sends the long request (streaming, 1 output token) and, while it is being read,
+//! short requests one after another, each [`GAP`] (plus a stagger of [`STAGGER`] per round)
+//! after the previous one's first token, so they land at different points of the long
+//! prompt, early chunks (cheap attention) and late ones (attention over ~8k positions)
+//! alike; the long request's own TTFT (its whole prefill) is timed too. The short request is
+//! timed alone once per round, before the long one is sent.
 
 use std::time::Duration;
 
 use crate::bench::{chat_url, one_request, percentile, BenchOptions};
 use crate::error::{Result, ServeError};
 
-/// Wait between sending the long request and the short one (its prefill is under way).
-pub const LEAD: Duration = Duration::from_millis(2000);
-/// Added to [`LEAD`] per round.
+/// Wait before each short request sent beside the long one.
+pub const GAP: Duration = Duration::from_millis(2000);
+/// Added to [`GAP`] per round.
 pub const STAGGER: Duration = Duration::from_millis(370);
 
 /// The server, the requests and how many rounds.
@@ -47,7 +48,7 @@ impl FairnessOptions {
     }
 }
 
-/// Milliseconds, one value per round.
+/// Milliseconds: one value per round, or per short request beside the long one.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FairnessReport {
     pub rounds: usize,
@@ -55,6 +56,7 @@ pub struct FairnessReport {
     pub long_prompt_tokens: u64,
     pub short_prompt_tokens: u64,
     pub short_ttft_alone_ms: Vec<f64>,
+    /// Every short request sent while the long prompt was being read, in order.
     pub short_ttft_beside_long_ms: Vec<f64>,
     /// The long request's TTFT: its whole prefill, with the short request beside it.
     pub long_ttft_ms: Vec<f64>,
@@ -173,18 +175,36 @@ pub fn run_fairness(opts: &FairnessOptions) -> Result<FairnessReport> {
             .map_err(|e| failed("short", e))?;
         r.short_ttft_alone_ms.push(ttft("short", &alone)?);
         r.short_prompt_tokens = alone.prompt_tokens;
+        let reading = std::sync::atomic::AtomicBool::new(true);
         let (beside, long_sample) = std::thread::scope(|scope| {
-            let h = scope.spawn(|| one_request(&agent, &endpoint, &long, &long_text));
-            std::thread::sleep(LEAD + STAGGER * round as u32);
-            let beside = one_request(&agent, &endpoint, &short, &opts.short_prompt);
+            let h = scope.spawn(|| {
+                let s = one_request(&agent, &endpoint, &long, &long_text);
+                reading.store(false, std::sync::atomic::Ordering::SeqCst);
+                s
+            });
+            let mut beside = Vec::new();
+            loop {
+                std::thread::sleep(GAP + STAGGER * round as u32);
+                if !reading.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let s = one_request(&agent, &endpoint, &short, &opts.short_prompt);
+                // One that ends after the long prompt was read did not wait beside it.
+                if !reading.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                beside.push(s);
+            }
             let long_sample = h
                 .join()
                 .unwrap_or_else(|_| Err("the request thread panicked".into()));
             (beside, long_sample)
         });
-        let beside = beside.map_err(|e| failed("short", e))?;
         let long_sample = long_sample.map_err(|e| failed("long", e))?;
-        r.short_ttft_beside_long_ms.push(ttft("short", &beside)?);
+        for b in beside {
+            let b = b.map_err(|e| failed("short", e))?;
+            r.short_ttft_beside_long_ms.push(ttft("short", &b)?);
+        }
         r.long_ttft_ms.push(ttft("long", &long_sample)?);
         r.long_prompt_tokens = long_sample.prompt_tokens;
     }
