@@ -210,7 +210,7 @@ impl BenchReport {
 }
 
 /// The chat-completions endpoint under a base URL given with or without `/v1`.
-fn chat_url(base: &str) -> String {
+pub(crate) fn chat_url(base: &str) -> String {
     let mut u = base.trim().trim_end_matches('/').to_string();
     if !u.contains("://") {
         u = format!("http://{u}");
@@ -224,7 +224,7 @@ fn chat_url(base: &str) -> String {
 }
 
 /// Nearest-rank percentile `p` (0..=100) of ascending `sorted`; NaN when empty.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -247,11 +247,11 @@ fn snippet(s: &str) -> String {
 
 /// Timings and counts of one successful request, in seconds from its start.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Sample {
-    ttft: Option<f64>,
+pub(crate) struct Sample {
+    pub(crate) ttft: Option<f64>,
     e2e: f64,
     itl: Vec<f64>,
-    prompt_tokens: u64,
+    pub(crate) prompt_tokens: u64,
     output_tokens: u64,
 }
 
@@ -357,7 +357,7 @@ impl StreamState {
     }
 }
 
-fn one_request(
+pub(crate) fn one_request(
     agent: &ureq::Agent,
     endpoint: &str,
     opts: &BenchOptions,

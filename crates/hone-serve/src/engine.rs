@@ -5,10 +5,21 @@
 //! blocks), puts one token of every decoding sequence and prefill chunks of new ones into one
 //! ragged forward call (so running streams keep flowing while a long prompt is read), samples,
 //! and streams each sequence's text to its request. Sequences for different adapters share the
-//! batch (per-row LoRA). When the KV pool runs out, the most recently admitted sequence is
-//! preempted: its blocks are freed and it is recomputed later (prompt in chunks, then its
-//! generated tokens replayed one per step, which gives the same numbers as the first time).
-//! A request whose client has gone is dropped at the next step.
+//! batch (per-row LoRA).
+//!
+//! The prefill budget (`prefill_tokens_per_step`) is shared among the sequences still reading
+//! their prompt (decode rows never count against it): those passed over the longest go
+//! first, then those with the fewest prompt tokens left. So a short prompt that arrives
+//! while a long one is being read is read whole in its first step (its second when the long
+//! one was passed over just before), a step that with the default budget of one chunk does
+//! not also carry the long chunk; and prefills take turns, so a long prompt keeps advancing
+//! however many short ones arrive. Chunk boundaries stay fixed, so answers do not depend on
+//! what shares a step.
+//!
+//! When the KV pool runs out, the most recently admitted sequence is preempted: its blocks are
+//! freed and it is recomputed later (prompt in chunks, then its generated tokens replayed one
+//! per step, which gives the same numbers as the first time). A request whose client has gone
+//! is dropped at the next step.
 //!
 //! With `prefix_cache` on, full prompt blocks are registered in the KV pool's prefix index
 //! once computed (keyed per adapter: K/V differ per adapter), and a sequence about to be
@@ -159,6 +170,9 @@ struct Seq {
     finished: Option<FinishReason>,
     /// Admission order, for picking preemption victims (latest first).
     admitted: u64,
+    /// Steps in a row this sequence had prompt left to read and was not fed (the prefill
+    /// budget went to others); those passed over the longest are fed first.
+    passed_over: u32,
     /// Prefix-cache namespace: 0 for the base model, one number per adapter.
     ns: u64,
 }
@@ -463,6 +477,7 @@ impl Scheduler {
             last_token_at: None,
             finished: None,
             admitted: 0,
+            passed_over: 0,
             ns,
         }
     }
@@ -549,9 +564,45 @@ impl Scheduler {
         let mut s = self.running.remove(v);
         self.kv.release(&mut s.cache);
         s.pending_lp.clear();
+        s.passed_over = 0;
         self.metrics.preempted();
         self.waiting.push_front(s);
         Some(v)
+    }
+
+    /// What every running sequence feeds this step, in `running` order: (index, start, end,
+    /// wants logits). Decode rows (and tokens replayed after preemption) always go. Prompt
+    /// chunks share `prefill_tokens_per_step`: sequences passed over the longest go first (so
+    /// prefills take turns), then those with the fewest prompt tokens left (a short prompt
+    /// admitted beside a long one is read whole at once, in a step that need not carry the
+    /// long chunk); the first chunk always goes, others while they fit. Chunks keep their
+    /// fixed boundaries, so a sequence's numbers do not depend on what shares its steps.
+    fn plan_feeds(&self) -> Vec<(usize, usize, usize, bool)> {
+        let feeds: Vec<(usize, usize, bool)> = self.running.iter().map(Seq::next_feed).collect();
+        let mut go: Vec<bool> = (0..feeds.len())
+            .map(|i| feeds[i].0 >= self.running[i].p.prompt.len())
+            .collect();
+        let mut prefills: Vec<usize> = (0..feeds.len()).filter(|&i| !go[i]).collect();
+        prefills.sort_by_key(|&i| {
+            let s = &self.running[i];
+            (
+                std::cmp::Reverse(s.passed_over),
+                s.p.prompt.len() - feeds[i].0,
+                s.admitted,
+            )
+        });
+        let mut used = 0;
+        for i in prefills {
+            let n = feeds[i].1 - feeds[i].0;
+            if used == 0 || used + n <= self.cfg.prefill_tokens_per_step {
+                used += n;
+                go[i] = true;
+            }
+        }
+        (0..feeds.len())
+            .filter(|&i| go[i])
+            .map(|i| (i, feeds[i].0, feeds[i].1, feeds[i].2))
+            .collect()
     }
 
     /// One forward call over the batch, then sampling.
@@ -570,20 +621,7 @@ impl Scheduler {
             }
         }
         // Decide what every running sequence feeds this step, within the prefill budget.
-        // Decode rows always go; prompt chunks while the budget lasts (at least one).
-        let mut plan: Vec<(usize, usize, usize, bool)> = Vec::new(); // (seq, start, end, logits)
-        let mut prefill = 0;
-        for (i, s) in self.running.iter().enumerate() {
-            let (a, b, want) = s.next_feed();
-            let is_prefill = b - a > 1 || a < s.p.prompt.len();
-            if is_prefill {
-                if prefill > 0 && prefill + (b - a) > self.cfg.prefill_tokens_per_step {
-                    continue;
-                }
-                prefill += b - a;
-            }
-            plan.push((i, a, b, want));
-        }
+        let mut plan = self.plan_feeds();
         // Make room in the KV pool: preempt the latest sequences until the plan fits.
         loop {
             let need: usize = plan
@@ -607,6 +645,15 @@ impl Scheduler {
             }
             if plan.is_empty() {
                 return Ok(());
+            }
+        }
+        // Prefilling sequences left out this step go first in the next one.
+        let mut fed = plan.iter().map(|p| p.0).peekable();
+        for (i, s) in self.running.iter_mut().enumerate() {
+            if fed.next_if_eq(&i).is_some() {
+                s.passed_over = 0;
+            } else if s.cache.len() < s.p.prompt.len() {
+                s.passed_over += 1;
             }
         }
         // Forward.
@@ -757,5 +804,355 @@ impl Scheduler {
                 i += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler driven step by step (no thread) on a tiny random llama written by the
+    //! test, so what each step feeds is exact, not timed.
+
+    use super::*;
+    use hone_model::{generate, GenRequest, LoadOptions, LoadedModel};
+    use serde_json::json;
+
+    const VOCAB: usize = 48;
+    const HIDDEN: usize = 32;
+
+    /// A 2-layer random llama (grouped-query attention, 8k context) and a byte-level
+    /// tokenizer of single letters, as a Hugging Face folder, loaded.
+    fn tiny_model(dir: &std::path::Path) -> LoadedModel {
+        let (layers, ffn, heads, kv_heads) = (2, 64, 4, 2);
+        let kv = HIDDEN / heads * kv_heads;
+        std::fs::write(
+            dir.join("config.json"),
+            json!({
+                "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                "hidden_size": HIDDEN, "intermediate_size": ffn, "num_hidden_layers": layers,
+                "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+                "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 8192,
+                "vocab_size": VOCAB, "tie_word_embeddings": false, "torch_dtype": "float32"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
+                })
+                .collect()
+        };
+        let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = vec![
+            (
+                "model.embed_tokens.weight".into(),
+                vec![VOCAB, HIDDEN],
+                rand(VOCAB * HIDDEN, 1.0),
+            ),
+            (
+                "lm_head.weight".into(),
+                vec![VOCAB, HIDDEN],
+                rand(VOCAB * HIDDEN, 0.5),
+            ),
+            ("model.norm.weight".into(), vec![HIDDEN], vec![1.0; HIDDEN]),
+        ];
+        for l in 0..layers {
+            let p = format!("model.layers.{l}");
+            for n in ["input_layernorm", "post_attention_layernorm"] {
+                t.push((format!("{p}.{n}.weight"), vec![HIDDEN], vec![1.0; HIDDEN]));
+            }
+            for (n, r, c) in [
+                ("self_attn.q_proj", HIDDEN, HIDDEN),
+                ("self_attn.k_proj", kv, HIDDEN),
+                ("self_attn.v_proj", kv, HIDDEN),
+                ("self_attn.o_proj", HIDDEN, HIDDEN),
+                ("mlp.gate_proj", ffn, HIDDEN),
+                ("mlp.up_proj", ffn, HIDDEN),
+                ("mlp.down_proj", HIDDEN, ffn),
+            ] {
+                t.push((format!("{p}.{n}.weight"), vec![r, c], rand(r * c, 0.4)));
+            }
+        }
+        // safetensors: a JSON header, then the little-endian data.
+        let mut header = serde_json::Map::new();
+        let mut data = Vec::new();
+        for (name, shape, v) in &t {
+            let start = data.len();
+            data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            header.insert(
+                name.clone(),
+                json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+            );
+        }
+        let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+        while !h.len().is_multiple_of(8) {
+            h.push(b' ');
+        }
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend(h);
+        out.extend(data);
+        std::fs::write(dir.join("model.safetensors"), out).unwrap();
+        let vocab: serde_json::Map<String, serde_json::Value> = (0..VOCAB)
+            .map(|i| {
+                let s = if i == 0 {
+                    "<|endoftext|>".to_string()
+                } else {
+                    char::from(b'A' + i as u8 - 1).to_string()
+                };
+                (s, json!(i))
+            })
+            .collect();
+        let tokenizer = json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false,
+                              "lstrip": false, "rstrip": false, "normalized": false,
+                              "special": true}],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false,
+                              "trim_offsets": true, "use_regex": true},
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                        "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []}
+        });
+        std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+        LoadedModel::load_hf(dir, &LoadOptions::default()).unwrap()
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        s: Scheduler,
+    }
+
+    fn rig(prefill_tokens_per_step: usize) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let m = tiny_model(dir.path());
+        let model = Arc::new(m.model);
+        let kv = model.new_cache_with_memory(64 << 20);
+        Rig {
+            _dir: dir,
+            s: Scheduler {
+                model,
+                tokenizer: Arc::new(m.tokenizer),
+                kv,
+                cfg: EngineConfig {
+                    prefill_tokens_per_step,
+                    ..EngineConfig::default()
+                },
+                metrics: Metrics::new(),
+                running: Vec::new(),
+                waiting: VecDeque::new(),
+                admitted: 0,
+                adapter_ns: HashMap::new(),
+                last_ns: 0,
+            },
+        }
+    }
+
+    /// A prompt of `n` letters (never the end token), different for each `seed`.
+    fn prompt(n: usize, seed: u32) -> Vec<u32> {
+        (0..n as u32)
+            .map(|i| 1 + (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 977) >> 9) % 47)
+            .collect()
+    }
+
+    impl Rig {
+        /// Queues a greedy request that reports every token (log-probabilities on).
+        fn submit(&mut self, prompt: Vec<u32>, max_tokens: usize) -> UnboundedReceiver<Event> {
+            let (tx, rx) = unbounded_channel();
+            let params = GenParams {
+                prompt,
+                adapter: None,
+                max_tokens,
+                sampling: SamplingParams::greedy(),
+                stop_strings: Vec::new(),
+                stop_tokens: Vec::new(),
+                logprobs: Some(0),
+                constraint: None,
+                track_logprob: false,
+            };
+            let seq = self.s.new_seq(Pending {
+                params,
+                tx,
+                arrived: Instant::now(),
+            });
+            self.s.waiting.push_back(seq);
+            rx
+        }
+
+        /// One scheduler round: admission, then one step.
+        fn step(&mut self) {
+            self.s.admit();
+            self.s.step().unwrap();
+        }
+
+        /// Prompt tokens read so far by the running sequence whose prompt is `len` long.
+        fn read(&self, len: usize) -> Option<usize> {
+            self.s
+                .running
+                .iter()
+                .find(|s| s.p.prompt.len() == len)
+                .map(|s| s.cache.len().min(len))
+        }
+
+        /// What `hone generate` answers alone for `prompt` (greedy).
+        fn alone(&self, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
+            let out = generate(
+                &self.s.model,
+                &self.s.tokenizer,
+                &[GenRequest {
+                    prompt: prompt.to_vec(),
+                    max_tokens,
+                    sampling: SamplingParams::greedy(),
+                    stop_strings: Vec::new(),
+                    stop_tokens: Vec::new(),
+                }],
+                |_, _| {},
+            )
+            .unwrap();
+            out[0].tokens.clone()
+        }
+    }
+
+    /// The tokens received so far (and whether `Done` came).
+    fn drain(rx: &mut UnboundedReceiver<Event>, into: &mut Vec<u32>) -> bool {
+        let mut done = false;
+        while let Ok(e) = rx.try_recv() {
+            match e {
+                Event::Delta { tokens, .. } => into.extend(tokens.iter().map(|t| t.id)),
+                Event::Done { .. } => done = true,
+                Event::Error(e) => panic!("request failed: {e}"),
+            }
+        }
+        done
+    }
+
+    #[test]
+    fn a_short_prompt_gets_its_first_token_in_its_first_step_beside_a_long_prefill() {
+        let mut r = rig(PREFILL_CHUNK);
+        let chunks = 16;
+        let long = prompt(chunks * PREFILL_CHUNK + 37, 1);
+        let short = prompt(4, 2);
+        let (long_max, short_max) = (3, 6);
+        let mut long_rx = r.submit(long.clone(), long_max);
+        r.step();
+        assert_eq!(r.read(long.len()), Some(PREFILL_CHUNK), "one chunk read");
+        let mut short_rx = r.submit(short.clone(), short_max);
+        let (mut long_out, mut short_out) = (Vec::new(), Vec::new());
+        // Per step after the short request came: its tokens so far, and whether the long
+        // prompt advanced.
+        let mut short_seen = Vec::new();
+        let mut long_moved = Vec::new();
+        let mut long_done = false;
+        let mut steps = 0;
+        while !long_done {
+            let before = r.read(long.len());
+            r.step();
+            steps += 1;
+            assert!(steps < 10 * chunks, "the long request never finished");
+            drain(&mut short_rx, &mut short_out);
+            long_done = drain(&mut long_rx, &mut long_out);
+            short_seen.push(short_out.len());
+            if long_out.is_empty() {
+                long_moved.push(r.read(long.len()) > before);
+            }
+        }
+        assert_eq!(
+            short_seen[0], 1,
+            "the short request's first token comes from the first step it shares with the \
+             long prefill (tokens after each step: {short_seen:?})"
+        );
+        assert_eq!(
+            &short_seen[..short_max],
+            &(1..=short_max).collect::<Vec<_>>()[..],
+            "then it decodes one token every step, never starved by the prefill"
+        );
+        // The long prompt is never passed over two steps in a row.
+        assert!(
+            !long_moved.windows(2).any(|w| !w[0] && !w[1]),
+            "the long prefill advanced in steps {long_moved:?}"
+        );
+        // Sharing steps does not change the answers.
+        assert_eq!(short_out, r.alone(&short, short_max));
+        assert_eq!(long_out, r.alone(&long, long_max));
+        assert_eq!(
+            r.s.kv.free_blocks(),
+            r.s.kv.num_blocks(),
+            "every block back"
+        );
+    }
+
+    #[test]
+    fn prefills_take_turns_under_the_budget() {
+        let mut r = rig(PREFILL_CHUNK);
+        let prompts: Vec<Vec<u32>> = [4, 5, 6]
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| prompt(c * PREFILL_CHUNK - 3 * k, 10 + k as u32))
+            .collect();
+        let mut rxs: Vec<_> = prompts.iter().map(|p| r.submit(p.clone(), 2)).collect();
+        let mut outs = vec![Vec::new(); prompts.len()];
+        // Steps each prompt waited in a row while it had prompt left to read.
+        let mut waited = vec![0usize; prompts.len()];
+        let mut longest_wait = vec![0usize; prompts.len()];
+        let mut done = vec![false; prompts.len()];
+        for _ in 0..100 {
+            if done.iter().all(|&d| d) {
+                break;
+            }
+            let before: Vec<Option<usize>> = prompts.iter().map(|p| r.read(p.len())).collect();
+            r.step();
+            for (k, p) in prompts.iter().enumerate() {
+                let prefilling = before[k].is_some_and(|b| b < p.len());
+                if prefilling && r.read(p.len()) == before[k] {
+                    waited[k] += 1;
+                    longest_wait[k] = longest_wait[k].max(waited[k]);
+                } else {
+                    waited[k] = 0;
+                }
+                done[k] = drain(&mut rxs[k], &mut outs[k]) || done[k];
+            }
+        }
+        assert!(done.iter().all(|&d| d), "every request finished");
+        // One chunk per step among three prefills: each waits at most two steps in a row.
+        assert!(
+            longest_wait.iter().all(|&w| w <= 2),
+            "steps waited in a row, per prompt: {longest_wait:?}"
+        );
+        for (k, p) in prompts.iter().enumerate() {
+            assert_eq!(outs[k], r.alone(p, 2), "prompt {k}");
+        }
+    }
+
+    #[test]
+    fn a_budget_of_two_chunks_reads_the_short_prompt_beside_one_of_two_long_ones() {
+        let mut r = rig(2 * PREFILL_CHUNK);
+        let (a, b) = (
+            prompt(6 * PREFILL_CHUNK, 3),
+            prompt(6 * PREFILL_CHUNK + 1, 4),
+        );
+        let short = prompt(5, 5);
+        let _rx = (r.submit(a.clone(), 1), r.submit(b.clone(), 1));
+        r.step();
+        let read = |r: &Rig| r.read(a.len()).unwrap() + r.read(b.len()).unwrap();
+        assert_eq!(
+            read(&r),
+            2 * PREFILL_CHUNK,
+            "both long prompts read a chunk"
+        );
+        let mut short_rx = r.submit(short.clone(), 1);
+        r.step();
+        let mut out = Vec::new();
+        assert!(drain(&mut short_rx, &mut out), "the short request is done");
+        assert_eq!(out, r.alone(&short, 1));
+        // The short prompt and one long chunk fill the budget of 512; a second long chunk
+        // does not fit beside them.
+        assert_eq!(read(&r), 3 * PREFILL_CHUNK);
     }
 }

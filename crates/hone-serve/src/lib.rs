@@ -3,13 +3,15 @@
 //! One scheduler thread owns the model and runs continuous batching over a paged KV cache
 //! (`engine`); HTTP handlers (`server`) turn OpenAI requests (`openai`) into engine requests
 //! and stream the results back. Constrained output goes through llguidance (`constrain`);
-//! `/metrics` is Prometheus text (`metrics`); `bench` drives any OpenAI-compatible server.
+//! `/metrics` is Prometheus text (`metrics`); `bench` drives any OpenAI-compatible server
+//! (`bench_fairness` times a short request's first token beside a long prefill).
 //! Versioned deployments from the registry (`deployments`: canary routing, live numbers per
 //! version, the rollback policy) have their admin endpoints in `admin`.
 
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod bench_fairness;
 pub mod conn;
 pub mod constrain;
 pub mod deployments;

@@ -141,6 +141,16 @@ pub struct BenchServeArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the load run: time a short request's first token alone and while a long
+    /// prompt is being prefilled (does a long prompt starve new requests?).
+    #[arg(long)]
+    pub fairness: bool,
+    /// With --fairness: words in the long prompt (about one token each).
+    #[arg(long, default_value_t = 7640, requires = "fairness")]
+    pub long_words: usize,
+    /// With --fairness: rounds (each reads the long prompt once).
+    #[arg(long, default_value_t = 3, requires = "fairness")]
+    pub rounds: usize,
 }
 
 /// `512M`, `2G`, `1.5GiB`, `65536` (bytes).
@@ -365,6 +375,18 @@ pub fn bench(a: BenchServeArgs) -> Result<()> {
         api_key: env_key(&a.api_key_env)?,
         timeout: std::time::Duration::from_secs(600),
     };
+    if a.fairness {
+        let mut f = hone_serve::bench_fairness::FairnessOptions::new(opts);
+        f.long_words = a.long_words;
+        f.rounds = a.rounds;
+        let report = hone_serve::bench_fairness::run_fairness(&f)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("{}", report.to_table());
+        }
+        return Ok(());
+    }
     let pb = indicatif::ProgressBar::new(a.requests as u64);
     if a.json {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
