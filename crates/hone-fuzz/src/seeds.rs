@@ -6,6 +6,7 @@
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use hone_review::pdf_fixture::one_page_pdf;
 
 /// The seeds of the target `name` (one of [`crate::TARGETS`]).
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
@@ -20,9 +21,9 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "contractnli" => vec![CONTRACTNLI.as_bytes().to_vec()],
         "pdf" => {
             vec![
-            pdf("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj T* (The Recipient \
+            one_page_pdf("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj T* (The Recipient \
                  shall return all copies.) ' ET"),
-            pdf("BT /F1 12 Tf 14 TL 72 720 Td [(The Re) -20 (cipient shall not)] TJ 0 -14 Td \
+            one_page_pdf("BT /F1 12 Tf 14 TL 72 720 Td [(The Re) -20 (cipient shall not)] TJ 0 -14 Td \
                  (disclose any information.) Tj ET"),
         ]
         }
@@ -99,43 +100,6 @@ const OPENAI: &[&str] = &[
 ];
 
 const CONTRACTNLI: &str = r#"{"documents":[{"id":1,"file_name":"a.pdf","text":"CONFIDENTIALITY AGREEMENT\nThe Recipient shall keep the Information secret. It may share it with its employees.\n","document_type":"search-pdf","url":"","spans":[[0,25],[26,75],[75,110]],"annotation_sets":[{"annotations":{"nda-1":{"choice":"Entailment","spans":[1]},"nda-2":{"choice":"Contradiction","spans":[2]},"nda-3":{"choice":"NotMentioned","spans":[]}}}]},{"id":"doc-2","file_name":"b.pdf","text":"MUTUAL NDA\n\nEach party shall return all Confidential Information on request.","document_type":"search-pdf","url":"","spans":[[0,10],[10,12],[12,76]],"annotation_sets":[{"annotations":{}}]}],"labels":{"nda-1":{"short_description":"Explicit identification","hypothesis":"All Confidential Information shall be expressly identified by the Disclosing Party."},"nda-2":{"short_description":"Sharing with employees","hypothesis":"Receiving Party may share some Confidential Information with some of Receiving Party's employees."},"nda-3":{"short_description":"Return","hypothesis":"Receiving Party shall destroy or return some Confidential Information upon the termination of Agreement."}}}"#;
-
-/// A one-page PDF (Helvetica, WinAnsi) whose content stream is `content`, with a correct
-/// cross-reference table.
-pub fn pdf(content: &str) -> Vec<u8> {
-    let objs = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
-}
 
 /// The smallest llama GGUF that loads whole: one layer, hidden size 8, two heads sharing one
 /// K/V head, F32 weights, a 12-token byte-level BPE vocabulary with two merges, and a chat

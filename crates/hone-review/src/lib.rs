@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod engine;
 pub mod error;
 pub mod input;
+pub mod pdf_fixture;
 pub mod playbook;
 pub mod report;
 pub mod tfidf;

@@ -8,6 +8,7 @@ use hone_review::input::{
     from_text, looks_english, read_inputs, reflow_pdf_text, InputDoc, ReadOptions,
     NOT_ENGLISH_WARNING,
 };
+use hone_review::pdf_fixture::{one_page_pdf, pdf_with_stream};
 use hone_review::Error;
 
 const ENGLISH_NDA: &str = "This Mutual Non-Disclosure Agreement is entered into by and between \
@@ -71,53 +72,6 @@ fn texts(doc: &InputDoc) -> Vec<String> {
 
 fn has_not_english(doc: &InputDoc) -> bool {
     doc.warnings.iter().any(|w| w == NOT_ENGLISH_WARNING)
-}
-
-/// A one-page PDF (Helvetica, WinAnsi) whose page content stream is `content`, with a correct
-/// cross-reference table.
-fn pdf_bytes(content: &str) -> Vec<u8> {
-    pdf_with_stream("", content.as_bytes())
-}
-
-/// [`pdf_bytes`] with the content stream's bytes as given and `filter` in its dictionary
-/// (e.g. ` /Filter /FlateDecode`).
-fn pdf_with_stream(filter: &str, data: &[u8]) -> Vec<u8> {
-    let objs: [Vec<u8>; 5] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_vec(),
-        [
-            format!("<< /Length {}{filter} >>\nstream\n", data.len()).as_bytes(),
-            data,
-            b"\nendstream",
-        ]
-        .concat(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_vec(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend(o);
-        out.extend(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
 }
 
 #[test]
@@ -420,7 +374,7 @@ fn json_in_another_shape_is_an_error_naming_the_problem() {
 #[test]
 fn a_minimal_pdf_gives_its_text() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = pdf_bytes("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
+    let bytes = one_page_pdf("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
     let p = write(dir.path(), "tiny.pdf", &bytes);
     let d = read_one(&p);
     assert_eq!(d.doc_id, "tiny");
@@ -437,7 +391,7 @@ fn a_sentence_wrapped_over_pdf_lines_is_one_span() {
     let content = "BT /F1 12 Tf 72 720 Td (The Recipient shall keep the) Tj 0 -14 Td \
                    (Confidential Information secret and shall not) Tj 0 -14 Td \
                    (disclose it.) Tj 0 -28 Td (2. Term) Tj ET";
-    let p = write(dir.path(), "wrapped.pdf", pdf_bytes(content));
+    let p = write(dir.path(), "wrapped.pdf", one_page_pdf(content));
     let d = read_one(&p);
     assert_eq!(
         texts(&d),
@@ -459,7 +413,7 @@ fn pdf_without_text_and_corrupt_pdf_are_errors() {
     let p = write(
         dir.path(),
         "scanned.pdf",
-        pdf_bytes("0 0 1 rg 72 72 200 200 re f"),
+        one_page_pdf("0 0 1 rg 72 72 200 200 re f"),
     );
     input_err(
         &p,
@@ -473,7 +427,7 @@ fn pdf_without_text_and_corrupt_pdf_are_errors() {
     input_err(&p, &opt, "PDF");
 
     // Truncated halfway through a good one.
-    let good = pdf_bytes("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
+    let good = one_page_pdf("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
     let p = write(dir.path(), "cut.pdf", &good[..good.len() / 2]);
     input_err(&p, &opt, "PDF");
 
@@ -520,7 +474,7 @@ fn pdf_text_shown_with_quote_operators_is_read() {
         "The obligations survive for five years.",
         "Disclosure to employees is permitted.",
     ];
-    let p = write(dir.path(), "quotes.pdf", pdf_bytes(content));
+    let p = write(dir.path(), "quotes.pdf", one_page_pdf(content));
     let d = read_one(&p);
     assert_eq!(texts(&d), want, "{:?}", d.text);
     let p = write(
@@ -532,7 +486,7 @@ fn pdf_text_shown_with_quote_operators_is_read() {
     assert_eq!(texts(&d), want, "{:?}", d.text);
     // A page shown only with `'`: not mistaken for a scan.
     let only = "BT /F1 12 Tf 14 TL 72 720 Td (This Agreement is confidential.) ' ET";
-    let p = write(dir.path(), "only-quote.pdf", pdf_bytes(only));
+    let p = write(dir.path(), "only-quote.pdf", one_page_pdf(only));
     assert_eq!(texts(&read_one(&p)), ["This Agreement is confidential."]);
 }
 
@@ -588,7 +542,7 @@ fn a_page_that_is_its_own_parent_is_a_corrupt_pdf_not_a_hang() {
     // Found by the pdf fuzz target: the extractor follows /Parent for inherited attributes
     // without remembering where it has been, and looped forever.
     let dir = tempfile::tempdir().unwrap();
-    let ok = pdf_bytes("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
+    let ok = one_page_pdf("BT /F1 12 Tf 72 720 Td (This Agreement is confidential.) Tj ET");
     let looped = String::from_utf8(ok)
         .unwrap()
         .replacen("/Parent 2 0 R", "/Parent 3 0 R", 1)
