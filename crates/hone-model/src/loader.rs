@@ -305,7 +305,8 @@ impl GgufFile {
         let embed = self.matrix("token_embd.weight", embed_rows, hidden, mode, None)?;
         let tied = !self.has("output.weight");
         cfg.set_tie_word_embeddings(tied);
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        // Grown as layers load: the count comes from the file (a fuzzed one said 2^32).
+        let mut layers = Vec::new();
         for i in 0..cfg.num_hidden_layers {
             let p = format!("blk.{i}");
             let lin = |this: &mut Self,
@@ -506,7 +507,8 @@ pub fn load_hf_llama(dir: &Path, opts: &LoadOptions) -> Result<Llama> {
     };
     let embed_w = t.take("model.embed_tokens.weight", &[vocab, hidden])?;
     let embed = dense(embed_w, vocab, hidden)?;
-    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+    // Grown as layers load: the count comes from the file (a fuzzed one said 2^32).
+    let mut layers = Vec::new();
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
         let mut lin = |n: &str, rows: usize, cols: usize| -> Result<Box<dyn Linear>> {

@@ -137,6 +137,14 @@ fn number<'de, D: Deserializer<'de>>(
     if !ok(x) {
         return Err(de::Error::custom(format!("must be {rule}, got {x}")));
     }
+    // Some of these are kept as f32 (lora.alpha, dropout): a value that would become
+    // infinite there is refused here, or the run's echoed config would not read back.
+    if x.abs() > f32::MAX as f64 {
+        return Err(de::Error::custom(format!(
+            "must be at most {:e} in size, got {x:e}",
+            f32::MAX
+        )));
+    }
     Ok(x)
 }
 
