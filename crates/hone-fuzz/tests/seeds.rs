@@ -34,6 +34,29 @@ fn a_huge_claimed_context_tabulates_only_the_first_positions() {
 }
 
 #[test]
+fn an_alignment_of_zero_is_an_error_not_a_panic() {
+    // Found by the gguf fuzz target: candle's header reader divides by general.alignment.
+    let mut bytes = hone_fuzz::seeds::tiny_gguf();
+    let key = b"general.alignment";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(
+        &bytes[at..at + 8],
+        &[4, 0, 0, 0, 32, 0, 0, 0],
+        "type u32, value 32"
+    );
+    bytes[at + 4] = 0;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("aligned0.gguf");
+    std::fs::write(&p, bytes).unwrap();
+    let e = LoadedModel::load_gguf(&p, &LoadOptions::default())
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("aligned0.gguf"), "{e}");
+    assert!(e.contains("not a readable GGUF header"), "{e}");
+}
+
+#[test]
 fn the_pdf_seeds_give_their_text_including_the_quote_operator() {
     let dir = tempfile::tempdir().unwrap();
     let seeds = hone_fuzz::seeds::seeds("pdf");

@@ -114,7 +114,24 @@ impl GgufFile {
             msg,
         };
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let content = Content::read(&mut file).map_err(|e| gerr(e.to_string()))?;
+        // candle's reader checks lengths and counts against the file, but divides by the
+        // file's `general.alignment` unchecked (0 panics; found by fuzzing): a panic in the
+        // reader is a bad file, not a crash.
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut file)));
+        let content = match read {
+            Ok(r) => r.map_err(|e| gerr(e.to_string()))?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown failure");
+                return Err(gerr(format!(
+                    "not a readable GGUF header (the reader failed: {why})"
+                )));
+            }
+        };
         let size = file
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::io(path, e))?;
