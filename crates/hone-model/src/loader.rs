@@ -146,6 +146,11 @@ impl GgufFile {
                 .iter()
                 .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
                 .ok_or_else(|| bad("the element count overflows".into()))?;
+            // Empty tensors are refused too: candle views a tensor's bytes as blocks, and an
+            // empty buffer's dangling pointer is not aligned for them (found by fuzzing).
+            if n == 0 {
+                return Err(bad("it has no elements".into()));
+            }
             let block = info.ggml_dtype.block_size() as u64;
             if n % block != 0 {
                 return Err(bad(format!(
