@@ -231,7 +231,10 @@ fn a_number_too_big_for_f32_is_refused() {
     // Found by the train_toml fuzz target: alpha = 1.6e108 was accepted, kept as f32 (inf),
     // and the echoed train_config.toml then failed to read back on --resume.
     let e = err(&format!("{MIN}[lora]\nalpha = 1.6e108\n"), &[]);
-    assert!(e.contains("`lora.alpha`: must be at most 3.4028235e38 in size"), "{e}");
+    assert!(
+        e.contains("`lora.alpha`: must be at most 3.4028235e38 in size"),
+        "{e}"
+    );
 }
 
 #[test]
