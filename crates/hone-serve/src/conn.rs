@@ -37,6 +37,8 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
+use crate::error::ServeError;
+
 /// How long a client may take, and how many may be connected (the `hone serve` flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnLimits {
@@ -154,20 +156,29 @@ struct TimedIo {
     timer: Pin<Box<Sleep>>,
 }
 
-/// The answer to a request head that did not arrive in time (written as the connection closes).
-fn request_timeout_answer(header_timeout: Duration) -> Vec<u8> {
-    let body = serde_json::json!({"error": {
-        "message": format!(
-            "the request head did not arrive within {} s",
-            header_timeout.as_secs_f64()
-        ),
-        "type": "invalid_request_error", "param": null, "code": "request_timeout"}})
-    .to_string();
+/// An error answered on the raw connection (before or outside hyper), in the same OpenAI shape
+/// and status as the router's answers, then the connection closes.
+fn raw_answer(err: &ServeError, extra_headers: &str) -> Vec<u8> {
+    let status = crate::server::status_of(err);
+    let body = crate::openai::error_body(err).to_string();
     format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\n{extra_headers}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         body.len()
     )
     .into_bytes()
+}
+
+/// The answer to a request head that did not arrive in time (written as the connection closes).
+fn request_timeout_answer(header_timeout: Duration) -> Vec<u8> {
+    raw_answer(
+        &ServeError::Timeout(format!(
+            "the request head did not arrive within {} s",
+            header_timeout.as_secs_f64()
+        )),
+        "",
+    )
 }
 
 impl AsyncRead for TimedIo {
@@ -364,13 +375,11 @@ async fn connection(
 /// A connection over the cap: 503 with `Retry-After`, then closed.
 async fn refuse(stream: TcpStream, max: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = serde_json::json!({"error": {
-        "message": format!("this server has its maximum of {max} connections open; retry"),
-        "type": "server_error", "param": null, "code": "overloaded"}})
-    .to_string();
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    let answer = raw_answer(
+        &ServeError::Unavailable(format!(
+            "this server has its maximum of {max} connections open; retry"
+        )),
+        "retry-after: 1\r\n",
     );
     let mut stream = stream;
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -378,7 +387,7 @@ async fn refuse(stream: TcpStream, max: usize) {
         // the client has the answer
         let mut buf = [0u8; 4096];
         let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await;
-        stream.write_all(answer.as_bytes()).await?;
+        stream.write_all(&answer).await?;
         stream.shutdown().await
     })
     .await;
