@@ -89,3 +89,13 @@ impl Error {
         }
     }
 }
+
+/// The message of a caught panic (a third-party parser's, under `catch_unwind`), for an error
+/// that says the input could not be read.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown failure")
+}

@@ -122,11 +122,7 @@ impl GgufFile {
         let content = match read {
             Ok(r) => r.map_err(|e| gerr(e.to_string()))?,
             Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("unknown failure");
+                let why = crate::error::panic_message(&*panic);
                 return Err(gerr(format!(
                     "not a readable GGUF header (the reader failed: {why})"
                 )));

@@ -587,11 +587,7 @@ fn read_pdf(path: &Path, source: &str, bytes: &[u8], opt: &ReadOptions) -> Resul
             return Err(Error::input(path, format!("corrupt PDF: {msg}")))
         }
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown failure");
+            let msg = hone_model::error::panic_message(&*panic);
             return Err(Error::input(
                 path,
                 format!("corrupt PDF (the PDF reader failed: {msg})"),
