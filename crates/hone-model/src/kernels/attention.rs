@@ -118,19 +118,7 @@ pub(crate) fn causal_attention(
             crate::dense::gemm_serial(m, len, hd, &qt, false, &k[..len * hd], true, &mut sc, false);
             for (i_row, srow) in sc.chunks_exact_mut(len).enumerate() {
                 let pos = rows[t0 + i_row].1;
-                let live = &mut srow[..pos + 1];
-                let mut max = f32::NEG_INFINITY;
-                for x in live.iter_mut() {
-                    *x *= scale;
-                    max = max.max(*x);
-                }
-                let mut sum = 0.0;
-                for x in live.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                let inv = 1.0 / sum;
-                live.iter_mut().for_each(|x| *x *= inv);
+                softmax_scaled(&mut srow[..pos + 1], scale);
                 srow[pos + 1..].fill(0.0);
             }
             let mut o = vec![0f32; m * hd];
@@ -145,6 +133,27 @@ pub(crate) fn causal_attention(
             out[r * qd + h * hd..r * qd + (h + 1) * hd].copy_from_slice(&o[k * hd..(k + 1) * hd]);
         }
     }
+}
+
+/// Softmax of `scale * x` in place (`scale > 0`), vectorised where the CPU allows.
+fn softmax_scaled(x: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::use_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { super::avx512::softmax_scaled(x, scale) };
+    }
+    let mut max = f32::NEG_INFINITY;
+    for v in x.iter_mut() {
+        *v *= scale;
+        max = max.max(*v);
+    }
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    x.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// Attention one row at a time (decode steps, short chunks, sliding windows); rows with
@@ -353,6 +362,34 @@ fn row_attention_dispatch(
 mod tests {
     use super::*;
     use crate::kernels::Rng;
+
+    #[test]
+    fn softmax_matches_a_double_precision_reference() {
+        let mut rng = Rng(5);
+        for n in [1, 2, 15, 16, 17, 33, 1000, 8191] {
+            let x = rng.fill(n, 30.0);
+            let scale = 0.125;
+            let mut got = x.clone();
+            softmax_scaled(&mut got, scale);
+            let m = x
+                .iter()
+                .map(|&v| v as f64 * scale as f64)
+                .fold(f64::MIN, f64::max);
+            let e: Vec<f64> = x
+                .iter()
+                .map(|&v| (v as f64 * scale as f64 - m).exp())
+                .collect();
+            let sum: f64 = e.iter().sum();
+            for (i, (&g, &w)) in got.iter().zip(&e).enumerate() {
+                let w = w / sum;
+                assert!(
+                    (g as f64 - w).abs() <= 1e-6 * w + 1e-30,
+                    "n {n}, entry {i}: {g} vs {w}"
+                );
+            }
+            assert!((got.iter().map(|&v| v as f64).sum::<f64>() - 1.0).abs() < 1e-5);
+        }
+    }
 
     /// A paged layer (blocks of 16 positions, block table in scrambled order) holding `len`
     /// positions, with one query row. Returns (shape, q, offs, kc, vc).

@@ -82,6 +82,52 @@ pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
     m + (_mm512_reduce_add_ps(acc) + tail).ln()
 }
 
+/// Softmax of `scale * x` in place (`scale > 0`): the maximum, then `e^(scale x - scale max)`
+/// and their sum, then the division, 16 lanes at a time (the tail in scalar code). The prompt
+/// attention kernel runs it on every row of scores; a scalar loop with `f32::exp` was over 40%
+/// of a prefill step at 8k positions.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn softmax_scaled(x: &mut [f32], scale: f32) {
+    let n16 = x.len() / 16 * 16;
+    let p = x.as_mut_ptr();
+    let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n16 {
+        mv = _mm512_max_ps(mv, _mm512_loadu_ps(p.add(i)));
+        i += 16;
+    }
+    let m = x[n16..]
+        .iter()
+        .copied()
+        .fold(_mm512_reduce_max_ps(mv), f32::max);
+    let shift = m * scale;
+    let (sv, shv) = (_mm512_set1_ps(scale), _mm512_set1_ps(shift));
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n16 {
+        let e = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(p.add(i)), sv, shv));
+        _mm512_storeu_ps(p.add(i), e);
+        acc = _mm512_add_ps(acc, e);
+        i += 16;
+    }
+    let mut tail = 0.0;
+    for v in x[n16..].iter_mut() {
+        *v = (*v * scale - shift).exp();
+        tail += *v;
+    }
+    let inv = _mm512_set1_ps(1.0 / (_mm512_reduce_add_ps(acc) + tail));
+    let mut i = 0;
+    while i < n16 {
+        _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), inv));
+        i += 16;
+    }
+    let inv = 1.0 / (_mm512_reduce_add_ps(acc) + tail);
+    x[n16..].iter_mut().for_each(|v| *v *= inv);
+}
+
 /// `x / (1 + e^-x)` in every lane.
 #[inline]
 #[target_feature(enable = "avx512f")]
