@@ -10,11 +10,7 @@ use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
-/// Prefill chunk: a prompt is run in chunks of positions `[k·C, (k+1)·C)` from its own start,
-/// whatever else shares the forward call. Attention takes a different (equally exact) path for
-/// long and short runs of rows, so fixed boundaries are what make a sequence's numbers depend on
-/// the sequence alone: `generate` and the serving engine give the same tokens.
-pub const PREFILL_CHUNK: usize = 256;
+use crate::prefill_schedule::PrefillSchedule;
 
 /// Prompt tokens per forward call during batched prefill (bounds scratch memory).
 const PREFILL_CALL_TOKENS: usize = 512;
@@ -92,7 +88,9 @@ pub fn generate(
         .collect();
     let vocab = model.vocab_size();
 
-    // Prefill: pack prompt chunks of several sequences into calls of PREFILL_CHUNK tokens.
+    // Prefill: pack prompt chunks (the model's fixed boundaries) of several sequences into
+    // calls of up to PREFILL_CALL_TOKENS tokens.
+    let schedule = PrefillSchedule::for_model(model);
     let mut offsets = vec![0usize; reqs.len()];
     loop {
         let mut used = 0;
@@ -100,7 +98,7 @@ pub fn generate(
         for (i, r) in reqs.iter().enumerate() {
             let o = offsets[i];
             if o < r.prompt.len() {
-                let end = (o + PREFILL_CHUNK).min(r.prompt.len());
+                let end = schedule.chunk_end(o, r.prompt.len());
                 if !parts.is_empty() && used + end - o > PREFILL_CALL_TOKENS {
                     break;
                 }

@@ -24,6 +24,7 @@ pub mod loader;
 pub mod lora;
 pub mod nf4;
 pub mod peft;
+pub mod prefill_schedule;
 pub mod quant;
 pub mod rope;
 pub mod safetensors_io;

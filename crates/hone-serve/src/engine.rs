@@ -7,14 +7,18 @@
 //! and streams each sequence's text to its request. Sequences for different adapters share the
 //! batch (per-row LoRA).
 //!
-//! The prefill budget (`prefill_tokens_per_step`) is shared among the sequences still reading
-//! their prompt (decode rows never count against it): those passed over the longest go
-//! first, then those with the fewest prompt tokens left. So a short prompt that arrives
-//! while a long one is being read is read whole in its first step (its second when the long
-//! one was passed over just before), a step that with the default budget of one chunk does
-//! not also carry the long chunk; and prefills take turns, so a long prompt keeps advancing
-//! however many short ones arrive. Chunk boundaries stay fixed, so answers do not depend on
-//! what shares a step.
+//! Prompts are read in the model's chunks ([`PrefillSchedule`]): fixed boundaries, shorter
+//! late in a long prompt, so that no chunk costs more than about twice the matmul work of 256
+//! rows however far into the prompt it is. The prefill budget (`prefill_chunks_per_step`, in
+//! such chunk costs) is shared among the sequences still reading their prompt (decode rows
+//! never count against it): those passed over the longest go first, then those with the
+//! fewest prompt tokens left. So a short prompt that arrives while a long one is being read
+//! is read whole in its first step (its second when the long one was passed over just
+//! before), beside a long chunk only while both fit the budget; and prefills take turns, so
+//! a long prompt keeps advancing however many short ones arrive. A step with prompt rows
+//! thus costs a bounded time, and a request's first token waits at most about two such
+//! steps. Chunk boundaries depend on the position alone, so answers do not depend on what
+//! shares a step.
 //!
 //! When the KV pool runs out, the most recently admitted sequence is preempted: its blocks are
 //! freed and it is recomputed later (prompt in chunks, then its generated tokens replayed one
@@ -34,11 +38,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
-use hone_model::generate::PREFILL_CHUNK;
 use hone_model::kernels::log_sum_exp;
 use hone_model::kv_cache::{KvCache, SeqCache};
 use hone_model::llama::{Logits, SeqInput};
 use hone_model::lora::LoraAdapter;
+use hone_model::prefill_schedule::PrefillSchedule;
 use hone_model::sampler::{log_softmax, Sampler, SamplingParams};
 use hone_model::tokenizer::Tokenizer;
 use hone_model::{DecodeStep, FinishReason, Llama};
@@ -55,8 +59,10 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Bytes of KV cache (the pool of blocks).
     pub kv_bytes: usize,
-    /// Prompt tokens per step at most (whole chunks of `PREFILL_CHUNK`; at least one chunk).
-    pub prefill_tokens_per_step: usize,
+    /// Prompt work per step at most, in chunk costs ([`PrefillSchedule::cap`]): the first
+    /// prompt chunk always goes, others while the step's estimated prompt cost stays within
+    /// this many caps.
+    pub prefill_chunks_per_step: usize,
     /// Requests waiting beyond this are refused (429).
     pub max_queue: usize,
     /// Automatic prefix caching: reuse the KV of full prompt blocks already computed (a
@@ -71,7 +77,7 @@ impl Default for EngineConfig {
         Self {
             max_batch: 32,
             kv_bytes: 512 << 20,
-            prefill_tokens_per_step: PREFILL_CHUNK,
+            prefill_chunks_per_step: 1,
             max_queue: 256,
             prefix_cache: false,
         }
@@ -189,13 +195,14 @@ impl Seq {
     fn known_len(&self) -> usize {
         self.p.prompt.len() + self.decode.tokens().len()
     }
-    /// The tokens this sequence feeds next: an aligned prompt chunk, or one token (a decode
-    /// step, or a replayed token after preemption). Returns (start, end, wants logits).
-    fn next_feed(&self) -> (usize, usize, bool) {
+    /// The tokens this sequence feeds next: the rest of the prompt chunk it is in, or one
+    /// token (a decode step, or a replayed token after preemption). Returns (start, end,
+    /// wants logits).
+    fn next_feed(&self, schedule: &PrefillSchedule) -> (usize, usize, bool) {
         let fed = self.cache.len();
         let plen = self.p.prompt.len();
         if fed < plen {
-            let end = ((fed / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(plen);
+            let end = schedule.chunk_end(fed, plen);
             (fed, end, end == plen && self.decode.tokens().is_empty())
         } else {
             (fed, fed + 1, fed + 1 == self.known_len())
@@ -230,6 +237,7 @@ impl Engine {
             .name("hone-engine".into())
             .spawn(move || {
                 let mut s = Scheduler {
+                    schedule: PrefillSchedule::for_model(&model),
                     model,
                     tokenizer,
                     kv,
@@ -369,6 +377,8 @@ fn poisoned() -> ServeError {
 
 struct Scheduler {
     model: Arc<Llama>,
+    /// The model's prompt chunk boundaries (the same as `generate`'s).
+    schedule: PrefillSchedule,
     tokenizer: Arc<Tokenizer>,
     kv: KvCache,
     cfg: EngineConfig,
@@ -535,7 +545,7 @@ impl Scheduler {
     /// cached blocks it will start on that nobody holds, and new blocks for the rest of its
     /// first prompt chunk.
     fn admission_need(&self, s: &Seq) -> usize {
-        let (a, b, _) = s.next_feed();
+        let (a, b, _) = s.next_feed(&self.schedule);
         let plain = self.kv.blocks_needed(&s.cache, b - a);
         if !self.kv.prefix_cache_enabled() || !s.cache.blocks().is_empty() {
             return plain;
@@ -546,7 +556,7 @@ impl Scheduler {
             return plain;
         }
         let reused = hit.len() * self.kv.block_size();
-        let end = ((reused / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(plen);
+        let end = self.schedule.chunk_end(reused, plen);
         let idle = hit
             .iter()
             .filter(|&&blk| self.kv.ref_count(blk) == 0)
@@ -572,13 +582,18 @@ impl Scheduler {
 
     /// What every running sequence feeds this step, in `running` order: (index, start, end,
     /// wants logits). Decode rows (and tokens replayed after preemption) always go. Prompt
-    /// chunks share `prefill_tokens_per_step`: sequences passed over the longest go first (so
-    /// prefills take turns), then those with the fewest prompt tokens left (a short prompt
-    /// admitted beside a long one is read whole at once, in a step that need not carry the
-    /// long chunk); the first chunk always goes, others while they fit. Chunks keep their
-    /// fixed boundaries, so a sequence's numbers do not depend on what shares its steps.
+    /// chunks share the budget of `prefill_chunks_per_step` chunk costs: sequences passed
+    /// over the longest go first (so prefills take turns), then those with the fewest prompt
+    /// tokens left (a short prompt admitted beside a long one is read whole at once, in a
+    /// step that carries the long chunk only if both fit); the first chunk always goes,
+    /// others while they fit. Chunks keep their fixed boundaries, so a sequence's numbers do
+    /// not depend on what shares its steps.
     fn plan_feeds(&self) -> Vec<(usize, usize, usize, bool)> {
-        let feeds: Vec<(usize, usize, bool)> = self.running.iter().map(Seq::next_feed).collect();
+        let feeds: Vec<(usize, usize, bool)> = self
+            .running
+            .iter()
+            .map(|s| s.next_feed(&self.schedule))
+            .collect();
         let mut go: Vec<bool> = (0..feeds.len())
             .map(|i| feeds[i].0 >= self.running[i].p.prompt.len())
             .collect();
@@ -591,11 +606,12 @@ impl Scheduler {
                 s.admitted,
             )
         });
-        let mut used = 0;
-        for i in prefills {
-            let n = feeds[i].1 - feeds[i].0;
-            if used == 0 || used + n <= self.cfg.prefill_tokens_per_step {
-                used += n;
+        let budget = self.cfg.prefill_chunks_per_step.max(1) as f64 * self.schedule.cap();
+        let mut used = 0.0;
+        for (k, i) in prefills.into_iter().enumerate() {
+            let cost = self.schedule.cost(feeds[i].0, feeds[i].1);
+            if k == 0 || used + cost <= budget {
+                used += cost;
                 go[i] = true;
             }
         }
@@ -930,7 +946,7 @@ mod tests {
         s: Scheduler,
     }
 
-    fn rig(prefill_tokens_per_step: usize) -> Rig {
+    fn rig(prefill_chunks_per_step: usize) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let m = tiny_model(dir.path());
         let model = Arc::new(m.model);
@@ -938,11 +954,12 @@ mod tests {
         Rig {
             _dir: dir,
             s: Scheduler {
+                schedule: PrefillSchedule::for_model(&model),
                 model,
                 tokenizer: Arc::new(m.tokenizer),
                 kv,
                 cfg: EngineConfig {
-                    prefill_tokens_per_step,
+                    prefill_chunks_per_step,
                     ..EngineConfig::default()
                 },
                 metrics: Metrics::new(),
@@ -1033,16 +1050,25 @@ mod tests {
         done
     }
 
+    /// A prompt `chunks` whole chunks of the rig's schedule long, plus `extra` tokens.
+    fn chunked_len(r: &Rig, chunks: usize, extra: usize) -> usize {
+        r.s.schedule.chunks(8000)[chunks - 1].1 + extra
+    }
+
     #[test]
     fn a_short_prompt_gets_its_first_token_in_its_first_step_beside_a_long_prefill() {
-        let mut r = rig(PREFILL_CHUNK);
+        let mut r = rig(1);
         let chunks = 16;
-        let long = prompt(chunks * PREFILL_CHUNK + 37, 1);
+        let long = prompt(chunked_len(&r, chunks, 37), 1);
         let short = prompt(4, 2);
         let (long_max, short_max) = (3, 6);
         let mut long_rx = r.submit(long.clone(), long_max);
         r.step();
-        assert_eq!(r.read(long.len()), Some(PREFILL_CHUNK), "one chunk read");
+        assert_eq!(
+            r.read(long.len()),
+            Some(r.s.schedule.chunk_end(0, long.len())),
+            "one chunk read"
+        );
         let mut short_rx = r.submit(short.clone(), short_max);
         let (mut long_out, mut short_out) = (Vec::new(), Vec::new());
         // Per step after the short request came: its tokens so far, and whether the long
@@ -1089,12 +1115,49 @@ mod tests {
     }
 
     #[test]
+    fn late_chunks_are_shorter_and_no_step_reads_more_than_its_budget() {
+        let mut r = rig(1);
+        let s = r.s.schedule;
+        let len = 3000;
+        let long = prompt(len, 7);
+        let mut rx = r.submit(long.clone(), 1);
+        let mut cuts = vec![0];
+        // The request ends (and leaves `running`) in the step that reads its last chunk.
+        while *cuts.last().unwrap() < len {
+            r.step();
+            let n = r.read(len).unwrap_or(len);
+            assert!(n > *cuts.last().unwrap(), "the prompt advanced");
+            cuts.push(n);
+        }
+        let chunks: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+        assert_eq!(chunks, s.chunks(len), "one schedule chunk per step");
+        let first = chunks[0].1 - chunks[0].0;
+        let last = chunks[chunks.len() - 2].1 - chunks[chunks.len() - 2].0;
+        assert!(
+            last < first,
+            "late chunks are shorter ({first} rows, then {last})"
+        );
+        for &(a, b) in &chunks {
+            assert!(
+                s.cost(a, b) <= s.cap() || b - a <= 16,
+                "chunk {a}..{b} costs {} over the cap {}",
+                s.cost(a, b),
+                s.cap()
+            );
+        }
+        // Reading the same prompt alone gives the same token.
+        let mut out = Vec::new();
+        assert!(drain(&mut rx, &mut out), "done with its last chunk");
+        assert_eq!(out, r.alone(&long, 1));
+    }
+
+    #[test]
     fn prefills_take_turns_under_the_budget() {
-        let mut r = rig(PREFILL_CHUNK);
+        let mut r = rig(1);
         let prompts: Vec<Vec<u32>> = [4, 5, 6]
             .iter()
             .enumerate()
-            .map(|(k, &c)| prompt(c * PREFILL_CHUNK - 3 * k, 10 + k as u32))
+            .map(|(k, &c)| prompt(chunked_len(&r, c, 0) - 3 * k, 10 + k as u32))
             .collect();
         let mut rxs: Vec<_> = prompts.iter().map(|p| r.submit(p.clone(), 2)).collect();
         let mut outs = vec![Vec::new(); prompts.len()];
@@ -1131,28 +1194,40 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_of_two_chunks_reads_the_short_prompt_beside_one_of_two_long_ones() {
-        let mut r = rig(2 * PREFILL_CHUNK);
+    fn a_budget_of_two_chunks_reads_the_short_prompt_and_the_long_chunks_that_fit() {
+        let mut r = rig(2);
+        let sch = r.s.schedule;
         let (a, b) = (
-            prompt(6 * PREFILL_CHUNK, 3),
-            prompt(6 * PREFILL_CHUNK + 1, 4),
+            prompt(chunked_len(&r, 6, 0), 3),
+            prompt(chunked_len(&r, 6, 1), 4),
         );
         let short = prompt(5, 5);
         let _rx = (r.submit(a.clone(), 1), r.submit(b.clone(), 1));
         r.step();
-        let read = |r: &Rig| r.read(a.len()).unwrap() + r.read(b.len()).unwrap();
+        let first = sch.chunk_end(0, a.len());
+        assert!(2.0 * sch.cost(0, first) <= 2.0 * sch.cap());
         assert_eq!(
-            read(&r),
-            2 * PREFILL_CHUNK,
-            "both long prompts read a chunk"
+            (r.read(a.len()), r.read(b.len())),
+            (Some(first), Some(first)),
+            "both long prompts read their first chunk"
         );
         let mut short_rx = r.submit(short.clone(), 1);
         r.step();
         let mut out = Vec::new();
         assert!(drain(&mut short_rx, &mut out), "the short request is done");
         assert_eq!(out, r.alone(&short, 1));
-        // The short prompt and one long chunk fill the budget of 512; a second long chunk
-        // does not fit beside them.
-        assert_eq!(read(&r), 3 * PREFILL_CHUNK);
+        // The short prompt goes first, then the long chunks (a has fewer tokens left) while
+        // the step's cost stays within two caps.
+        let second = sch.chunk_end(first, a.len());
+        let (short_cost, long_cost) = (sch.cost(0, short.len()), sch.cost(first, second));
+        let fits_one = short_cost + long_cost <= 2.0 * sch.cap();
+        let fits_two = short_cost + 2.0 * long_cost <= 2.0 * sch.cap();
+        let want = |fits: bool| Some(if fits { second } else { first });
+        assert_eq!(
+            (r.read(a.len()), r.read(b.len())),
+            (want(fits_one), want(fits_two)),
+            "costs: short {short_cost:.0}, long chunk {long_cost:.0}, budget {}",
+            2.0 * sch.cap()
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 use hone_model::chat_template::Message;
 use hone_model::kv_cache::{KvCache, DEFAULT_BLOCK_SIZE};
+use hone_model::prefill_schedule::PrefillSchedule;
 use hone_model::LoadedModel;
 use hone_serve::engine::EngineConfig;
 use hone_serve::openai::Limits;
@@ -47,16 +48,22 @@ impl Server {
     }
 }
 
-/// A long system prompt every request shares (well over 128 tokens, so one prefill step of
-/// 256 tokens never holds two whole prompts: the requests of one burst start one by one and
-/// all but the first can reuse the shared blocks).
+/// A long system prompt every request shares (long enough that one prefill step never holds
+/// two whole prompts, each costing over half of a step's budget: the requests of one burst
+/// start one by one and all but the first can reuse the shared blocks).
 const SYSTEM: &str = "You are a careful assistant for a small law firm. You answer questions \
     about contracts, non-disclosure agreements, employment terms and corporate housekeeping. \
     Always answer in plain English, in at most three short sentences, without legal jargon \
     unless the question asks for a term to be explained. If a question is outside contracts \
     and business law, answer it briefly and politely anyway. Never invent clauses, case names \
     or statutes. When a question is ambiguous, state the most common reading and answer that \
-    one. Be friendly, concise and precise, and do not repeat the question back to the user.";
+    one. Be friendly, concise and precise, and do not repeat the question back to the user. \
+    The people who write to you are partners, associates, paralegals and the firm's clients, \
+    most of them busy and many of them reading on a phone between meetings. Some questions \
+    will be about deadlines, notice periods, renewals and termination; others about who owns \
+    work product, what counts as confidential information, and how long obligations last \
+    after an agreement ends. Point out when the answer depends on the governing law or on a \
+    clause the user has not shown you, and suggest what to look for in the document.";
 
 fn chat_body(model: &str, user: &str, max_tokens: usize) -> Value {
     json!({"model": model,
@@ -109,9 +116,15 @@ fn requests_sharing_a_system_prompt_answer_the_same_with_the_prefix_cache() {
         .max()
         .unwrap();
     assert!(shared >= 6, "the system prompt is meant to fill 6+ blocks");
+    let schedule = PrefillSchedule::for_model(&m.model);
+    let shortest = PROMPTS
+        .iter()
+        .map(|u| prompt_tokens(&m, u).len())
+        .min()
+        .unwrap();
     assert!(
-        prompt_tokens(&m, PROMPTS[0]).len() > 128,
-        "one prefill step must not hold two prompts"
+        schedule.cost(0, shortest) > schedule.cap() / 2.0,
+        "one prefill step must not hold two prompts ({shortest} tokens)"
     );
     let jobs: Vec<(&str, &str)> = PROMPTS.iter().map(|&u| ("smollm2", u)).collect();
 
@@ -206,8 +219,10 @@ fn two_adapters_with_the_same_prompt_do_not_share_cached_blocks() {
     let m = load(&path);
     let dir = tempfile::tempdir().unwrap();
     let (d1, d2) = (dir.path().join("a1"), dir.path().join("a2"));
-    save_random_adapter(&m, &d1, 1);
-    save_random_adapter(&m, &d2, 2);
+    // Stronger than the default random adapter, so each visibly changes the answer to this
+    // long prompt.
+    save_scaled_adapter(&m, &d1, 1, 0.1);
+    save_scaled_adapter(&m, &d2, 2, 0.1);
     const MAX: usize = 16;
     let per_request = (shared_blocks(&m) * DEFAULT_BLOCK_SIZE) as f64;
     let adapters = [("a1", d1.as_path()), ("a2", d2.as_path())];
