@@ -2,11 +2,18 @@
 //!
 //! - exact duplicates: identical messages;
 //! - near-duplicates: examples whose word shingles (prompt and answer together) have a Jaccard
-//!   similarity of at least `threshold`, found with MinHash + LSH;
+//!   similarity of at least `threshold`, found with MinHash + LSH; and short prompts one
+//!   edited slot apart (`template.rs`) with the same answer and the same negations and
+//!   numbers (one changed word removes three of a ten-word prompt's eight shingles). Words
+//!   are compared normalized (`normalize.rs`: case, punctuation, numbers written out,
+//!   articles, inflection, contractions, British spellings);
 //! - contradictions: the same or near-same prompt with answers that are not near-same (in a
 //!   cluster above the cap, a template, only identical prompts count);
 //! - contamination: prompts sharing word n-grams with the prompts of an evaluation file;
-//! - over-represented patterns: clusters of near-identical prompts larger than `cap`.
+//! - over-represented patterns: clusters of near-identical prompts larger than `cap`, and
+//!   templates: short prompts that are the same once one slot of a few words is masked
+//!   (`template.rs`), shown with the template and cut by `--fix` to a subset that keeps every
+//!   answer the cluster has.
 //!
 //! Prompts leave out system messages, and shingles found in more than half of the first
 //! `sample` records (a shared instruction or prompt template) are ignored, so that what
@@ -28,9 +35,11 @@ use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::example::Example;
 use crate::hash::Hasher64;
-use crate::minhash::{shingles, word_hashes, Compact, Lsh, RawBins};
+use crate::minhash::{shingles, Compact, Lsh, RawBins};
+use crate::normalize::{self, word_hashes};
 use crate::progress::Progress;
 use crate::source::{Format, Records};
+use crate::template;
 
 #[derive(Clone, Debug)]
 pub struct QaOptions {
@@ -89,11 +98,17 @@ impl QaOptions {
 }
 
 /// A set of lines with one problem. `against`: lines of the evaluation file (contamination).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Over-represented clusters also carry their `template` (when found by masking a slot) and
+/// the lines `--fix` keeps (`keep`, diverse in their answers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Group {
     pub lines: Vec<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub against: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<usize>,
 }
 
 /// What `--json` prints: exactly these five keys.
@@ -172,7 +187,10 @@ impl QaReport {
             (
                 "over-represented",
                 &f.overrepresented,
-                format!("more than {} near-identical prompts", opts.cap),
+                format!(
+                    "more than {} near-identical prompts, or prompts of one template",
+                    opts.cap
+                ),
             ),
         ];
         for (name, groups, what) in sections {
@@ -186,6 +204,9 @@ impl QaReport {
                 let _ = write!(o, "  lines {}", join(&g.lines, 12));
                 if !g.against.is_empty() {
                     let _ = write!(o, "  ~ evaluation lines {}", join(&g.against, 12));
+                }
+                if let Some(t) = &g.template {
+                    let _ = write!(o, "  template: {t:?}");
                 }
                 o.push('\n');
             }
@@ -542,6 +563,9 @@ pub fn run(
     let (mut exact, mut full_norm, mut in_norm, mut out_norm) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut full_keys, mut in_keys): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    // (masked-slot key, record) of every short prompt, and each prompt's negations and numbers.
+    let mut tpl_keys: Vec<(u64, u32)> = Vec::new();
+    let mut marks: Vec<u64> = Vec::new();
     let mut recs = Records::open(path, format)?;
     progress.start("qa: hashing", recs.total_bytes());
     while let Some(rec) = recs.next_record()? {
@@ -555,6 +579,7 @@ pub fn run(
                     rep.invalid_lines.push(rec.line);
                 }
                 flags.push(0);
+                marks.push(0);
                 exact.push(0);
                 full_norm.push(0);
                 in_norm.push(0);
@@ -565,6 +590,10 @@ pub fn run(
             }
         };
         let p = Prepared::new(&ex);
+        let idx = lines.len() as u32 - 1;
+        let prompt = ex.input_text();
+        tpl_keys.extend(template::masked_keys(&prompt).into_iter().map(|k| (k, idx)));
+        marks.push(normalize::marks(&prompt));
         exact.push(exact_hash(&ex));
         let (ih, oh) = (words_hash(&p.input_words), words_hash(&p.output_words));
         in_norm.push(ih);
@@ -612,6 +641,7 @@ pub fn run(
                 rep.findings.contamination.push(Group {
                     lines: vec![rec.line],
                     against: with,
+                    ..Default::default()
                 });
             }
         }
@@ -638,7 +668,7 @@ pub fn run(
             .into_iter()
             .map(|c| Group {
                 lines: c.into_iter().map(line).collect(),
-                against: vec![],
+                ..Default::default()
             })
             .collect();
     }
@@ -646,6 +676,53 @@ pub fn run(
     // LSH buckets over representatives of normalized-equal records.
     let full_rep = representatives(&full_norm, &flags);
     let in_rep = representatives(&in_norm, &flags);
+
+    // Templates: prompts one masked slot apart, chained; clusters above the cap with at least
+    // two different prompts (copies of one prompt are duplicates, not a template). Short
+    // prompts one slot apart with the same answer and the same negations and numbers are
+    // also near-duplicates (a one-word edit, which shingles cannot see in a short text).
+    let mut slot_pairs: Vec<(u32, u32)> = Vec::new();
+    let tpl_clusters: Vec<Vec<u32>> = {
+        tpl_keys.sort_unstable();
+        let mut uf = UnionFind::new(n);
+        let mut s = 0;
+        for k in 1..=tpl_keys.len() {
+            if k == tpl_keys.len() || tpl_keys[k].0 != tpl_keys[s].0 {
+                let run = &tpl_keys[s..k];
+                for m in &run[1..] {
+                    uf.union(run[0].1, m.1);
+                }
+                if run.len() > 1 {
+                    let mut first: HashMap<(u64, u64), u32> = HashMap::new();
+                    for &(_, i) in run {
+                        let key = (out_norm[i as usize], marks[i as usize]);
+                        let f = *first.entry(key).or_insert(i);
+                        if f != i {
+                            slot_pairs.push((f, i));
+                        }
+                    }
+                }
+                s = k;
+            }
+        }
+        drop(tpl_keys);
+        uf.components(&flags)
+            .into_iter()
+            .filter(|c| {
+                c.len() > opts.cap
+                    && c.iter()
+                        .any(|&i| in_rep[i as usize] != in_rep[c[0] as usize])
+            })
+            .collect()
+    };
+    // The first few prompts of each template, read in pass 2 to show the template.
+    const SHOWN: usize = 8;
+    let mut capture = vec![false; n];
+    for c in &tpl_clusters {
+        for &i in c.iter().take(SHOWN) {
+            capture[i as usize] = true;
+        }
+    }
     drop(full_norm);
     let full_runs = bucket_runs(&full_keys, lsh.bands, |i| {
         flags[i as usize] & (VALID | FULL_EMPTY) == VALID && full_rep[i as usize] == i
@@ -667,13 +744,19 @@ pub fn run(
         }
     }
 
-    // Pass 2: signatures of candidates only.
+    // Pass 2: signatures of candidates only (and the prompts of templates to show).
     let mut sigs: HashMap<u32, Sigs> = HashMap::new();
-    if cand.iter().any(|&c| c) {
+    let mut prompts: HashMap<u32, String> = HashMap::new();
+    if cand.iter().chain(&capture).any(|&c| c) {
         let mut recs = Records::open(path, format)?;
         progress.start("qa: comparing", recs.total_bytes());
         let mut i = 0u32;
         while let Some(rec) = recs.next_record()? {
+            if capture[i as usize] {
+                if let Ok(ex) = &rec.parsed {
+                    prompts.insert(i, ex.input_text());
+                }
+            }
             if cand[i as usize] {
                 if let Ok(ex) = rec.parsed {
                     let p = Prepared::new(&ex);
@@ -706,6 +789,9 @@ pub fn run(
     for i in 0..n as u32 {
         uf_full.union(i, full_rep[i as usize]);
     }
+    for (a, b) in slot_pairs {
+        uf_full.union(a, b);
+    }
     verify(
         &full_runs,
         |i| sigs.get(&i).map(|s| s.full.clone()),
@@ -717,7 +803,7 @@ pub fn run(
         if c.iter().any(|&i| exact[i as usize] != first) {
             rep.findings.near_duplicates.push(Group {
                 lines: c.into_iter().map(line).collect(),
-                against: vec![],
+                ..Default::default()
             });
         }
     }
@@ -737,7 +823,7 @@ pub fn run(
     for c in uf_in.components(&flags) {
         let group = Group {
             lines: c.iter().map(|&i| line(i)).collect(),
-            against: vec![],
+            ..Default::default()
         };
         if c.len() <= opts.cap {
             if answer_classes(&c, &out_norm, &sigs, t) > 1 {
@@ -757,13 +843,48 @@ pub fn run(
             if answer_classes(&sub, &out_norm, &sigs, t) > 1 {
                 rep.findings.contradictions.push(Group {
                     lines: sub.iter().map(|&i| line(i)).collect(),
-                    against: vec![],
+                    ..Default::default()
                 });
             }
         }
-        rep.findings.overrepresented.push(group);
+        let keep = template::diverse_order(&c, |i| out_norm[i as usize])
+            .into_iter()
+            .take(opts.cap)
+            .map(line)
+            .collect();
+        rep.findings.overrepresented.push(Group { keep, ..group });
     }
     rep.findings.contradictions.sort_by_key(|g| g.lines[0]);
+    for c in tpl_clusters {
+        let texts: Vec<&str> = c
+            .iter()
+            .filter_map(|i| prompts.get(i).map(String::as_str))
+            .collect();
+        let shown = template::display(&texts);
+        let lines: Vec<usize> = c.iter().map(|&i| line(i)).collect();
+        // A cluster of near-identical prompts that already holds them all gets the template.
+        if let Some(g) = rep
+            .findings
+            .overrepresented
+            .iter_mut()
+            .find(|g| lines.iter().all(|l| g.lines.binary_search(l).is_ok()))
+        {
+            g.template.get_or_insert(shown);
+            continue;
+        }
+        let keep = template::diverse_order(&c, |i| out_norm[i as usize])
+            .into_iter()
+            .take(opts.cap)
+            .map(line)
+            .collect();
+        rep.findings.overrepresented.push(Group {
+            lines,
+            template: Some(shown),
+            keep,
+            ..Default::default()
+        });
+    }
+    rep.findings.overrepresented.sort_by_key(|g| g.lines[0]);
 
     if let Some(out) = fix {
         rep.removed = write_fixed(path, format, out, &rep.findings, opts.cap, progress)?;
@@ -773,7 +894,8 @@ pub fn run(
 
 /// Which lines `--fix` removes and why, in this order (the first reason wins): contaminated
 /// lines; every line of a contradiction (which answer is right cannot be known); all but the
-/// first of exact duplicates; lines of an over-represented cluster beyond the first `cap`; all
+/// first of exact duplicates; lines of an over-represented cluster beyond the `cap` it keeps
+/// (its `keep` lines, one of each answer in turn, then file order); all
 /// but the first of near-duplicates outside over-represented clusters (those are capped
 /// instead). Invalid records are removed too (see `write_fixed`).
 pub fn removals(findings: &Findings, cap: usize) -> HashMap<usize, String> {
@@ -806,13 +928,16 @@ pub fn removals(findings: &Findings, cap: usize) -> HashMap<usize, String> {
     let mut capped: HashSet<usize> = HashSet::new();
     for g in &findings.overrepresented {
         capped.extend(&g.lines);
-        let kept: Vec<usize> = g
-            .lines
-            .iter()
-            .copied()
-            .filter(|l| !r.contains_key(l))
-            .take(cap)
-            .collect();
+        // The cluster's own choice first (diverse in answers), then file order.
+        let mut kept: Vec<usize> = Vec::with_capacity(cap);
+        for &l in g.keep.iter().chain(&g.lines) {
+            if kept.len() == cap {
+                break;
+            }
+            if !r.contains_key(&l) && !kept.contains(&l) {
+                kept.push(l);
+            }
+        }
         for &l in &g.lines {
             if !kept.contains(&l) {
                 r.entry(l).or_insert_with(|| {

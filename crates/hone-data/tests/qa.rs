@@ -267,3 +267,197 @@ fn finds_every_planted_problem_and_flags_no_clean_line() {
     );
     assert_eq!(v["exact_duplicates"][0]["lines"], json!([3, 61, 62]));
 }
+
+/// A small hand-made chat file as a new user writes one: a template repeated seven times with
+/// one slot changed (same label), beside prompts that only share words.
+fn chat(user: &str, answer: &str) -> String {
+    json!({"messages": [{"role": "user", "content": user},
+                        {"role": "assistant", "content": answer}]})
+    .to_string()
+}
+
+#[test]
+fn a_template_with_one_slot_changed_is_over_represented_and_shown() {
+    let mut lines = Vec::new();
+    let slots = [
+        "auditors",
+        "lenders",
+        "insurers",
+        "advisers",
+        "affiliates",
+        "contractors",
+        "regulators",
+    ];
+    for s in slots {
+        lines.push(chat(
+            &format!("Classify: Disclosure to the {s} is permitted."),
+            "permitted-disclosure",
+        ));
+    }
+    for (q, a) in [
+        (
+            "Classify: The Receiving Party shall return all materials on request.",
+            "return",
+        ),
+        (
+            "Classify: This Agreement is governed by the laws of Delaware.",
+            "governing-law",
+        ),
+        (
+            "Classify: Either party may terminate on thirty days notice.",
+            "termination",
+        ),
+        (
+            "Classify: Confidential Information excludes public information.",
+            "exclusions",
+        ),
+        (
+            "Extract the term: The obligations survive for five years.",
+            "5 years",
+        ),
+        (
+            "Classify: Disclosure is permitted when a court orders it.",
+            "compelled",
+        ),
+    ] {
+        lines.push(chat(q, a));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, &lines);
+    let out = dir.path().join("fixed.jsonl");
+    let opts = QaOptions::default();
+    let rep = qa::run(&path, &Format::Jsonl, None, &opts, Some(&out), &NoProgress).unwrap();
+    let o = &rep.findings.overrepresented;
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].lines, (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        o[0].template.as_deref(),
+        Some("Classify: Disclosure to the ___ is permitted.")
+    );
+    assert_eq!(
+        rep.findings.flagged_lines().len(),
+        7,
+        "only the template's lines: {:?}",
+        rep.findings
+    );
+    let text = rep.to_text(&opts);
+    assert!(
+        text.contains("template: \"Classify: Disclosure to the ___ is permitted.\""),
+        "{text}"
+    );
+    let v = serde_json::to_value(&rep.findings).unwrap();
+    assert_eq!(
+        v["overrepresented"][0]["template"],
+        "Classify: Disclosure to the ___ is permitted."
+    );
+    // --fix keeps `cap` of them.
+    assert_eq!(rep.removed.len(), 7 - opts.cap);
+    assert!(rep.removed.iter().all(|(l, _)| (1..=7).contains(l)));
+}
+
+#[test]
+fn fix_keeps_every_answer_of_a_template() {
+    // Eight prompts of one template: six answer "yes", the last two "no". Keeping the first
+    // five in file order would drop every "no".
+    let mut lines = Vec::new();
+    for (k, s) in [
+        "red", "blue", "green", "black", "white", "grey", "pink", "brown",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = if k < 6 { "yes" } else { "no" };
+        lines.push(chat(
+            &format!("Is the {s} box allowed on the shelf today?"),
+            a,
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, &lines);
+    let out = dir.path().join("fixed.jsonl");
+    let rep = qa::run(
+        &path,
+        &Format::Jsonl,
+        None,
+        &QaOptions::default(),
+        Some(&out),
+        &NoProgress,
+    )
+    .unwrap();
+    let o = &rep.findings.overrepresented;
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].keep, vec![1, 7, 2, 8, 3]);
+    let kept = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(kept.lines().count(), 5);
+    assert_eq!(kept.matches("\"no\"").count(), 2, "{kept}");
+}
+
+#[test]
+fn short_near_duplicates_made_of_one_edit_are_found() {
+    let lines = vec![
+        chat(
+            "Classify: The Receiving Party may not reverse engineer the samples.",
+            "no-reverse-engineering",
+        ),
+        chat(
+            "Classify: The Receiving Party may not reverse-engineer the samples.",
+            "no-reverse-engineering",
+        ),
+        chat(
+            "Extract the term: This Agreement remains in force for two years.",
+            "2 years",
+        ),
+        chat(
+            "Extract the term: This Agreement shall remain in force for two (2) years.",
+            "2 years",
+        ),
+        chat(
+            "Classify: Either party may terminate on thirty days notice.",
+            "termination",
+        ),
+        chat(
+            "Classify: This Agreement is governed by the laws of Delaware.",
+            "governing-law",
+        ),
+        // Minimal pairs whose labels are meant to differ: not near-duplicates.
+        chat(
+            "Classify: The Receiving Party may disclose the information to its employees.",
+            "permitted",
+        ),
+        chat(
+            "Classify: The Receiving Party may not disclose the information to its employees.",
+            "prohibited",
+        ),
+        chat(
+            "Extract the term: The obligations survive for three years.",
+            "3 years",
+        ),
+        chat(
+            "Extract the term: The obligations survive for five years.",
+            "5 years",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, &lines);
+    let rep = qa::run(
+        &path,
+        &Format::Jsonl,
+        None,
+        &QaOptions::default(),
+        None,
+        &NoProgress,
+    )
+    .unwrap();
+    let near = &rep.findings.near_duplicates;
+    assert!(contains(near, &[1, 2]), "{near:?}");
+    assert!(contains(near, &[3, 4]), "{near:?}");
+    assert_eq!(
+        rep.findings.flagged_lines(),
+        [1, 2, 3, 4].into_iter().collect(),
+        "{:?}",
+        rep.findings
+    );
+}

@@ -138,7 +138,9 @@ pub struct QaArgs {
     /// Words per shingle.
     #[arg(long, default_value_t = 3)]
     shingle: usize,
-    /// Largest cluster of near-identical prompts that is not over-represented.
+    /// Largest cluster of near-identical prompts, or of short prompts of one template (the
+    /// same once a slot of a few words is masked), that is not over-represented; `--fix`
+    /// keeps this many of each, one of each answer in turn.
     #[arg(long, default_value_t = 5)]
     cap: usize,
     /// Words per n-gram for contamination.
