@@ -17,6 +17,7 @@ pub mod nda;
 pub mod normalize;
 pub mod progress;
 pub mod qa;
+pub mod qa_bench;
 pub mod review_layout;
 pub mod select;
 pub mod source;

@@ -498,13 +498,23 @@ impl Runs {
     }
 }
 
-/// Verifies bucket members against a few anchors of the bucket and unites the similar ones.
-fn verify(runs: &Runs, sig: impl Fn(u32) -> Option<Compact>, t: f64, uf: &mut UnionFind) {
+/// Verifies bucket members against a few anchors of the bucket and unites the similar ones
+/// whose prompts have the same negations and numbers (`marks`).
+fn verify(
+    runs: &Runs,
+    sig: impl Fn(u32) -> Option<Compact>,
+    t: f64,
+    marks: &[u64],
+    uf: &mut UnionFind,
+) {
     for run in runs.iter() {
         let mut anchors: Vec<(u32, Compact)> = Vec::new();
         for &m in run {
             let Some(s) = sig(m) else { continue };
-            match anchors.iter().find(|(_, a)| a.similarity(&s) >= t) {
+            let same = |&(a, ref sa): &(u32, Compact)| {
+                marks[a as usize] == marks[m as usize] && sa.similarity(&s) >= t
+            };
+            match anchors.iter().find(|x| same(x)) {
                 Some((a, _)) => uf.union(*a, m),
                 None if anchors.len() < 8 => anchors.push((m, s)),
                 None => {}
@@ -796,6 +806,7 @@ pub fn run(
         &full_runs,
         |i| sigs.get(&i).map(|s| s.full.clone()),
         t,
+        &marks,
         &mut uf_full,
     );
     for c in uf_full.components(&flags) {
@@ -818,6 +829,7 @@ pub fn run(
         &in_runs,
         |i| sigs.get(&i).map(|s| s.input.clone()),
         t,
+        &marks,
         &mut uf_in,
     );
     for c in uf_in.components(&flags) {

@@ -461,3 +461,51 @@ fn short_near_duplicates_made_of_one_edit_are_found() {
         rep.findings
     );
 }
+
+#[test]
+fn a_long_prompt_with_a_negation_flipped_is_not_a_contradiction() {
+    let clause = "The Receiving Party may disclose Confidential Information to its employees, \
+        officers, directors, agents and professional advisers who need to know it for the \
+        Purpose, provided that each of them is bound by obligations of confidentiality no less \
+        protective than those set out in this Agreement";
+    let flipped = clause.replacen("may disclose", "may not disclose", 1);
+    let changed_term = "The obligations of the Receiving Party under this Agreement survive \
+        its termination or expiry and continue in force for a period of three years from the \
+        date of the last disclosure of Confidential Information made by the Disclosing Party \
+        to the Receiving Party under it";
+    let other_term = changed_term.replacen("three", "five", 1);
+    let lines = vec![
+        chat(clause, "permitted"),
+        chat(&flipped, "prohibited"),
+        chat(changed_term, "3 years"),
+        chat(&other_term, "5 years"),
+        // A real contradiction beside them: the same long prompt, two answers.
+        chat(clause, "prohibited"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, &lines);
+    let rep = qa::run(
+        &path,
+        &Format::Jsonl,
+        None,
+        &QaOptions::default(),
+        None,
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        rep.findings
+            .contradictions
+            .iter()
+            .map(|g| g.lines.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![1, 5]],
+        "{:?}",
+        rep.findings
+    );
+    let flagged = rep.findings.flagged_lines();
+    for l in [2, 3, 4] {
+        assert!(!flagged.contains(&l), "line {l}: {:?}", rep.findings);
+    }
+}

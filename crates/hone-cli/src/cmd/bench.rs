@@ -26,6 +26,8 @@ pub enum BenchCmd {
     Review(super::review::BenchReviewArgs),
     /// Load an OpenAI-compatible server (hone's, llama.cpp's): throughput and latency.
     Serve(super::serve::BenchServeArgs),
+    /// Data QA's precision and recall on real NDA clauses with planted problems, and its speed.
+    Qa(super::bench_qa::BenchQaArgs),
 }
 
 #[derive(Args, Debug)]

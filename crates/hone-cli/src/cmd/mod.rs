@@ -3,6 +3,7 @@
 pub mod adapter;
 pub mod args;
 pub mod bench;
+pub mod bench_qa;
 pub mod chat;
 pub mod data;
 pub mod deploy;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
         Command::Bench(BenchCmd::Serve(a)) => serve::bench(a),
+        Command::Bench(BenchCmd::Qa(a)) => bench_qa::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Registry(c) => registry::run(c),
         Command::Deploy(a) => deploy::run(a),
