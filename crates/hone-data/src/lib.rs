@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod contractnli;
+pub mod coverage;
 pub mod csv;
 pub mod error;
 pub mod example;
@@ -25,6 +26,7 @@ pub mod spans;
 pub mod split;
 pub mod stats;
 pub mod synth;
+pub mod synth_out_of_scope;
 pub mod template;
 pub mod tokens;
 pub mod train_log;

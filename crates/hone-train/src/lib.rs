@@ -3,6 +3,7 @@
 //! - [`config`]: the run configuration (`run.toml`, `--set key=value` overrides, validation);
 //! - [`merge`]: base + adapter folded into one Hugging Face model folder.
 
+pub mod answer_logprob;
 pub mod backprop;
 pub mod bench;
 pub mod config;

@@ -15,6 +15,7 @@ pub mod log;
 pub mod model;
 pub mod ops;
 pub mod pool;
+pub mod qa_memorization;
 pub mod quickstart;
 pub mod registry;
 pub mod retrain;
