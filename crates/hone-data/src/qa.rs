@@ -101,7 +101,7 @@ impl QaOptions {
 /// A set of lines with one problem. `against`: lines of the evaluation file (contamination).
 /// Over-represented clusters also carry their `template` (when found by masking a slot) and
 /// the lines `--fix` keeps (`keep`, diverse in their answers).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Group {
     pub lines: Vec<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -110,6 +110,31 @@ pub struct Group {
     pub template: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<usize>,
+    /// Near-duplicates: each line after the first, its similarity to the first (word edit
+    /// similarity of the normalized texts up to 256 words, else estimated Jaccard of their
+    /// shingles).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub similarity: Vec<f64>,
+}
+
+/// 1 - (word edit distance / the longer length): 0.9 for one word changed in ten.
+fn edit_similarity(a: &[u64], b: &[u64]) -> f64 {
+    let n = a.len().max(b.len());
+    if n == 0 {
+        return 1.0;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    1.0 - prev[b.len()] as f64 / n as f64
 }
 
 /// The problems found: the first five keys of what `--json` prints.
@@ -203,7 +228,8 @@ impl QaReport {
                 "near-duplicates",
                 &f.near_duplicates,
                 format!(
-                    "Jaccard >= {} over {}-word shingles",
+                    "Jaccard >= {} over {}-word shingles of normalized words, or short \
+                     prompts one slot apart with the same answer",
                     opts.threshold, opts.shingle
                 ),
             ),
@@ -240,6 +266,21 @@ impl QaReport {
                 let _ = write!(o, "  lines {}", join(&g.lines, 12));
                 if !g.against.is_empty() {
                     let _ = write!(o, "  ~ evaluation lines {}", join(&g.against, 12));
+                }
+                if !g.similarity.is_empty() {
+                    let sims: Vec<String> = g
+                        .similarity
+                        .iter()
+                        .take(11)
+                        .map(|x| format!("{x:.2}"))
+                        .collect();
+                    let _ = write!(
+                        o,
+                        "  (similarity to line {}: {}{})",
+                        g.lines[0],
+                        sims.join(", "),
+                        if g.similarity.len() > 11 { ", ..." } else { "" }
+                    );
                 }
                 if let Some(t) = &g.template {
                     let _ = write!(o, "  template: {t:?}");
@@ -828,10 +869,16 @@ pub fn run(
             cand[r] = true;
         }
     }
+    for &(a, b) in &slot_pairs {
+        cand[a as usize] = true;
+        cand[b as usize] = true;
+    }
 
     // Pass 2: signatures of candidates only (and the prompts of templates to show).
     let mut sigs: HashMap<u32, Sigs> = HashMap::new();
     let mut prompts: HashMap<u32, String> = HashMap::new();
+    // Normalized words (prompt, then answer) of short candidates, for the similarity shown.
+    let mut short_words: HashMap<u32, Vec<u64>> = HashMap::new();
     if cand.iter().chain(&capture).any(|&c| c) {
         let mut recs = Records::open(path, format)?;
         progress.start("qa: comparing", recs.total_bytes());
@@ -845,6 +892,10 @@ pub fn run(
             if cand[i as usize] {
                 if let Ok(ex) = rec.parsed {
                     let p = Prepared::new(&ex);
+                    if p.input_words.len() + p.output_words.len() <= 256 {
+                        let w = p.input_words.iter().chain(&p.output_words).copied();
+                        short_words.insert(i, w.collect());
+                    }
                     let in_raw = RawBins::new(filtered(
                         shingles(&p.input_words, opts.shingle),
                         &common.shingles,
@@ -884,11 +935,30 @@ pub fn run(
         &marks,
         &mut uf_full,
     );
+    // Similarity of a member to the group's first line: word edit similarity for short texts,
+    // else the MinHash estimate of the Jaccard similarity of their shingles.
+    let similarity = |a: u32, b: u32| -> f64 {
+        if full_rep[a as usize] == full_rep[b as usize] {
+            return 1.0;
+        }
+        if let (Some(x), Some(y)) = (short_words.get(&a), short_words.get(&b)) {
+            return edit_similarity(x, y);
+        }
+        match (sigs.get(&a), sigs.get(&b)) {
+            (Some(x), Some(y)) => x.full.similarity(&y.full),
+            _ => 0.0,
+        }
+    };
     for c in uf_full.components(&flags) {
         let first = exact[c[0] as usize];
         if c.iter().any(|&i| exact[i as usize] != first) {
+            let sims = c[1..]
+                .iter()
+                .map(|&i| (similarity(c[0], i) * 1000.0).round() / 1000.0)
+                .collect();
             rep.findings.near_duplicates.push(Group {
                 lines: c.into_iter().map(line).collect(),
+                similarity: sims,
                 ..Default::default()
             });
         }

@@ -509,3 +509,38 @@ fn a_long_prompt_with_a_negation_flipped_is_not_a_contradiction() {
         assert!(!flagged.contains(&l), "line {l}: {:?}", rep.findings);
     }
 }
+
+#[test]
+fn near_duplicates_carry_their_similarity_to_the_first_line() {
+    let lines = vec![
+        chat(
+            "Classify: The Receiving Party may not copy the samples.",
+            "no-copying",
+        ),
+        chat(
+            "Classify: The Receiving Party may not duplicate the samples.",
+            "no-copying",
+        ),
+        chat(
+            "Classify: the receiving party may NOT copy the samples!",
+            "no-copying",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, &lines);
+    let opts = QaOptions::default();
+    let rep = qa::run(&path, &Format::Jsonl, None, &opts, None, &NoProgress).unwrap();
+    let g = &rep.findings.near_duplicates;
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0].lines, vec![1, 2, 3]);
+    // Normalized, line 2 is one word in eight away from line 1 (the answer included: one in
+    // nine), and line 3 the same text.
+    assert_eq!(g[0].similarity, vec![0.889, 1.0]);
+    assert!(
+        rep.to_text(&opts)
+            .contains("lines 1, 2, 3  (similarity to line 1: 0.89, 1.00)"),
+        "{}",
+        rep.to_text(&opts)
+    );
+}
