@@ -72,7 +72,7 @@ const ROLE_TERMS: &[(&str, &str)] = &[
     ("the Discloser", "the Recipient"),
     ("the Company", "the Counterparty"),
 ];
-const MONTHS: &[&str] = &[
+pub(crate) const MONTHS: &[&str] = &[
     "January",
     "February",
     "March",

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::contractnli::{Annotation, AnnotationSet, Document};
 use crate::hash::Rng;
 use crate::nda::CHECKS;
+use crate::synth::MONTHS;
 
 const NAMES: &[&str] = &[
     "Harbor Lane Properties",
@@ -99,21 +100,6 @@ const KINDS: &[(&str, &[&str])] = &[
             "Bake for 40 minutes until golden, and serve warm with custard.",
         ],
     ),
-];
-
-const MONTHS: &[&str] = &[
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
 ];
 
 fn fill(s: &str, a: &str, b: &str, place: &str, rng: &mut Rng) -> String {

@@ -276,6 +276,22 @@ fn chat(user: &str, answer: &str) -> String {
     .to_string()
 }
 
+/// `hone data qa` at default settings on these lines, without `--fix`.
+fn qa_default(lines: &[String]) -> qa::QaReport {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.jsonl");
+    write(&path, lines);
+    qa::run(
+        &path,
+        &Format::Jsonl,
+        None,
+        &QaOptions::default(),
+        None,
+        &NoProgress,
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_template_with_one_slot_changed_is_over_represented_and_shown() {
     let mut lines = Vec::new();
@@ -439,18 +455,7 @@ fn short_near_duplicates_made_of_one_edit_are_found() {
             "5 years",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.jsonl");
-    write(&path, &lines);
-    let rep = qa::run(
-        &path,
-        &Format::Jsonl,
-        None,
-        &QaOptions::default(),
-        None,
-        &NoProgress,
-    )
-    .unwrap();
+    let rep = qa_default(&lines);
     let near = &rep.findings.near_duplicates;
     assert!(contains(near, &[1, 2]), "{near:?}");
     assert!(contains(near, &[3, 4]), "{near:?}");
@@ -482,18 +487,7 @@ fn a_long_prompt_with_a_negation_flipped_is_not_a_contradiction() {
         // A real contradiction beside them: the same long prompt, two answers.
         chat(clause, "prohibited"),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.jsonl");
-    write(&path, &lines);
-    let rep = qa::run(
-        &path,
-        &Format::Jsonl,
-        None,
-        &QaOptions::default(),
-        None,
-        &NoProgress,
-    )
-    .unwrap();
+    let rep = qa_default(&lines);
     assert_eq!(
         rep.findings
             .contradictions
@@ -526,11 +520,8 @@ fn near_duplicates_carry_their_similarity_to_the_first_line() {
             "no-copying",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat.jsonl");
-    write(&path, &lines);
     let opts = QaOptions::default();
-    let rep = qa::run(&path, &Format::Jsonl, None, &opts, None, &NoProgress).unwrap();
+    let rep = qa_default(&lines);
     let g = &rep.findings.near_duplicates;
     assert_eq!(g.len(), 1, "{g:?}");
     assert_eq!(g[0].lines, vec![1, 2, 3]);

@@ -52,22 +52,28 @@ pub(super) fn exp16(x: __m512) -> __m512 {
     _mm512_scalef_ps(y, n)
 }
 
+/// The largest entry of `x` (`-inf` when empty), 16 lanes at a time.
+#[target_feature(enable = "avx512f")]
+fn max_of(x: &[f32]) -> f32 {
+    let n16 = x.len() / 16 * 16;
+    let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
+    for c in x[..n16].chunks_exact(16) {
+        // SAFETY: `c` holds 16 floats.
+        mv = _mm512_max_ps(mv, unsafe { _mm512_loadu_ps(c.as_ptr()) });
+    }
+    x[n16..]
+        .iter()
+        .copied()
+        .fold(_mm512_reduce_max_ps(mv), f32::max)
+}
+
 /// `ln(sum(e^x))`: the maximum, then the sum of `e^(x - max)`, 16 lanes at a time (the tail
 /// in scalar code).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
     let n16 = x.len() / 16 * 16;
     let p = x.as_ptr();
-    let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
-    let mut i = 0;
-    while i < n16 {
-        mv = _mm512_max_ps(mv, _mm512_loadu_ps(p.add(i)));
-        i += 16;
-    }
-    let m = x[n16..]
-        .iter()
-        .copied()
-        .fold(_mm512_reduce_max_ps(mv), f32::max);
+    let m = max_of(x);
     if !m.is_finite() {
         return m;
     }
@@ -91,18 +97,9 @@ pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
 /// The CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn softmax_scaled(x: &mut [f32], scale: f32) {
+    let m = max_of(x);
     let n16 = x.len() / 16 * 16;
     let p = x.as_mut_ptr();
-    let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
-    let mut i = 0;
-    while i < n16 {
-        mv = _mm512_max_ps(mv, _mm512_loadu_ps(p.add(i)));
-        i += 16;
-    }
-    let m = x[n16..]
-        .iter()
-        .copied()
-        .fold(_mm512_reduce_max_ps(mv), f32::max);
     let shift = m * scale;
     let (sv, shv) = (_mm512_set1_ps(scale), _mm512_set1_ps(shift));
     let mut acc = _mm512_setzero_ps();
