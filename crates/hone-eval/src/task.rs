@@ -132,6 +132,8 @@ impl TaskReport {
             ],
             TaskReport::Generation(r) => vec![
                 ("ROUGE-L F1", Some(r.rouge_l.f1)),
+                ("ROUGE-1 F1", Some(r.rouge_1.f1)),
+                ("ROUGE-2 F1", Some(r.rouge_2.f1)),
                 ("exact match", Some(r.exact_match)),
             ],
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use hone_eval::metrics::{
     classification, extraction, fields_from_json, generation, multilabel, normalize_whitespace,
-    parse_label, parse_labels, rouge_l, squad_normalize, token_f1,
+    parse_label, parse_labels, rouge_l, rouge_n, squad_normalize, token_f1,
 };
 use hone_eval::Error;
 
@@ -344,6 +344,32 @@ fn fields_from_model_json() {
 // ---------------------------------------------------------------- generation
 
 #[test]
+fn rouge_n_hand_computed() {
+    // Unigrams: the x2, cat, on, mat shared of 6 each -> 5/6; bigrams: "the cat", "on the",
+    // "the mat" of 5 each -> 3/5.
+    let (h, r) = ("the cat is on the mat", "the cat sat on the mat");
+    let one = rouge_n(h, r, 1);
+    close(one.precision, 5.0 / 6.0, "R1 P");
+    close(one.recall, 5.0 / 6.0, "R1 R");
+    close(one.f1, 5.0 / 6.0, "R1 F");
+    close(rouge_n(h, r, 2).f1, 0.6, "R2 F");
+    // Counts are clipped: "the" four times matches the reference's one "the" once.
+    let c = rouge_n("the the the the", "the cat", 1);
+    close(c.precision, 0.25, "clipped P");
+    close(c.recall, 0.5, "clipped R");
+    close(c.f1, 1.0 / 3.0, "clipped F");
+    // Case and punctuation are not tokens; no bigram on one side scores 0.
+    close(
+        rouge_n("Police, killed!", "police killed", 2).f1,
+        1.0,
+        "case",
+    );
+    close(rouge_n("cat", "cat", 2).f1, 0.0, "no bigrams");
+    close(rouge_n("", "x", 1).f1, 0.0, "empty prediction");
+    close(rouge_n("a b", "c d", 1).f1, 0.0, "disjoint");
+}
+
+#[test]
 fn rouge_l_hand_computed() {
     // Lin (2004)'s example: LCS(ref, hyp) = "police the gunman" = 3 of 4 both ways → 3/4.
     let r = rouge_l("police kill the gunman", "police killed the gunman");
@@ -379,6 +405,10 @@ fn generation_report() {
     close(r.exact_match, 1.0 / 3.0, "EM");
     // ROUGE-L F: (3/4 + 1 + 1) / 3 = 11/12
     close(r.rouge_l.f1, 11.0 / 12.0, "mean F");
+    // ROUGE-1: 3 of 4 unigrams, then 1 and 1 -> 11/12; ROUGE-2: "the gunman" 1 of 3 bigrams,
+    // "hello world" 1, "x" has no bigram 0 -> (1/3 + 1 + 0) / 3 = 4/9.
+    close(r.rouge_1.f1, 11.0 / 12.0, "mean ROUGE-1 F");
+    close(r.rouge_2.f1, 4.0 / 9.0, "mean ROUGE-2 F");
 
     let all_wrong = generation(&s(&["a b"]), &s(&["c d"])).unwrap();
     close(all_wrong.exact_match, 0.0, "all wrong EM");

@@ -1,4 +1,8 @@
-//! Generation metrics: ROUGE-L and exact match.
+//! Generation metrics: ROUGE-1, ROUGE-2, ROUGE-L and exact match.
+//!
+//! ROUGE-N (Lin 2004, section 2) counts the n-grams the prediction shares with the reference,
+//! each at most as often as it occurs in both (clipped), as `rouge-score` does:
+//! P = overlap / prediction n-grams, R = overlap / reference n-grams, F = 2PR / (P + R).
 //!
 //! ROUGE-L is the sentence-level LCS-based F-measure of Lin (2004), "ROUGE: A Package for
 //! Automatic Evaluation of Summaries", section 3.1, with beta = 1, i.e. F1:
@@ -17,15 +21,51 @@ use super::check_lengths;
 use super::text::normalize_whitespace;
 use crate::Result;
 
-/// ROUGE-L of one prediction against one reference.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RougeL {
-    /// LCS / prediction tokens.
+/// A ROUGE score of one prediction against one reference (or a mean over examples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rouge {
+    /// Matches / prediction tokens (n-grams).
     pub precision: f64,
-    /// LCS / reference tokens.
+    /// Matches / reference tokens (n-grams).
     pub recall: f64,
     /// F-measure with beta = 1.
     pub f1: f64,
+}
+
+/// ROUGE-L's score (matches: the longest common subsequence).
+pub type RougeL = Rouge;
+
+impl Rouge {
+    fn of(matches: usize, predicted: usize, reference: usize) -> Self {
+        if matches == 0 || predicted == 0 || reference == 0 {
+            return Rouge::default();
+        }
+        let precision = matches as f64 / predicted as f64;
+        let recall = matches as f64 / reference as f64;
+        Rouge {
+            precision,
+            recall,
+            f1: 2.0 * precision * recall / (precision + recall),
+        }
+    }
+}
+
+/// ROUGE-N of `predicted` against `reference` (`n` >= 1), on [`rouge_tokens`].
+pub fn rouge_n(predicted: &str, reference: &str, n: usize) -> Rouge {
+    let grams = |s: &str| -> std::collections::HashMap<Vec<String>, usize> {
+        let t = rouge_tokens(s);
+        let mut m = std::collections::HashMap::new();
+        for g in t.windows(n.max(1)) {
+            *m.entry(g.to_vec()).or_insert(0) += 1;
+        }
+        m
+    };
+    let (p, r) = (grams(predicted), grams(reference));
+    let matches = p
+        .iter()
+        .map(|(g, &c)| c.min(r.get(g).copied().unwrap_or(0)))
+        .sum();
+    Rouge::of(matches, p.values().sum(), r.values().sum())
 }
 
 /// The tokens ROUGE-L is computed on.
@@ -58,25 +98,7 @@ fn lcs_len(a: &[String], b: &[String]) -> usize {
 pub fn rouge_l(predicted: &str, reference: &str) -> RougeL {
     let p = rouge_tokens(predicted);
     let r = rouge_tokens(reference);
-    let zero = RougeL {
-        precision: 0.0,
-        recall: 0.0,
-        f1: 0.0,
-    };
-    if p.is_empty() || r.is_empty() {
-        return zero;
-    }
-    let lcs = lcs_len(&r, &p);
-    if lcs == 0 {
-        return zero;
-    }
-    let precision = lcs as f64 / p.len() as f64;
-    let recall = lcs as f64 / r.len() as f64;
-    RougeL {
-        precision,
-        recall,
-        f1: 2.0 * precision * recall / (precision + recall),
-    }
+    Rouge::of(lcs_len(&r, &p), p.len(), r.len())
 }
 
 /// The result of [`generation`].
@@ -90,6 +112,12 @@ pub struct GenerationReport {
     pub exact_match: f64,
     /// Mean per-example ROUGE-L precision, recall and F1.
     pub rouge_l: RougeL,
+    /// Mean per-example ROUGE-1 (absent, so zero, in reports written before it existed).
+    #[serde(default)]
+    pub rouge_1: Rouge,
+    /// Mean per-example ROUGE-2.
+    #[serde(default)]
+    pub rouge_2: Rouge,
 }
 
 /// Exact match and mean ROUGE-L over examples. Errors on empty input or lists of different
@@ -97,24 +125,33 @@ pub struct GenerationReport {
 pub fn generation(references: &[String], predicted: &[String]) -> Result<GenerationReport> {
     check_lengths("generation", references.len(), predicted.len())?;
     let n = references.len() as f64;
-    let (mut exact, mut p, mut r, mut f) = (0usize, 0.0, 0.0, 0.0);
+    let mut exact = 0usize;
+    // Sums of (precision, recall, F1) for ROUGE-L, ROUGE-1 and ROUGE-2.
+    let mut sums = [[0.0f64; 3]; 3];
     for (g, h) in references.iter().zip(predicted) {
         if normalize_whitespace(g) == normalize_whitespace(h) {
             exact += 1;
         }
-        let s = rouge_l(h, g);
-        p += s.precision;
-        r += s.recall;
-        f += s.f1;
+        for (k, s) in [rouge_l(h, g), rouge_n(h, g, 1), rouge_n(h, g, 2)]
+            .iter()
+            .enumerate()
+        {
+            sums[k][0] += s.precision;
+            sums[k][1] += s.recall;
+            sums[k][2] += s.f1;
+        }
     }
+    let mean = |k: usize| Rouge {
+        precision: sums[k][0] / n,
+        recall: sums[k][1] / n,
+        f1: sums[k][2] / n,
+    };
     Ok(GenerationReport {
         total: references.len(),
         exact_matches: exact,
         exact_match: exact as f64 / n,
-        rouge_l: RougeL {
-            precision: p / n,
-            recall: r / n,
-            f1: f / n,
-        },
+        rouge_l: mean(0),
+        rouge_1: mean(1),
+        rouge_2: mean(2),
     })
 }

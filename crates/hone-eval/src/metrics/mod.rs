@@ -22,7 +22,7 @@ pub use classification::{
     MultiLabelReport,
 };
 pub use extraction::{extraction, fields_from_json, ExtractionReport, FieldMetrics};
-pub use generation::{generation, rouge_l, rouge_tokens, GenerationReport, RougeL};
+pub use generation::{generation, rouge_l, rouge_n, rouge_tokens, GenerationReport, Rouge, RougeL};
 pub use parse::{parse_label, parse_labels};
 pub use text::{normalize_whitespace, squad_normalize, squad_tokens, token_f1};
 
