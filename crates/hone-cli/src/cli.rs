@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    adapter, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry, retrain,
-    review, review_queue, serve, train,
+    adapter, advise, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry,
+    retrain, review, review_queue, serve, train,
 };
 
 #[derive(Parser, Debug)]
@@ -39,6 +39,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// The main job end to end on synthetic NDAs: data, base model, fine-tune, evaluate, review.
     Quickstart(quickstart::QuickstartArgs),
+    /// Fine-tune or prompt: costs, break-even in months and a recommendation with its reasons.
+    Advise(advise::AdviseArgs),
     /// Review NDAs: the 17 ContractNLI checks with evidence, and playbook deviations.
     Review(review::ReviewArgs),
     /// Serve the model and its adapters over an OpenAI-compatible HTTP API.

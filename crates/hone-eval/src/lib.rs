@@ -1,6 +1,7 @@
 //! Evaluation: task metrics, ContractNLI document metrics, candidates (base, base + adapter, an
 //! OpenAI-compatible endpoint), reports, blind human evaluation and deployment gates.
 
+pub mod advise;
 pub mod cache;
 pub mod config;
 pub mod contractnli;

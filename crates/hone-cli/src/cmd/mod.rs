@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns arguments into library calls and prints.
 
 pub mod adapter;
+pub mod advise;
 pub mod args;
 pub mod bench;
 pub mod bench_qa;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Review(a) => review::run(a),
         Command::Quickstart(a) => quickstart::run(a),
+        Command::Advise(a) => advise::run(a),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
