@@ -20,9 +20,11 @@
 //! differs between examples decides their similarity.
 //!
 //! Memory: the file is streamed twice. The first pass keeps per record four 64-bit hashes and
-//! the LSH band keys (about 300 bytes); the second recomputes signatures only for records that
-//! share an LSH bucket with another one, and keeps them in a compact 16-bit form. A third pass
-//! writes the cleaned copy for `--fix`.
+//! the LSH band keys (about 300 bytes), and for a short prompt (4-48 words) its masked-slot
+//! keys (16 bytes each, about three per word: 1.5 KB for a 30-word prompt) until templates
+//! are clustered; the second recomputes signatures only for records that share an LSH bucket
+//! or a slot with another one, and keeps them in a compact 16-bit form. A third pass writes
+//! the cleaned copy for `--fix`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
