@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::ServeError;
+use crate::metrics::Metrics;
 
 /// How long a client may take, and how many may be connected (the `hone serve` flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,11 +151,17 @@ impl http_body::Body for TrackedBody {
 /// The socket, with the head and idle timers of its [`Phase`].
 struct TimedIo {
     inner: TcpStream,
+    /// Counts the 408 answered here (endpoint `connection`: no path was read).
+    metrics: Metrics,
     tracker: Tracker,
     header_timeout: Duration,
     idle_timeout: Duration,
     timer: Pin<Box<Sleep>>,
 }
+
+/// The `endpoint` label of answers given before a request's path is read (a head that did not
+/// arrive in time, a connection over the cap).
+pub const CONNECTION: &str = "connection";
 
 /// An error answered on the raw connection (before or outside hyper), in the same OpenAI shape
 /// and status as the router's answers, then the connection closes.
@@ -221,6 +228,7 @@ impl AsyncRead for TimedIo {
                     let _ = this
                         .inner
                         .try_write(&request_timeout_answer(this.header_timeout));
+                    this.metrics.request_done(CONNECTION, 408);
                 }
                 let what = if head {
                     "the request head did not arrive in time"
@@ -269,6 +277,7 @@ pub async fn serve_connections(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -293,10 +302,10 @@ pub async fn serve_connections(
                 let _ = stream.set_nodelay(true);
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        conns.spawn(connection(stream, app.clone(), limits.clone(), stop_rx.clone(), permit));
+                        conns.spawn(connection(stream, app.clone(), limits.clone(), metrics.clone(), stop_rx.clone(), permit));
                     }
                     Err(_) => {
-                        conns.spawn(refuse(stream, limits.max_connections));
+                        conns.spawn(refuse(stream, limits.max_connections, metrics.clone()));
                     }
                 }
             }
@@ -325,12 +334,14 @@ async fn connection(
     stream: TcpStream,
     app: Router,
     limits: ConnLimits,
+    metrics: Metrics,
     mut stop: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let tracker = Tracker::new(Phase::Head(Instant::now()));
     let io = TokioIo::new(TimedIo {
         inner: stream,
+        metrics,
         tracker: tracker.clone(),
         header_timeout: limits.header_timeout,
         idle_timeout: limits.idle_timeout,
@@ -373,8 +384,9 @@ async fn connection(
 }
 
 /// A connection over the cap: 503 with `Retry-After`, then closed.
-async fn refuse(stream: TcpStream, max: usize) {
+async fn refuse(stream: TcpStream, max: usize, metrics: Metrics) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    metrics.request_done(CONNECTION, 503);
     let answer = raw_answer(
         &ServeError::Unavailable(format!(
             "this server has its maximum of {max} connections open; retry"

@@ -9,7 +9,7 @@
 //!
 //! | name | type | labels |
 //! |---|---|---|
-//! | `hone_requests_total` | counter | `endpoint`, `status` |
+//! | `hone_requests_total` | counter | `endpoint`, `status` (`endpoint="connection"`: answered before a path was read, a 408 head timeout or a 503 over the connection cap) |
 //! | `hone_prompt_tokens_total` | counter | |
 //! | `hone_generation_tokens_total` | counter | |
 //! | `hone_preemptions_total` | counter | |
@@ -392,6 +392,21 @@ impl Metrics {
     /// The content type of [`Metrics::render`]'s output, for the `/metrics` response.
     pub fn content_type() -> &'static str {
         prometheus::TEXT_FORMAT
+    }
+}
+
+/// The `endpoint` label of a request path, as its handler counts it (`other` for paths no
+/// route serves); used where a request is answered before its handler runs.
+pub fn endpoint_of(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat_completions",
+        "/v1/completions" => "completions",
+        "/v1/models" => "models",
+        "/health" => "health",
+        "/metrics" => "metrics",
+        p if p.starts_with("/v1/adapters") => "adapters",
+        p if p.starts_with("/admin/") => "admin",
+        _ => "other",
     }
 }
 

@@ -510,14 +510,20 @@ pub fn router(state: Shared) -> Router {
 /// Reads every request's body before its handler runs: a declared `Content-Length` over the
 /// limit is 413 at once (the body is not waited for), a body not all there within
 /// `body_timeout` is 408, one growing past the limit 413. Handlers get the body whole.
+/// Answers given here are counted in `hone_requests_total` under the path's endpoint.
 async fn read_body(State(st): State<Shared>, req: axum::extract::Request, next: Next) -> Response {
     use http_body_util::BodyExt;
     let limit = st.config.max_body_bytes;
+    let endpoint = crate::metrics::endpoint_of(req.uri().path());
+    let refuse = |e: ServeError| {
+        let resp = ApiError(e).into_response();
+        st.metrics.request_done(endpoint, resp.status().as_u16());
+        resp
+    };
     let too_large = || {
-        ApiError(ServeError::TooLarge(format!(
+        refuse(ServeError::TooLarge(format!(
             "the body is larger than this server's limit of {limit} bytes"
         )))
-        .into_response()
     };
     let declared = req
         .headers()
@@ -535,18 +541,16 @@ async fn read_body(State(st): State<Shared>, req: axum::extract::Request, next: 
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Ok(Err(e)) => {
-            return ApiError(ServeError::BadRequest {
+            return refuse(ServeError::BadRequest {
                 param: None,
                 message: format!("cannot read the body: {e}"),
             })
-            .into_response()
         }
         Err(_) => {
-            return ApiError(ServeError::Timeout(format!(
+            return refuse(ServeError::Timeout(format!(
                 "the request body did not arrive within {} s",
                 timeout.as_secs_f64()
             )))
-            .into_response()
         }
     };
     next.run(axum::extract::Request::from_parts(
@@ -1269,7 +1273,14 @@ pub async fn serve(
     if let Some(d) = state.deployments.clone() {
         tokio::spawn(watch_deployments(d));
     }
-    crate::conn::serve_connections(listener, app, state.config.conn.clone(), shutdown).await?;
+    crate::conn::serve_connections(
+        listener,
+        app,
+        state.config.conn.clone(),
+        state.metrics.clone(),
+        shutdown,
+    )
+    .await?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         st.engine.shutdown();

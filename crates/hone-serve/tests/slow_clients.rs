@@ -153,6 +153,13 @@ fn a_partial_request_head_is_answered_408_and_closed_within_the_header_timeout()
     let mut ok = connect(&srv);
     ok.write_all(HEALTH).unwrap();
     assert_eq!(read_answer(&mut ok).status, 200);
+    // Both 408s are counted (no path was read: endpoint `connection`).
+    let m = srv.metrics();
+    assert_eq!(
+        m.get("hone_requests_total{endpoint=connection,status=408}"),
+        Some(&2.0),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -243,6 +250,12 @@ fn a_declared_oversized_body_is_answered_413_without_waiting_for_it() {
             .contains("4096"),
         "{a:?}"
     );
+    let m = srv.metrics();
+    assert_eq!(
+        m.get("hone_requests_total{endpoint=chat_completions,status=413}"),
+        Some(&1.0),
+        "counted under its endpoint: {m:?}"
+    );
 }
 
 #[test]
@@ -279,6 +292,20 @@ fn connections_over_the_cap_are_answered_503() {
         assert!(t0.elapsed() < WAIT, "the place never came back");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Every 503 is counted (endpoint `connection`: no path was read); /metrics is read once
+    // the stalled clients are gone and places are free.
+    drop(stalled);
+    let t0 = Instant::now();
+    while ureq::get(&format!("{}/health", srv.url)).call().is_err() {
+        assert!(t0.elapsed() < WAIT, "no place came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = srv.metrics();
+    assert!(
+        m.get("hone_requests_total{endpoint=connection,status=503}")
+            .is_some_and(|&n| n >= 1.0),
+        "{m:?}"
+    );
 }
 
 #[test]
