@@ -163,8 +163,7 @@ pub fn words(text: &str) -> Vec<String> {
             continue;
         }
         // A number given twice (`two (2)`) counts once.
-        let is_number = f.bytes().all(|b| b.is_ascii_digit());
-        if is_number && out.last() == Some(&f) {
+        if is_number(&f) && out.last() == Some(&f) {
             continue;
         }
         out.push(f);
@@ -172,9 +171,13 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// Hashes of [`words`].
-pub fn word_hashes(text: &str) -> Vec<u64> {
-    words(text)
+fn is_number(w: &str) -> bool {
+    w.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Hashes of normalized words.
+pub fn hash_words(words: &[String]) -> Vec<u64> {
+    words
         .iter()
         .map(|w| {
             let mut h = Hasher64::new();
@@ -184,17 +187,27 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The negations and numbers of `text`, in order, as one hash: texts whose marks differ say
-/// different things, however alike their other words.
-pub fn marks(text: &str) -> u64 {
+/// Hashes of [`words`].
+pub fn word_hashes(text: &str) -> Vec<u64> {
+    hash_words(&words(text))
+}
+
+/// The negations and numbers among normalized words, in order, as one hash: texts whose
+/// marks differ say different things, however alike their other words.
+pub fn marks_of(words: &[String]) -> u64 {
     let mut h = Hasher64::new();
-    for w in words(text) {
-        if NEGATIONS.contains(&w.as_str()) || w.bytes().all(|b| b.is_ascii_digit()) {
+    for w in words {
+        if NEGATIONS.contains(&w.as_str()) || is_number(w) {
             h.write(w.as_bytes());
             h.sep();
         }
     }
     h.finish()
+}
+
+/// [`marks_of`] the words of `text`.
+pub fn marks(text: &str) -> u64 {
+    marks_of(&words(text))
 }
 
 #[cfg(test)]

@@ -346,17 +346,24 @@ fn join(xs: &[usize], max: usize) -> String {
     s.join(", ")
 }
 
-/// Per-example texts as QA sees them.
+/// Per-example texts as QA sees them (the prompt normalized once for all checks).
 struct Prepared {
+    prompt: String,
     input_words: Vec<u64>,
     output_words: Vec<u64>,
+    /// The prompt's negations and numbers (`normalize::marks_of`).
+    marks: u64,
 }
 
 impl Prepared {
     fn new(ex: &Example) -> Self {
+        let prompt = ex.input_text();
+        let words = normalize::words(&prompt);
         Self {
-            input_words: word_hashes(&ex.input_text()),
+            input_words: normalize::hash_words(&words),
             output_words: word_hashes(ex.output_text()),
+            marks: normalize::marks_of(&words),
+            prompt,
         }
     }
 }
@@ -718,9 +725,12 @@ pub fn run(
         let p = Prepared::new(&ex);
         rep.coverage.add(ex.output_text());
         let idx = lines.len() as u32 - 1;
-        let prompt = ex.input_text();
-        tpl_keys.extend(template::masked_keys(&prompt).into_iter().map(|k| (k, idx)));
-        marks.push(normalize::marks(&prompt));
+        tpl_keys.extend(
+            template::masked_keys(&p.prompt)
+                .into_iter()
+                .map(|k| (k, idx)),
+        );
+        marks.push(p.marks);
         exact.push(exact_hash(&ex));
         let (ih, oh) = (words_hash(&p.input_words), words_hash(&p.output_words));
         in_norm.push(ih);
@@ -967,6 +977,15 @@ pub fn run(
     }
     drop(uf_full);
 
+    // The lines `--fix` keeps of an over-represented cluster: one of each answer in turn.
+    let keep_of = |c: &[u32]| -> Vec<usize> {
+        template::diverse_order(c, |i| out_norm[i as usize])
+            .into_iter()
+            .take(opts.cap)
+            .map(line)
+            .collect()
+    };
+
     // Prompt clusters: contradictions and over-representation.
     let mut uf_in = UnionFind::new(n);
     for i in 0..n as u32 {
@@ -1006,12 +1025,10 @@ pub fn run(
                 });
             }
         }
-        let keep = template::diverse_order(&c, |i| out_norm[i as usize])
-            .into_iter()
-            .take(opts.cap)
-            .map(line)
-            .collect();
-        rep.findings.overrepresented.push(Group { keep, ..group });
+        rep.findings.overrepresented.push(Group {
+            keep: keep_of(&c),
+            ..group
+        });
     }
     rep.findings.contradictions.sort_by_key(|g| g.lines[0]);
     for c in tpl_clusters {
@@ -1031,15 +1048,10 @@ pub fn run(
             g.template.get_or_insert(shown);
             continue;
         }
-        let keep = template::diverse_order(&c, |i| out_norm[i as usize])
-            .into_iter()
-            .take(opts.cap)
-            .map(line)
-            .collect();
         rep.findings.overrepresented.push(Group {
             lines,
             template: Some(shown),
-            keep,
+            keep: keep_of(&c),
             ..Default::default()
         });
     }
