@@ -86,6 +86,22 @@ fn qa_reports_edge_case_coverage_in_text_and_json() {
         assert!(v[k].is_array(), "{k} in {v}");
     }
     assert!(v.get("memorization").is_none(), "only when asked: {v}");
+    // Bad memorization flags are refused before any work, naming the flag.
+    for (flag, value) in [
+        ("--memorization-threshold", "0.5"),
+        ("--memorization-threshold", "nan"),
+        ("--memorization-sample", "0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hone"))
+            .args(["data", "qa", p, "--memorization", "smollm2", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(flag),
+            "{flag} {value}: {err}"
+        );
+    }
 }
 
 #[test]

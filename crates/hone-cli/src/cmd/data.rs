@@ -347,6 +347,16 @@ pub fn run(cmd: DataCmd) -> Result<()> {
             if a.fix.as_deref() == Some(a.file.as_path()) {
                 bail!("--fix must name a new file; the input is never edited");
             }
+            if !a.memorization_threshold.is_finite() || a.memorization_threshold > 0.0 {
+                bail!(
+                    "--memorization-threshold is a mean log-probability per token, a number of \
+                     at most 0, got {}",
+                    a.memorization_threshold
+                );
+            }
+            if a.memorization_sample == 0 {
+                bail!("--memorization-sample must be at least 1");
+            }
             let against = a.against.as_deref().zip(against_format.as_ref());
             let mut rep = hone_data::qa::run(
                 &a.file,

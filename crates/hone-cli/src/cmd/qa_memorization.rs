@@ -28,7 +28,7 @@ pub fn check(
 ) -> Result<Memorization> {
     let m = LoadedModel::load(model, &LoadOptions::default())
         .with_context(|| format!("cannot load model `{model}`"))?;
-    let stride = records.div_ceil(sample.max(1)).max(1);
+    let stride = records.div_ceil(sample).max(1);
     let bar = indicatif::ProgressBar::new(records.div_ceil(stride) as u64);
     bar.set_message("qa: memorization");
     let mut out = Memorization {
