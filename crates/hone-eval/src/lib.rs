@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod error;
 pub mod gate;
 pub mod human;
+pub mod item_score;
 pub mod metrics;
 pub mod regression;
 pub mod report;
