@@ -26,6 +26,7 @@ pub mod spans;
 pub mod split;
 pub mod stats;
 pub mod synth;
+pub mod synth_clauses;
 pub mod synth_out_of_scope;
 pub mod template;
 pub mod tokens;

@@ -112,6 +112,16 @@ pub enum SynthCmd {
         #[arg(long, default_value_t = 0)]
         out_of_scope: usize,
     },
+    /// A small instruction data set to try `hone pilot` on: which topic an NDA clause
+    /// addresses (five review checks or `other`), labels balanced, one example a line.
+    Clauses {
+        #[arg(long, short)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        examples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -484,6 +494,23 @@ pub fn run(cmd: DataCmd) -> Result<()> {
                 hone_data::jsonl::write_examples(&out, &exs)?
             };
             println!("{n} examples -> {}", out.display());
+            Ok(())
+        }
+        DataCmd::Synth(SynthCmd::Clauses {
+            out,
+            examples,
+            seed,
+        }) => {
+            if examples == 0 {
+                bail!("--examples must be at least 1");
+            }
+            let ex = hone_data::synth_clauses::generate(examples, seed);
+            let n = hone_data::jsonl::write_examples(&out, &ex)?;
+            println!(
+                "{n} clause-topic examples (seed {seed}) -> {}; try `hone pilot {}`",
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
         DataCmd::Synth(SynthCmd::Nda {
