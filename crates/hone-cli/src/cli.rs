@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    adapter, advise, bench, chat, data, deploy, eval, generate, log, model, quickstart, registry,
-    retrain, review, review_queue, serve, train,
+    adapter, advise, bench, chat, data, deploy, eval, generate, log, model, pilot, quickstart,
+    registry, retrain, review, review_queue, serve, train,
 };
 
 #[derive(Parser, Debug)]
@@ -41,6 +41,9 @@ pub enum Command {
     Quickstart(quickstart::QuickstartArgs),
     /// Fine-tune or prompt: costs, break-even in months and a recommendation with its reasons.
     Advise(advise::AdviseArgs),
+    /// Fine-tune or prompt, measured: train on 40 of 50+ examples, compare with the base model
+    /// (and a frontier endpoint) on the rest, and judge the gain with its interval.
+    Pilot(pilot::PilotArgs),
     /// Review NDAs: the 17 ContractNLI checks with evidence, and playbook deviations.
     Review(review::ReviewArgs),
     /// Serve the model and its adapters over an OpenAI-compatible HTTP API.

@@ -11,11 +11,14 @@ pub mod gate;
 pub mod human;
 pub mod item_score;
 pub mod metrics;
+pub mod pilot_report;
 pub mod regression;
 pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod svg;
 pub mod task;
+pub mod task_guess;
+pub mod verdict;
 
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod log;
 pub mod model;
 pub mod ops;
+pub mod pilot;
 pub mod pool;
 pub mod qa_memorization;
 pub mod quickstart;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Review(a) => review::run(a),
         Command::Quickstart(a) => quickstart::run(a),
         Command::Advise(a) => advise::run(a),
+        Command::Pilot(a) => pilot::run(a),
         Command::Bench(BenchCmd::Generate(a)) => bench::generate(a),
         Command::Bench(BenchCmd::Train(a)) => bench::train(a),
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
