@@ -79,6 +79,24 @@ impl FallbackConfig {
     }
 }
 
+/// Checks that `url` is an http(s) URL with a host (the base the endpoint paths are appended
+/// to); the reason when it is not.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let u = url::Url::parse(url.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("the scheme is `{}`, not http or https", u.scheme()));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(
+            "a base URL takes no query or fragment (`/chat/completions` is appended)".into(),
+        );
+    }
+    Ok(())
+}
+
 /// The fallback's timeout when none is given (`--fallback-timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -151,7 +169,11 @@ impl Fallback {
 
     /// Sends `m` (the client's request) to the fallback's chat or completions endpoint and
     /// reads its answer. Blocking; at most the configured timeout.
-    pub fn send(&self, chat: bool, m: &Map<String, Value>) -> Result<FallbackAnswer, FallbackError> {
+    pub fn send(
+        &self,
+        chat: bool,
+        m: &Map<String, Value>,
+    ) -> Result<FallbackAnswer, FallbackError> {
         let url = self.cfg.endpoint_url(chat);
         let body = Value::Object(self.forward_body(m)).to_string();
         let mut req = self
@@ -281,8 +303,8 @@ type Parsed = (Value, String, Option<String>, u64, u64);
 
 /// The answer's text, finish reason and usage from a chat or completions body.
 fn parse_answer(body: &str, chat: bool) -> Result<Parsed, String> {
-    let v: Value = serde_json::from_str(body)
-        .map_err(|e| format!("not JSON ({e}): {:?}", snippet(body)))?;
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("not JSON ({e}): {:?}", snippet(body)))?;
     if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
         return Err(format!("an error: {}", snippet(&err.to_string())));
     }
@@ -340,7 +362,10 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!((text.as_str(), finish.as_deref(), p, c), ("Hi", Some("stop"), 12, 3));
+        assert_eq!(
+            (text.as_str(), finish.as_deref(), p, c),
+            ("Hi", Some("stop"), 12, 3)
+        );
         let (_, text, _, p, _) =
             parse_answer(&json!({"choices": [{"text": "once"}]}).to_string(), false).unwrap();
         assert_eq!((text.as_str(), p), ("once", 0));
@@ -387,6 +412,27 @@ mod tests {
             f.config().endpoint_url(false),
             "http://127.0.0.1:1/v1/completions"
         );
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        for ok in [
+            "http://127.0.0.1:8080/v1",
+            "https://api.openai.com/v1/",
+            "http://h",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "api.openai.com/v1",
+            "ftp://h/v1",
+            "http://",
+            "http://h/v1?x=1",
+            "not a url",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -166,7 +166,9 @@ impl Routing {
         let labels = [self.config.model.as_str(), target.as_str()];
         self.requests.with_label_values(&labels).inc();
         if secs.is_finite() {
-            self.latency.with_label_values(&labels).observe(secs.max(0.0));
+            self.latency
+                .with_label_values(&labels)
+                .observe(secs.max(0.0));
         }
         if usd.is_finite() && usd > 0.0 {
             self.cost.with_label_values(&labels).inc_by(usd);
@@ -190,7 +192,10 @@ mod tests {
 
     #[test]
     fn header_text_is_printable_ascii() {
-        assert_eq!(header_text("fallback failed: é\r\nx"), "fallback failed: ???x");
+        assert_eq!(
+            header_text("fallback failed: é\r\nx"),
+            "fallback failed: ???x"
+        );
         assert_eq!(header_text(&"a".repeat(500)).len(), 300);
     }
 

@@ -192,10 +192,7 @@ impl AppState {
             }
             None => None,
         };
-        let route = config
-            .route
-            .clone()
-            .map(|c| Routing::new(c, &metrics));
+        let route = config.route.clone().map(|c| Routing::new(c, &metrics));
         Ok(Arc::new(Self {
             engine,
             tokenizer,

@@ -170,7 +170,8 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
     };
     // the fallback: a hone server answering `big`, every request it answers in its log
     let dir = tempfile::tempdir().unwrap();
-    let store = hone_ops::open_store(Some(dir.path().join("r.db").to_str().unwrap()), None).unwrap();
+    let store =
+        hone_ops::open_store(Some(dir.path().join("r.db").to_str().unwrap()), None).unwrap();
     let mut big = Server::start_with_store(
         &path,
         ServerConfig {
@@ -254,8 +255,14 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
     }
     let m = srv.metrics();
     let routed_n = below.iter().filter(|&&b| b).count() as f64;
-    assert_eq!(metric(&m, "hone_route_requests_total", "fallback"), routed_n);
-    assert_eq!(metric(&m, "hone_route_requests_total", "local"), 6.0 - routed_n);
+    assert_eq!(
+        metric(&m, "hone_route_requests_total", "fallback"),
+        routed_n
+    );
+    assert_eq!(
+        metric(&m, "hone_route_requests_total", "local"),
+        6.0 - routed_n
+    );
     drop(srv);
 
     // the fallback refuses (no model override: it does not serve `base`): the local answer
@@ -291,9 +298,16 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
         }
     }
     assert!(refused[0].warning.as_deref().unwrap().contains("404"));
-    assert!(hung[0].warning.as_deref().unwrap().contains("--fallback-timeout"));
+    assert!(hung[0]
+        .warning
+        .as_deref()
+        .unwrap()
+        .contains("--fallback-timeout"));
     let m = srv_hang.metrics();
-    assert_eq!(metric(&m, "hone_route_requests_total", "fallback_failed"), 2.0);
+    assert_eq!(
+        metric(&m, "hone_route_requests_total", "fallback_failed"),
+        2.0
+    );
     assert_eq!(metric(&m, "hone_route_requests_total", "fallback"), 0.0);
     assert!(metric(&m, "hone_route_cost_usd_total", "fallback_failed") > 0.0);
     drop(hanging);
@@ -316,10 +330,21 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
     for r in &rows {
         let i: usize = r.caller.as_deref().unwrap()[4..].parse().unwrap();
         assert_eq!(r.model, "big");
-        assert_eq!(r.endpoint, if i == 4 { "completions" } else { "chat_completions" });
+        assert_eq!(
+            r.endpoint,
+            if i == 4 {
+                "completions"
+            } else {
+                "chat_completions"
+            }
+        );
         // what the client sent, messages (or prompt) as they were
         let sent = &reqs[i].1;
-        let input = if i == 4 { &sent["prompt"] } else { &sent["messages"] };
+        let input = if i == 4 {
+            &sent["prompt"]
+        } else {
+            &sent["messages"]
+        };
         assert_eq!(&r.input, input);
         assert!(r.output_tokens <= 8);
         // the body the client got is the fallback's answer
