@@ -6,6 +6,8 @@
 //! `GET /metrics` (the metrics key when one is set). A client that goes away cancels its request
 //! in the engine at once. Connections and their timeouts are `conn`'s; the body of every request
 //! is read here, within `max_body_bytes` and `body_timeout`.
+//! Requests for a routed model name (`route`) are answered whole, then by the fallback when
+//! the local answer's confidence is under the threshold (`routed_response`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

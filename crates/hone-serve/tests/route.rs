@@ -2,8 +2,8 @@
 //! request log on is the fallback, and its log proves which requests reached it. Requests whose
 //! local answer's mean token log-probability is under the threshold are answered by the
 //! fallback (header, body, its log row); the others never reach it. A fallback that is down,
-//! hangs past the timeout or refuses the request leaves the local answer, status 200, with a
-//! warning header.
+//! hangs past the timeout, refuses the request or answers something that is not a completion
+//! leaves the local answer, status 200, with a warning header.
 //!
 //! Thresholds are chosen from the measured confidences, so the split is deterministic: 0 routes
 //! every answer (a mean log-probability is below 0), -1e9 none, and one in the widest gap
@@ -283,11 +283,37 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
         "down",
         &reqs[4..],
     );
+    // the fallback answers 200 with a body that is not a completion
+    let garbage = TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_url = format!("http://{}/v1", garbage.local_addr().unwrap());
+    // (not joined: were it never called, the assertions below fail instead of a hang)
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for _ in 0..2 {
+            let (mut c, _) = garbage.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 65536];
+            let _ = c.read(&mut buf);
+            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 11\r\nConnection: close\r\n\r\n<b>oops</b>")
+                .unwrap();
+        }
+    });
+    let unparsed = phase(
+        &Server::start(&path, routed(&garbage_url, None, 0.0, 60.0), &[]).url,
+        "garbage",
+        &reqs[4..],
+    );
     let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
     let hang_url = format!("http://{}/v1", hanging.local_addr().unwrap());
     let srv_hang = Server::start(&path, routed(&hang_url, None, 0.0, 1.0), &[]);
     let hung = phase(&srv_hang.url, "hang", &reqs[4..]);
-    for (what, gots) in [("refused", &refused), ("down", &down), ("hang", &hung)] {
+    for (what, gots) in [
+        ("refused", &refused),
+        ("down", &down),
+        ("garbage", &unparsed),
+        ("hang", &hung),
+    ] {
         for (g, n) in gots.iter().zip(&none[4..]) {
             let w = g.warning.as_deref().unwrap_or("");
             println!("{what}: {w}");
@@ -298,6 +324,11 @@ fn low_confidence_answers_come_from_the_fallback_and_only_they() {
         }
     }
     assert!(refused[0].warning.as_deref().unwrap().contains("404"));
+    assert!(unparsed[0]
+        .warning
+        .as_deref()
+        .unwrap()
+        .contains("not a completion"));
     assert!(hung[0]
         .warning
         .as_deref()
