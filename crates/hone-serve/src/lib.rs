@@ -6,7 +6,9 @@
 //! `/metrics` is Prometheus text (`metrics`); `bench` drives any OpenAI-compatible server
 //! (`bench_fairness` times a short request's first token beside a long prefill).
 //! Versioned deployments from the registry (`deployments`: canary routing, live numbers per
-//! version, the rollback policy) have their admin endpoints in `admin`.
+//! version, the rollback policy) have their admin endpoints in `admin`. Confidence routing
+//! (`route`) sends the requests for one model name whose local answer is not confident enough
+//! to a larger model behind an OpenAI-compatible endpoint (`fallback`).
 
 pub mod admin;
 pub mod auth;
@@ -16,11 +18,13 @@ pub mod conn;
 pub mod constrain;
 pub mod deployments;
 pub mod error;
+pub mod fallback;
 pub mod metrics;
 
 pub use error::{Result, ServeError};
 pub mod engine;
 pub mod openai;
 pub mod request_log;
+pub mod route;
 pub mod server;
 pub mod version_metrics;

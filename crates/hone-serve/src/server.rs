@@ -6,6 +6,8 @@
 //! `GET /metrics` (the metrics key when one is set). A client that goes away cancels its request
 //! in the engine at once. Connections and their timeouts are `conn`'s; the body of every request
 //! is read here, within `max_body_bytes` and `body_timeout`.
+//! Requests for a routed model name (`route`) are answered whole, then by the fallback when
+//! the local answer's confidence is under the threshold (`routed_response`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -44,6 +46,7 @@ use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::openai::{self, Limits, PromptInput, Request, ResponseFormat};
 use crate::request_log::{RequestLogConfig, RequestLogger};
+use crate::route::{goes_to_fallback, header_text, RouteConfig, Routing, Target};
 
 /// Server settings (the `hone serve` flags).
 #[derive(Debug, Clone)]
@@ -69,6 +72,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Log every generation request to the store (needs one).
     pub request_log: Option<RequestLogConfig>,
+    /// Confidence routing of one model name to a larger model (`hone serve --route`).
+    pub route: Option<RouteConfig>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +93,7 @@ impl Default for ServerConfig {
             },
             engine: EngineConfig::default(),
             request_log: None,
+            route: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct AppState {
     pub deployments: Option<Arc<Deployments>>,
     /// The request log, written to the same store (`hone serve --request-log`).
     pub request_log: Option<RequestLogger>,
+    /// Confidence routing (`hone serve --route`): its fallback client and metrics.
+    pub route: Option<Routing>,
     model: Arc<Llama>,
     stop_tokens: Vec<u32>,
     created: u64,
@@ -186,6 +194,7 @@ impl AppState {
             }
             None => None,
         };
+        let route = config.route.clone().map(|c| Routing::new(c, &metrics));
         Ok(Arc::new(Self {
             engine,
             tokenizer,
@@ -196,6 +205,7 @@ impl AppState {
             config,
             deployments,
             request_log,
+            route,
             model,
             stop_tokens,
             created: now_secs(),
@@ -652,11 +662,21 @@ async fn generation(
                 version,
             }
         });
-        let p = st.gen_params(&r, adapter, track.is_some() || st.request_log.is_some())?;
-        Ok::<_, ServeError>((r, p, track))
+        // a routed request keeps its body, to be sent on to the fallback as it came
+        let routed = st
+            .route
+            .as_ref()
+            .is_some_and(|rt| rt.routes(&r.model))
+            .then_some(m);
+        let p = st.gen_params(
+            &r,
+            adapter,
+            track.is_some() || st.request_log.is_some() || routed.is_some(),
+        )?;
+        Ok::<_, ServeError>((r, p, track, routed))
     }
     .await;
-    let (mut req, params, track) = match prepared {
+    let (mut req, params, track, routed) = match prepared {
         Ok(x) => x,
         Err(e) => return done(&st, endpoint, started, ApiError(e).into_response()),
     };
@@ -674,7 +694,10 @@ async fn generation(
         if chat { "chatcmpl" } else { "cmpl" },
         rand::random::<u64>()
     );
-    if req.stream {
+    if let Some(body) = routed {
+        let resp = routed_response(&st, &req, body, handle.events, &id, chat, started, track).await;
+        done(&st, endpoint, started, resp)
+    } else if req.stream {
         stream_response(st, req, handle.events, id, chat, started, track)
     } else {
         let resp = full_response(&st, &req, handle.events, &id, chat, started, track).await;
@@ -716,18 +739,28 @@ fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
-async fn full_response(
+/// A local answer read whole.
+struct LocalAnswer {
+    text: String,
+    toks: Vec<TokenLogprob>,
+    finish: FinishReason,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    mean_logprob: Option<f64>,
+}
+
+/// Reads a request's events to the end (its live numbers and request-log row recorded), or the
+/// error response when it failed.
+async fn collect_answer(
     st: &AppState,
     req: &Request,
     mut events: mpsc::UnboundedReceiver<Event>,
-    id: &str,
     chat: bool,
     started: Instant,
-    track: Option<Tracked>,
-) -> Response {
+    track: &Option<Tracked>,
+) -> std::result::Result<LocalAnswer, Response> {
     let mut text = String::new();
     let mut toks: Vec<TokenLogprob> = Vec::new();
-    let mut end = None;
     while let Some(ev) = events.recv().await {
         match ev {
             Event::Delta { text: t, tokens } => {
@@ -740,7 +773,6 @@ async fn full_response(
                 completion_tokens,
                 mean_logprob,
             } => {
-                end = Some((finish, prompt_tokens, completion_tokens));
                 let a = Answered {
                     text: &text,
                     finish: Some(finish),
@@ -748,24 +780,35 @@ async fn full_response(
                     completion_tokens,
                     mean_logprob,
                 };
-                finished(st, req, chat, &track, started, &a);
-                break;
+                finished(st, req, chat, track, started, &a);
+                return Ok(LocalAnswer {
+                    text,
+                    toks,
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                    mean_logprob,
+                });
             }
             Event::Error(e) => {
-                finished(st, req, chat, &track, started, &Answered::failed(&text));
-                return ApiError(ServeError::Internal(e)).into_response();
+                finished(st, req, chat, track, started, &Answered::failed(&text));
+                return Err(ApiError(ServeError::Internal(e)).into_response());
             }
         }
     }
-    let Some((finish, p, c)) = end else {
-        finished(st, req, chat, &track, started, &Answered::failed(&text));
-        return ApiError(ServeError::Unavailable("the engine stopped".into())).into_response();
-    };
+    finished(st, req, chat, track, started, &Answered::failed(&text));
+    Err(ApiError(ServeError::Unavailable("the engine stopped".into())).into_response())
+}
+
+/// The OpenAI body of a local answer.
+fn answer_body(st: &AppState, req: &Request, id: &str, chat: bool, a: &LocalAnswer) -> Value {
     let logprobs = req
         .logprobs
-        .map(|_| logprobs_json(st, &toks, chat, 0))
+        .map(|_| logprobs_json(st, &a.toks, chat, 0))
         .unwrap_or(Value::Null);
-    let body = if chat {
+    let (text, finish) = (&a.text, a.finish);
+    let (p, c) = (a.prompt_tokens, a.completion_tokens);
+    if chat {
         json!({
             "id": id, "object": "chat.completion", "created": now_secs(), "model": req.model,
             "system_fingerprint": "hone",
@@ -781,8 +824,176 @@ async fn full_response(
                          "finish_reason": finish.as_str()}],
             "usage": usage(p, c),
         })
+    }
+}
+
+async fn full_response(
+    st: &AppState,
+    req: &Request,
+    events: mpsc::UnboundedReceiver<Event>,
+    id: &str,
+    chat: bool,
+    started: Instant,
+    track: Option<Tracked>,
+) -> Response {
+    match collect_answer(st, req, events, chat, started, &track).await {
+        Ok(a) => Json(answer_body(st, req, id, chat, &a)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// A routed request: the local answer in full, then the fallback's instead when the local
+/// one's mean token log-probability is under the threshold. A stream gets the chosen answer
+/// as server-sent events once it is known. The fallback failing leaves the local answer, with
+/// `x-hone-route-warning`.
+#[allow(clippy::too_many_arguments)]
+async fn routed_response(
+    st: &Shared,
+    req: &Request,
+    body: serde_json::Map<String, Value>,
+    events: mpsc::UnboundedReceiver<Event>,
+    id: &str,
+    chat: bool,
+    started: Instant,
+    track: Option<Tracked>,
+) -> Response {
+    let Some(rt) = st.route.as_ref() else {
+        return ApiError(ServeError::Internal("routing is not configured".into())).into_response();
     };
-    Json(body).into_response()
+    let local = match collect_answer(st, req, events, chat, started, &track).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let local_secs = started.elapsed().as_secs_f64();
+    let mut warning = None;
+    let mut answer = None;
+    if goes_to_fallback(local.mean_logprob, rt.config.threshold) {
+        let fallback = rt.fallback.clone();
+        match tokio::task::spawn_blocking(move || fallback.send(chat, &body)).await {
+            Ok(Ok(a)) => answer = Some(a),
+            Ok(Err(e)) => warning = Some(format!("fallback failed: {e}")),
+            Err(e) => warning = Some(format!("fallback failed: {e}")),
+        }
+        if let Some(w) = &warning {
+            tracing::warn!(model = %req.model, "{w}");
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let target = match (&answer, &warning) {
+        (Some(_), _) => Target::Fallback,
+        (None, Some(_)) => Target::FallbackFailed,
+        (None, None) => Target::Local,
+    };
+    let cost = match &answer {
+        Some(a) => {
+            rt.machine_cost(local_secs)
+                + rt.fallback
+                    .config()
+                    .cost_usd(a.prompt_tokens, a.completion_tokens)
+        }
+        None => rt.machine_cost(secs),
+    };
+    rt.record(target, secs, cost);
+    let mut resp = match (&answer, req.stream) {
+        (Some(a), false) => Json(a.body.clone()).into_response(),
+        (Some(a), true) => {
+            let model = a
+                .body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or(&req.model)
+                .to_string();
+            let finish = a.finish.clone().unwrap_or_else(|| "stop".into());
+            let u = usage(a.prompt_tokens as usize, a.completion_tokens as usize);
+            whole_stream(req, id, &model, chat, &a.text, Value::Null, &finish, u)
+        }
+        (None, false) => Json(answer_body(st, req, id, chat, &local)).into_response(),
+        (None, true) => {
+            let lp = req
+                .logprobs
+                .map(|_| logprobs_json(st, &local.toks, chat, 0))
+                .unwrap_or(Value::Null);
+            let u = usage(local.prompt_tokens, local.completion_tokens);
+            let finish = local.finish.as_str();
+            whole_stream(req, id, &req.model, chat, &local.text, lp, finish, u)
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("x-hone-route", HeaderValue::from_static(target.header()));
+    if let Some(lp) = local.mean_logprob {
+        if let Ok(v) = HeaderValue::from_str(&lp.to_string()) {
+            h.insert("x-hone-confidence", v);
+        }
+    }
+    if let Some(w) = &warning {
+        if let Ok(v) = HeaderValue::from_str(&header_text(w)) {
+            h.insert("x-hone-route-warning", v);
+        }
+    }
+    resp
+}
+
+/// A whole answer as the server-sent events a streamed one ends up as: the role (chat), the
+/// text in one chunk, the finish reason, the usage when asked, `[DONE]`.
+#[allow(clippy::too_many_arguments)]
+fn whole_stream(
+    req: &Request,
+    id: &str,
+    model: &str,
+    chat: bool,
+    text: &str,
+    logprobs: Value,
+    finish: &str,
+    usage_v: Value,
+) -> Response {
+    let created = now_secs();
+    let chunk = |choice: Value, usage_v: Option<Value>| -> SseEvent {
+        let mut v = json!({
+            "id": id, "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+            "created": created, "model": model, "system_fingerprint": "hone",
+            "choices": if choice.is_null() { json!([]) } else { json!([choice]) },
+        });
+        if let Some(u) = usage_v {
+            v["usage"] = u;
+        } else if req.include_usage {
+            v["usage"] = Value::Null;
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let mut out = Vec::new();
+    if chat {
+        out.push(chunk(
+            json!({"index": 0, "delta": {"role": "assistant", "content": ""},
+                   "logprobs": Value::Null, "finish_reason": Value::Null}),
+            None,
+        ));
+        out.push(chunk(
+            json!({"index": 0, "delta": {"content": text}, "logprobs": logprobs,
+                   "finish_reason": Value::Null}),
+            None,
+        ));
+        out.push(chunk(
+            json!({"index": 0, "delta": {}, "logprobs": Value::Null, "finish_reason": finish}),
+            None,
+        ));
+    } else {
+        out.push(chunk(
+            json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": Value::Null}),
+            None,
+        ));
+        out.push(chunk(
+            json!({"index": 0, "text": "", "logprobs": Value::Null, "finish_reason": finish}),
+            None,
+        ));
+    }
+    if req.include_usage {
+        out.push(chunk(Value::Null, Some(usage_v)));
+    }
+    out.push(SseEvent::default().data("[DONE]"));
+    Sse::new(tokio_stream::iter(
+        out.into_iter().map(Ok::<SseEvent, Infallible>),
+    ))
+    .into_response()
 }
 
 fn stream_response(

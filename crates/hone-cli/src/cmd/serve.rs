@@ -7,8 +7,10 @@ use clap::Args;
 use hone_model::{LoadOptions, LoadedModel};
 use hone_serve::conn::ConnLimits;
 use hone_serve::engine::EngineConfig;
+use hone_serve::fallback::FallbackConfig;
 use hone_serve::openai::Limits;
 use hone_serve::request_log::RequestLogConfig;
+use hone_serve::route::RouteConfig;
 use hone_serve::server::{serve, AppState, ServerConfig};
 
 use super::args::{ModelName, StoreLocation, DEFAULT_MODEL};
@@ -113,6 +115,61 @@ pub struct ServeArgs {
     /// greedy text, rarely, where two tokens are nearly tied).
     #[arg(long)]
     pub prefix_cache: bool,
+    /// The confidence-routing flags (boxed: they would make every command's enum as large).
+    #[command(flatten)]
+    pub routing: Box<RouteArgs>,
+}
+
+/// `hone serve`'s confidence-routing flags.
+#[derive(Args, Debug)]
+pub struct RouteArgs {
+    /// Confidence routing: requests for this model name (the base's served name or an
+    /// --adapter NAME) are answered by the local model, and when the mean token
+    /// log-probability of its answer is below --threshold, by --fallback instead.
+    #[arg(long, value_name = "NAME", help_heading = "Confidence routing")]
+    pub route: Option<String>,
+    /// The OpenAI-compatible endpoint of the larger model, a base URL such as
+    /// https://api.openai.com/v1 (`/chat/completions` or `/completions` is appended).
+    #[arg(long, value_name = "URL", help_heading = "Confidence routing")]
+    pub fallback: Option<String>,
+    /// The `model` asked of the fallback (default: the client's).
+    #[arg(long, value_name = "M", help_heading = "Confidence routing")]
+    pub fallback_model: Option<String>,
+    /// The environment variable holding the fallback's API key (sent as Bearer).
+    #[arg(long, value_name = "VAR", help_heading = "Confidence routing")]
+    pub fallback_key_env: Option<String>,
+    /// A mean token log-probability (at most 0): a local answer below it goes to the fallback.
+    #[arg(
+        long,
+        value_name = "T",
+        allow_hyphen_values = true,
+        help_heading = "Confidence routing"
+    )]
+    pub threshold: Option<f64>,
+    /// Seconds the fallback may take to answer (connect, send, the whole answer); then the
+    /// local answer is returned with a warning header.
+    #[arg(long, value_name = "SECS", default_value_t = hone_serve::fallback::DEFAULT_TIMEOUT.as_secs_f64(), help_heading = "Confidence routing")]
+    pub fallback_timeout: f64,
+    /// The fallback's price in USD per million prompt tokens (hone_route_cost_usd_total).
+    #[arg(
+        long,
+        value_name = "USD_PER_1M",
+        allow_negative_numbers = true,
+        help_heading = "Confidence routing"
+    )]
+    pub fallback_price_in: Option<f64>,
+    /// The fallback's price in USD per million completion tokens.
+    #[arg(
+        long,
+        value_name = "USD_PER_1M",
+        allow_negative_numbers = true,
+        help_heading = "Confidence routing"
+    )]
+    pub fallback_price_out: Option<f64>,
+    /// What this machine costs per hour, for the local share of hone_route_cost_usd_total
+    /// (times each routed request's wall time).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, default_value_t = hone_serve::route::DEFAULT_MACHINE_USD_PER_HOUR, help_heading = "Confidence routing")]
+    pub machine_usd_per_hour: f64,
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +284,85 @@ fn request_log_config(a: &ServeArgs) -> Result<Option<RequestLogConfig>> {
     }))
 }
 
+/// The routing settings from the flags (`None` without `--route`); `served` is the base's
+/// served name, `adapters` the --adapter names. Every check names its flag.
+fn route_config(a: &RouteArgs, served: &str, adapters: &[&str]) -> Result<Option<RouteConfig>> {
+    let Some(name) = &a.route else {
+        let given: Vec<&str> = [
+            ("--fallback", a.fallback.is_some()),
+            ("--fallback-model", a.fallback_model.is_some()),
+            ("--fallback-key-env", a.fallback_key_env.is_some()),
+            ("--threshold", a.threshold.is_some()),
+            ("--fallback-price-in", a.fallback_price_in.is_some()),
+            ("--fallback-price-out", a.fallback_price_out.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, on)| on.then_some(f))
+        .collect();
+        anyhow::ensure!(
+            given.is_empty(),
+            "{} need --route NAME (the model name whose requests are routed)",
+            given.join(", ")
+        );
+        return Ok(None);
+    };
+    if name != served && !adapters.contains(&name.as_str()) {
+        let mut names = vec![served];
+        names.extend(adapters);
+        bail!(
+            "--route {name}: this server serves no model of that name (it serves {})",
+            names.join(", ")
+        );
+    }
+    let Some(url) = &a.fallback else {
+        bail!(
+            "--route {name} needs --fallback URL (the larger model's OpenAI-compatible endpoint)"
+        );
+    };
+    let Some(threshold) = a.threshold else {
+        bail!("--route {name} needs --threshold T (a mean token log-probability, at most 0)");
+    };
+    anyhow::ensure!(
+        threshold.is_finite() && threshold <= 0.0,
+        "--threshold {threshold}: a mean token log-probability, a finite number at most 0"
+    );
+    if let Err(e) = hone_serve::fallback::check_url(url) {
+        bail!("--fallback {url}: {e}");
+    }
+    if let Some(m) = &a.fallback_model {
+        anyhow::ensure!(!m.trim().is_empty(), "--fallback-model is empty");
+    }
+    for (flag, price) in [
+        ("--fallback-price-in", a.fallback_price_in),
+        ("--fallback-price-out", a.fallback_price_out),
+    ] {
+        if let Some(p) = price {
+            anyhow::ensure!(
+                p.is_finite() && p >= 0.0,
+                "{flag} {p}: USD per million tokens, a number of at least 0"
+            );
+        }
+    }
+    anyhow::ensure!(
+        a.machine_usd_per_hour.is_finite() && a.machine_usd_per_hour >= 0.0,
+        "--machine-usd-per-hour {}: USD per hour, a number of at least 0",
+        a.machine_usd_per_hour
+    );
+    Ok(Some(RouteConfig {
+        model: name.clone(),
+        threshold,
+        fallback: FallbackConfig {
+            url: url.trim().to_string(),
+            model: a.fallback_model.clone(),
+            api_key: env_key(&a.fallback_key_env)?,
+            timeout: secs("--fallback-timeout", a.fallback_timeout)?,
+            price_in_per_mtok: a.fallback_price_in,
+            price_out_per_mtok: a.fallback_price_out,
+        },
+        machine_usd_per_hour: a.machine_usd_per_hour,
+    }))
+}
+
 pub fn run(a: ServeArgs) -> Result<()> {
     anyhow::ensure!(a.max_batch > 0, "--max-batch must be at least 1");
     anyhow::ensure!(a.max_queue > 0, "--max-queue must be at least 1");
@@ -238,8 +374,6 @@ pub fn run(a: ServeArgs) -> Result<()> {
         };
         adapters.push((name.to_string(), PathBuf::from(dir)));
     }
-    let m = LoadedModel::load(&a.model, &LoadOptions::default())
-        .with_context(|| format!("cannot load model `{}`", a.model))?;
     let name = a.served_model_name.clone().unwrap_or_else(|| {
         let model = &a.model.model;
         let p = std::path::Path::new(model);
@@ -251,6 +385,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
             model.clone()
         }
     });
+    // checked before the (slow) model load
+    let adapter_names: Vec<&str> = adapters.iter().map(|(n, _)| n.as_str()).collect();
+    let route = route_config(&a.routing, &name, &adapter_names)?;
+    let m = LoadedModel::load(&a.model, &LoadOptions::default())
+        .with_context(|| format!("cannot load model `{}`", a.model))?;
     anyhow::ensure!(a.max_adapters > 0, "--max-adapters must be at least 1");
     anyhow::ensure!(
         a.max_connections > 0,
@@ -284,6 +423,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             ..EngineConfig::default()
         },
         request_log: request_log_config(&a)?,
+        route,
     };
     let store = if a.store.store.is_some()
         || a.request_log
@@ -325,6 +465,20 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 names.len(),
                 if names.is_empty() { "" } else { ": " },
                 names.join(", ")
+            );
+        }
+        if let Some(r) = &state.route {
+            let c = &r.config;
+            eprintln!(
+                "routing {}: answers with a mean token log-probability below {} go to {}{}",
+                c.model,
+                c.threshold,
+                c.fallback.url,
+                c.fallback
+                    .model
+                    .as_ref()
+                    .map(|m| format!(" (model {m})"))
+                    .unwrap_or_default()
             );
         }
         // Tests and scripts read the port from this line.
@@ -408,6 +562,133 @@ pub fn bench(a: BenchServeArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        a: ServeArgs,
+    }
+
+    /// `route_config` for `hone serve ARGS` serving `base` and the adapter `nda`.
+    fn route(args: &[&str]) -> Result<Option<RouteConfig>> {
+        use clap::Parser;
+        let a = Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?.a;
+        route_config(&a.routing, "base", &["nda"])
+    }
+
+    fn route_err(args: &[&str]) -> String {
+        format!("{:#}", route(args).unwrap_err())
+    }
+
+    #[test]
+    fn route_flags_are_read() {
+        assert!(route(&[]).unwrap().is_none());
+        let r = route(&[
+            "--route",
+            "nda",
+            "--fallback",
+            "http://127.0.0.1:9/v1",
+            "--threshold",
+            "-0.75",
+            "--fallback-model",
+            "big",
+            "--fallback-timeout",
+            "2.5",
+            "--fallback-price-in",
+            "0.15",
+            "--fallback-price-out",
+            "0.6",
+            "--machine-usd-per-hour",
+            "1.2",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.model.as_str(), r.threshold), ("nda", -0.75));
+        assert_eq!(r.fallback.url, "http://127.0.0.1:9/v1");
+        assert_eq!(r.fallback.model.as_deref(), Some("big"));
+        assert_eq!(r.fallback.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(
+            (r.fallback.price_in_per_mtok, r.fallback.price_out_per_mtok),
+            (Some(0.15), Some(0.6))
+        );
+        assert_eq!(r.machine_usd_per_hour, 1.2);
+        // defaults: the client's model, 30 s, no prices, 0.10 USD an hour
+        let r = route(&[
+            "--route",
+            "base",
+            "--fallback",
+            "https://x/v1",
+            "--threshold",
+            "0",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.fallback.model, None);
+        assert_eq!(r.fallback.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(r.fallback.price_in_per_mtok, None);
+        assert_eq!(r.machine_usd_per_hour, 0.10);
+    }
+
+    #[test]
+    fn bad_route_flags_are_refused_naming_the_flag() {
+        // a good command line with one flag set (replaced or added) to a bad value
+        let with = |extra: &[&'static str]| {
+            let mut v: Vec<[&str; 2]> = vec![
+                ["--route", "nda"],
+                ["--fallback", "http://127.0.0.1:9/v1"],
+                ["--threshold", "-1"],
+            ];
+            match v.iter_mut().find(|p| p[0] == extra[0]) {
+                Some(p) => p[1] = extra[1],
+                None => v.push([extra[0], extra[1]]),
+            }
+            route_err(&v.concat())
+        };
+        for (args, want) in [
+            (&["--threshold", "0.5"][..], "--threshold 0.5"),
+            (&["--threshold", "NaN"][..], "--threshold NaN"),
+            (&["--threshold", "-inf"][..], "--threshold -inf"),
+            (
+                &["--fallback", "localhost:8080"][..],
+                "--fallback localhost:8080",
+            ),
+            (&["--fallback", "ftp://h/v1"][..], "--fallback ftp://h/v1"),
+            (&["--fallback-timeout", "0"][..], "--fallback-timeout"),
+            (&["--fallback-price-in", "-1"][..], "--fallback-price-in -1"),
+            (
+                &["--fallback-price-out", "NaN"][..],
+                "--fallback-price-out NaN",
+            ),
+            (
+                &["--machine-usd-per-hour", "-0.1"][..],
+                "--machine-usd-per-hour -0.1",
+            ),
+            (
+                &["--fallback-key-env", "HONE_TEST_SURELY_UNSET_KEY"][..],
+                "HONE_TEST_SURELY_UNSET_KEY",
+            ),
+        ] {
+            let e = with(args);
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+        let e = route_err(&[
+            "--route",
+            "gpt",
+            "--fallback",
+            "http://h/v1",
+            "--threshold",
+            "-1",
+        ]);
+        assert!(e.contains("--route gpt") && e.contains("base, nda"), "{e}");
+        let e = route_err(&["--route", "nda", "--threshold", "-1"]);
+        assert!(e.contains("needs --fallback"), "{e}");
+        let e = route_err(&["--route", "nda", "--fallback", "http://h/v1"]);
+        assert!(e.contains("needs --threshold"), "{e}");
+        let e = route_err(&["--fallback", "http://h/v1", "--threshold", "-1"]);
+        assert!(e.contains("--fallback, --threshold need --route"), "{e}");
+        let e = route_err(&["--fallback-price-out", "1"]);
+        assert!(e.contains("--fallback-price-out need --route"), "{e}");
+    }
 
     #[test]
     fn sizes_parse() {
