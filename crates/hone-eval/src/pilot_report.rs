@@ -209,7 +209,7 @@ pub fn arms_svg(v: &Verdict) -> String {
     let ph = h - pad_t - pad_b;
     let y = |x: f64| pad_t + ph * (1.0 - x.clamp(0.0, 1.0));
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
+        "<svg id=\"arms\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
          viewBox=\"0 0 {w:.0} {h:.0}\" role=\"img\"><title>{} by arm, 95% intervals</title>\
          <text x=\"{pad_l}\" y=\"22\" font-size=\"14\" font-weight=\"bold\">{} by arm (95% interval)</text>",
         esc(&v.metric),

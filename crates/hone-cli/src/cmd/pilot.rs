@@ -432,7 +432,7 @@ pub fn run(a: PilotArgs) -> Result<()> {
     let max_seq_len = (longest / 2 + 96).clamp(128, 4096).next_multiple_of(64);
     let adapter = a.out.join("adapter");
     let cfg_text = format!(
-        r#"# Written by `hone pilot`; `hone train train.toml` trains the same adapter again.
+        r#"# Written by `hone pilot`; `hone train --config train.toml` trains the same adapter again.
 [model]
 base = "{model}"
 quantize = "{quant}"
