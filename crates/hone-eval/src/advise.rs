@@ -92,6 +92,10 @@ pub struct Inputs {
     pub task_kind: TaskKind,
     pub prices: Prices,
     pub fit: Fit,
+    /// Figures an evaluation or a pilot measured (`--from-eval`); their prices are already in
+    /// `prices` where no flag overrode them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<crate::advise_measured::Measured>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +190,30 @@ pub fn advise(inputs: Inputs) -> Advice {
             for_ft.push(why.to_string());
         }
     }
+    // What an evaluation measured weighs too.
+    let mut route_unsure = false;
+    if let Some(m) = &inputs.measured {
+        let lines = m.lines();
+        for_ft.extend(lines.iter().cloned());
+        against.extend(lines);
+        if m.pilot_call == Some(crate::verdict::Call::NoClearGain) {
+            against.push("the pilot found no clear gain from fine-tuning on these examples".into());
+        }
+        if let (Some(ft), Some(fr)) = (
+            m.finetuned.as_ref().and_then(|a| a.score),
+            m.frontier.as_ref().and_then(|a| a.score),
+        ) {
+            if ft < fr - 0.05 {
+                route_unsure = true;
+                for_ft.push(format!(
+                    "the fine-tuned model scored {:.1} points below the frontier on the same \
+                     examples: route what it is unsure of to the frontier (`hone serve --route`, \
+                     the threshold from `hone eval route`)",
+                    (fr - ft) * 100.0
+                ));
+            }
+        }
+    }
     let pays = match break_even {
         Some(m) if m <= 12.0 => {
             for_ft.push(format!(
@@ -211,8 +239,11 @@ pub fn advise(inputs: Inputs) -> Advice {
             false
         }
     };
-    let recommendation = if !against.is_empty() || !pays {
+    let measured_lines = inputs.measured.as_ref().map_or(0, |m| m.lines().len());
+    let recommendation = if against.len() > measured_lines || !pays {
         Recommendation::Prompt
+    } else if route_unsure {
+        Recommendation::Hybrid
     } else if inputs.task_kind == TaskKind::Generation {
         for_ft.push(
             "open-ended generation: route what the small model is unsure of to the larger \
@@ -242,6 +273,17 @@ pub fn advise(inputs: Inputs) -> Advice {
     }
 }
 
+/// A per-query price to six decimals, trailing zeros dropped (0.12, 0.000017).
+fn price(x: f64) -> String {
+    let s = format!("{x:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 impl Advice {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
@@ -257,8 +299,8 @@ impl Advice {
             o,
             "prices: frontier {} / query, fine-tuned {} / query, data preparation {} + {} / \
              example, training {} x {} runs, serving {} / month, maintenance {} / quarter",
-            p.frontier_per_query,
-            p.finetuned_per_query,
+            price(p.frontier_per_query),
+            price(p.finetuned_per_query),
             p.data_prep,
             p.annotation_per_example,
             p.training_per_run,
@@ -305,6 +347,7 @@ mod tests {
             task_kind: TaskKind::Classification,
             prices: Prices::default(),
             fit: Fit::default(),
+            measured: None,
         }
     }
 
@@ -398,5 +441,62 @@ mod tests {
         let mut g = inputs(1_000, 10_000.0);
         g.task_kind = TaskKind::Generation;
         assert_eq!(advise(g).recommendation, Recommendation::Hybrid);
+    }
+
+    fn measured(
+        ft: f64,
+        fr: f64,
+        call: Option<crate::verdict::Call>,
+    ) -> crate::advise_measured::Measured {
+        let arm = |name: &str, score: f64| crate::advise_measured::ArmFigures {
+            name: name.into(),
+            score: Some(score),
+            per_query: Some(0.001),
+            latency_p50_s: Some(0.5),
+        };
+        crate::advise_measured::Measured {
+            source: "pilot.json".into(),
+            metric: "accuracy".into(),
+            examples: 10,
+            task_kind: TaskKind::Classification,
+            finetuned: Some(arm("fine-tuned", ft)),
+            frontier: Some(arm("gpt", fr)),
+            base: Some(arm("base", 0.2)),
+            pilot_call: call,
+        }
+    }
+
+    #[test]
+    fn measured_quality_weighs_in() {
+        let mut i = inputs(2_000, 10_000.0);
+        // As good as the frontier: fine-tune, and the measured figures are among the reasons.
+        i.measured = Some(measured(0.9, 0.92, None));
+        let a = advise(i.clone());
+        assert_eq!(a.recommendation, Recommendation::FineTune);
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("measured on 10 held-out")),
+            "{:?}",
+            a.reasons
+        );
+        // Ten points behind: route unsure cases to the frontier.
+        i.measured = Some(measured(0.8, 0.9, None));
+        let a = advise(i.clone());
+        assert_eq!(a.recommendation, Recommendation::Hybrid);
+        assert!(
+            a.reasons.iter().any(|r| r.contains("10.0 points below")),
+            "{:?}",
+            a.reasons
+        );
+        // A pilot without a clear gain: prompt.
+        i.measured = Some(measured(0.9, 0.9, Some(crate::verdict::Call::NoClearGain)));
+        let a = advise(i);
+        assert_eq!(a.recommendation, Recommendation::Prompt);
+        assert!(
+            a.reasons.iter().any(|r| r.contains("no clear gain")),
+            "{:?}",
+            a.reasons
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! OpenAI-compatible endpoint), reports, blind human evaluation and deployment gates.
 
 pub mod advise;
+pub mod advise_measured;
 pub mod cache;
 pub mod config;
 pub mod contractnli;

@@ -1,9 +1,12 @@
 //! `hone advise`: fine-tune or prompt, from the volume, the data, the fit factors and prices
 //! (`hone_eval::advise`). Every price is a flag with its documented default.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use hone_eval::advise::{advise, Fit, Inputs, Prices, TaskKind};
+use hone_eval::advise_measured::Measured;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -20,14 +23,21 @@ pub struct AdviseArgs {
     /// Queries a day the model would answer.
     #[arg(long)]
     queries_per_day: f64,
-    #[arg(long, value_enum, default_value = "classification")]
-    task_kind: Kind,
-    /// The frontier model's price per query.
-    #[arg(long, default_value_t = Prices::default().frontier_per_query)]
-    frontier_price: f64,
-    /// The fine-tuned model's compute per query.
-    #[arg(long, default_value_t = Prices::default().finetuned_per_query)]
-    finetuned_price: f64,
+    /// The task (default: the --from-eval report's, else classification).
+    #[arg(long, value_enum)]
+    task_kind: Option<Kind>,
+    /// The frontier model's price per query (default: measured by --from-eval when its
+    /// endpoint reported usage and prices, else 0.02).
+    #[arg(long)]
+    frontier_price: Option<f64>,
+    /// The fine-tuned model's compute per query (default: measured by --from-eval, the
+    /// fine-tuned candidate's latency times the machine price, else 0.001).
+    #[arg(long)]
+    finetuned_price: Option<f64>,
+    /// The figures an evaluation measured on this machine: a `report.json` of `hone eval` or a
+    /// `pilot.json` of `hone pilot` (cost per query, latency, each arm's score).
+    #[arg(long, value_name = "REPORT")]
+    from_eval: Option<PathBuf>,
     /// Data preparation, fixed part.
     #[arg(long, default_value_t = Prices::default().data_prep)]
     data_prep: f64,
@@ -73,10 +83,24 @@ pub struct AdviseArgs {
 }
 
 pub fn run(a: AdviseArgs) -> Result<()> {
+    let measured = a
+        .from_eval
+        .as_deref()
+        .map(|p| Measured::read(p).with_context(|| format!("--from-eval {}", p.display())))
+        .transpose()?;
+    let defaults = Prices::default();
+    let frontier_price = a
+        .frontier_price
+        .or_else(|| measured.as_ref()?.frontier.as_ref()?.per_query)
+        .unwrap_or(defaults.frontier_per_query);
+    let finetuned_price = a
+        .finetuned_price
+        .or_else(|| measured.as_ref()?.finetuned.as_ref()?.per_query)
+        .unwrap_or(defaults.finetuned_per_query);
     for (name, v) in [
         ("--queries-per-day", a.queries_per_day),
-        ("--frontier-price", a.frontier_price),
-        ("--finetuned-price", a.finetuned_price),
+        ("--frontier-price", frontier_price),
+        ("--finetuned-price", finetuned_price),
         ("--data-prep", a.data_prep),
         ("--annotation-per-example", a.annotation_per_example),
         ("--training-per-run", a.training_per_run),
@@ -90,14 +114,16 @@ pub fn run(a: AdviseArgs) -> Result<()> {
     let advice = advise(Inputs {
         examples: a.examples,
         queries_per_day: a.queries_per_day,
-        task_kind: match a.task_kind {
-            Kind::Classification => TaskKind::Classification,
-            Kind::Extraction => TaskKind::Extraction,
-            Kind::Generation => TaskKind::Generation,
+        task_kind: match (a.task_kind, &measured) {
+            (Some(Kind::Classification), _) => TaskKind::Classification,
+            (Some(Kind::Extraction), _) => TaskKind::Extraction,
+            (Some(Kind::Generation), _) => TaskKind::Generation,
+            (None, Some(m)) => m.task_kind,
+            (None, None) => TaskKind::Classification,
         },
         prices: Prices {
-            frontier_per_query: a.frontier_price,
-            finetuned_per_query: a.finetuned_price,
+            frontier_per_query: frontier_price,
+            finetuned_per_query: finetuned_price,
             data_prep: a.data_prep,
             annotation_per_example: a.annotation_per_example,
             training_per_run: a.training_per_run,
@@ -114,6 +140,7 @@ pub fn run(a: AdviseArgs) -> Result<()> {
             broad_knowledge: a.broad_knowledge,
             timeline_days: a.timeline_days,
         },
+        measured,
     });
     if a.json {
         println!("{}", serde_json::to_string(&advice)?);
