@@ -119,23 +119,6 @@ pub struct Verdict {
     pub advice: String,
 }
 
-/// A small deterministic generator (SplitMix64) for resampling.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// The `q` quantile of sorted values (linear interpolation).
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
@@ -152,7 +135,7 @@ fn bootstrap(a: &[f64], b: Option<&[f64]>, seed: u64) -> Interval {
         None => a.to_vec(),
     };
     let estimate = d.iter().sum::<f64>() / n as f64;
-    let mut rng = SplitMix(seed);
+    let mut rng = hone_data::hash::Rng::new(seed);
     let mut means: Vec<f64> = (0..RESAMPLES)
         .map(|_| (0..n).map(|_| d[rng.below(n)]).sum::<f64>() / n as f64)
         .collect();

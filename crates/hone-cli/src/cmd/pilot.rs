@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +23,6 @@ use hone_eval::pilot_report::{
 };
 use hone_eval::runner::{self, EvalReport, RunEvent};
 use hone_eval::verdict::{self, Arm, Role, Rule};
-use hone_train::trainer::{run as train_run, Event};
 use hone_train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -473,26 +471,7 @@ dir = "{adapter}"
     let cfg_path = a.out.join("train.toml");
     hone_data::atomic::write_file(&cfg_path, cfg_text.as_bytes())?;
     let cfg = TrainConfig::load(&cfg_path, &[])?;
-    let tb = bar(0, "training");
-    let stop = AtomicBool::new(false);
-    let summary = train_run(&cfg, false, &stop, &mut |ev| match ev {
-        Event::Start { total_steps, .. } => tb.set_length(total_steps as u64),
-        Event::Step(r) => {
-            tb.set_position(r.step as u64);
-            tb.set_message(format!("loss {:.4}", r.loss));
-        }
-        Event::Epoch(e) => tb.println(format!(
-            "      epoch {}: train loss {:.4}{}",
-            e.epoch,
-            e.train_loss,
-            e.val_loss
-                .map(|v| format!(", validation loss {v:.4}"))
-                .unwrap_or_default()
-        )),
-        Event::Note(n) => tb.println(format!("      {n}")),
-    })
-    .context("training failed")?;
-    tb.finish_and_clear();
+    let summary = super::train::run_as_step(&cfg)?;
     eprintln!(
         "      {} steps, {} epochs{} in {:.0} s -> {}",
         summary.steps,

@@ -3,7 +3,6 @@
 //! review adapter, calibrate and evaluate it, review a held-out NDA, and compare.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -14,7 +13,6 @@ use hone_review::engine::{EngineOptions, Reviewer};
 use hone_review::input::InputDoc;
 use hone_review::playbook::Playbook;
 use hone_review::DocReview;
-use hone_train::trainer::{run as train_run, Event};
 use hone_train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -225,25 +223,7 @@ dir = "{adapter}"
     let cfg = TrainConfig::load(&cfg_path, &[])?;
     // the recipe starts over: an adapter of an earlier quickstart in this folder is replaced
     hone_train::run_folder::clear(&adapter)?;
-    let tb = bar(0, "training");
-    let stop = AtomicBool::new(false);
-    let summary = train_run(&cfg, false, &stop, &mut |ev| match ev {
-        Event::Start { total_steps, .. } => tb.set_length(total_steps as u64),
-        Event::Step(r) => {
-            tb.set_position(r.step as u64);
-            tb.set_message(format!("loss {:.4}", r.loss));
-        }
-        Event::Epoch(e) => tb.println(format!(
-            "      epoch {}: train loss {:.4}{}",
-            e.epoch,
-            e.train_loss,
-            e.val_loss
-                .map(|v| format!(", validation loss {v:.4}"))
-                .unwrap_or_default()
-        )),
-        Event::Note(n) => tb.println(format!("      {n}")),
-    })?;
-    tb.finish_and_clear();
+    let summary = super::train::run_as_step(&cfg)?;
     eprintln!(
         "      {} steps in {:.0} s -> {}",
         summary.steps,

@@ -165,3 +165,34 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// A training run as one step of a longer command (`quickstart`, `pilot`): a progress bar
+/// with the loss, each epoch's losses printed indented under it.
+pub fn run_as_step(cfg: &TrainConfig) -> Result<hone_train::trainer::Summary> {
+    let tb = ProgressBar::new(0);
+    tb.set_style(
+        ProgressStyle::with_template("{spinner} training [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let stop = AtomicBool::new(false);
+    let summary = train_run(cfg, false, &stop, &mut |ev| match ev {
+        Event::Start { total_steps, .. } => tb.set_length(total_steps as u64),
+        Event::Step(r) => {
+            tb.set_position(r.step as u64);
+            tb.set_message(format!("loss {:.4}", r.loss));
+        }
+        Event::Epoch(e) => tb.println(format!(
+            "      epoch {}: train loss {:.4}{}",
+            e.epoch,
+            e.train_loss,
+            e.val_loss
+                .map(|v| format!(", validation loss {v:.4}"))
+                .unwrap_or_default()
+        )),
+        Event::Note(n) => tb.println(format!("      {n}")),
+    })
+    .context("training failed")?;
+    tb.finish_and_clear();
+    Ok(summary)
+}
