@@ -126,3 +126,65 @@ fn from_eval_takes_the_measured_prices_and_scores() {
         "{err}"
     );
 }
+
+#[test]
+fn from_bench_prices_a_query_from_this_machines_tokens_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("bench.json");
+    std::fs::write(
+        &b,
+        r#"{"threads":2,"prefill_tok_s":1000.0,"decode_tok_s":50.0,"decode_batch8_tok_s":200.0}"#,
+    )
+    .unwrap();
+    let b = b.to_str().unwrap();
+    let base = ["advise", "--examples", "2000", "--queries-per-day", "5000"];
+    // 800 + 20 tokens: 0.8 s + 0.4 s = 1.2 s at $0.36 an hour = $0.00012.
+    let o = hone(
+        &[
+            &base[..],
+            &[
+                "--from-bench",
+                b,
+                "--prompt-tokens",
+                "800",
+                "--output-tokens",
+                "20",
+                "--usd-per-hour",
+                "0.36",
+            ],
+        ]
+        .concat(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("fine-tuned 0.00012 / query"), "{out}");
+    assert!(
+        out.contains("a query of 800 + 20 tokens takes 1.20 s"),
+        "{out}"
+    );
+    // An evaluation's measured price comes before the bench estimate.
+    let p = pilot_json(dir.path(), &[1.0, 1.0, 1.0, 0.0], &[1.0, 1.0, 1.0, 1.0]);
+    let o = hone(
+        &[
+            &base[..],
+            &["--from-bench", b, "--from-eval", p.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("fine-tuned 0.000015 / query"), "{out}");
+    // A bench file without its rates is refused, naming the key.
+    std::fs::write(dir.path().join("bad.json"), "{\"threads\": 2}").unwrap();
+    let bad = dir.path().join("bad.json");
+    let o = hone(&[&base[..], &["--from-bench", bad.to_str().unwrap()]].concat());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.json") && err.contains("prefill_tok_s"),
+        "{err}"
+    );
+}

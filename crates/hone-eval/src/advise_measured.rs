@@ -12,6 +12,10 @@
 //! - the task kind.
 //!
 //! Explicit price flags still win over measured prices.
+//!
+//! `--from-bench FILE` reads `hone bench generate --json` instead ([`BenchFigures`]): this
+//! machine's prefill and decode tokens/s give a query's latency and compute cost for a stated
+//! query size, when no evaluation measured them.
 
 use std::path::{Path, PathBuf};
 
@@ -204,9 +208,80 @@ impl Measured {
     }
 }
 
+/// This machine's speed, from `hone bench generate --json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchFigures {
+    pub source: PathBuf,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub threads: Option<u64>,
+}
+
+impl BenchFigures {
+    /// Reads the JSON object `hone bench generate --json` prints.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text.trim()).map_err(|e| Error::Format {
+                path: path.to_path_buf(),
+                msg: format!("not JSON: {e}"),
+            })?;
+        let rate = |key: &str| -> Result<f64> {
+            match v.get(key).and_then(|x| x.as_f64()) {
+                Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+                _ => Err(Error::Format {
+                    path: path.to_path_buf(),
+                    msg: format!(
+                        "`{key}` is missing or not a positive number (write the file with \
+                         `hone bench generate --json > FILE`)"
+                    ),
+                }),
+            }
+        };
+        Ok(BenchFigures {
+            source: path.to_path_buf(),
+            prefill_tok_s: rate("prefill_tok_s")?,
+            decode_tok_s: rate("decode_tok_s")?,
+            threads: v.get("threads").and_then(|x| x.as_u64()),
+        })
+    }
+
+    /// Seconds one query of `prompt` + `output` tokens takes, one at a time.
+    pub fn latency_s(&self, prompt: u64, output: u64) -> f64 {
+        prompt as f64 / self.prefill_tok_s + output as f64 / self.decode_tok_s
+    }
+
+    /// What one such query costs on a machine at `usd_per_hour`.
+    pub fn per_query(&self, prompt: u64, output: u64, usd_per_hour: f64) -> f64 {
+        self.latency_s(prompt, output) * usd_per_hour / 3600.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_figures_give_latency_and_cost_per_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bench.json");
+        std::fs::write(
+            &p,
+            r#"{"model":"m","threads":2,"prefill_tok_s":1000.0,"decode_tok_s":50.0,"decode_batch8_tok_s":200.0}"#,
+        )
+        .unwrap();
+        let b = BenchFigures::read(&p).unwrap();
+        // 500 prompt tokens at 1,000/s and 50 output tokens at 50/s: 1.5 s.
+        assert!((b.latency_s(500, 50) - 1.5).abs() < 1e-12);
+        // At $0.36 an hour, 1.5 s costs $0.00015.
+        assert!((b.per_query(500, 50, 0.36) - 0.00015).abs() < 1e-15);
+        std::fs::write(&p, r#"{"prefill_tok_s": 0}"#).unwrap();
+        let e = BenchFigures::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("bench.json") && e.contains("prefill_tok_s"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn an_eval_report_gives_the_fine_tuned_the_frontier_and_the_better_base() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use hone_eval::advise::{advise, Fit, Inputs, Prices, TaskKind};
-use hone_eval::advise_measured::Measured;
+use hone_eval::advise_measured::{BenchFigures, Measured};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -38,6 +38,20 @@ pub struct AdviseArgs {
     /// `pilot.json` of `hone pilot` (cost per query, latency, each arm's score).
     #[arg(long, value_name = "REPORT")]
     from_eval: Option<PathBuf>,
+    /// This machine's speed, `hone bench generate --json > FILE`: a query's latency and
+    /// compute cost from its prefill and decode tokens/s (used for the fine-tuned price when
+    /// neither --finetuned-price nor --from-eval gives one).
+    #[arg(long, value_name = "FILE")]
+    from_bench: Option<PathBuf>,
+    /// Prompt tokens of a typical query (with --from-bench).
+    #[arg(long, default_value_t = 500)]
+    prompt_tokens: u64,
+    /// Answer tokens of a typical query (with --from-bench).
+    #[arg(long, default_value_t = 50)]
+    output_tokens: u64,
+    /// What the machine serving the fine-tuned model costs per hour (with --from-bench).
+    #[arg(long, default_value_t = 0.10, value_name = "USD")]
+    usd_per_hour: f64,
     /// Data preparation, fixed part.
     #[arg(long, default_value_t = Prices::default().data_prep)]
     data_prep: f64,
@@ -88,6 +102,17 @@ pub fn run(a: AdviseArgs) -> Result<()> {
         .as_deref()
         .map(|p| Measured::read(p).with_context(|| format!("--from-eval {}", p.display())))
         .transpose()?;
+    let bench = a
+        .from_bench
+        .as_deref()
+        .map(|p| BenchFigures::read(p).with_context(|| format!("--from-bench {}", p.display())))
+        .transpose()?;
+    if !(a.usd_per_hour.is_finite() && a.usd_per_hour >= 0.0) {
+        bail!(
+            "--usd-per-hour must be a number of at least 0, got {}",
+            a.usd_per_hour
+        );
+    }
     let defaults = Prices::default();
     let frontier_price = a
         .frontier_price
@@ -96,6 +121,10 @@ pub fn run(a: AdviseArgs) -> Result<()> {
     let finetuned_price = a
         .finetuned_price
         .or_else(|| measured.as_ref()?.finetuned.as_ref()?.per_query)
+        .or_else(|| {
+            let b = bench.as_ref()?;
+            Some(b.per_query(a.prompt_tokens, a.output_tokens, a.usd_per_hour))
+        })
         .unwrap_or(defaults.finetuned_per_query);
     for (name, v) in [
         ("--queries-per-day", a.queries_per_day),
@@ -142,10 +171,34 @@ pub fn run(a: AdviseArgs) -> Result<()> {
         },
         measured,
     });
+    let bench_line = bench.as_ref().map(|b| {
+        format!(
+            "this machine ({}{}): prefill {:.0} tokens/s, decode {:.1} tokens/s; a query of {} + \
+             {} tokens takes {:.2} s and costs {:.6} at {} an hour",
+            b.source.display(),
+            b.threads
+                .map(|t| format!(", {t} threads"))
+                .unwrap_or_default(),
+            b.prefill_tok_s,
+            b.decode_tok_s,
+            a.prompt_tokens,
+            a.output_tokens,
+            b.latency_s(a.prompt_tokens, a.output_tokens),
+            b.per_query(a.prompt_tokens, a.output_tokens, a.usd_per_hour),
+            a.usd_per_hour
+        )
+    });
     if a.json {
-        println!("{}", serde_json::to_string(&advice)?);
+        let mut v = serde_json::to_value(&advice)?;
+        if let (Some(b), Some(line)) = (&bench, &bench_line) {
+            v["bench"] = serde_json::json!({"figures": b, "summary": line});
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{}", advice.to_text());
+        if let Some(line) = bench_line {
+            println!("measured: {line}");
+        }
     }
     Ok(())
 }
