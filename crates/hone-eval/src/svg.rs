@@ -311,7 +311,13 @@ pub fn xy_lines(
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let pad = ((hi - lo) * 0.05).max(1e-9);
-        (lo - pad, hi + pad)
+        // Costs and shares do not go below 0: neither does their axis.
+        let bottom = if lo >= 0.0 {
+            (lo - pad).max(0.0)
+        } else {
+            lo - pad
+        };
+        (bottom, hi + pad)
     };
     let ((x0, x1), (y0, y1)) = (range(&xs), range(&ys));
     let (pw, ph) = (w - pad_l - pad_r, h - pad_t - pad_b);

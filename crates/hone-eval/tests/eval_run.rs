@@ -219,7 +219,10 @@ fn endpoint_and_local_candidates_reports_and_cache() {
         if a.candidate == "frontier" {
             assert_eq!(a.mean_logprob, None);
         } else {
-            assert!(a.mean_logprob.is_some_and(|lp| lp.is_finite() && lp <= 0.0), "{a:?}");
+            assert!(
+                a.mean_logprob.is_some_and(|lp| lp.is_finite() && lp <= 0.0),
+                "{a:?}"
+            );
         }
     }
 
