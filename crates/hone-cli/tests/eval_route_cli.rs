@@ -195,6 +195,19 @@ fn eval_run_curve_and_chosen_threshold_by_hand() {
     assert!(close(&v["choice"]["target"], 0.8));
     assert_eq!(v["choice"]["chosen"], json!(2));
     assert_eq!(v["points"][2]["routed"], json!(2));
+    // The run's folder reads the same as its report.json.
+    let by_dir = ok_json(&hone(&[
+        "eval",
+        "route",
+        "--report",
+        s(dir.path()),
+        "--small",
+        "small",
+        "--large",
+        "large",
+        "--json",
+    ]));
+    assert_eq!(by_dir["points"], v["points"]);
 
     // The table and the report files; a higher target picks T = −0.1.
     let out_dir = dir.path().join("route");
