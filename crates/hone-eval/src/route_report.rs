@@ -217,25 +217,30 @@ pub fn html(r: &RouteReport) -> String {
         .iter()
         .map(|p| (p.cost_per_1k_usd, p.accuracy, point_title(r, p)))
         .collect();
-    let mut marks = vec![
-        Mark {
-            x: r.small_only().cost_per_1k_usd,
-            y: r.small_only().accuracy,
-            label: "small only",
-        },
-        Mark {
-            x: r.large_only().cost_per_1k_usd,
-            y: r.large_only().accuracy,
-            label: "large only",
-        },
+    // The two ends, and the chosen point (named on an end it falls on, not drawn twice).
+    let last = r.points.len() - 1;
+    let named = |i: usize, name: &str| {
+        if r.choice.chosen == Some(i) {
+            format!("{name} (chosen)")
+        } else {
+            name.to_string()
+        }
+    };
+    let mut labels = vec![
+        (0, named(0, "small only")),
+        (last, named(last, "large only")),
     ];
-    if let Some(i) = r.choice.chosen {
-        marks.push(Mark {
-            x: r.points[i].cost_per_1k_usd,
-            y: r.points[i].accuracy,
-            label: "chosen",
-        });
+    if let Some(i) = r.choice.chosen.filter(|&i| i != 0 && i != last) {
+        labels.push((i, "chosen".to_string()));
     }
+    let marks: Vec<Mark> = labels
+        .iter()
+        .map(|(i, label)| Mark {
+            x: r.points[*i].cost_per_1k_usd,
+            y: r.points[*i].accuracy,
+            label,
+        })
+        .collect();
     let cost_chart = svg::xy_lines(
         &format!("{} against cost", r.accuracy),
         &format!("USD per 1,000 {}s", r.unit),

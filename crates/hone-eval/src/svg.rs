@@ -357,9 +357,9 @@ pub fn xy_lines(
         let _ = writeln!(
             svg,
             "<line x1=\"{pad_l}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#D55E00\" stroke-dasharray=\"5 4\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#D55E00\">{}</text>",
+             <text x=\"{}\" y=\"{}\" fill=\"#D55E00\">{}</text>",
             w - pad_r,
-            w - pad_r - 2.0,
+            pad_l + 4.0,
             py(y) - 4.0,
             esc(label),
             yy = py(y)
@@ -392,12 +392,21 @@ pub fn xy_lines(
     }
     for m in marks.iter().filter(|m| m.x.is_finite() && m.y.is_finite()) {
         let (cx, cy) = (px(m.x), py(m.y));
+        // The label on the side of the point with room for it.
+        let (lx, anchor) = if cx > pad_l + pw / 2.0 {
+            (cx - 10.0, "end")
+        } else {
+            (cx + 10.0, "start")
+        };
+        let ly = if cy > pad_t + ph / 2.0 {
+            cy - 10.0
+        } else {
+            cy + 18.0
+        };
         let _ = writeln!(
             svg,
             "<circle cx=\"{cx:.2}\" cy=\"{cy:.2}\" r=\"7\" fill=\"none\" stroke=\"#222\" stroke-width=\"2\"/>\
-             <text x=\"{:.2}\" y=\"{:.2}\" fill=\"#222\">{}</text>",
-            cx + 10.0,
-            cy + 14.0,
+             <text x=\"{lx:.2}\" y=\"{ly:.2}\" text-anchor=\"{anchor}\" fill=\"#222\">{}</text>",
             esc(m.label),
         );
     }
