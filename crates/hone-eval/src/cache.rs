@@ -21,7 +21,9 @@ use crate::endpoint::Completion;
 use crate::error::{Error, Result};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the `mean_logprob` column; a version-1 file is upgraded in place when opened
+/// (its rows read with no log-probability).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version tag hashed into every key; bump it when the key's serialization changes.
 const KEY_FORMAT: &str = "hone-output-cache-key/1";
@@ -41,6 +43,10 @@ pub struct CachedOutput {
     pub latency_s: f64,
     /// When it was generated, in seconds since the Unix epoch.
     pub created_at: u64,
+    /// Mean log-probability of the generated tokens (local models; `None` for endpoints and
+    /// for entries cached before hone recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f64>,
 }
 
 impl CachedOutput {
@@ -60,7 +66,14 @@ impl CachedOutput {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            mean_logprob: None,
         }
+    }
+
+    /// The same output with the mean log-probability of its tokens.
+    pub fn with_mean_logprob(mut self, mean_logprob: Option<f64>) -> Self {
+        self.mean_logprob = mean_logprob;
+        self
     }
 
     /// An endpoint's completion, created now.
@@ -196,12 +209,31 @@ impl OutputCache {
                      prompt_tokens INTEGER,
                      completion_tokens INTEGER,
                      latency_s REAL NOT NULL,
-                     created_at INTEGER NOT NULL
+                     created_at INTEGER NOT NULL,
+                     mean_logprob REAL
                  ) WITHOUT ROWID;
                  PRAGMA user_version = {SCHEMA_VERSION};
                  COMMIT;"
             ))
             .map_err(err)?;
+        }
+        if version == 1 {
+            // Upgrade in one write transaction; another process may have done it meanwhile.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            let upgrade = || -> rusqlite::Result<()> {
+                let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                if now == 1 {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {TABLE} ADD COLUMN mean_logprob REAL;
+                         PRAGMA user_version = {SCHEMA_VERSION};"
+                    ))?;
+                }
+                conn.execute_batch("COMMIT")
+            };
+            if let Err(e) = upgrade() {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(err(e));
+            }
         }
         Ok(Self {
             path,
@@ -255,7 +287,8 @@ impl OutputCache {
         let row = conn
             .query_row(
                 &format!(
-                    "SELECT text, prompt_tokens, completion_tokens, latency_s, created_at \
+                    "SELECT text, prompt_tokens, completion_tokens, latency_s, created_at, \
+                     mean_logprob \
                      FROM {TABLE} WHERE key = ?1"
                 ),
                 [key],
@@ -266,12 +299,13 @@ impl OutputCache {
                         r.get::<_, Option<i64>>(2)?,
                         r.get::<_, f64>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, Option<f64>>(5)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((text, pt, ct, latency_s, created_at)) = row else {
+        let Some((text, pt, ct, latency_s, created_at, mean_logprob)) = row else {
             return Ok(None);
         };
         let unsigned = |v: i64, what: &str| {
@@ -286,6 +320,7 @@ impl OutputCache {
             completion_tokens: ct.map(|v| unsigned(v, "completion_tokens")).transpose()?,
             latency_s,
             created_at: unsigned(created_at, "created_at")?,
+            mean_logprob,
         }))
     }
 
@@ -303,6 +338,12 @@ impl OutputCache {
                 msg: format!("key {key}: latency_s must be finite, got {}", out.latency_s),
             });
         }
+        if let Some(lp) = out.mean_logprob.filter(|lp| !lp.is_finite()) {
+            return Err(Error::Cache {
+                path: self.path.clone(),
+                msg: format!("key {key}: mean_logprob must be finite, got {lp}"),
+            });
+        }
         let pt = out
             .prompt_tokens
             .map(|v| signed(v, "prompt_tokens"))
@@ -316,10 +357,18 @@ impl OutputCache {
             .execute(
                 &format!(
                     "INSERT OR REPLACE INTO {TABLE} \
-                     (key, text, prompt_tokens, completion_tokens, latency_s, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     (key, text, prompt_tokens, completion_tokens, latency_s, created_at, \
+                     mean_logprob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ),
-                params![key, out.text, pt, ct, out.latency_s, created_at],
+                params![
+                    key,
+                    out.text,
+                    pt,
+                    ct,
+                    out.latency_s,
+                    created_at,
+                    out.mean_logprob
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

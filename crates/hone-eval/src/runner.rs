@@ -129,6 +129,10 @@ pub struct OutputRecord {
     /// Generated tokens, when known (a version's evaluation baseline is made of these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// Mean log-probability of the answer's tokens (local candidates; what `hone eval route`
+    /// reads as the model's confidence). `None` for endpoints and older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f64>,
 }
 
 /// What the training of an adapter candidate cost, from its output folder.
@@ -293,6 +297,7 @@ pub fn run(
                 cached: a.cached,
                 error: a.error.clone(),
                 output_tokens: a.output_tokens,
+                mean_logprob: a.mean_logprob,
             });
         }
         candidates.push(report);
@@ -319,6 +324,8 @@ struct Answer {
     cost_usd: Option<f64>,
     /// Generated tokens (the model's count, or the endpoint's `usage`), when known.
     output_tokens: Option<u64>,
+    /// Mean token log-probability (local models).
+    mean_logprob: Option<f64>,
 }
 
 fn candidate_report(
@@ -440,6 +447,7 @@ fn endpoint_answers(
                     latency_s: Some(c.latency_s),
                     cached: true,
                     error: None,
+                    mean_logprob: None,
                 });
                 on(RunEvent::Done { cached: true });
             }
@@ -469,6 +477,7 @@ fn endpoint_answers(
                 latency_s: Some(c.latency_s),
                 cached: false,
                 error: None,
+                mean_logprob: None,
             },
             Err(e) => Answer {
                 text: String::new(),
@@ -477,6 +486,7 @@ fn endpoint_answers(
                 error: Some(e.to_string()),
                 cost_usd: None,
                 output_tokens: None,
+                mean_logprob: None,
             },
         });
     }
@@ -546,6 +556,7 @@ impl LocalCandidate {
                     error: None,
                     cost_usd: None,
                     output_tokens: c.completion_tokens,
+                    mean_logprob: c.mean_logprob,
                 });
                 on(RunEvent::Done { cached: true });
                 continue;
@@ -574,12 +585,14 @@ impl LocalCandidate {
             match res {
                 Ok(mut g) => {
                     let g = g.remove(0);
+                    let mean_logprob = g.mean_logprob.filter(|lp| lp.is_finite());
                     let c = CachedOutput::new(
                         g.text.clone(),
                         Some(g.prompt_tokens as u64),
                         Some(g.tokens.len() as u64),
                         latency,
-                    );
+                    )
+                    .with_mean_logprob(mean_logprob);
                     cache.put(&key, &c)?;
                     out.push(Answer {
                         text: g.text,
@@ -588,6 +601,7 @@ impl LocalCandidate {
                         error: None,
                         cost_usd: None,
                         output_tokens: Some(g.tokens.len() as u64),
+                        mean_logprob,
                     });
                 }
                 Err(e) => out.push(Answer {
@@ -597,6 +611,7 @@ impl LocalCandidate {
                     error: Some(e.to_string()),
                     cost_usd: None,
                     output_tokens: None,
+                    mean_logprob: None,
                 }),
             }
             on(RunEvent::Done { cached: false });

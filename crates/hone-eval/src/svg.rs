@@ -1,5 +1,5 @@
 //! Small self-contained SVG charts for the HTML reports: grouped bars, a confusion-matrix
-//! heat map and a latency histogram. No scripts, no external fonts.
+//! heat map, a latency histogram and lines through points (the routing curve). No scripts, no external fonts.
 
 use std::fmt::Write;
 
@@ -267,6 +267,167 @@ pub fn latency_histogram(title: &str, series: &[(String, Vec<f64>)]) -> String {
     svg
 }
 
+/// A series of [`xy_lines`]: its name and its points `(x, y, tooltip)`.
+pub type XySeries = (String, Vec<(f64, f64, String)>);
+
+/// A marked point of [`xy_lines`]: drawn as a ring with a label beside it.
+pub struct Mark<'a> {
+    pub x: f64,
+    pub y: f64,
+    pub label: &'a str,
+}
+
+/// Lines through points `(x, y)`, one colour per series (each point a dot with its `title` as
+/// a tooltip), axes fitted to the data, an optional dashed horizontal line (`hline`: value and
+/// label, e.g. a target) and marked points. Non-finite points are left out.
+pub fn xy_lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[XySeries],
+    hline: Option<(f64, &str)>,
+    marks: &[Mark<'_>],
+) -> String {
+    let (w, h) = (640.0f64, 340.0f64);
+    let (pad_l, pad_r, pad_t, pad_b) = (64.0, 24.0, 44.0, 44.0);
+    let mut svg = header(w, h, title);
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| (p.0, p.1)))
+        .chain(hline.map(|(y, _)| (f64::NAN, y)))
+        .collect();
+    let xs: Vec<f64> = pts.iter().map(|p| p.0).filter(|v| v.is_finite()).collect();
+    let ys: Vec<f64> = pts.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+    if xs.is_empty() || ys.is_empty() {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no points</text></svg>",
+            w / 2.0,
+            h / 2.0
+        );
+        return svg;
+    }
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.05).max(1e-9);
+        // Costs and shares do not go below 0: neither does their axis.
+        let bottom = if lo >= 0.0 {
+            (lo - pad).max(0.0)
+        } else {
+            lo - pad
+        };
+        (bottom, hi + pad)
+    };
+    let ((x0, x1), (y0, y1)) = (range(&xs), range(&ys));
+    let (pw, ph) = (w - pad_l - pad_r, h - pad_t - pad_b);
+    let px = |x: f64| pad_l + pw * (x - x0) / (x1 - x0);
+    let py = |y: f64| pad_t + ph - ph * (y - y0) / (y1 - y0);
+    for k in 0..=4 {
+        let (fx, fy) = (
+            x0 + (x1 - x0) * k as f64 / 4.0,
+            y0 + (y1 - y0) * k as f64 / 4.0,
+        );
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{pad_l}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            w - pad_r,
+            pad_l - 4.0,
+            py(fy) + 4.0,
+            short(fy),
+            px(fx),
+            h - pad_b + 16.0,
+            short(fx),
+            y = py(fy),
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}</text>\
+         <text x=\"14\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\" transform=\"rotate(-90 14 {})\">{}</text>",
+        pad_l + pw / 2.0,
+        h - 6.0,
+        esc(x_label),
+        pad_t + ph / 2.0,
+        pad_t + ph / 2.0,
+        esc(y_label)
+    );
+    if let Some((y, label)) = hline.filter(|(y, _)| y.is_finite()) {
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{pad_l}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#D55E00\" stroke-dasharray=\"5 4\"/>\
+             <text x=\"{}\" y=\"{}\" fill=\"#D55E00\">{}</text>",
+            w - pad_r,
+            pad_l + 4.0,
+            py(y) - 4.0,
+            esc(label),
+            yy = py(y)
+        );
+    }
+    for (i, (_, points)) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let ok: Vec<&(f64, f64, String)> = points
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        let path: Vec<String> = ok
+            .iter()
+            .map(|p| format!("{:.2},{:.2}", px(p.0), py(p.1)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        for p in ok {
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2.5\" fill=\"{colour}\"><title>{}</title></circle>",
+                px(p.0),
+                py(p.1),
+                esc(&p.2)
+            );
+        }
+    }
+    for m in marks.iter().filter(|m| m.x.is_finite() && m.y.is_finite()) {
+        let (cx, cy) = (px(m.x), py(m.y));
+        // The label on the side of the point with room for it.
+        let (lx, anchor) = if cx > pad_l + pw / 2.0 {
+            (cx - 10.0, "end")
+        } else {
+            (cx + 10.0, "start")
+        };
+        let ly = if cy > pad_t + ph / 2.0 {
+            cy - 10.0
+        } else {
+            cy + 18.0
+        };
+        let _ = writeln!(
+            svg,
+            "<circle cx=\"{cx:.2}\" cy=\"{cy:.2}\" r=\"7\" fill=\"none\" stroke=\"#222\" stroke-width=\"2\"/>\
+             <text x=\"{lx:.2}\" y=\"{ly:.2}\" text-anchor=\"{anchor}\" fill=\"#222\">{}</text>",
+            esc(m.label),
+        );
+    }
+    let names: Vec<String> = series.iter().map(|s| s.0.clone()).collect();
+    legend(&mut svg, &names, pad_l, 36.0);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// An axis tick: few digits, whatever the scale.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +460,29 @@ mod tests {
         );
         assert!(hgram.contains("a: 2 in"));
         assert!(latency_histogram("lat", &[]).contains("no latencies"));
+        let l = xy_lines(
+            "acc <vs> cost",
+            "USD",
+            "accuracy",
+            &[(
+                "route".into(),
+                vec![
+                    (1.0, 0.5, "a".into()),
+                    (3.0, 0.75, "b&c".into()),
+                    (f64::NAN, 1.0, "x".into()),
+                ],
+            )],
+            Some((0.7, "target")),
+            &[Mark {
+                x: 3.0,
+                y: 0.75,
+                label: "chosen",
+            }],
+        );
+        assert!(l.contains("acc &lt;vs&gt; cost") && l.contains("<title>b&amp;c</title>"));
+        // Two finite points (the NaN one left out), one mark ring.
+        assert_eq!(l.matches("<circle").count(), 2 + 1);
+        assert!(l.contains(">target</text>") && l.contains(">chosen</text>"));
+        assert!(xy_lines("t", "x", "y", &[], None, &[]).contains("no points"));
     }
 }

@@ -41,6 +41,7 @@ fn put_then_get_round_trips() {
         completion_tokens: None,
         latency_s: 0.25,
         created_at: 1_700_000_000,
+        mean_logprob: Some(-0.375),
     };
     cache.put(&key, &out).unwrap();
     assert_eq!(cache.get(&key).unwrap(), Some(out.clone()));
@@ -272,4 +273,40 @@ fn non_finite_latency_is_an_error_not_a_panic() {
     let (_, msg) = cache_err(cache.put("k", &out).unwrap_err());
     assert!(msg.contains("prompt_tokens"), "{msg}");
     assert_eq!(cache.get("k").unwrap(), None);
+}
+
+/// A cache written before hone recorded log-probabilities (schema 1, no `mean_logprob` column)
+/// opens: it is upgraded in place, its rows read with no log-probability, and new rows keep
+/// theirs.
+#[test]
+fn a_version_1_cache_is_upgraded_and_its_rows_have_no_logprob() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE outputs (key TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL, \
+         prompt_tokens INTEGER, completion_tokens INTEGER, latency_s REAL NOT NULL, \
+         created_at INTEGER NOT NULL) WITHOUT ROWID; \
+         INSERT INTO outputs VALUES ('old', 'an old answer', 5, 2, 0.5, 1700000000); \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let cache = OutputCache::open(&path).unwrap();
+    let old = cache.get("old").unwrap().unwrap();
+    assert_eq!(old.text, "an old answer");
+    assert_eq!(old.completion_tokens, Some(2));
+    assert_eq!(old.mean_logprob, None);
+    let new = CachedOutput::new("new", Some(1), Some(3), 0.1).with_mean_logprob(Some(-1.25));
+    cache.put("new", &new).unwrap();
+    assert_eq!(cache.get("new").unwrap().unwrap().mean_logprob, Some(-1.25));
+    drop(cache);
+    // Opened again (now version 2): nothing to upgrade, both rows still there.
+    let cache = OutputCache::open(&path).unwrap();
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(cache.get("new").unwrap().unwrap(), new);
+    // A non-finite log-probability is refused, not stored as NULL.
+    let bad = CachedOutput::new("x", None, None, 0.1).with_mean_logprob(Some(f64::NAN));
+    let (_, msg) = cache_err(cache.put("bad", &bad).unwrap_err());
+    assert!(msg.contains("mean_logprob"), "{msg}");
 }

@@ -212,6 +212,19 @@ fn endpoint_and_local_candidates_reports_and_cache() {
         assert_eq!(a.cached, 4);
         assert_eq!(a.metrics, b.metrics);
     }
+    // Each local answer's mean token log-probability (the router's confidence, at most 0) is
+    // recorded and kept through the cache; an endpoint's answers have none.
+    for (a, b) in again.outputs.iter().zip(&report.outputs) {
+        assert_eq!(a.mean_logprob, b.mean_logprob, "{a:?}");
+        if a.candidate == "frontier" {
+            assert_eq!(a.mean_logprob, None);
+        } else {
+            assert!(
+                a.mean_logprob.is_some_and(|lp| lp.is_finite() && lp <= 0.0),
+                "{a:?}"
+            );
+        }
+    }
 
     if browser::skip_if_unavailable() {
         return;

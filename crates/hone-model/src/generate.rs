@@ -4,6 +4,7 @@
 
 use crate::decode_step::DecodeStep;
 pub use crate::decode_step::FinishReason;
+use crate::kernels::log_sum_exp;
 use crate::kv_cache::SeqCache;
 use crate::llama::{Llama, Logits, SeqInput};
 use crate::sampler::{Sampler, SamplingParams};
@@ -33,6 +34,11 @@ pub struct GenOutput {
     pub text: String,
     pub finish: FinishReason,
     pub prompt_tokens: usize,
+    /// Mean over the generated tokens (the stop token excluded, as in `tokens`) of each token's
+    /// log-probability under the model's raw logits (log-softmax before any sampling
+    /// transform), the confidence a router compares with its threshold; `None` when no token
+    /// was generated. The serving engine's `track_logprob` computes the same number.
+    pub mean_logprob: Option<f64>,
 }
 
 struct Live {
@@ -42,6 +48,20 @@ struct Live {
     /// Stops, text and limits of the tokens sampled so far.
     decode: DecodeStep,
     next: u32,
+    /// Log-probability of `next` under the raw logits it was sampled from.
+    next_lp: f32,
+    /// Sum and count of the kept tokens' log-probabilities.
+    lp_sum: f64,
+    lp_n: u32,
+}
+
+impl Live {
+    /// Samples the next token from a raw logits row and remembers its log-probability (one
+    /// log-sum-exp over the row).
+    fn sample(&mut self, row: &[f32]) {
+        self.next = self.sampler.sample(row);
+        self.next_lp = row[self.next as usize] - log_sum_exp(row);
+    }
 }
 
 /// Generates for every request; `on_text(i, delta)` receives each request's text as it
@@ -84,6 +104,9 @@ pub fn generate(
                 ctx - r.prompt.len(),
             ),
             next: 0,
+            next_lp: 0.0,
+            lp_sum: 0.0,
+            lp_n: 0,
         })
         .collect();
     let vocab = model.vocab_size();
@@ -140,8 +163,7 @@ pub fn generate(
             offsets[i] = e;
         }
         for (i, row) in logits {
-            let l = &mut live[i];
-            l.next = l.sampler.sample(row);
+            live[i].sample(row);
         }
     }
 
@@ -152,6 +174,11 @@ pub fn generate(
             .iter_mut()
             .filter(|l| l.decode.finish_reason().is_none())
         {
+            // A stop token is not output, so it has no part in the mean either.
+            if !l.decode.is_stop_token(l.next) {
+                l.lp_sum += f64::from(l.next_lp);
+                l.lp_n += 1;
+            }
             let step = l.decode.step(l.next)?;
             if !step.text.is_empty() {
                 on_text(l.idx, &step.text);
@@ -187,16 +214,17 @@ pub fn generate(
             model.forward(&mut batch, &mut kv)?
         };
         for (&i, row) in active.iter().zip(rows.chunks_exact(vocab)) {
-            let l = &mut live[i];
-            l.next = l.sampler.sample(row);
+            live[i].sample(row);
         }
     }
     Ok(live
         .into_iter()
         .map(|l| {
             let finish = l.decode.finish_reason().unwrap_or(FinishReason::Length);
+            let mean_logprob = (l.lp_n > 0).then(|| l.lp_sum / f64::from(l.lp_n));
             let (tokens, text) = l.decode.into_parts();
             GenOutput {
+                mean_logprob,
                 prompt_tokens: reqs[l.idx].prompt.len(),
                 tokens,
                 text,

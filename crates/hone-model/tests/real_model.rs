@@ -205,3 +205,62 @@ fn smollm2_greedy_answer_is_fluent_and_batch_invariant() {
     );
     assert_eq!(batch[1], alone[0]);
 }
+
+/// `GenOutput::mean_logprob` is the mean, over the generated tokens, of each token's
+/// log-probability: recomputed here from one full forward pass over prompt + answer (f64
+/// log-softmax of the logits row that predicted each token).
+#[test]
+fn smollm2_mean_logprob_matches_a_full_forward_pass() {
+    let Some(path) = smollm2() else { return };
+    let m = LoadedModel::load_gguf(&path, &LoadOptions::default()).unwrap();
+    let text = m
+        .template
+        .render(&[Message::user("Name three colours.")], true)
+        .unwrap();
+    let prompt = m.tokenizer.encode(&text, true).unwrap();
+    let req = |sampling: SamplingParams| GenRequest {
+        prompt: prompt.clone(),
+        max_tokens: 12,
+        sampling,
+        stop_strings: vec![],
+        stop_tokens: m.template.stop_token_ids(&m.tokenizer),
+    };
+    // Greedy, and a hot sample (temperature 1.5) whose tokens are not the arg-max: the
+    // log-probability is of the raw logits, not of the tempered distribution.
+    let hot = SamplingParams {
+        temperature: 1.5,
+        seed: 3,
+        ..SamplingParams::greedy()
+    };
+    let outs = generate(
+        &m.model,
+        &m.tokenizer,
+        &[req(SamplingParams::greedy()), req(hot)],
+        |_, _| {},
+    )
+    .unwrap();
+    let vocab = m.model.vocab_size();
+    for o in &outs {
+        assert!(!o.tokens.is_empty());
+        let all: Vec<u32> = prompt.iter().chain(&o.tokens).copied().collect();
+        let logits = m.model.logits_all(&all).unwrap();
+        let mut sum = 0.0;
+        for (i, &t) in o.tokens.iter().enumerate() {
+            let row = &logits[(prompt.len() - 1 + i) * vocab..][..vocab];
+            sum += softmax64(row)[t as usize].ln();
+        }
+        let want = sum / o.tokens.len() as f64;
+        let got = o.mean_logprob.expect("tokens were generated");
+        println!(
+            "mean log-prob {got:.4} (full pass {want:.4}) for {:?}",
+            o.text
+        );
+        assert!(got < 0.0);
+        assert!(
+            (got - want).abs() < 0.02 * want.abs().max(0.05),
+            "{got} vs {want}"
+        );
+    }
+    // The hot sample picks less likely tokens than greedy does.
+    assert!(outs[1].mean_logprob.unwrap() < outs[0].mean_logprob.unwrap());
+}

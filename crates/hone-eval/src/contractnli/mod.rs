@@ -47,6 +47,7 @@ mod evidence;
 mod gold;
 mod predictions;
 mod report;
+mod route;
 mod table;
 mod text;
 
@@ -63,5 +64,6 @@ pub use predictions::{
 pub use report::{
     comparison_html, comparison_markdown, overall_table, write_comparison, ComparisonFiles,
 };
+pub use route::{merged, review_curve, review_queries, ReviewQueries};
 pub use table::{Cell, Table};
 pub use text::{comparison_text, hypothesis_table, metrics_overall_table, metrics_text};

@@ -1,8 +1,9 @@
 //! `hone eval`: run candidates on an evaluation file and report; score ContractNLI predictions;
-//! blind human evaluation; deployment gates.
+//! blind human evaluation; deployment gates; routing curves.
 
 pub mod contractnli;
 pub mod human;
+pub mod route;
 pub mod run;
 
 use anyhow::Result;
@@ -24,6 +25,9 @@ pub enum EvalSub {
     /// Blind human evaluation: export a rating packet, import the ratings.
     #[command(subcommand)]
     Human(human::HumanCmd),
+    /// Accuracy / cost curve of routing low-confidence queries from a small to a large model,
+    /// and the threshold that reaches a target accuracy at least cost.
+    Route(route::Args),
     /// Check the deployment gates on imported human ratings; exits non-zero on fail.
     Gate(human::GateArgs),
 }
@@ -33,6 +37,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         Some(EvalSub::Contractnli(c)) => contractnli::run(c),
         Some(EvalSub::Human(h)) => human::run(h),
         Some(EvalSub::Gate(g)) => human::gate(g),
+        Some(EvalSub::Route(r)) => route::run(r),
         None => run::run(a.run),
     }
 }
