@@ -24,6 +24,7 @@ pub mod retrain;
 pub mod retrain_review;
 pub mod review;
 pub mod review_queue;
+pub mod review_steps;
 pub mod select;
 pub mod select_review;
 pub mod serve;
