@@ -16,6 +16,7 @@ pub mod log;
 pub mod model;
 pub mod ops;
 pub mod pilot;
+pub mod pilot_review;
 pub mod pool;
 pub mod qa_memorization;
 pub mod quickstart;
