@@ -42,6 +42,27 @@ pub struct PilotData {
     /// Of `train`, held back for early stopping.
     pub validation: usize,
     pub held_out: usize,
+    /// What one read, trained-on and held-out item is, plural: "examples" (also when empty),
+    /// or "documents" for review data.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+impl PilotData {
+    /// The items' word, plural ("examples" unless `unit` says otherwise).
+    pub fn unit(&self) -> &str {
+        if self.unit.is_empty() {
+            "examples"
+        } else {
+            &self.unit
+        }
+    }
+
+    /// The items' word, singular.
+    pub fn unit_one(&self) -> &str {
+        let u = self.unit();
+        u.strip_suffix('s').unwrap_or(u)
+    }
 }
 
 /// What the training step did.
@@ -146,12 +167,13 @@ pub fn text(r: &PilotReport) -> String {
     let _ = writeln!(s, "Verdict: {}", v.call.headline());
     let _ = writeln!(
         s,
-        "  fine-tuned vs {}: {} points of {} (95% interval {}) on {} held-out examples",
+        "  fine-tuned vs {}: {} points of {} (95% interval {}) on {} held-out {}",
         v.baseline,
         pts(v.gain.estimate),
         v.metric,
         gain_interval(&v.gain),
-        v.examples
+        v.examples,
+        r.data.unit()
     );
     if let Some(e) = &v.vs_endpoint {
         let _ = writeln!(
@@ -274,6 +296,7 @@ pub fn arms_svg(v: &Verdict) -> String {
 /// The self-contained verdict page.
 pub fn html(r: &PilotReport) -> String {
     let v = &r.verdict;
+    let unit = esc(r.data.unit());
     let mut s = String::new();
     let class = match v.call {
         Call::Meaningful => "meaningful",
@@ -284,10 +307,10 @@ pub fn html(r: &PilotReport) -> String {
         s,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hone pilot</title>\
          <style>{CSS}</style></head><body><h1>Pilot: fine-tune or prompt?</h1>\
-         <p class=\"muted\">{} examples from <code>{}</code>: {} trained on, {} held out; task: {}. {:.0} s in all.</p>\
+         <p class=\"muted\">{} {unit} from <code>{}</code>: {} trained on, {} held out; task: {}. {:.0} s in all.</p>\
          <div class=\"verdict {class}\" id=\"verdict\"><h2>{}</h2>\
          <p><b>{} points</b> of {} for the fine-tuned model over <b>{}</b> \
-         (95% paired interval {}) on {} held-out examples.</p>",
+         (95% paired interval {}) on {} held-out {unit}.</p>",
         r.data.examples,
         esc(&r.data.file.display().to_string()),
         r.data.train,
@@ -351,7 +374,7 @@ pub fn html(r: &PilotReport) -> String {
     let _ = write!(
         s,
         "</table><p class=\"muted\">Every metric of every arm: <code>{}</code>.</p>\
-         <h2>Data</h2><ul><li>{} examples read; {} exact duplicates dropped</li>\
+         <h2>Data</h2><ul><li>{} {unit} read; {} exact duplicates dropped</li>\
          <li>{} near-duplicate groups (kept on one side of the split), {} contradicting answer groups, \
          {} over-represented patterns (<code>hone data qa</code> shows them)</li>\
          <li>task: {}</li><li>{} for training ({} of them held back for early stopping), {} held out for the verdict</li></ul>",
@@ -383,8 +406,10 @@ pub fn html(r: &PilotReport) -> String {
     if let Some(svg) = &t.loss_svg {
         s.push_str(svg);
     }
-    s.push_str(
-        "<h2>Held-out answers</h2><table><tr><th>example</th><th>input</th><th>reference</th>",
+    let _ = write!(
+        s,
+        "<h2>Held-out answers</h2><table><tr><th>{}</th><th>input</th><th>reference</th>",
+        esc(r.data.unit_one())
     );
     let names: Vec<&str> = v.arms.iter().map(|a| a.name.as_str()).collect();
     for n in &names {
@@ -523,5 +548,26 @@ mod tests {
         let back: PilotReport = serde_json::from_slice(&std::fs::read(w.json).unwrap()).unwrap();
         assert_eq!(back, r);
         assert!(w.html.is_file());
+    }
+
+    #[test]
+    fn review_data_is_counted_in_documents_and_examples_stay_the_default() {
+        let mut r = report(false);
+        assert!(html(&r).contains("on 4 held-out examples"));
+        assert!(html(&r).contains("<th>example</th>"));
+        r.data.unit = "documents".into();
+        let h = html(&r);
+        assert!(h.contains("5 documents from"), "{h}");
+        assert!(h.contains("on 4 held-out documents") && h.contains("<th>document</th>"));
+        assert!(h.contains("5 documents read"));
+        assert!(text(&r).contains("on 4 held-out documents"), "{}", text(&r));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"unit\":\"documents\""));
+        // A pilot.json written before the field reads back as examples.
+        r.data.unit = String::new();
+        let old = serde_json::to_string(&r).unwrap();
+        assert!(!old.contains("\"unit\""));
+        let back: PilotReport = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.data.unit(), "examples");
     }
 }

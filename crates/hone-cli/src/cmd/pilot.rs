@@ -31,10 +31,17 @@ use super::args::ModelName;
 /// The fewest examples a pilot takes (40 to train on, 10 to judge by).
 pub const MIN_EXAMPLES: usize = 50;
 
+/// Training defaults for instruction / chat examples (each a flag).
+pub(crate) const LR: f64 = 2e-4;
+pub(crate) const EPOCHS: usize = 8;
+pub(crate) const BATCH: usize = 4;
+
 #[derive(Args, Debug)]
 pub struct PilotArgs {
     /// Instruction (instruction / input / output) or chat (messages) JSONL, at least 50
-    /// examples. A fifth is held out for the verdict, the rest trains the adapter.
+    /// examples; or review data: a documents.jsonl of NDAs with ContractNLI labels (`hone data
+    /// import contractnli`, `hone data synth nda`), at least 20 documents. A fifth is held out
+    /// for the verdict, the rest trains the adapter.
     pub data: PathBuf,
     #[command(flatten)]
     pub model: ModelName,
@@ -81,13 +88,19 @@ pub struct PilotArgs {
     pub r: usize,
     #[arg(long, default_value_t = 32.0)]
     pub alpha: f32,
-    #[arg(long, default_value_t = 2e-4)]
-    pub lr: f64,
-    /// Epochs at most; training stops early when the validation loss stops improving.
-    #[arg(long, default_value_t = 8)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 4)]
-    pub batch_size: usize,
+    /// Learning rate [default: 2e-4; 2e-3 for review data].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Epochs at most; training stops early when the validation loss stops improving
+    /// [default: 8; 3 for review data].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// [default: 4; 1 for review data, one document's windows a step].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Review data only: LoRA in the top this many transformer layers [default: 4].
+    #[arg(long)]
+    pub top_layers: Option<usize>,
     /// Epochs without a better validation loss before training stops.
     #[arg(long, default_value_t = 2)]
     pub patience: usize,
@@ -112,7 +125,7 @@ pub enum TaskArg {
     Generation,
 }
 
-fn step(n: usize, what: &str) {
+pub(crate) fn step(n: usize, what: &str) {
     eprintln!("[{n}/6] {what}");
 }
 
@@ -220,11 +233,18 @@ fn check_args(a: &PilotArgs) -> Result<()> {
             a.min_gain
         );
     }
-    if !(a.lr.is_finite() && a.lr > 0.0) {
-        bail!("--lr must be a positive number, not {}", a.lr);
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--lr must be a positive number, not {lr}");
+        }
     }
-    if a.epochs == 0 || a.batch_size == 0 || a.r == 0 || a.max_tokens == 0 {
-        bail!("--epochs, --batch-size, --r and --max-tokens must be at least 1");
+    if a.epochs == Some(0)
+        || a.batch_size == Some(0)
+        || a.top_layers == Some(0)
+        || a.r == 0
+        || a.max_tokens == 0
+    {
+        bail!("--epochs, --batch-size, --top-layers, --r and --max-tokens must be at least 1");
     }
     if !(a.usd_per_hour.is_finite() && a.usd_per_hour >= 0.0) {
         bail!("--usd-per-hour must be a non-negative number");
@@ -243,7 +263,7 @@ fn check_args(a: &PilotArgs) -> Result<()> {
 }
 
 /// Makes `out` ready: refuses one holding an earlier pilot unless `--overwrite`.
-fn prepare_out(out: &Path, overwrite: bool) -> Result<()> {
+pub(crate) fn prepare_out(out: &Path, overwrite: bool) -> Result<()> {
     let marker = out.join("pilot.json");
     let busy = ["pilot.json", "adapter", "data", "eval"]
         .iter()
@@ -276,6 +296,20 @@ fn prepare_out(out: &Path, overwrite: bool) -> Result<()> {
 pub fn run(a: PilotArgs) -> Result<()> {
     check_args(&a)?;
     let t0 = Instant::now();
+    if hone_data::split::is_documents_file(&a.data)
+        .with_context(|| format!("cannot read {}", a.data.display()))?
+    {
+        return super::pilot_review::run(&a, t0);
+    }
+    if a.top_layers.is_some() {
+        bail!(
+            "--top-layers applies to review data (a documents.jsonl); {} holds examples",
+            a.data.display()
+        );
+    }
+    let lr = a.lr.unwrap_or(LR);
+    let epochs = a.epochs.unwrap_or(EPOCHS);
+    let batch_size = a.batch_size.unwrap_or(BATCH);
 
     step(1, &format!("read and check {}", a.data.display()));
     let read = hone_data::jsonl::read_examples(&a.data)
@@ -412,7 +446,7 @@ pub fn run(a: PilotArgs) -> Result<()> {
             if a.qlora { "QLoRA" } else { "LoRA" },
             a.r,
             a.alpha,
-            a.lr
+            lr
         ),
     );
     let model_path = if hone_model::fetch::known_model(&a.model).is_some() {
@@ -459,9 +493,7 @@ dir = "{adapter}"
         quant = if a.qlora { "nf4" } else { "none" },
         r = a.r,
         alpha = a.alpha,
-        lr = a.lr,
-        batch = a.batch_size,
-        epochs = a.epochs,
+        batch = batch_size,
         patience = a.patience,
         seed = a.seed,
         train = toml_path(&train_path),
@@ -626,6 +658,7 @@ dir = "{adapter}"
             train: sp.train.len() + sp.valid.len(),
             validation: sp.valid.len(),
             held_out: sp.test.len(),
+            unit: "examples".into(),
         },
         training: PilotTraining {
             recipe: format!(
@@ -634,8 +667,8 @@ dir = "{adapter}"
                 if a.qlora { "QLoRA (NF4 base)" } else { "LoRA" },
                 a.r,
                 a.alpha,
-                a.lr,
-                a.batch_size,
+                lr,
+                batch_size,
                 a.patience
             ),
             steps: summary.steps,

@@ -7,14 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hone_data::contractnli::EvalDocument;
-use hone_eval::contractnli::ContractNliMetrics;
 use hone_review::engine::{EngineOptions, Reviewer};
 use hone_review::input::InputDoc;
 use hone_review::playbook::Playbook;
-use hone_review::DocReview;
 use hone_train::TrainConfig;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+
+use super::review_steps::{self, cost_per_1k, evaluate, median, ReviewRecipe};
 
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
@@ -43,43 +42,6 @@ struct Plan {
 
 fn step(n: usize, what: &str) {
     eprintln!("[{n}/8] {what}");
-}
-
-fn bar(len: usize, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(len as u64);
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    b
-}
-
-/// Reviews the documents and scores them; returns the metrics, per-document seconds and the
-/// reviews.
-fn evaluate(
-    r: &Reviewer,
-    docs: &[EvalDocument],
-    what: &str,
-) -> Result<(ContractNliMetrics, Vec<f64>, Vec<DocReview>)> {
-    let b = bar(docs.len(), what);
-    let mut reviews = Vec::new();
-    let mut secs = Vec::new();
-    for d in docs {
-        let t = Instant::now();
-        reviews.push(r.review(&InputDoc::from(d), None)?);
-        secs.push(t.elapsed().as_secs_f64());
-        b.inc(1);
-    }
-    b.finish_and_clear();
-    let m = hone_review::calibrate::score(docs, &reviews)?;
-    Ok((m, secs, reviews))
-}
-
-fn median(v: &[f64]) -> f64 {
-    hone_review::bench::Percentiles::of(v).p50
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -181,42 +143,22 @@ pub fn run(a: QuickstartArgs) -> Result<()> {
 
     step(5, "train a LoRA review adapter");
     let adapter = out.join("adapter");
-    let cfg_text = format!(
-        r#"[model]
-base = "{model}"
-[lora]
-r = 16
-alpha = 32
-dropout = 0.05
-target_modules = "all-linear"
-[optim]
-lr = {lr}
-batch_size = {batch}
-epochs = {epochs}
-max_seq_len = 1152
-warmup_ratio = 0.05
-patience = 2
-seed = {seed}
-[train]
-fast = true
-top_layers = {top}
-log_every = 5
-[data]
-train = "{train}"
-validation = "{val}"
-format = "review"
-[output]
-dir = "{adapter}"
-"#,
-        model = toml_path(&model_path),
-        lr = plan.lr,
-        epochs = plan.epochs,
-        batch = plan.batch,
-        seed = a.seed,
-        top = plan.top_layers,
-        train = toml_path(&split_dir.join("train.jsonl")),
-        val = toml_path(&split_dir.join("valid.jsonl")),
-        adapter = toml_path(&adapter),
+    let recipe = ReviewRecipe {
+        r: 16,
+        alpha: 32.0,
+        lr: plan.lr,
+        batch: plan.batch,
+        epochs: plan.epochs,
+        patience: 2,
+        top_layers: plan.top_layers,
+        seed: a.seed,
+    };
+    let cfg_text = review_steps::train_toml(
+        &model_path,
+        &split_dir.join("train.jsonl"),
+        &split_dir.join("valid.jsonl"),
+        &adapter,
+        &recipe,
     );
     let cfg_path = out.join("train.toml");
     hone_data::atomic::write_file(&cfg_path, cfg_text.as_bytes())?;
@@ -232,25 +174,13 @@ dir = "{adapter}"
     );
 
     step(6, "calibrate on the validation documents");
-    let cb = bar(0, "calibrating");
-    let cal = hone_review::calibrate::calibrate_adapter(
-        &model_path.to_string_lossy(),
+    let cal = review_steps::calibrate(
+        &model_path,
         &adapter,
         &split_dir.join("valid.jsonl"),
-        Some(&cfg.data.train),
+        &cfg.data.train,
         cfg.optim.max_seq_len,
-        &mut |i, n| {
-            cb.set_length(n as u64);
-            cb.set_position(i as u64);
-        },
     )?;
-    cb.finish_and_clear();
-    eprintln!(
-        "      thresholds: mentioned {:.2}, entailment {:.2}; TF-IDF classifier weight {}",
-        cal.calibration.mentioned,
-        cal.calibration.entailment,
-        cal.tfidf.as_ref().map_or(0.0, |t| t.weight)
-    );
 
     step(7, "evaluate the fine-tuned model");
     let ft = Reviewer::load(
@@ -272,12 +202,9 @@ dir = "{adapter}"
         hone_review::report::markdown(&review).as_bytes(),
     )?;
 
-    let cost = |secs: &[f64]| {
-        let mean = secs.iter().sum::<f64>() / secs.len().max(1) as f64;
-        mean * 1000.0 / 3600.0 * a.usd_per_hour
-    };
+    let cost = |secs: &[f64]| cost_per_1k(secs, a.usd_per_hour);
     // Name the TF-IDF expert when calibration kept it (see hone_review::tfidf).
-    let ft_name = match cal.tfidf.as_ref().map_or(0.0, |t| t.weight) {
+    let ft_name = match review_steps::tfidf_weight(&cal) {
         w if w > 0.0 => format!("fine-tuned (+ TF-IDF, weight {w})"),
         _ => "fine-tuned".to_string(),
     };
@@ -337,13 +264,6 @@ dir = "{adapter}"
     );
     println!("done in {:.0} s", total);
     Ok(())
-}
-
-fn toml_path(p: &Path) -> String {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    abs.to_string_lossy()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
 }
 
 fn esc(s: &str) -> String {
