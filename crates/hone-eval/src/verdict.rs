@@ -157,9 +157,46 @@ pub fn paired_gain(a: &[f64], b: &[f64], seed: u64) -> Interval {
     bootstrap(a, Some(b), seed)
 }
 
+/// What the pilot's items are, for the advice's wording and the scale it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Instruction or chat examples: 50 help noticeably, then 500-2,000 substantially.
+    Examples,
+    /// Reviewed documents (17 checks each): a few dozen, then a few hundred.
+    Documents,
+}
+
+impl Unit {
+    fn plural(self) -> &'static str {
+        match self {
+            Unit::Examples => "examples",
+            Unit::Documents => "documents",
+        }
+    }
+
+    fn next_scale(self) -> &'static str {
+        match self {
+            Unit::Examples => "500-2,000 examples",
+            Unit::Documents => "a few hundred annotated documents",
+        }
+    }
+
+    fn more(self) -> &'static str {
+        match self {
+            Unit::Examples => "50-150 more",
+            Unit::Documents => "20-50 more documents",
+        }
+    }
+}
+
 /// Judges the arms: exactly one fine-tuned arm, at least one base arm, at most one endpoint,
 /// all scored on the same examples.
 pub fn judge(metric: &str, arms: &[Arm], rule: Rule, seed: u64) -> Result<Verdict> {
+    judge_in(Unit::Examples, metric, arms, rule, seed)
+}
+
+/// [`judge`] of items that are `unit`.
+pub fn judge_in(unit: Unit, metric: &str, arms: &[Arm], rule: Rule, seed: u64) -> Result<Verdict> {
     let n = arms.first().map_or(0, |a| a.scores.len());
     if n == 0 {
         return Err(Error::Invalid("verdict: no scored examples".into()));
@@ -228,18 +265,22 @@ pub fn judge(metric: &str, arms: &[Arm], rule: Rule, seed: u64) -> Result<Verdic
     let points = |x: f64| format!("{:+.1} points", x * 100.0);
     let mut advice = match call {
         Call::Meaningful => format!(
-            "A pilot's worth of examples already moved {metric} by {} over `{}`: 500-2,000 \
-             examples will help substantially. Collect them and train with `hone train`.",
+            "A pilot's worth of {} already moved {metric} by {} over `{}`: {} will help \
+             substantially. Collect them and train with `hone train`.",
+            unit.plural(),
             points(gain.estimate),
-            base.name
+            base.name,
+            unit.next_scale()
         ),
         Call::Promising => format!(
-            "The gain ({}) is large enough to matter, but on {n} held-out examples its \
-             interval ({} to {}) still includes no gain. Label 50-150 more and run the pilot \
-             again before committing to fine-tuning.",
+            "The gain ({}) is large enough to matter, but on {n} held-out {} its \
+             interval ({} to {}) still includes no gain. Label {} and run the pilot again \
+             before committing to fine-tuning.",
             points(gain.estimate),
+            unit.plural(),
             points(gain.low),
-            points(gain.high)
+            points(gain.high),
+            unit.more()
         ),
         Call::NoClearGain => format!(
             "Fine-tuning moved {metric} by {} over `{}`, under the {:.0} points that count. \
@@ -414,5 +455,29 @@ mod tests {
         )
         .contains("least meaningful gain"));
         assert!(err(&[], Rule::default()).contains("no scored"));
+    }
+
+    #[test]
+    fn the_advice_speaks_of_the_pilots_items() {
+        let arms = [
+            arm("b", Role::Base, &[0.0; 8]),
+            arm("t", Role::FineTuned, &[1.0; 8]),
+        ];
+        let e = judge("accuracy", &arms, Rule::default(), 1).unwrap();
+        assert!(e.advice.contains("500-2,000 examples"), "{}", e.advice);
+        let d = judge_in(
+            Unit::Documents,
+            "3-class check accuracy",
+            &arms,
+            Rule::default(),
+            1,
+        )
+        .unwrap();
+        assert!(
+            d.advice.contains("pilot's worth of documents"),
+            "{}",
+            d.advice
+        );
+        assert!(!d.advice.contains("examples"), "{}", d.advice);
     }
 }

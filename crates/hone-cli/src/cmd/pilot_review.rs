@@ -366,7 +366,8 @@ pub fn run(a: &PilotArgs, t0: Instant) -> Result<()> {
             scores: r.scores.clone(),
         })
         .collect();
-    let v = verdict::judge(
+    let v = verdict::judge_in(
+        verdict::Unit::Documents,
         METRIC,
         &arms,
         Rule {
