@@ -24,11 +24,16 @@ enum Db {
 
 impl Db {
     fn open(&self) -> Arc<dyn Store> {
+        self.try_open().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_open(&self) -> Result<Arc<dyn Store>, String> {
         match self {
-            Db::Sqlite(dir) => Arc::new(
-                SqliteStore::open(&dir.path().join("registry.db"), None).expect("open sqlite"),
-            ),
-            Db::Pg(db) => pg::open(&db.url, &db.objects.path().join("objects")).expect("open pg"),
+            Db::Sqlite(dir) => SqliteStore::open(&dir.path().join("registry.db"), None)
+                .map(|s| Arc::new(s) as Arc<dyn Store>)
+                .map_err(|e| format!("open sqlite: {e}")),
+            Db::Pg(db) => pg::open(&db.url, &db.objects.path().join("objects"))
+                .map_err(|e| format!("open pg: {e}")),
         }
     }
 
@@ -469,9 +474,12 @@ fn concurrent_registrations(db: &Db) {
                 sc.spawn(move || {
                     // each its own handle (connection), all opened at once on a fresh store
                     barrier.wait();
-                    let s = db.open();
+                    // A failed open still meets the others at the barrier, so it fails the
+                    // test instead of leaving them waiting for ever.
+                    let s = db.try_open();
                     barrier.wait();
-                    s.insert_version("nda", &meta(&format!("t{i}")), "cli")
+                    s.unwrap_or_else(|e| panic!("{e}"))
+                        .insert_version("nda", &meta(&format!("t{i}")), "cli")
                         .unwrap()
                         .version
                 })

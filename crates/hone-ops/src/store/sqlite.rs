@@ -110,11 +110,27 @@ impl SqliteStore {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        // Several processes (replicas, a CLI beside a server) may open a fresh store at once.
+        // Switching to WAL and creating the schema can then answer "database is locked" without
+        // waiting for the busy handler, so the setup is retried with back-off for as long as the
+        // busy timeout would wait.
+        let setup = |c: &Connection| -> rusqlite::Result<()> {
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "FULL")?;
+            c.execute_batch(SCHEMA)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match setup(&conn) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             objects,
@@ -591,4 +607,13 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
         })
     }
+}
+
+/// SQLite's "database is busy / locked", which a retry may get past.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
