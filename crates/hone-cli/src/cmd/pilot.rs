@@ -504,18 +504,6 @@ dir = "{adapter}"
     hone_data::atomic::write_file(&cfg_path, cfg_text.as_bytes())?;
     let cfg = TrainConfig::load(&cfg_path, &[])?;
     let summary = super::train::run_as_step(&cfg)?;
-    eprintln!(
-        "      {} steps, {} epochs{} in {:.0} s -> {}",
-        summary.steps,
-        summary.epochs,
-        if summary.early_stopped {
-            " (stopped early)"
-        } else {
-            ""
-        },
-        summary.seconds,
-        adapter.display()
-    );
     if summary.too_long > 0 {
         eprintln!(
             "      {} examples longer than {max_seq_len} tokens were skipped",

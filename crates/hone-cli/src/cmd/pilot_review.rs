@@ -282,18 +282,6 @@ pub fn run(a: &PilotArgs, t0: Instant) -> Result<()> {
     )?;
     let cfg = TrainConfig::load(&cfg_path, &[])?;
     let summary = super::train::run_as_step(&cfg)?;
-    eprintln!(
-        "      {} steps, {} epochs{} in {:.0} s -> {}",
-        summary.steps,
-        summary.epochs,
-        if summary.early_stopped {
-            " (stopped early)"
-        } else {
-            ""
-        },
-        summary.seconds,
-        adapter.display()
-    );
     let cal = review_steps::calibrate(
         &model_path,
         &adapter,

@@ -165,13 +165,7 @@ pub fn run(a: QuickstartArgs) -> Result<()> {
     let cfg = TrainConfig::load(&cfg_path, &[])?;
     // the recipe starts over: an adapter of an earlier quickstart in this folder is replaced
     hone_train::run_folder::clear(&adapter)?;
-    let summary = super::train::run_as_step(&cfg)?;
-    eprintln!(
-        "      {} steps in {:.0} s -> {}",
-        summary.steps,
-        summary.seconds,
-        adapter.display()
-    );
+    super::train::run_as_step(&cfg)?;
 
     step(6, "calibrate on the validation documents");
     let cal = review_steps::calibrate(

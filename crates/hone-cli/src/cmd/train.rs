@@ -167,7 +167,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 }
 
 /// A training run as one step of a longer command (`quickstart`, `pilot`): a progress bar
-/// with the loss, each epoch's losses printed indented under it.
+/// with the loss, each epoch's losses printed indented under it, then what the run did.
 pub fn run_as_step(cfg: &TrainConfig) -> Result<hone_train::trainer::Summary> {
     let tb = ProgressBar::new(0);
     tb.set_style(
@@ -194,5 +194,17 @@ pub fn run_as_step(cfg: &TrainConfig) -> Result<hone_train::trainer::Summary> {
     })
     .context("training failed")?;
     tb.finish_and_clear();
+    eprintln!(
+        "      {} steps, {} epochs{} in {:.0} s -> {}",
+        summary.steps,
+        summary.epochs,
+        if summary.early_stopped {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        summary.seconds,
+        summary.adapter_dir.display()
+    );
     Ok(summary)
 }
