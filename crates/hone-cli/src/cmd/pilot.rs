@@ -671,14 +671,20 @@ dir = "{adapter}"
         seconds: t0.elapsed().as_secs_f64(),
         eval_report: written.html.clone(),
     };
-    let w = pilot_report::write(&pilot, &a.out)
-        .with_context(|| format!("cannot write the verdict to {}", a.out.display()))?;
-    print!("{}", pilot_report::text(&pilot));
+    publish(&pilot, &a.out)
+}
+
+/// Writes the verdict page and JSON into `out` and prints the summary with their paths (both
+/// pilots' last step).
+pub(crate) fn publish(pilot: &PilotReport, out: &Path) -> Result<()> {
+    let w = pilot_report::write(pilot, out)
+        .with_context(|| format!("cannot write the verdict to {}", out.display()))?;
+    print!("{}", pilot_report::text(pilot));
     println!(
         "\nverdict page: {}\n              {}\nevaluation:   {}\n({:.0} s in all)",
         w.html.display(),
         w.json.display(),
-        written.html.display(),
+        pilot.eval_report.display(),
         pilot.seconds
     );
     Ok(())

@@ -12,9 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hone_data::contractnli::EvalDocument;
-use hone_eval::pilot_report::{
-    self, PilotArm, PilotData, PilotExample, PilotReport, PilotTraining,
-};
+use hone_eval::pilot_report::{PilotArm, PilotData, PilotExample, PilotReport, PilotTraining};
 use hone_eval::verdict::{self, Arm, Role, Rule};
 use hone_review::engine::{EngineOptions, Reviewer};
 use hone_review::DocReview;
@@ -431,17 +429,7 @@ pub fn run(a: &PilotArgs, t0: Instant) -> Result<()> {
         seconds: t0.elapsed().as_secs_f64(),
         eval_report: eval_html.clone(),
     };
-    let w = pilot_report::write(&pilot, &a.out)
-        .with_context(|| format!("cannot write the verdict to {}", a.out.display()))?;
-    print!("{}", pilot_report::text(&pilot));
-    println!(
-        "\nverdict page: {}\n              {}\nevaluation:   {}\n({:.0} s in all)",
-        w.html.display(),
-        w.json.display(),
-        eval_html.display(),
-        pilot.seconds
-    );
-    Ok(())
+    super::pilot::publish(&pilot, &a.out)
 }
 
 #[cfg(test)]
