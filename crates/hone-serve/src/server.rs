@@ -933,6 +933,30 @@ async fn routed_response(
     resp
 }
 
+/// One chunk of a streamed answer: `choice` (none for the usage chunk), and `usage` when
+/// given, or `null` in every chunk when the client asked for usage at the end.
+fn sse_chunk(
+    id: &str,
+    model: &str,
+    chat: bool,
+    created: u64,
+    include_usage: bool,
+    choice: Value,
+    usage: Option<Value>,
+) -> SseEvent {
+    let mut v = json!({
+        "id": id, "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+        "created": created, "model": model, "system_fingerprint": "hone",
+        "choices": if choice.is_null() { json!([]) } else { json!([choice]) },
+    });
+    if let Some(u) = usage {
+        v["usage"] = u;
+    } else if include_usage {
+        v["usage"] = Value::Null;
+    }
+    SseEvent::default().data(v.to_string())
+}
+
 /// A whole answer as the server-sent events a streamed one ends up as: the role (chat), the
 /// text in one chunk, the finish reason, the usage when asked, `[DONE]`.
 #[allow(clippy::too_many_arguments)]
@@ -947,18 +971,8 @@ fn whole_stream(
     usage_v: Value,
 ) -> Response {
     let created = now_secs();
-    let chunk = |choice: Value, usage_v: Option<Value>| -> SseEvent {
-        let mut v = json!({
-            "id": id, "object": if chat { "chat.completion.chunk" } else { "text_completion" },
-            "created": created, "model": model, "system_fingerprint": "hone",
-            "choices": if choice.is_null() { json!([]) } else { json!([choice]) },
-        });
-        if let Some(u) = usage_v {
-            v["usage"] = u;
-        } else if req.include_usage {
-            v["usage"] = Value::Null;
-        }
-        SseEvent::default().data(v.to_string())
+    let chunk = |choice: Value, usage_v: Option<Value>| {
+        sse_chunk(id, model, chat, created, req.include_usage, choice, usage_v)
     };
     let mut out = Vec::new();
     if chat {
@@ -1008,18 +1022,9 @@ fn stream_response(
     let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(64);
     let created = now_secs();
     let model = req.model.clone();
-    let chunk = move |choice: Value, usage_v: Option<Value>| -> SseEvent {
-        let mut v = json!({
-            "id": id, "object": if chat { "chat.completion.chunk" } else { "text_completion" },
-            "created": created, "model": model, "system_fingerprint": "hone",
-            "choices": if choice.is_null() { json!([]) } else { json!([choice]) },
-        });
-        if let Some(u) = usage_v {
-            v["usage"] = u;
-        } else if req.include_usage {
-            v["usage"] = Value::Null;
-        }
-        SseEvent::default().data(v.to_string())
+    let include_usage = req.include_usage;
+    let chunk = move |choice: Value, usage_v: Option<Value>| {
+        sse_chunk(&id, &model, chat, created, include_usage, choice, usage_v)
     };
     let endpoint = if chat {
         "chat_completions"
