@@ -34,6 +34,85 @@ pub fn gemm_serial(
     gemm_impl(m, n, k, a, a_t, b, b_t, c, acc, false)
 }
 
+/// [`gemm_serial`] on sub-matrices: each operand is read (or, for `C`, written) with the row
+/// stride of its stored layout (`lda` for `A` as stored, `[m, k]` or `[k, m]` when `a_t`;
+/// likewise `ldb`, `ldc`). Causal attention multiplies only the blocks on and below the
+/// diagonal this way.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    a_t: bool,
+    b: &[f32],
+    ldb: usize,
+    b_t: bool,
+    c: &mut [f32],
+    ldc: usize,
+    acc: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    let (ar, ac) = if a_t { (k, m) } else { (m, k) };
+    let (br, bc) = if b_t { (n, k) } else { (k, n) };
+    assert!(
+        k == 0 || (ac <= lda && a.len() >= need(ar, ac, lda)),
+        "gemm_strided: A"
+    );
+    assert!(
+        k == 0 || (bc <= ldb && b.len() >= need(br, bc, ldb)),
+        "gemm_strided: B"
+    );
+    assert!(n <= ldc && c.len() >= need(m, n, ldc), "gemm_strided: C");
+    if k == 0 {
+        if !acc {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let (a_cs, a_rs) = if a_t {
+        (lda as isize, 1)
+    } else {
+        (1, lda as isize)
+    };
+    let (b_cs, b_rs) = if b_t {
+        (ldb as isize, 1)
+    } else {
+        (1, ldb as isize)
+    };
+    // SAFETY: the asserts above bound every index the strides describe inside its slice, and
+    // `c` does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            acc,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gemm_impl(
     m: usize,
@@ -121,6 +200,78 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn strided_products_touch_only_their_sub_matrices() {
+        // C[1..4, 2..7] (+)= A[2..5, 1..9] · B[3..11, 0..5] inside larger matrices, in every
+        // transpose combination; everything outside C's block stays as it was.
+        let (m, n, k) = (3, 5, 8);
+        let big_a: Vec<f32> = (0..12 * 12)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        let big_b: Vec<f32> = (0..12 * 12)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        for a_t in [false, true] {
+            for b_t in [false, true] {
+                let ld = 12;
+                // The logical operands, copied out of the big matrices.
+                let a: Vec<f32> = (0..m * k)
+                    .map(|x| {
+                        let (i, p) = (x / k, x % k);
+                        if a_t {
+                            big_a[(1 + p) * ld + 2 + i]
+                        } else {
+                            big_a[(2 + i) * ld + 1 + p]
+                        }
+                    })
+                    .collect();
+                let b: Vec<f32> = (0..k * n)
+                    .map(|x| {
+                        let (p, j) = (x / n, x % n);
+                        if b_t {
+                            big_b[j * ld + 3 + p]
+                        } else {
+                            big_b[(3 + p) * ld + j]
+                        }
+                    })
+                    .collect();
+                let want = naive(m, n, k, &a, false, &b, false);
+                let a_off = if a_t { ld + 2 } else { 2 * ld + 1 };
+                let b_off = if b_t { 3 } else { 3 * ld };
+                let mut c = vec![7.0f32; 6 * 9];
+                gemm_strided(
+                    m,
+                    n,
+                    k,
+                    &big_a[a_off..],
+                    ld,
+                    a_t,
+                    &big_b[b_off..],
+                    ld,
+                    b_t,
+                    &mut c[9 + 2..],
+                    9,
+                    true,
+                );
+                for r in 0..6 {
+                    for j in 0..9 {
+                        let inside = (1..4).contains(&r) && (2..7).contains(&j);
+                        let got = c[r * 9 + j];
+                        let expect = if inside {
+                            7.0 + want[(r - 1) * n + j - 2]
+                        } else {
+                            7.0
+                        };
+                        assert!(
+                            (got - expect).abs() < 1e-4,
+                            "{a_t} {b_t} ({r},{j}): {got} vs {expect}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

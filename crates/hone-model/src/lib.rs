@@ -7,6 +7,7 @@
 //! ([`atomic`]) and Hugging Face export ([`hf_export`]).
 
 pub mod atomic;
+pub mod bf16;
 pub mod chat_template;
 pub mod config;
 pub mod decode_step;

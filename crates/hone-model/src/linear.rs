@@ -4,6 +4,7 @@
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::Arc;
 
+use crate::bf16::Bf16Weights;
 use crate::quant::{matmul_f32, QActivations, QFormat, QMatrix};
 
 /// The input of a linear layer: `m` rows of `cols` floats, plus its int8 quantization,
@@ -56,6 +57,18 @@ pub trait Linear: Send + Sync {
     fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]);
     /// The gradient through the frozen weight: `dx[m, in] = dy[m, out] · W` (training).
     fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]);
+    /// [`Linear::forward`] for training in bf16 (operands rounded to bf16, sums in f32; see
+    /// [`crate::bf16`]). Storage without a bf16 form runs the f32 forward.
+    fn forward_bf16(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        self.forward(x, out)
+    }
+    /// `dx += dy · W` in bf16, likewise (added, not overwritten: the gradients of q, k and v
+    /// meet in one input gradient, and adding in the product saves a pass and a buffer).
+    fn backward_input_add_bf16(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        let mut t = vec![0f32; dx.len()];
+        self.backward_input(dy, m, &mut t);
+        dx.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
+    }
     /// The effective weight as dense f32, row-major `[out, in]` (for export, merging, tests).
     fn dense_weight(&self) -> Vec<f32>;
     fn bias(&self) -> Option<&[f32]>;
@@ -81,6 +94,8 @@ pub struct QuantLinear {
     bias: Option<Vec<f32>>,
     /// Dense copy for the backward pass, made on first use (training only).
     dense: std::sync::OnceLock<Vec<f32>>,
+    /// bf16 copies for training in bf16, made on first use.
+    bf16: Bf16Weights,
 }
 
 impl QuantLinear {
@@ -90,6 +105,7 @@ impl QuantLinear {
             w,
             bias,
             dense: std::sync::OnceLock::new(),
+            bf16: Bf16Weights::new(),
         }
     }
     pub fn matrix(&self) -> &QMatrix {
@@ -122,6 +138,17 @@ impl Linear for QuantLinear {
             false,
         );
     }
+    fn forward_bf16(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        let (o, i) = (self.w.rows(), self.w.cols());
+        self.bf16
+            .forward(x.f32(), x.rows(), o, i, || self.w.dequantize(), out);
+        add_bias(out, self.bias.as_deref());
+    }
+    fn backward_input_add_bf16(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        let (o, i) = (self.w.rows(), self.w.cols());
+        self.bf16
+            .backward_input_add(dy, m, o, i, || self.w.dequantize(), dx);
+    }
     fn dense_weight(&self) -> Vec<f32> {
         self.w.dequantize()
     }
@@ -146,6 +173,7 @@ pub struct DenseLinear {
     out_f: usize,
     in_f: usize,
     bias: Option<Vec<f32>>,
+    bf16: Bf16Weights,
 }
 
 impl DenseLinear {
@@ -157,6 +185,7 @@ impl DenseLinear {
             out_f,
             in_f,
             bias,
+            bf16: Bf16Weights::new(),
         }
     }
     pub fn weight(&self) -> &[f32] {
@@ -179,6 +208,17 @@ impl Linear for DenseLinear {
         crate::dense::gemm(
             m, self.in_f, self.out_f, dy, false, &self.w, false, dx, false,
         );
+    }
+    fn forward_bf16(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        let w = || self.w.as_ref().clone();
+        self.bf16
+            .forward(x.f32(), x.rows(), self.out_f, self.in_f, w, out);
+        add_bias(out, self.bias.as_deref());
+    }
+    fn backward_input_add_bf16(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        let w = || self.w.as_ref().clone();
+        self.bf16
+            .backward_input_add(dy, m, self.out_f, self.in_f, w, dx);
     }
     fn dense_weight(&self) -> Vec<f32> {
         self.w.as_ref().clone()

@@ -1,6 +1,7 @@
 //! Causal attention over the paged KV cache: prompt chunks as matrix products per head and
 //! tile of rows, single rows (decode steps) by the row kernel.
 
+use super::softmax::softmax_scaled;
 use std::cell::RefCell;
 
 use super::par_map;
@@ -133,27 +134,6 @@ pub(crate) fn causal_attention(
             out[r * qd + h * hd..r * qd + (h + 1) * hd].copy_from_slice(&o[k * hd..(k + 1) * hd]);
         }
     }
-}
-
-/// Softmax of `scale * x` in place (`scale > 0`), vectorised where the CPU allows.
-fn softmax_scaled(x: &mut [f32], scale: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if super::use_avx512() {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { super::avx512::softmax_scaled(x, scale) };
-    }
-    let mut max = f32::NEG_INFINITY;
-    for v in x.iter_mut() {
-        *v *= scale;
-        max = max.max(*v);
-    }
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    x.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// Attention one row at a time (decode steps, short chunks, sliding windows); rows with

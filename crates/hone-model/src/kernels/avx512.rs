@@ -91,12 +91,13 @@ pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
 /// Softmax of `scale * x` in place (`scale > 0`): the maximum, then `e^(scale x - scale max)`
 /// and their sum, then the division, 16 lanes at a time (the tail in scalar code). The prompt
 /// attention kernel runs it on every row of scores; a scalar loop with `f32::exp` was over 40%
-/// of a prefill step at 8k positions.
+/// of a prefill step at 8k positions. Returns `ln(sum(e^(scale x)))` (the training loss needs
+/// it).
 ///
 /// # Safety
 /// The CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn softmax_scaled(x: &mut [f32], scale: f32) {
+pub(super) unsafe fn softmax_scaled(x: &mut [f32], scale: f32) -> f32 {
     let m = max_of(x);
     let n16 = x.len() / 16 * 16;
     let p = x.as_mut_ptr();
@@ -121,8 +122,10 @@ pub(super) unsafe fn softmax_scaled(x: &mut [f32], scale: f32) {
         _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), inv));
         i += 16;
     }
-    let inv = 1.0 / (_mm512_reduce_add_ps(acc) + tail);
+    let total = _mm512_reduce_add_ps(acc) + tail;
+    let inv = 1.0 / total;
     x[n16..].iter_mut().for_each(|v| *v *= inv);
+    shift + total.ln()
 }
 
 /// `x / (1 + e^-x)` in every lane.
@@ -149,6 +152,46 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
             let x = _mm512_maskz_loadu_ps(m, g.add(i));
             let y = _mm512_maskz_loadu_ps(m, u.add(i));
             _mm512_mask_storeu_ps(g.add(i), m, _mm512_mul_ps(silu16(x), y));
+        }
+        i += 16;
+    }
+}
+
+/// The SwiGLU gradient: for `a = silu(g) * u`, `dg = da * u * silu'(g)` and `du = da * silu(g)`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; all five slices have the length of `g`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn silu_mul_backward(
+    g: &[f32],
+    u: &[f32],
+    da: &[f32],
+    dg: &mut [f32],
+    du: &mut [f32],
+) {
+    let n = g.len();
+    let one = _mm512_set1_ps(1.0);
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = ((1u32 << (n - i).min(16)) - 1) as u16;
+        // SAFETY: the mask covers only indices below `n`, inside every slice.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, g.as_ptr().add(i));
+            let y = _mm512_maskz_loadu_ps(m, u.as_ptr().add(i));
+            let d = _mm512_maskz_loadu_ps(m, da.as_ptr().add(i));
+            let sg = _mm512_div_ps(
+                one,
+                _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))),
+            );
+            let xs = _mm512_mul_ps(x, sg);
+            _mm512_mask_storeu_ps(du.as_mut_ptr().add(i), m, _mm512_mul_ps(d, xs));
+            // silu'(g) = sg * (1 + g * (1 - sg)) = sg + xs * (1 - sg)
+            let dsilu = _mm512_fmadd_ps(xs, _mm512_sub_ps(one, sg), sg);
+            _mm512_mask_storeu_ps(
+                dg.as_mut_ptr().add(i),
+                m,
+                _mm512_mul_ps(_mm512_mul_ps(d, y), dsilu),
+            );
         }
         i += 16;
     }

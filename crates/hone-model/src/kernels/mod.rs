@@ -6,13 +6,17 @@ mod activation;
 mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod dropout;
 mod log_sum_exp;
 mod norm;
+mod softmax;
 
-pub(crate) use activation::silu_mul;
+pub use activation::{silu_mul, silu_mul_backward};
 pub(crate) use attention::{causal_attention, Heads};
+pub use dropout::Dropout;
 pub use log_sum_exp::log_sum_exp;
-pub use norm::rms_norm_into;
+pub use norm::{rms_norm_backward, rms_norm_into};
+pub use softmax::{softmax_lse_f64, softmax_scaled};
 
 /// Whether this CPU runs the AVX-512 decode kernels (attention rows, SiLU).
 #[cfg(target_arch = "x86_64")]
@@ -21,7 +25,7 @@ fn use_avx512() -> bool {
 }
 
 /// `f(0..n)` on the kernels' thread pool, results in order.
-fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let slots: Vec<std::sync::Mutex<Option<T>>> =
         (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     crate::quant::parallel_for(n, &|i| {
