@@ -143,9 +143,127 @@ pub fn loss_svg(steps: &[StepRecord], epochs: &[EpochRecord]) -> String {
     svg
 }
 
+/// Several runs' training loss per step on one chart (a line and a legend entry each, in
+/// the order given), e.g. the same recipe in f32 and in bf16. Steps beyond the shortest run
+/// are drawn too; the y axis spans every finite loss.
+pub fn loss_compare_svg(runs: &[(&str, &[StepRecord])]) -> String {
+    const COLORS: [&str; 6] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
+    let (w, h, pad) = (640.0f64, 320.0f64, 48.0f64);
+    let max_step = runs
+        .iter()
+        .filter_map(|(_, s)| s.last().map(|r| r.step))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in runs.iter().flat_map(|(_, s)| s.iter().map(|r| r.loss)) {
+        if v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-9 {
+        hi = lo + 1.0;
+    }
+    let x = |s: f64| pad + (s / max_step) * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+         <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">optimizer step</text>\n\
+         <text x=\"12\" y=\"{cy}\" transform=\"rotate(-90 12 {cy})\" text-anchor=\"middle\">training loss</text>\n",
+        b = h - pad,
+        r = w - pad,
+        cx = w / 2.0,
+        ty = h - 10.0,
+        cy = h / 2.0
+    );
+    for v in [lo, (lo + hi) / 2.0, hi] {
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.3}</text>\n",
+            pad - 4.0,
+            y(v) + 4.0
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+        w - pad,
+        h - pad + 16.0,
+        max_step as usize
+    ));
+    for (i, (name, steps)) in runs.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let pts: Vec<String> = steps
+            .iter()
+            .filter(|s| s.loss.is_finite())
+            .map(|s| format!("{:.1},{:.1}", x(s.step as f64), y(s.loss)))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline>\n",
+            pts.join(" "),
+            xml_escape(name)
+        ));
+        let ly = 20.0 + 16.0 * i as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{a}\" y1=\"{ly}\" x2=\"{b}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/>\n\
+             <text x=\"{t}\" y=\"{ty}\">{}</text>\n",
+            xml_escape(name),
+            a = w - 200.0,
+            b = w - 180.0,
+            t = w - 174.0,
+            ty = ly + 4.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn steps(losses: &[f64]) -> Vec<StepRecord> {
+        losses
+            .iter()
+            .enumerate()
+            .map(|(i, &loss)| StepRecord {
+                step: i + 1,
+                epoch: 1,
+                loss,
+                lr: 1e-3,
+                grad_norm: 1.0,
+                tokens_per_s: 100.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compare_draws_one_line_and_legend_per_run_on_a_shared_scale() {
+        let (a, b) = (steps(&[3.0, 2.0, 1.0]), steps(&[4.0, 2.5]));
+        let svg = loss_compare_svg(&[("f32 <ref>", &a), ("bf16", &b)]);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("f32 &lt;ref&gt;") && svg.contains(">bf16<"));
+        // The y axis spans both runs (1.0 to 4.0); the x axis ends at the longest run's step.
+        assert!(svg.contains(">1.000<") && svg.contains(">4.000<") && svg.contains(">3<"));
+        // The lowest loss (run a, step 3) sits on the bottom of the plot, the highest (run b,
+        // step 1) on the top: y = 320 - 48 = 272 and y = 48.
+        assert!(svg.contains("592.0,272.0"), "{svg}");
+        assert!(svg.contains("229.3,48.0"), "{svg}");
+    }
 
     #[test]
     fn metrics_round_trip_through_the_run_folder() {

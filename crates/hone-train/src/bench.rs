@@ -25,6 +25,8 @@ pub struct TrainBenchOptions {
     pub steps: usize,
     pub warmup: usize,
     pub dropout: f32,
+    /// Frozen-weight products in bf16.
+    pub bf16: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +40,8 @@ pub struct TrainBenchResult {
     pub lora_layers: usize,
     pub fast: bool,
     pub steps: usize,
+    /// `bf16 (amx)`, `bf16 (avx512_bf16)` or `f32`.
+    pub compute: String,
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MB.
@@ -55,6 +59,7 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainBenchResult> {
+    crate::heap::keep_freed_memory();
     let n_layers = model.layers.len();
     let top = o.top_layers.unwrap_or(n_layers).min(n_layers);
     let spec = LoraSpec {
@@ -78,7 +83,7 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         .collect();
     let mut opt = AdamW::new(&adapter, 0.01);
     let cached: Option<Vec<Vec<f32>>> = if o.fast {
-        let bp = Backprop::new(model, &adapter, o.dropout);
+        let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(o.bf16);
         let ids: Vec<&[u32]> = batch.iter().map(|s| &s.ids[..]).collect();
         Some(bp.hidden_at_first_lora(&ids))
     } else {
@@ -89,7 +94,7 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         let t = Instant::now();
         let mut grads = LoraGrads::zeros(&adapter);
         {
-            let bp = Backprop::new(model, &adapter, o.dropout);
+            let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(o.bf16);
             let refs: Option<Vec<&[f32]>> =
                 cached.as_ref().map(|c| c.iter().map(|h| &h[..]).collect());
             let loss = bp.step(&batch, refs.as_deref(), 1.0, step as u64, &mut grads);
@@ -113,5 +118,10 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         lora_layers: top,
         fast: o.fast,
         steps: o.steps,
+        compute: if o.bf16 {
+            format!("bf16 ({})", hone_model::bf16::Kernel::best().name())
+        } else {
+            "f32".into()
+        },
     })
 }

@@ -5,7 +5,7 @@
 //! [model]
 //! base = "smollm2"          # name or path (.gguf or HF folder)
 //! quantize = "none"         # or "nf4" (QLoRA)
-//! dtype = "f32"             # or "bf16" (compute dtype)
+//! dtype = "auto"            # "bf16" or "f32": precision of the frozen-weight products
 //! [lora]
 //! r = 16
 //! alpha = 32
@@ -68,13 +68,38 @@ pub enum Quantize {
     Nf4,
 }
 
-/// The compute dtype of activations.
+/// The precision of the products with frozen weights (the forward pass and the gradient
+/// through each projection). LoRA factors, gradients, optimizer state and every elementwise
+/// step stay f32 in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComputeDtype {
+    /// bf16 where the CPU multiplies bf16 faster than f32 (AMX), else f32.
     #[default]
+    Auto,
     F32,
+    /// bf16 operands, f32 sums ([`hone_model::bf16`]), with the best kernel the CPU has.
     Bf16,
+}
+
+impl ComputeDtype {
+    /// Whether the frozen-weight products run in bf16 on this machine.
+    pub fn use_bf16(self) -> bool {
+        match self {
+            ComputeDtype::Auto => hone_model::bf16::Kernel::best() == hone_model::bf16::Kernel::Amx,
+            ComputeDtype::F32 => false,
+            ComputeDtype::Bf16 => true,
+        }
+    }
+
+    /// What [`ComputeDtype::use_bf16`] chose, with the kernel: `bf16 (amx)` or `f32`.
+    pub fn describe(self) -> String {
+        if self.use_bf16() {
+            format!("bf16 ({})", hone_model::bf16::Kernel::best().name())
+        } else {
+            "f32".into()
+        }
+    }
 }
 
 /// The learning-rate schedule after warmup.
@@ -126,7 +151,7 @@ impl Default for ModelSection {
         Self {
             base: "smollm2".into(),
             quantize: Quantize::None,
-            dtype: ComputeDtype::F32,
+            dtype: ComputeDtype::Auto,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod heap;
 pub mod memory;
 pub mod merge;
 pub mod optim;

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
-use crate::config::{ComputeDtype, DataFormat, Quantize, Scheduler, TrainConfig};
+use crate::config::{DataFormat, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::memory;
 use crate::optim::{clip_grad_norm, AdamW};
@@ -96,13 +96,6 @@ fn lr_for(cfg: &TrainConfig, step: usize, total: usize) -> f32 {
 
 /// Loads the base model as the config asks (NF4 for QLoRA).
 pub fn load_base(cfg: &TrainConfig) -> Result<LoadedModel> {
-    if cfg.model.dtype == ComputeDtype::Bf16 {
-        return Err(Error::Config {
-            path: cfg.source.clone(),
-            key: "model.dtype".into(),
-            msg: "bf16 compute is not supported yet; use \"f32\"".into(),
-        });
-    }
     let mode = match cfg.model.quantize {
         Quantize::None => WeightMode::Native,
         Quantize::Nf4 => WeightMode::F32,
@@ -462,6 +455,12 @@ pub fn run_with_memory(
             train.too_long[0].0
         )));
     }
+    crate::heap::keep_freed_memory();
+    let bf16 = cfg.model.dtype.use_bf16();
+    on_event(Event::Note(format!(
+        "frozen-weight products in {}",
+        cfg.model.dtype.describe()
+    )));
     let mut cache: HashMap<usize, Vec<f32>> = HashMap::new();
     let fast = cfg.train.fast;
     let mut interrupted = false;
@@ -487,7 +486,7 @@ pub fn run_with_memory(
             for (j, mb) in group.iter().enumerate() {
                 let batch: Vec<TrainSeq> = mb.iter().map(|&i| train.seqs[i].clone()).collect();
                 seen += batch.iter().map(|s| s.ids.len()).sum::<usize>();
-                let bp = Backprop::new(model, &adapter, cfg.lora.dropout);
+                let bp = Backprop::new(model, &adapter, cfg.lora.dropout).with_bf16(bf16);
                 let seed = cfg
                     .optim
                     .seed
@@ -535,7 +534,7 @@ pub fn run_with_memory(
         }
         // End of epoch: validation, best adapter, checkpoint.
         let val_loss = val.as_ref().map(|v| {
-            let bp = Backprop::new(model, &adapter, 0.0);
+            let bp = Backprop::new(model, &adapter, 0.0).with_bf16(bf16);
             let (mut s, mut t) = (0f64, 0usize);
             for b in v.seqs.chunks(bs) {
                 let l = bp.eval_loss(b);

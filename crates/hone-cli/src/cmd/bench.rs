@@ -28,6 +28,8 @@ pub enum BenchCmd {
     Serve(super::serve::BenchServeArgs),
     /// Data QA's precision and recall on real NDA clauses with planted problems, and its speed.
     Qa(super::bench_qa::BenchQaArgs),
+    /// Several training runs' loss per step on one chart (SVG), e.g. f32 against bf16.
+    LossCurves(super::bench_curves::BenchLossCurvesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +85,9 @@ pub struct BenchTrainArgs {
     /// LoRA dropout.
     #[arg(long, default_value_t = 0.05)]
     pub dropout: f32,
+    /// Precision of the frozen-weight products: auto (bf16 where the CPU has AMX), bf16, f32.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "f32"])]
+    pub dtype: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -357,6 +362,12 @@ pub fn train(a: BenchTrainArgs) -> Result<()> {
         steps: a.steps,
         warmup: 1,
         dropout: a.dropout,
+        bf16: match a.dtype.as_str() {
+            "bf16" => hone_train::config::ComputeDtype::Bf16,
+            "f32" => hone_train::config::ComputeDtype::F32,
+            _ => hone_train::config::ComputeDtype::Auto,
+        }
+        .use_bf16(),
     };
     let r = hone_train::bench::bench_train(&m.model, &o)?;
     if a.json {
@@ -366,14 +377,15 @@ pub fn train(a: BenchTrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!(
-            "LoRA r {} on {} in {} layers{}, batch {} x {} tokens, {} threads",
+            "LoRA r {} on {} in {} layers{}, batch {} x {} tokens, {} threads, {}",
             a.r,
             a.targets.join(","),
             r.lora_layers,
             if r.fast { " (lower layers cached)" } else { "" },
             a.batch,
             a.seq,
-            hone_model::num_threads()
+            hone_model::num_threads(),
+            r.compute
         );
         println!(
             "{:.1} tokens/s   {:.2} s/step   peak memory {:.0} MB   {} trainable parameters",

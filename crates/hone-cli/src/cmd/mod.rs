@@ -4,6 +4,7 @@ pub mod adapter;
 pub mod advise;
 pub mod args;
 pub mod bench;
+pub mod bench_curves;
 pub mod bench_qa;
 pub mod chat;
 pub mod data;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Review(a)) => review::bench(a),
         Command::Bench(BenchCmd::Serve(a)) => serve::bench(a),
         Command::Bench(BenchCmd::Qa(a)) => bench_qa::run(a),
+        Command::Bench(BenchCmd::LossCurves(a)) => bench_curves::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Registry(c) => registry::run(c),
         Command::Deploy(a) => deploy::run(a),

@@ -42,7 +42,7 @@ fn the_issue_example_parses_with_defaults() {
     let c = parse(EXAMPLE, &[]).unwrap();
     assert_eq!(c.model.base, "smollm2");
     assert_eq!(c.model.quantize, Quantize::None);
-    assert_eq!(c.model.dtype, ComputeDtype::F32);
+    assert_eq!(c.model.dtype, ComputeDtype::Auto);
     assert_eq!(c.lora.r, 16);
     assert_eq!(c.lora.alpha, 32.0);
     assert_eq!(c.lora.dropout, 0.05);
