@@ -43,8 +43,14 @@ fn draws_each_run_and_names_it() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("f32: 4 steps, last loss 1.0000 at step 4"), "{stdout}");
-    assert!(stdout.contains("bf16: 3 steps, last loss 1.4000 at step 3"), "{stdout}");
+    assert!(
+        stdout.contains("f32: 4 steps, last loss 1.0000 at step 4"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bf16: 3 steps, last loss 1.4000 at step 3"),
+        "{stdout}"
+    );
     let svg = std::fs::read_to_string(&out).unwrap();
     assert_eq!(svg.matches("<polyline").count(), 2);
     assert!(svg.contains(">f32<") && svg.contains(">bf16<"));
@@ -70,7 +76,10 @@ fn a_folder_without_metrics_and_a_label_count_mismatch_are_errors() {
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("not_a_run/metrics.jsonl: no training steps"), "{err}");
+    assert!(
+        err.contains("not_a_run/metrics.jsonl: no training steps"),
+        "{err}"
+    );
     assert!(!out.exists(), "nothing is written on an error");
     let o = hone(&[
         "bench",

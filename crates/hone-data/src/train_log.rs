@@ -63,78 +63,117 @@ pub fn read_metrics(dir: &Path) -> (Vec<StepRecord>, Vec<EpochRecord>) {
     (steps, epochs)
 }
 
-/// Train loss per step (line) and validation loss per epoch (dots).
-pub fn loss_svg(steps: &[StepRecord], epochs: &[EpochRecord]) -> String {
-    let (w, h, pad) = (640.0f64, 320.0f64, 48.0f64);
-    let max_step = steps.last().map(|s| s.step).unwrap_or(1).max(1) as f64;
-    let vals = steps
-        .iter()
-        .map(|s| s.loss)
-        .chain(epochs.iter().filter_map(|e| e.val_loss))
-        .filter(|v| v.is_finite());
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in vals {
-        lo = lo.min(v);
-        hi = hi.max(v);
+/// The plot area both loss charts share: 640 x 320, 48 px margins, a y range and the last step.
+struct Frame {
+    lo: f64,
+    hi: f64,
+    max_step: f64,
+}
+
+impl Frame {
+    const W: f64 = 640.0;
+    const H: f64 = 320.0;
+    const PAD: f64 = 48.0;
+
+    /// The range of the finite values (0 to 1 when there are none; never empty).
+    fn new(values: impl Iterator<Item = f64>, max_step: usize) -> Self {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values.filter(|v| v.is_finite()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        if hi - lo < 1e-9 {
+            hi = lo + 1.0;
+        }
+        Self {
+            lo,
+            hi,
+            max_step: max_step.max(1) as f64,
+        }
     }
-    if !lo.is_finite() {
-        lo = 0.0;
-        hi = 1.0;
+    fn x(&self, step: f64) -> f64 {
+        Self::PAD + (step / self.max_step) * (Self::W - 2.0 * Self::PAD)
     }
-    if hi - lo < 1e-9 {
-        hi = lo + 1.0;
+    fn y(&self, v: f64) -> f64 {
+        Self::H - Self::PAD - (v - self.lo) / (self.hi - self.lo) * (Self::H - 2.0 * Self::PAD)
     }
-    let x = |s: f64| pad + (s / max_step) * (w - 2.0 * pad);
-    let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/>\n\
-         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\n\
-         <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">optimizer step</text>\n\
-         <text x=\"12\" y=\"{cy}\" transform=\"rotate(-90 12 {cy})\" text-anchor=\"middle\">loss</text>\n\
-         <text x=\"{pad}\" y=\"20\">training loss (line), validation loss per epoch (dots)</text>\n",
-        b = h - pad,
-        r = w - pad,
-        cx = w / 2.0,
-        ty = h - 10.0,
-        cy = h / 2.0
-    );
-    for (v, label) in [(lo, lo), (hi, hi), ((lo + hi) / 2.0, (lo + hi) / 2.0)] {
+    /// The opening tag, axes, axis titles, the y labels (low, middle, high) and the last step.
+    fn open(&self, y_title: &str) -> String {
+        let (w, h, pad) = (Self::W, Self::H, Self::PAD);
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+             <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\n\
+             <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">optimizer step</text>\n\
+             <text x=\"12\" y=\"{cy}\" transform=\"rotate(-90 12 {cy})\" text-anchor=\"middle\">{y_title}</text>\n",
+            b = h - pad,
+            r = w - pad,
+            cx = w / 2.0,
+            ty = h - 10.0,
+            cy = h / 2.0
+        );
+        for v in [self.lo, self.hi, (self.lo + self.hi) / 2.0] {
+            svg.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.3}</text>\n",
+                pad - 4.0,
+                self.y(v) + 4.0
+            ));
+        }
         svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label:.3}</text>\n",
-            pad - 4.0,
-            y(v) + 4.0
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            w - pad,
+            h - pad + 16.0,
+            self.max_step as usize
         ));
+        svg
     }
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-        w - pad,
-        h - pad + 16.0,
-        max_step as usize
-    ));
-    if !steps.is_empty() {
+    /// One run's loss per step as a line.
+    fn line(&self, steps: &[StepRecord], color: &str, title: Option<&str>) -> String {
         let pts: Vec<String> = steps
             .iter()
             .filter(|s| s.loss.is_finite())
-            .map(|s| format!("{:.1},{:.1}", x(s.step as f64), y(s.loss)))
+            .map(|s| format!("{:.1},{:.1}", self.x(s.step as f64), self.y(s.loss)))
             .collect();
-        svg.push_str(&format!(
-            "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+        let title = title
+            .map(|t| format!("<title>{}</title>", xml_escape(t)))
+            .unwrap_or_default();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\">{title}</polyline>\n",
             pts.join(" ")
-        ));
+        )
+    }
+}
+
+/// Train loss per step (line) and validation loss per epoch (dots).
+pub fn loss_svg(steps: &[StepRecord], epochs: &[EpochRecord]) -> String {
+    let vals = steps
+        .iter()
+        .map(|s| s.loss)
+        .chain(epochs.iter().filter_map(|e| e.val_loss));
+    let f = Frame::new(vals, steps.last().map(|s| s.step).unwrap_or(1));
+    let mut svg = f.open("loss");
+    svg.push_str(&format!(
+        "<text x=\"{}\" y=\"20\">training loss (line), validation loss per epoch (dots)</text>\n",
+        Frame::PAD
+    ));
+    if !steps.is_empty() {
+        svg.push_str(&f.line(steps, "#1f77b4", None));
     }
     let per_epoch = if epochs.is_empty() {
         0.0
     } else {
-        max_step / epochs.len() as f64
+        f.max_step / epochs.len() as f64
     };
     for e in epochs {
         if let Some(v) = e.val_loss {
             svg.push_str(&format!(
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d62728\"><title>epoch {} validation loss {v:.4}</title></circle>\n",
-                x(per_epoch * e.epoch as f64),
-                y(v),
+                f.x(per_epoch * e.epoch as f64),
+                f.y(v),
                 e.epoch
             ));
         }
@@ -150,74 +189,27 @@ pub fn loss_compare_svg(runs: &[(&str, &[StepRecord])]) -> String {
     const COLORS: [&str; 6] = [
         "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
     ];
-    let (w, h, pad) = (640.0f64, 320.0f64, 48.0f64);
     let max_step = runs
         .iter()
         .filter_map(|(_, s)| s.last().map(|r| r.step))
         .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in runs.iter().flat_map(|(_, s)| s.iter().map(|r| r.loss)) {
-        if v.is_finite() {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-    }
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-9 {
-        hi = lo + 1.0;
-    }
-    let x = |s: f64| pad + (s / max_step) * (w - 2.0 * pad);
-    let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\"/>\n\
-         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#444\"/>\n\
-         <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">optimizer step</text>\n\
-         <text x=\"12\" y=\"{cy}\" transform=\"rotate(-90 12 {cy})\" text-anchor=\"middle\">training loss</text>\n",
-        b = h - pad,
-        r = w - pad,
-        cx = w / 2.0,
-        ty = h - 10.0,
-        cy = h / 2.0
+        .unwrap_or(1);
+    let f = Frame::new(
+        runs.iter().flat_map(|(_, s)| s.iter().map(|r| r.loss)),
+        max_step,
     );
-    for v in [lo, (lo + hi) / 2.0, hi] {
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.3}</text>\n",
-            pad - 4.0,
-            y(v) + 4.0
-        ));
-    }
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-        w - pad,
-        h - pad + 16.0,
-        max_step as usize
-    ));
+    let mut svg = f.open("training loss");
     for (i, (name, steps)) in runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let pts: Vec<String> = steps
-            .iter()
-            .filter(|s| s.loss.is_finite())
-            .map(|s| format!("{:.1},{:.1}", x(s.step as f64), y(s.loss)))
-            .collect();
-        svg.push_str(&format!(
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline>\n",
-            pts.join(" "),
-            xml_escape(name)
-        ));
+        svg.push_str(&f.line(steps, color, Some(name)));
         let ly = 20.0 + 16.0 * i as f64;
         svg.push_str(&format!(
             "<line x1=\"{a}\" y1=\"{ly}\" x2=\"{b}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/>\n\
              <text x=\"{t}\" y=\"{ty}\">{}</text>\n",
             xml_escape(name),
-            a = w - 200.0,
-            b = w - 180.0,
-            t = w - 174.0,
+            a = Frame::W - 200.0,
+            b = Frame::W - 180.0,
+            t = Frame::W - 174.0,
             ty = ly + 4.0
         ));
     }

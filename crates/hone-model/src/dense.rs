@@ -53,21 +53,55 @@ pub fn gemm_strided(
     ldc: usize,
     acc: bool,
 ) {
+    let par = gemm::Parallelism::None;
+    strided_impl(m, n, k, (a, lda, a_t), (b, ldb, b_t), (c, ldc), acc, par)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    acc: bool,
+    parallel: bool,
+) {
+    assert_eq!(a.len(), m * k, "gemm: A length");
+    assert_eq!(b.len(), k * n, "gemm: B length");
+    assert_eq!(c.len(), m * n, "gemm: C length");
+    let threads = crate::quant::num_threads();
+    let par = if !parallel || threads <= 1 || m * n * k < 64 * 64 * 64 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    let lda = if a_t { m } else { k };
+    let ldb = if b_t { k } else { n };
+    strided_impl(m, n, k, (a, lda, a_t), (b, ldb, b_t), (c, n), acc, par)
+}
+
+/// The one call into the `gemm` crate: operands as (data, row stride of the stored layout,
+/// transposed), `C` as (data, row stride).
+#[allow(clippy::too_many_arguments)]
+fn strided_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, lda, a_t): (&[f32], usize, bool),
+    (b, ldb, b_t): (&[f32], usize, bool),
+    (c, ldc): (&mut [f32], usize),
+    acc: bool,
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
     let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
-    let (ar, ac) = if a_t { (k, m) } else { (m, k) };
-    let (br, bc) = if b_t { (n, k) } else { (k, n) };
-    assert!(
-        k == 0 || (ac <= lda && a.len() >= need(ar, ac, lda)),
-        "gemm_strided: A"
-    );
-    assert!(
-        k == 0 || (bc <= ldb && b.len() >= need(br, bc, ldb)),
-        "gemm_strided: B"
-    );
-    assert!(n <= ldc && c.len() >= need(m, n, ldc), "gemm_strided: C");
+    assert!(n <= ldc && c.len() >= need(m, n, ldc), "gemm: C extent");
     if k == 0 {
         if !acc {
             for r in 0..m {
@@ -76,6 +110,11 @@ pub fn gemm_strided(
         }
         return;
     }
+    let (ar, ac) = if a_t { (k, m) } else { (m, k) };
+    let (br, bc) = if b_t { (n, k) } else { (k, n) };
+    assert!(ac <= lda && a.len() >= need(ar, ac, lda), "gemm: A extent");
+    assert!(bc <= ldb && b.len() >= need(br, bc, ldb), "gemm: B extent");
+    // Strides (column stride, row stride) of each operand as a logical matrix.
     let (a_cs, a_rs) = if a_t {
         (lda as isize, 1)
     } else {
@@ -96,75 +135,6 @@ pub fn gemm_strided(
             c.as_mut_ptr(),
             1,
             ldc as isize,
-            acc,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            if acc { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gemm_impl(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    c: &mut [f32],
-    acc: bool,
-    parallel: bool,
-) {
-    assert_eq!(a.len(), m * k, "gemm: A length");
-    assert_eq!(b.len(), k * n, "gemm: B length");
-    assert_eq!(c.len(), m * n, "gemm: C length");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !acc {
-            c.fill(0.0);
-        }
-        return;
-    }
-    // Strides (column stride, row stride) of each operand as a logical matrix.
-    let (a_cs, a_rs) = if a_t {
-        (m as isize, 1)
-    } else {
-        (1, k as isize)
-    };
-    let (b_cs, b_rs) = if b_t {
-        (k as isize, 1)
-    } else {
-        (1, n as isize)
-    };
-    let threads = crate::quant::num_threads();
-    let par = if !parallel || threads <= 1 || m * n * k < 64 * 64 * 64 {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(threads)
-    };
-    // SAFETY: the asserts above guarantee every index the strides describe is inside its
-    // slice, and `c` does not alias `a` or `b` (distinct borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
             acc,
             a.as_ptr(),
             a_cs,
