@@ -245,11 +245,6 @@ impl Kernel {
         })
     }
 
-    /// Whether the CPU has BF16 instructions at all (else bf16 training is slower than f32).
-    pub fn hardware() -> bool {
-        Kernel::best() != Kernel::Scalar
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Amx => "amx",
