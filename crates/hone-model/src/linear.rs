@@ -62,12 +62,16 @@ pub trait Linear: Send + Sync {
     fn forward_bf16(&self, x: &LinearInput<'_>, out: &mut [f32]) {
         self.forward(x, out)
     }
-    /// `dx += dy · W` in bf16, likewise (added, not overwritten: the gradients of q, k and v
-    /// meet in one input gradient, and adding in the product saves a pass and a buffer).
-    fn backward_input_add_bf16(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+    /// `dx += dy · W` (the gradients of q, k and v meet in one input gradient).
+    fn backward_input_add(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
         let mut t = vec![0f32; dx.len()];
         self.backward_input(dy, m, &mut t);
         dx.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
+    }
+    /// [`Linear::backward_input_add`] in bf16, likewise (storage with a bf16 form adds inside
+    /// the product, saving a pass and a buffer).
+    fn backward_input_add_bf16(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        self.backward_input_add(dy, m, dx)
     }
     /// The effective weight as dense f32, row-major `[out, in]` (for export, merging, tests).
     fn dense_weight(&self) -> Vec<f32>;

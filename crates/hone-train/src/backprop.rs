@@ -212,6 +212,11 @@ fn rms_inv(x: &[f32], d: usize, eps: f32) -> Vec<f32> {
 /// Rows per block of causal attention's products.
 const CAUSAL_BLOCK: usize = 128;
 
+/// The end of the causal block that holds row `i` (the columns its product computed).
+fn causal_block_end(i: usize, len: usize) -> usize {
+    ((i / CAUSAL_BLOCK + 1) * CAUSAL_BLOCK).min(len)
+}
+
 /// The LoRA products (one side of each is the rank, 8-64), split over the kernel pool's
 /// threads by hand: by rows of the result, or for `Aᵀ·B` (the factor gradients, a sum over
 /// the tokens) by halves of the sum. Handing them to rayon made its workers spin against the
@@ -373,9 +378,7 @@ impl<'a> Backprop<'a> {
         if self.bf16 {
             lin.backward_input_add_bf16(dy, n, dx);
         } else {
-            let mut t = vec![0f32; dx.len()];
-            lin.backward_input(dy, n, &mut t);
-            dx.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
+            lin.backward_input_add(dy, n, dx);
         }
     }
 
@@ -539,17 +542,37 @@ impl<'a> Backprop<'a> {
     /// diagonal). Rows go in blocks of [`CAUSAL_BLOCK`], each multiplied only with the keys it
     /// sees: at 1,152 tokens that skips 44% of the full square.
     fn probs(qh: &[f32], kh: &[f32], len: usize, hd: usize, scale: f32) -> Vec<f32> {
+        let mut s = Self::causal_abt(qh, kh, len, hd);
+        for (i, row) in s.chunks_exact_mut(len).enumerate() {
+            softmax_scaled(&mut row[..=i], scale);
+            row[i + 1..causal_block_end(i, len)].fill(0.0);
+        }
+        s
+    }
+
+    /// `S = A Bᵀ` (`[len, len]`) on and below the diagonal, block by block: row block `r0..r1`
+    /// is multiplied with the first `r1` rows of `B` only. Entries above the diagonal inside a
+    /// block are computed (callers overwrite them); those beyond the block stay 0.
+    fn causal_abt(a: &[f32], b: &[f32], len: usize, hd: usize) -> Vec<f32> {
         let mut s = vec![0f32; len * len];
         for r0 in (0..len).step_by(CAUSAL_BLOCK) {
             let r1 = (r0 + CAUSAL_BLOCK).min(len);
-            let (q, k) = (&qh[r0 * hd..r1 * hd], &kh[..r1 * hd]);
+            let (ar, br) = (&a[r0 * hd..r1 * hd], &b[..r1 * hd]);
             let out = &mut s[r0 * len..];
-            gemm_strided(r1 - r0, r1, hd, q, hd, false, k, hd, true, out, len, false);
-            for i in r0..r1 {
-                let row = &mut s[i * len..(i + 1) * len];
-                softmax_scaled(&mut row[..=i], scale);
-                row[i + 1..r1].fill(0.0);
-            }
+            gemm_strided(
+                r1 - r0,
+                r1,
+                hd,
+                ar,
+                hd,
+                false,
+                br,
+                hd,
+                true,
+                out,
+                len,
+                false,
+            );
         }
         s
     }
@@ -643,35 +666,18 @@ impl<'a> Backprop<'a> {
                 let p = Self::probs(&qh, &kh, len, hd, scale);
                 // dV += Pᵀ dO
                 Self::causal_ptx(&p, &doh, len, hd, &mut dv);
-                // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale, block by block.
-                let mut ds = vec![0f32; len * len];
-                for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-                    let r1 = (r0 + CAUSAL_BLOCK).min(len);
-                    let (dor, v) = (&doh[r0 * hd..r1 * hd], &vh[..r1 * hd]);
-                    let out = &mut ds[r0 * len..];
-                    gemm_strided(
-                        r1 - r0,
-                        r1,
-                        hd,
-                        dor,
-                        hd,
-                        false,
-                        v,
-                        hd,
-                        true,
-                        out,
-                        len,
-                        false,
-                    );
-                    for i in r0..r1 {
-                        let pr = &p[i * len..(i + 1) * len];
-                        let dr = &mut ds[i * len..(i + 1) * len];
-                        let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
-                        for (d, p) in dr[..=i].iter_mut().zip(&pr[..=i]) {
-                            *d = p * (*d - dot) * scale;
-                        }
-                        dr[i + 1..r1].fill(0.0);
+                // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                let mut ds = Self::causal_abt(&doh, &vh, len, hd);
+                for (i, (pr, dr)) in p
+                    .chunks_exact(len)
+                    .zip(ds.chunks_exact_mut(len))
+                    .enumerate()
+                {
+                    let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
+                    for (d, p) in dr[..=i].iter_mut().zip(&pr[..=i]) {
+                        *d = p * (*d - dot) * scale;
                     }
+                    dr[i + 1..causal_block_end(i, len)].fill(0.0);
                 }
                 // dQ = dS K; dK += dSᵀ Q
                 let mut dq = vec![0f32; len * hd];

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
+use crate::config::ComputeDtype;
 use crate::optim::{clip_grad_norm, AdamW};
 
 #[derive(Debug, Clone)]
@@ -25,8 +26,8 @@ pub struct TrainBenchOptions {
     pub steps: usize,
     pub warmup: usize,
     pub dropout: f32,
-    /// Frozen-weight products in bf16.
-    pub bf16: bool,
+    /// Precision of the frozen-weight products.
+    pub dtype: ComputeDtype,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +61,7 @@ pub fn peak_rss_mb() -> f64 {
 
 pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainBenchResult> {
     crate::heap::keep_freed_memory();
+    let bf16 = o.dtype.use_bf16();
     let n_layers = model.layers.len();
     let top = o.top_layers.unwrap_or(n_layers).min(n_layers);
     let spec = LoraSpec {
@@ -83,7 +85,7 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         .collect();
     let mut opt = AdamW::new(&adapter, 0.01);
     let cached: Option<Vec<Vec<f32>>> = if o.fast {
-        let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(o.bf16);
+        let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(bf16);
         let ids: Vec<&[u32]> = batch.iter().map(|s| &s.ids[..]).collect();
         Some(bp.hidden_at_first_lora(&ids))
     } else {
@@ -94,7 +96,7 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         let t = Instant::now();
         let mut grads = LoraGrads::zeros(&adapter);
         {
-            let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(o.bf16);
+            let bp = Backprop::new(model, &adapter, o.dropout).with_bf16(bf16);
             let refs: Option<Vec<&[f32]>> =
                 cached.as_ref().map(|c| c.iter().map(|h| &h[..]).collect());
             let loss = bp.step(&batch, refs.as_deref(), 1.0, step as u64, &mut grads);
@@ -118,10 +120,6 @@ pub fn bench_train(model: &Llama, o: &TrainBenchOptions) -> crate::Result<TrainB
         lora_layers: top,
         fast: o.fast,
         steps: o.steps,
-        compute: if o.bf16 {
-            format!("bf16 ({})", hone_model::bf16::Kernel::best().name())
-        } else {
-            "f32".into()
-        },
+        compute: o.dtype.describe(),
     })
 }

@@ -362,12 +362,11 @@ pub fn train(a: BenchTrainArgs) -> Result<()> {
         steps: a.steps,
         warmup: 1,
         dropout: a.dropout,
-        bf16: match a.dtype.as_str() {
+        dtype: match a.dtype.as_str() {
             "bf16" => hone_train::config::ComputeDtype::Bf16,
             "f32" => hone_train::config::ComputeDtype::F32,
             _ => hone_train::config::ComputeDtype::Auto,
-        }
-        .use_bf16(),
+        },
     };
     let r = hone_train::bench::bench_train(&m.model, &o)?;
     if a.json {
