@@ -212,9 +212,19 @@ fn rms_inv(x: &[f32], d: usize, eps: f32) -> Vec<f32> {
 /// Rows per block of causal attention's products.
 const CAUSAL_BLOCK: usize = 128;
 
-/// The end of the causal block that holds row `i` (the columns its product computed).
-fn causal_block_end(i: usize, len: usize) -> usize {
-    ((i / CAUSAL_BLOCK + 1) * CAUSAL_BLOCK).min(len)
+thread_local! {
+    /// Per thread: a causal attention block's probabilities and their gradient (128 x len
+    /// each), kept between calls.
+    static ATTN_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `buf` grown to at least `n` entries (never shrunk, never cleared: callers write before
+/// they read), as a slice of `n`.
+fn grown(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
 }
 
 /// The LoRA products (one side of each is the rank, 8-64), split over the kernel pool's
@@ -538,74 +548,152 @@ impl<'a> Backprop<'a> {
         }
     }
 
-    /// Causal softmax probabilities `P = softmax(Q Kᵀ · scale)`, `[len, len]` (zero above the
-    /// diagonal). Rows go in blocks of [`CAUSAL_BLOCK`], each multiplied only with the keys it
-    /// sees: at 1,152 tokens that skips 44% of the full square.
-    fn probs(qh: &[f32], kh: &[f32], len: usize, hd: usize, scale: f32) -> Vec<f32> {
-        let mut s = Self::causal_abt(qh, kh, len, hd);
-        for (i, row) in s.chunks_exact_mut(len).enumerate() {
-            softmax_scaled(&mut row[..=i], scale);
-            row[i + 1..causal_block_end(i, len)].fill(0.0);
-        }
-        s
-    }
-
-    /// `S = A Bᵀ` (`[len, len]`) on and below the diagonal, block by block: row block `r0..r1`
-    /// is multiplied with the first `r1` rows of `B` only. Entries above the diagonal inside a
-    /// block are computed (callers overwrite them); those beyond the block stay 0.
-    fn causal_abt(a: &[f32], b: &[f32], len: usize, hd: usize) -> Vec<f32> {
-        let mut s = vec![0f32; len * len];
-        for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-            let r1 = (r0 + CAUSAL_BLOCK).min(len);
-            let (ar, br) = (&a[r0 * hd..r1 * hd], &b[..r1 * hd]);
-            let out = &mut s[r0 * len..];
-            gemm_strided(
-                r1 - r0,
-                r1,
-                hd,
-                ar,
-                hd,
-                false,
-                br,
-                hd,
-                true,
-                out,
-                len,
-                false,
-            );
-        }
-        s
-    }
-
-    /// `O = P X` for causal `P` (row block `r0..r1` reads the first `r1` rows of `X`).
-    fn causal_px(p: &[f32], x: &[f32], len: usize, hd: usize, o: &mut [f32]) {
-        for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-            let r1 = (r0 + CAUSAL_BLOCK).min(len);
-            let (pr, xr, out) = (&p[r0 * len..], &x[..r1 * hd], &mut o[r0 * hd..r1 * hd]);
-            gemm_strided(
-                r1 - r0,
-                hd,
-                r1,
-                pr,
-                len,
-                false,
-                xr,
-                hd,
-                false,
-                out,
-                hd,
-                false,
-            );
+    /// Causal softmax probabilities of the query rows `r0..r1` against keys `..r1`, into `p`
+    /// (`[r1 - r0, r1]`, zero above the diagonal): `softmax(Q Kᵀ · scale)` for that block.
+    fn block_probs(
+        qh: &[f32],
+        kh: &[f32],
+        (r0, r1): (usize, usize),
+        hd: usize,
+        scale: f32,
+        p: &mut [f32],
+    ) {
+        let (qr, kr) = (&qh[r0 * hd..r1 * hd], &kh[..r1 * hd]);
+        gemm_strided(r1 - r0, r1, hd, qr, hd, false, kr, hd, true, p, r1, false);
+        for (i, row) in p.chunks_exact_mut(r1).enumerate() {
+            let last = r0 + i;
+            softmax_scaled(&mut row[..=last], scale);
+            row[last + 1..].fill(0.0);
         }
     }
 
-    /// `D += Pᵀ X` for causal `P`, block by block: `D[..r1] += P[r0..r1, ..r1]ᵀ X[r0..r1]`.
-    fn causal_ptx(p: &[f32], x: &[f32], len: usize, hd: usize, d: &mut [f32]) {
-        for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-            let r1 = (r0 + CAUSAL_BLOCK).min(len);
-            let (pr, xr, out) = (&p[r0 * len..], &x[r0 * hd..r1 * hd], &mut d[..r1 * hd]);
-            gemm_strided(r1, hd, r1 - r0, pr, len, true, xr, hd, false, out, hd, true);
-        }
+    /// Causal attention of one head, `O = softmax(Q Kᵀ · scale) V` (`[len, hd]` each), one
+    /// block of [`CAUSAL_BLOCK`] query rows at a time: a block's probabilities (at most
+    /// 128 x len) stay in this thread's cache and meet only the keys they see, so neither the
+    /// `len x len` square nor the half above the diagonal is ever built.
+    fn head_forward(
+        qh: &[f32],
+        kh: &[f32],
+        vh: &[f32],
+        len: usize,
+        hd: usize,
+        scale: f32,
+    ) -> Vec<f32> {
+        let mut o = vec![0f32; len * hd];
+        ATTN_SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let p = grown(&mut s.0, CAUSAL_BLOCK.min(len) * len);
+            for r0 in (0..len).step_by(CAUSAL_BLOCK) {
+                let r1 = (r0 + CAUSAL_BLOCK).min(len);
+                let p = &mut p[..(r1 - r0) * r1];
+                Self::block_probs(qh, kh, (r0, r1), hd, scale, p);
+                let (vr, or) = (&vh[..r1 * hd], &mut o[r0 * hd..r1 * hd]);
+                gemm_strided(r1 - r0, hd, r1, p, r1, false, vr, hd, false, or, hd, false);
+            }
+        });
+        o
+    }
+
+    /// The backward pass of [`Backprop::head_forward`] from `dO`: returns `dQ` and adds into
+    /// `dK` and `dV` (shared by the query heads of a kv group). Probabilities are recomputed
+    /// block by block, as in the forward pass.
+    #[allow(clippy::too_many_arguments)]
+    fn head_backward(
+        (qh, kh, vh): (&[f32], &[f32], &[f32]),
+        doh: &[f32],
+        len: usize,
+        hd: usize,
+        scale: f32,
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Vec<f32> {
+        let mut dq = vec![0f32; len * hd];
+        ATTN_SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (pb, db) = &mut *s;
+            let cap = CAUSAL_BLOCK.min(len) * len;
+            let (pb, db) = (grown(pb, cap), grown(db, cap));
+            for r0 in (0..len).step_by(CAUSAL_BLOCK) {
+                let r1 = (r0 + CAUSAL_BLOCK).min(len);
+                let rows = r1 - r0;
+                let (p, ds) = (&mut pb[..rows * r1], &mut db[..rows * r1]);
+                Self::block_probs(qh, kh, (r0, r1), hd, scale, p);
+                let (dor, qr) = (&doh[r0 * hd..r1 * hd], &qh[r0 * hd..r1 * hd]);
+                // dV[..r1] += Pᵀ dO
+                gemm_strided(
+                    r1,
+                    hd,
+                    rows,
+                    p,
+                    r1,
+                    true,
+                    dor,
+                    hd,
+                    false,
+                    &mut dv[..r1 * hd],
+                    hd,
+                    true,
+                );
+                // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                gemm_strided(
+                    rows,
+                    r1,
+                    hd,
+                    dor,
+                    hd,
+                    false,
+                    &vh[..r1 * hd],
+                    hd,
+                    true,
+                    ds,
+                    r1,
+                    false,
+                );
+                for (i, (pr, dr)) in p.chunks_exact(r1).zip(ds.chunks_exact_mut(r1)).enumerate() {
+                    let last = r0 + i;
+                    let dot: f32 = pr[..=last]
+                        .iter()
+                        .zip(&dr[..=last])
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    for (d, p) in dr[..=last].iter_mut().zip(&pr[..=last]) {
+                        *d = p * (*d - dot) * scale;
+                    }
+                    dr[last + 1..].fill(0.0);
+                }
+                // dQ[r0..r1] = dS K[..r1]; dK[..r1] += dSᵀ Q[r0..r1]
+                let dqr = &mut dq[r0 * hd..r1 * hd];
+                gemm_strided(
+                    rows,
+                    hd,
+                    r1,
+                    ds,
+                    r1,
+                    false,
+                    &kh[..r1 * hd],
+                    hd,
+                    false,
+                    dqr,
+                    hd,
+                    false,
+                );
+                gemm_strided(
+                    r1,
+                    hd,
+                    rows,
+                    ds,
+                    r1,
+                    true,
+                    qr,
+                    hd,
+                    false,
+                    &mut dk[..r1 * hd],
+                    hd,
+                    true,
+                );
+            }
+        });
+        dq
     }
 
     fn attention_forward(&self, q: &[f32], k: &[f32], v: &[f32], lay: &Layout) -> Vec<f32> {
@@ -622,10 +710,7 @@ impl<'a> Backprop<'a> {
             (g * groups..(g + 1) * groups)
                 .map(|h| {
                     let qh = Self::head(q, qd, off, len, h, hd);
-                    let p = Self::probs(&qh, &kh, len, hd, scale);
-                    let mut o = vec![0f32; len * hd];
-                    Self::causal_px(&p, &vh, len, hd, &mut o);
-                    (h, o)
+                    (h, Self::head_forward(&qh, &kh, &vh, len, hd, scale))
                 })
                 .collect()
         });
@@ -659,32 +744,17 @@ impl<'a> Backprop<'a> {
             let vh = Self::head(&save.v, kvd, off, len, g, hd);
             let mut dk = vec![0f32; len * hd];
             let mut dv = vec![0f32; len * hd];
-            let mut dqs = Vec::with_capacity(groups);
-            for h in g * groups..(g + 1) * groups {
-                let qh = Self::head(&save.q, qd, off, len, h, hd);
-                let doh = Self::head(dattn, qd, off, len, h, hd);
-                let p = Self::probs(&qh, &kh, len, hd, scale);
-                // dV += Pᵀ dO
-                Self::causal_ptx(&p, &doh, len, hd, &mut dv);
-                // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                let mut ds = Self::causal_abt(&doh, &vh, len, hd);
-                for (i, (pr, dr)) in p
-                    .chunks_exact(len)
-                    .zip(ds.chunks_exact_mut(len))
-                    .enumerate()
-                {
-                    let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
-                    for (d, p) in dr[..=i].iter_mut().zip(&pr[..=i]) {
-                        *d = p * (*d - dot) * scale;
-                    }
-                    dr[i + 1..causal_block_end(i, len)].fill(0.0);
-                }
-                // dQ = dS K; dK += dSᵀ Q
-                let mut dq = vec![0f32; len * hd];
-                Self::causal_px(&ds, &kh, len, hd, &mut dq);
-                Self::causal_ptx(&ds, &qh, len, hd, &mut dk);
-                dqs.push((h, dq));
-            }
+            let dqs = (g * groups..(g + 1) * groups)
+                .map(|h| {
+                    let qh = Self::head(&save.q, qd, off, len, h, hd);
+                    let doh = Self::head(dattn, qd, off, len, h, hd);
+                    let ops = (&qh[..], &kh[..], &vh[..]);
+                    (
+                        h,
+                        Self::head_backward(ops, &doh, len, hd, scale, &mut dk, &mut dv),
+                    )
+                })
+                .collect();
             (dqs, dk, dv)
         });
         let mut dq = vec![0f32; lay.n * qd];
@@ -949,43 +1019,95 @@ mod tests {
         (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
     }
 
-    #[test]
-    fn causal_blocks_equal_the_full_products() {
-        // 300 positions: two full blocks and a partial one.
-        let (len, hd, scale) = (300, 16, 0.25);
-        let (q, k, x) = (fill(len * hd, 1), fill(len * hd, 2), fill(len * hd, 3));
-        let p = Backprop::probs(&q, &k, len, hd, scale);
-        // The full square, masked and normalised row by row.
-        let mut full = vec![0f32; len * len];
-        gemm_serial(len, len, hd, &q, false, &k, true, &mut full, false);
+    /// Causal attention of one head computed the plain way: the full `len x len` square,
+    /// masked, normalised in f64. Returns (O, dQ, dK, dV) for the output gradient `d_o`.
+    #[allow(clippy::type_complexity)]
+    fn attention_reference(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        d_o: &[f32],
+        len: usize,
+        hd: usize,
+        scale: f32,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let dot = |a: &[f32], i: usize, b: &[f32], j: usize| -> f64 {
+            (0..hd)
+                .map(|c| a[i * hd + c] as f64 * b[j * hd + c] as f64)
+                .sum()
+        };
+        let mut p = vec![0f64; len * len];
         for i in 0..len {
-            let row = &full[i * len..(i + 1) * len];
-            let max = row[..=i].iter().cloned().fold(f32::NEG_INFINITY, f32::max) * scale;
-            let sum: f64 = row[..=i]
-                .iter()
-                .map(|v| ((v * scale - max) as f64).exp())
-                .sum();
-            for j in 0..len {
-                let want = if j <= i {
-                    ((row[j] * scale - max) as f64).exp() / sum
-                } else {
-                    0.0
-                };
-                let got = p[i * len + j] as f64;
-                assert!((got - want).abs() < 1e-5, "P[{i},{j}] {got} vs {want}");
+            let s: Vec<f64> = (0..=i).map(|j| dot(q, i, k, j) * scale as f64).collect();
+            let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+            for j in 0..=i {
+                p[i * len + j] = (s[j] - max).exp() / z;
             }
         }
-        let mut o = vec![0f32; len * hd];
-        Backprop::causal_px(&p, &x, len, hd, &mut o);
-        let mut o_full = vec![0f32; len * hd];
-        gemm_serial(len, hd, len, &p, false, &x, false, &mut o_full, false);
-        let mut d = vec![0.5f32; len * hd];
-        Backprop::causal_ptx(&p, &x, len, hd, &mut d);
-        let mut d_full = vec![0.5f32; len * hd];
-        gemm_serial(len, hd, len, &p, true, &x, false, &mut d_full, true);
-        for i in 0..len * hd {
-            assert!((o[i] - o_full[i]).abs() < 1e-5, "O[{i}]");
-            assert!((d[i] - d_full[i]).abs() < 1e-5, "D[{i}]");
+        let (mut o, mut dq, mut dk, mut dv) = (
+            vec![0f64; len * hd],
+            vec![0f64; len * hd],
+            vec![0f64; len * hd],
+            vec![0f64; len * hd],
+        );
+        for i in 0..len {
+            let dp: Vec<f64> = (0..=i).map(|j| dot(d_o, i, v, j)).collect();
+            let rowdot: f64 = (0..=i).map(|j| p[i * len + j] * dp[j]).sum();
+            for j in 0..=i {
+                let pij = p[i * len + j];
+                let ds = pij * (dp[j] - rowdot) * scale as f64;
+                for c in 0..hd {
+                    o[i * hd + c] += pij * v[j * hd + c] as f64;
+                    dv[j * hd + c] += pij * d_o[i * hd + c] as f64;
+                    dq[i * hd + c] += ds * k[j * hd + c] as f64;
+                    dk[j * hd + c] += ds * q[i * hd + c] as f64;
+                }
+            }
         }
+        (o, dq, dk, dv)
+    }
+
+    #[test]
+    fn blocked_attention_equals_the_full_square() {
+        // 300 positions: two full blocks and a partial one.
+        let (len, hd, scale) = (300, 16, 0.25);
+        let (q, k, v, d_o) = (
+            fill(len * hd, 1),
+            fill(len * hd, 2),
+            fill(len * hd, 3),
+            fill(len * hd, 4),
+        );
+        let (o_ref, dq_ref, dk_ref, dv_ref) = attention_reference(&q, &k, &v, &d_o, len, hd, scale);
+        let o = Backprop::head_forward(&q, &k, &v, len, hd, scale);
+        // dK and dV accumulate: start them from 0.5.
+        let (mut dk, mut dv) = (vec![0.5f32; len * hd], vec![0.5f32; len * hd]);
+        let dq = Backprop::head_backward((&q, &k, &v), &d_o, len, hd, scale, &mut dk, &mut dv);
+        let close = |name: &str, got: &[f32], want: &[f64], offset: f64| {
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let w = w + offset;
+                assert!(
+                    (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                    "{name}[{i}]: {g} vs {w}"
+                );
+            }
+        };
+        close("O", &o, &o_ref, 0.0);
+        close("dQ", &dq, &dq_ref, 0.0);
+        close("dK", &dk, &dk_ref, 0.5);
+        close("dV", &dv, &dv_ref, 0.5);
+        // A second, shorter head on the same thread reuses the scratch: stale entries from the
+        // longer one must not leak in.
+        let short = 130;
+        let (o2_ref, ..) = attention_reference(&q, &k, &v, &d_o, short, hd, scale);
+        let o2 = Backprop::head_forward(
+            &q[..short * hd],
+            &k[..short * hd],
+            &v[..short * hd],
+            short,
+            hd,
+            scale,
+        );
+        close("O (short)", &o2, &o2_ref, 0.0);
     }
 }
