@@ -15,8 +15,8 @@ use std::cell::RefCell;
 
 use hone_model::dense::{gemm_serial, gemm_strided};
 use hone_model::kernels::{
-    par_map, rms_norm_backward, silu_mul, silu_mul_backward, softmax_lse_f64, softmax_scaled,
-    Dropout,
+    copied, par_map, par_rows, rms_norm_backward, silu_mul, silu_mul_backward, softmax_lse_f64,
+    softmax_scaled, zeros, Dropout,
 };
 use hone_model::linear::{Linear, LinearInput};
 use hone_model::llama::{rms_norm_into, Llama, MODULES};
@@ -204,9 +204,43 @@ impl Layout {
 }
 
 fn rms_inv(x: &[f32], d: usize, eps: f32) -> Vec<f32> {
-    x.chunks_exact(d)
-        .map(|r| 1.0 / (r.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt())
-        .collect()
+    let mut inv = vec![0f32; x.len() / d];
+    par_rows([(&mut inv[..], 1)], |r0, [c]| {
+        for (o, r) in c.iter_mut().zip(x[r0 * d..].chunks_exact(d)) {
+            *o = 1.0 / (r.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
+        }
+    });
+    inv
+}
+
+// Row-parallel forms of the elementwise steps between the products (on one thread they kept
+// the others waiting: a fifth of a step's samples were the pool spinning).
+
+/// `out = rms_norm(x) · w`, rows split over the pool.
+fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    par_rows([(out, d)], |r0, [c]| {
+        rms_norm_into(&x[r0 * d..r0 * d + c.len()], w, eps, c)
+    });
+}
+
+/// `dx += RMSNorm'(x)ᵀ dy`, rows split over the pool.
+fn norm_backward_rows(x: &[f32], inv: &[f32], w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let d = w.len();
+    par_rows([(dx, d)], |r0, [c]| {
+        let span = r0 * d..r0 * d + c.len();
+        let rows = r0..r0 + c.len() / d;
+        rms_norm_backward(&x[span.clone()], &inv[rows], w, &dy[span], c)
+    });
+}
+
+/// `x += y` over rows of `width`.
+fn add_rows(x: &mut [f32], y: &[f32], width: usize) {
+    par_rows([(x, width)], |r0, [c]| {
+        c.iter_mut()
+            .zip(&y[r0 * width..])
+            .for_each(|(a, b)| *a += b)
+    });
 }
 
 /// Rows per block of causal attention's products.
@@ -287,10 +321,12 @@ fn lora_gemm(
     }
 }
 
-/// `silu(g) ⊙ up`.
-fn swiglu(g: &[f32], up: &[f32]) -> Vec<f32> {
-    let mut act = g.to_vec();
-    silu_mul(&mut act, up);
+/// `silu(g) ⊙ up`, for `[rows, width]` matrices.
+fn swiglu(g: &[f32], up: &[f32], width: usize) -> Vec<f32> {
+    let mut act = copied(g);
+    par_rows([(&mut act[..], width)], |r0, [c]| {
+        silu_mul(c, &up[r0 * width..r0 * width + c.len()])
+    });
     act
 }
 
@@ -463,9 +499,37 @@ impl<'a> Backprop<'a> {
             return (None, None);
         };
         let drop = Dropout::new(rng.gen(), self.dropout);
-        let mut xd = vec![0f32; h.len()];
-        drop.apply(h, &mut xd);
-        (Some(xd), Some(drop))
+        (Some(Self::masked(&drop, h)), Some(drop))
+    }
+
+    /// `drop(h)`, elementwise, split over the pool.
+    fn masked(drop: &Dropout, h: &[f32]) -> Vec<f32> {
+        let mut xd = zeros(h.len());
+        par_rows([(&mut xd[..], 1)], |s, [c]| {
+            drop.apply_at(s, &h[s..s + c.len()], c)
+        });
+        xd
+    }
+
+    /// Rope on q and k (`apply_transpose` for their gradients), rows split over the pool.
+    fn rope_rows(&self, q: &mut [f32], k: &mut [f32], lay: &Layout, transpose: bool) {
+        let m = self.model;
+        let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
+        let rope = m.rope();
+        par_rows([(q, nh * hd), (k, nkv * hd)], |r0, [qc, kc]| {
+            let rows = qc
+                .chunks_exact_mut(nh * hd)
+                .zip(kc.chunks_exact_mut(nkv * hd));
+            for ((qr, kr), &p) in rows.zip(&lay.pos[r0..]) {
+                if transpose {
+                    rope.apply_transpose(qr, p, nh);
+                    rope.apply_transpose(kr, p, nkv);
+                } else {
+                    rope.apply(qr, p, nh);
+                    rope.apply(kr, p, nkv);
+                }
+            }
+        });
     }
 
     /// One decoder layer in place on `x`; returns what backward needs when `save`.
@@ -484,35 +548,31 @@ impl<'a> Backprop<'a> {
         let (qd, kvd) = (nh * hd, nkv * hd);
         let ffn = m.config.intermediate_size;
         let eps = m.rms_eps();
-        let x_in = save.then(|| x.to_vec());
+        let x_in = save.then(|| copied(x));
         let inv1 = rms_inv(x, d, eps);
-        let mut h1 = vec![0f32; n * d];
-        rms_norm_into(x, &layer.attn_norm, eps, &mut h1);
-        let (mut q, mut k, mut v) = (vec![0f32; n * qd], vec![0f32; n * kvd], vec![0f32; n * kvd]);
+        let mut h1 = zeros(n * d);
+        norm_rows(x, &layer.attn_norm, eps, &mut h1);
+        let (mut q, mut k, mut v) = (zeros(n * qd), zeros(n * kvd), zeros(n * kvd));
         let mut lora: [Option<LoraSave>; 7] = Default::default();
         lora[Q] = self.proj_forward(l, Q, &h1, n, &mut q, rng.as_deref_mut(), save);
         lora[K] = self.proj_forward(l, K, &h1, n, &mut k, rng.as_deref_mut(), save);
         lora[V] = self.proj_forward(l, V, &h1, n, &mut v, rng.as_deref_mut(), save);
-        let rope = m.rope();
-        for (r, &p) in lay.pos.iter().enumerate() {
-            rope.apply(&mut q[r * qd..(r + 1) * qd], p, nh);
-            rope.apply(&mut k[r * kvd..(r + 1) * kvd], p, nkv);
-        }
+        self.rope_rows(&mut q, &mut k, lay, false);
         let attn = self.attention_forward(&q, &k, &v, lay);
-        let mut o = vec![0f32; n * d];
+        let mut o = zeros(n * d);
         lora[O] = self.proj_forward(l, O, &attn, n, &mut o, rng.as_deref_mut(), save);
-        x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-        let x_mid = save.then(|| x.to_vec());
+        add_rows(x, &o, d);
+        let x_mid = save.then(|| copied(x));
         let inv2 = rms_inv(x, d, eps);
-        let mut h2 = vec![0f32; n * d];
-        rms_norm_into(x, &layer.ffn_norm, eps, &mut h2);
-        let (mut g, mut up) = (vec![0f32; n * ffn], vec![0f32; n * ffn]);
+        let mut h2 = zeros(n * d);
+        norm_rows(x, &layer.ffn_norm, eps, &mut h2);
+        let (mut g, mut up) = (zeros(n * ffn), zeros(n * ffn));
         lora[GATE] = self.proj_forward(l, GATE, &h2, n, &mut g, rng.as_deref_mut(), save);
         lora[UP] = self.proj_forward(l, UP, &h2, n, &mut up, rng.as_deref_mut(), save);
-        let act = swiglu(&g, &up);
-        let mut dn = vec![0f32; n * d];
+        let act = swiglu(&g, &up, ffn);
+        let mut dn = zeros(n * d);
         lora[DOWN] = self.proj_forward(l, DOWN, &act, n, &mut dn, rng, save);
-        x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+        add_rows(x, &dn, d);
         save.then(|| LayerSave {
             x_in: x_in.unwrap_or_default(),
             inv1,
@@ -714,7 +774,7 @@ impl<'a> Backprop<'a> {
                 })
                 .collect()
         });
-        let mut attn = vec![0f32; lay.n * qd];
+        let mut attn = zeros(lay.n * qd);
         for (&(s, _), heads) in tasks.iter().zip(outs) {
             let off = lay.seqs[s].0;
             for (h, o) in heads {
@@ -757,9 +817,9 @@ impl<'a> Backprop<'a> {
                 .collect();
             (dqs, dk, dv)
         });
-        let mut dq = vec![0f32; lay.n * qd];
-        let mut dk = vec![0f32; lay.n * kvd];
-        let mut dv = vec![0f32; lay.n * kvd];
+        let mut dq = zeros(lay.n * qd);
+        let mut dk = zeros(lay.n * kvd);
+        let mut dv = zeros(lay.n * kvd);
         for (&(s, g), (dqs, dkh, dvh)) in tasks.iter().zip(outs) {
             let off = lay.seqs[s].0;
             Self::put_head(&mut dk, kvd, off, g, hd, &dkh);
@@ -813,11 +873,7 @@ impl<'a> Backprop<'a> {
         let xd: Vec<f32>;
         let x = match &sv.drop {
             Some(drop) => {
-                xd = {
-                    let mut v = vec![0f32; h.len()];
-                    drop.apply(h, &mut v);
-                    v
-                };
+                xd = Self::masked(drop, h);
                 &xd[..]
             }
             None => h,
@@ -834,11 +890,13 @@ impl<'a> Backprop<'a> {
             true,
         );
         // dx += (du A) ⊙ mask
-        let mut dxl = vec![0f32; n * lm.in_f];
+        let mut dxl = zeros(n * lm.in_f);
         lora_gemm(n, lm.in_f, lm.r, &du, false, &lm.a, false, &mut dxl, false);
         match &sv.drop {
-            Some(drop) => drop.apply_add(&dxl, dx),
-            None => dx.iter_mut().zip(&dxl).for_each(|(a, b)| *a += b),
+            Some(drop) => par_rows([(dx, 1)], |s, [c]| {
+                drop.apply_add_at(s, &dxl[s..s + c.len()], c)
+            }),
+            None => add_rows(dx, &dxl, lm.in_f),
         }
     }
 
@@ -855,34 +913,33 @@ impl<'a> Backprop<'a> {
         let m = self.model;
         let layer = &m.layers[l];
         let (d, n) = (m.hidden_size(), lay.n);
-        let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
-        let (qd, kvd) = (nh * hd, nkv * hd);
+        let (nh, hd) = (m.n_heads(), m.head_dim());
+        let qd = nh * hd;
         let ffn = m.config.intermediate_size;
         // MLP: x_out = x_mid + down(silu(g) ⊙ up).
-        let act = swiglu(&s.g, &s.up);
-        let mut dact = vec![0f32; n * ffn];
+        let act = swiglu(&s.g, &s.up, ffn);
+        let mut dact = zeros(n * ffn);
         self.proj_backward(l, DOWN, &act, dx, n, &s.lora[DOWN], grads, &mut dact);
-        let mut dg = vec![0f32; n * ffn];
-        let mut du = vec![0f32; n * ffn];
-        silu_mul_backward(&s.g, &s.up, &dact, &mut dg, &mut du);
-        let mut dh2 = vec![0f32; n * d];
+        let mut dg = zeros(n * ffn);
+        let mut du = zeros(n * ffn);
+        par_rows([(&mut dg[..], ffn), (&mut du[..], ffn)], |r0, [cg, cu]| {
+            let span = r0 * ffn..r0 * ffn + cg.len();
+            silu_mul_backward(&s.g[span.clone()], &s.up[span.clone()], &dact[span], cg, cu)
+        });
+        let mut dh2 = zeros(n * d);
         self.proj_backward(l, GATE, &s.h2, &dg, n, &s.lora[GATE], grads, &mut dh2);
         self.proj_backward(l, UP, &s.h2, &du, n, &s.lora[UP], grads, &mut dh2);
-        rms_norm_backward(&s.x_mid, &s.inv2, &layer.ffn_norm, &dh2, dx);
+        norm_backward_rows(&s.x_mid, &s.inv2, &layer.ffn_norm, &dh2, dx);
         // Attention: x_mid = x_in + o(attn(q, k, v)).
-        let mut dattn = vec![0f32; n * qd];
+        let mut dattn = zeros(n * qd);
         self.proj_backward(l, O, &s.attn, dx, n, &s.lora[O], grads, &mut dattn);
         let (mut dq, mut dk, dv) = self.attention_backward(s, &dattn, lay);
-        let rope = m.rope();
-        for (r, &p) in lay.pos.iter().enumerate() {
-            rope.apply_transpose(&mut dq[r * qd..(r + 1) * qd], p, nh);
-            rope.apply_transpose(&mut dk[r * kvd..(r + 1) * kvd], p, nkv);
-        }
-        let mut dh1 = vec![0f32; n * d];
+        self.rope_rows(&mut dq, &mut dk, lay, true);
+        let mut dh1 = zeros(n * d);
         self.proj_backward(l, Q, &s.h1, &dq, n, &s.lora[Q], grads, &mut dh1);
         self.proj_backward(l, K, &s.h1, &dk, n, &s.lora[K], grads, &mut dh1);
         self.proj_backward(l, V, &s.h1, &dv, n, &s.lora[V], grads, &mut dh1);
-        rms_norm_backward(&s.x_in, &s.inv1, &layer.attn_norm, &dh1, dx);
+        norm_backward_rows(&s.x_in, &s.inv1, &layer.attn_norm, &dh1, dx);
     }
 
     /// Cross-entropy at the target rows: returns the loss sum and `d loss_sum / d hidden`
@@ -910,20 +967,32 @@ impl<'a> Backprop<'a> {
             rms_norm_into(&xs, &m.norm, eps, &mut hs);
             let logits = &mut logits_buf[..c * vocab];
             self.frozen_forward(m.lm_head.as_ref(), &hs, c, logits);
-            for (row, (_, ts)) in logits.chunks_exact_mut(vocab).zip(chunk) {
-                let k = ts.len() as f64;
-                let picked: f64 = ts.iter().map(|&t| row[t as usize] as f64).sum();
-                // The row becomes the softmax, the gradient of the loss's log-sum-exp.
-                let lse = softmax_lse_f64(row);
-                loss += lse - picked / k;
-                if grad_scale == 0.0 {
-                    continue;
+            // Rows split over the pool; their losses summed in row order afterwards.
+            let row_loss: Vec<std::sync::Mutex<f64>> =
+                (0..c).map(|_| std::sync::Mutex::new(0.0)).collect();
+            par_rows([(logits, vocab)], |r0, [part]| {
+                for (i, row) in part.chunks_exact_mut(vocab).enumerate() {
+                    let ts = &chunk[r0 + i].1;
+                    let k = ts.len() as f64;
+                    let picked: f64 = ts.iter().map(|&t| row[t as usize] as f64).sum();
+                    // The row becomes the softmax, the gradient of the loss's log-sum-exp.
+                    let lse = softmax_lse_f64(row);
+                    if let Ok(mut l) = row_loss[r0 + i].lock() {
+                        *l = lse - picked / k;
+                    }
+                    if grad_scale == 0.0 {
+                        continue;
+                    }
+                    row.iter_mut().for_each(|v| *v *= grad_scale);
+                    for &t in ts {
+                        row[t as usize] -= grad_scale / k as f32;
+                    }
                 }
-                row.iter_mut().for_each(|v| *v *= grad_scale);
-                for &t in ts {
-                    row[t as usize] -= grad_scale / k as f32;
-                }
-            }
+            });
+            loss += row_loss
+                .into_iter()
+                .map(|l| l.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .sum::<f64>();
             if grad_scale == 0.0 {
                 continue;
             }

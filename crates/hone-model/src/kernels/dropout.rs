@@ -49,30 +49,39 @@ impl Dropout {
 
     /// `out[i] = x[i] * factor(i)`.
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
-        assert_eq!(x.len(), out.len());
-        #[cfg(target_arch = "x86_64")]
-        if super::use_avx512() {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { self.apply_avx512(x, out, false) };
-        }
-        self.apply_generic(x, out, false)
+        self.apply_at(0, x, out)
     }
 
     /// `out[i] += x[i] * factor(i)`.
     pub fn apply_add(&self, x: &[f32], out: &mut [f32]) {
+        self.apply_add_at(0, x, out)
+    }
+
+    /// [`Dropout::apply`] on the part of a tensor that starts at element `start`:
+    /// `out[i] = x[i] * factor(start + i)` (so that threads can take a part each).
+    pub fn apply_at(&self, start: usize, x: &[f32], out: &mut [f32]) {
+        self.dispatch(start, x, out, false)
+    }
+
+    /// [`Dropout::apply_add`] from element `start`: `out[i] += x[i] * factor(start + i)`.
+    pub fn apply_add_at(&self, start: usize, x: &[f32], out: &mut [f32]) {
+        self.dispatch(start, x, out, true)
+    }
+
+    fn dispatch(&self, start: usize, x: &[f32], out: &mut [f32], add: bool) {
         assert_eq!(x.len(), out.len());
         #[cfg(target_arch = "x86_64")]
         if super::use_avx512() {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { self.apply_avx512(x, out, true) };
+            return unsafe { self.apply_avx512(start, x, out, add) };
         }
-        self.apply_generic(x, out, true)
+        self.apply_generic(start, x, out, add)
     }
 
     #[inline(always)]
-    fn apply_generic(&self, x: &[f32], out: &mut [f32], add: bool) {
+    fn apply_generic(&self, start: usize, x: &[f32], out: &mut [f32], add: bool) {
         for (i, (o, v)) in out.iter_mut().zip(x).enumerate() {
-            let y = v * self.factor(i);
+            let y = v * self.factor(start + i);
             *o = if add { *o + y } else { y };
         }
     }
@@ -80,8 +89,8 @@ impl Dropout {
     /// The same loop, compiled for AVX-512 so that it vectorises.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn apply_avx512(&self, x: &[f32], out: &mut [f32], add: bool) {
-        self.apply_generic(x, out, add)
+    unsafe fn apply_avx512(&self, start: usize, x: &[f32], out: &mut [f32], add: bool) {
+        self.apply_generic(start, x, out, add)
     }
 }
 
@@ -124,6 +133,13 @@ mod tests {
         for i in 0..1000 {
             assert_eq!(acc[i], 1.0 + ya[i]);
         }
+        // A part from element 300 on gets the same factors as the whole.
+        let mut part = vec![0f32; 700];
+        a.apply_at(300, &x[300..], &mut part);
+        assert_eq!(part, ya[300..]);
+        let mut part_acc = vec![1f32; 700];
+        a.apply_add_at(300, &x[300..], &mut part_acc);
+        assert_eq!(part_acc, acc[300..]);
         // Neighbouring seeds are not correlated: about half the decisions differ.
         let differ = (0..1000)
             .filter(|&i| (ya[i] == 0.0) != (yb[i] == 0.0))

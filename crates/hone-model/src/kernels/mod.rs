@@ -10,6 +10,7 @@ mod dropout;
 mod log_sum_exp;
 mod norm;
 mod softmax;
+mod split;
 
 pub use activation::{silu_mul, silu_mul_backward};
 pub(crate) use attention::{causal_attention, Heads};
@@ -17,6 +18,7 @@ pub use dropout::Dropout;
 pub use log_sum_exp::log_sum_exp;
 pub use norm::{rms_norm_backward, rms_norm_into};
 pub use softmax::{softmax_lse_f64, softmax_scaled};
+pub use split::{copied, par_rows, zeros};
 
 /// Whether this CPU runs the AVX-512 decode kernels (attention rows, SiLU).
 #[cfg(target_arch = "x86_64")]
