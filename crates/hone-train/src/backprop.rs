@@ -13,10 +13,11 @@
 
 use std::cell::RefCell;
 
-use hone_model::dense::{gemm_serial, gemm_strided};
+use hone_model::bf16::Kernel;
+use hone_model::dense::gemm_serial;
 use hone_model::kernels::{
     copied, par_map, par_rows, rms_norm_backward, silu_mul, silu_mul_backward, softmax_lse_f64,
-    softmax_scaled, zeros, Dropout,
+    zeros, Dropout,
 };
 use hone_model::linear::{Linear, LinearInput};
 use hone_model::llama::{rms_norm_into, Llama, MODULES};
@@ -24,6 +25,8 @@ use hone_model::lora::{LoraAdapter, LoraModule};
 use hone_model::quant::QActivations;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::attention;
 
 /// One training sequence: token ids and, per position, the token that position must predict
 /// (`None`: no loss there, e.g. prompt tokens).
@@ -241,24 +244,6 @@ fn add_rows(x: &mut [f32], y: &[f32], width: usize) {
             .zip(&y[r0 * width..])
             .for_each(|(a, b)| *a += b)
     });
-}
-
-/// Rows per block of causal attention's products.
-const CAUSAL_BLOCK: usize = 128;
-
-thread_local! {
-    /// Per thread: a causal attention block's probabilities and their gradient (128 x len
-    /// each), kept between calls.
-    static ATTN_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// `buf` grown to at least `n` entries (never shrunk, never cleared: callers write before
-/// they read), as a slice of `n`.
-fn grown(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    if buf.len() < n {
-        buf.resize(n, 0.0);
-    }
-    &mut buf[..n]
 }
 
 /// The LoRA products (one side of each is the rank, 8-64), split over the kernel pool's
@@ -608,169 +593,23 @@ impl<'a> Backprop<'a> {
         }
     }
 
-    /// Causal softmax probabilities of the query rows `r0..r1` against keys `..r1`, into `p`
-    /// (`[r1 - r0, r1]`, zero above the diagonal): `softmax(Q Kᵀ · scale)` for that block.
-    fn block_probs(
-        qh: &[f32],
-        kh: &[f32],
-        (r0, r1): (usize, usize),
-        hd: usize,
-        scale: f32,
-        p: &mut [f32],
-    ) {
-        let (qr, kr) = (&qh[r0 * hd..r1 * hd], &kh[..r1 * hd]);
-        gemm_strided(r1 - r0, r1, hd, qr, hd, false, kr, hd, true, p, r1, false);
-        for (i, row) in p.chunks_exact_mut(r1).enumerate() {
-            let last = r0 + i;
-            softmax_scaled(&mut row[..=last], scale);
-            row[last + 1..].fill(0.0);
-        }
-    }
-
-    /// Causal attention of one head, `O = softmax(Q Kᵀ · scale) V` (`[len, hd]` each), one
-    /// block of [`CAUSAL_BLOCK`] query rows at a time: a block's probabilities (at most
-    /// 128 x len) stay in this thread's cache and meet only the keys they see, so neither the
-    /// `len x len` square nor the half above the diagonal is ever built.
-    fn head_forward(
-        qh: &[f32],
-        kh: &[f32],
-        vh: &[f32],
-        len: usize,
-        hd: usize,
-        scale: f32,
-    ) -> Vec<f32> {
-        let mut o = vec![0f32; len * hd];
-        ATTN_SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let p = grown(&mut s.0, CAUSAL_BLOCK.min(len) * len);
-            for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-                let r1 = (r0 + CAUSAL_BLOCK).min(len);
-                let p = &mut p[..(r1 - r0) * r1];
-                Self::block_probs(qh, kh, (r0, r1), hd, scale, p);
-                let (vr, or) = (&vh[..r1 * hd], &mut o[r0 * hd..r1 * hd]);
-                gemm_strided(r1 - r0, hd, r1, p, r1, false, vr, hd, false, or, hd, false);
-            }
-        });
-        o
-    }
-
-    /// The backward pass of [`Backprop::head_forward`] from `dO`: returns `dQ` and adds into
-    /// `dK` and `dV` (shared by the query heads of a kv group). Probabilities are recomputed
-    /// block by block, as in the forward pass.
-    #[allow(clippy::too_many_arguments)]
-    fn head_backward(
-        (qh, kh, vh): (&[f32], &[f32], &[f32]),
-        doh: &[f32],
-        len: usize,
-        hd: usize,
-        scale: f32,
-        dk: &mut [f32],
-        dv: &mut [f32],
-    ) -> Vec<f32> {
-        let mut dq = vec![0f32; len * hd];
-        ATTN_SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let (pb, db) = &mut *s;
-            let cap = CAUSAL_BLOCK.min(len) * len;
-            let (pb, db) = (grown(pb, cap), grown(db, cap));
-            for r0 in (0..len).step_by(CAUSAL_BLOCK) {
-                let r1 = (r0 + CAUSAL_BLOCK).min(len);
-                let rows = r1 - r0;
-                let (p, ds) = (&mut pb[..rows * r1], &mut db[..rows * r1]);
-                Self::block_probs(qh, kh, (r0, r1), hd, scale, p);
-                let (dor, qr) = (&doh[r0 * hd..r1 * hd], &qh[r0 * hd..r1 * hd]);
-                // dV[..r1] += Pᵀ dO
-                gemm_strided(
-                    r1,
-                    hd,
-                    rows,
-                    p,
-                    r1,
-                    true,
-                    dor,
-                    hd,
-                    false,
-                    &mut dv[..r1 * hd],
-                    hd,
-                    true,
-                );
-                // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                gemm_strided(
-                    rows,
-                    r1,
-                    hd,
-                    dor,
-                    hd,
-                    false,
-                    &vh[..r1 * hd],
-                    hd,
-                    true,
-                    ds,
-                    r1,
-                    false,
-                );
-                for (i, (pr, dr)) in p.chunks_exact(r1).zip(ds.chunks_exact_mut(r1)).enumerate() {
-                    let last = r0 + i;
-                    let dot: f32 = pr[..=last]
-                        .iter()
-                        .zip(&dr[..=last])
-                        .map(|(a, b)| a * b)
-                        .sum();
-                    for (d, p) in dr[..=last].iter_mut().zip(&pr[..=last]) {
-                        *d = p * (*d - dot) * scale;
-                    }
-                    dr[last + 1..].fill(0.0);
-                }
-                // dQ[r0..r1] = dS K[..r1]; dK[..r1] += dSᵀ Q[r0..r1]
-                let dqr = &mut dq[r0 * hd..r1 * hd];
-                gemm_strided(
-                    rows,
-                    hd,
-                    r1,
-                    ds,
-                    r1,
-                    false,
-                    &kh[..r1 * hd],
-                    hd,
-                    false,
-                    dqr,
-                    hd,
-                    false,
-                );
-                gemm_strided(
-                    r1,
-                    hd,
-                    rows,
-                    ds,
-                    r1,
-                    true,
-                    qr,
-                    hd,
-                    false,
-                    &mut dk[..r1 * hd],
-                    hd,
-                    true,
-                );
-            }
-        });
-        dq
-    }
-
     fn attention_forward(&self, q: &[f32], k: &[f32], v: &[f32], lay: &Layout) -> Vec<f32> {
         let m = self.model;
         let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
         let (qd, kvd, groups) = (nh * hd, nkv * hd, nh / nkv);
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
+        let bf16 = self.bf16.then(Kernel::best);
         let outs: Vec<Vec<(usize, Vec<f32>)>> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
             let (off, len) = lay.seqs[s];
             let kh = Self::head(k, kvd, off, len, g, hd);
             let vh = Self::head(v, kvd, off, len, g, hd);
+            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, false);
             (g * groups..(g + 1) * groups)
                 .map(|h| {
                     let qh = Self::head(q, qd, off, len, h, hd);
-                    (h, Self::head_forward(&qh, &kh, &vh, len, hd, scale))
+                    (h, attention::forward(&qh, &kv, scale))
                 })
                 .collect()
         });
@@ -796,22 +635,23 @@ impl<'a> Backprop<'a> {
         let (qd, kvd, groups) = (nh * hd, nkv * hd, nh / nkv);
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
+        let bf16 = self.bf16.then(Kernel::best);
         type Out = (Vec<(usize, Vec<f32>)>, Vec<f32>, Vec<f32>);
         let outs: Vec<Out> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
             let (off, len) = lay.seqs[s];
             let kh = Self::head(&save.k, kvd, off, len, g, hd);
             let vh = Self::head(&save.v, kvd, off, len, g, hd);
+            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, true);
             let mut dk = vec![0f32; len * hd];
             let mut dv = vec![0f32; len * hd];
             let dqs = (g * groups..(g + 1) * groups)
                 .map(|h| {
                     let qh = Self::head(&save.q, qd, off, len, h, hd);
                     let doh = Self::head(dattn, qd, off, len, h, hd);
-                    let ops = (&qh[..], &kh[..], &vh[..]);
                     (
                         h,
-                        Self::head_backward(ops, &doh, len, hd, scale, &mut dk, &mut dv),
+                        attention::backward(&qh, &kv, &doh, scale, &mut dk, &mut dv),
                     )
                 })
                 .collect();
@@ -1076,107 +916,5 @@ impl<'a> Backprop<'a> {
             loss_sum: loss,
             tokens: batch.iter().map(|s| s.loss_tokens()).sum(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fill(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
-    }
-
-    /// Causal attention of one head computed the plain way: the full `len x len` square,
-    /// masked, normalised in f64. Returns (O, dQ, dK, dV) for the output gradient `d_o`.
-    #[allow(clippy::type_complexity)]
-    fn attention_reference(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        d_o: &[f32],
-        len: usize,
-        hd: usize,
-        scale: f32,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
-        let dot = |a: &[f32], i: usize, b: &[f32], j: usize| -> f64 {
-            (0..hd)
-                .map(|c| a[i * hd + c] as f64 * b[j * hd + c] as f64)
-                .sum()
-        };
-        let mut p = vec![0f64; len * len];
-        for i in 0..len {
-            let s: Vec<f64> = (0..=i).map(|j| dot(q, i, k, j) * scale as f64).collect();
-            let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
-            for j in 0..=i {
-                p[i * len + j] = (s[j] - max).exp() / z;
-            }
-        }
-        let (mut o, mut dq, mut dk, mut dv) = (
-            vec![0f64; len * hd],
-            vec![0f64; len * hd],
-            vec![0f64; len * hd],
-            vec![0f64; len * hd],
-        );
-        for i in 0..len {
-            let dp: Vec<f64> = (0..=i).map(|j| dot(d_o, i, v, j)).collect();
-            let rowdot: f64 = (0..=i).map(|j| p[i * len + j] * dp[j]).sum();
-            for j in 0..=i {
-                let pij = p[i * len + j];
-                let ds = pij * (dp[j] - rowdot) * scale as f64;
-                for c in 0..hd {
-                    o[i * hd + c] += pij * v[j * hd + c] as f64;
-                    dv[j * hd + c] += pij * d_o[i * hd + c] as f64;
-                    dq[i * hd + c] += ds * k[j * hd + c] as f64;
-                    dk[j * hd + c] += ds * q[i * hd + c] as f64;
-                }
-            }
-        }
-        (o, dq, dk, dv)
-    }
-
-    #[test]
-    fn blocked_attention_equals_the_full_square() {
-        // 300 positions: two full blocks and a partial one.
-        let (len, hd, scale) = (300, 16, 0.25);
-        let (q, k, v, d_o) = (
-            fill(len * hd, 1),
-            fill(len * hd, 2),
-            fill(len * hd, 3),
-            fill(len * hd, 4),
-        );
-        let (o_ref, dq_ref, dk_ref, dv_ref) = attention_reference(&q, &k, &v, &d_o, len, hd, scale);
-        let o = Backprop::head_forward(&q, &k, &v, len, hd, scale);
-        // dK and dV accumulate: start them from 0.5.
-        let (mut dk, mut dv) = (vec![0.5f32; len * hd], vec![0.5f32; len * hd]);
-        let dq = Backprop::head_backward((&q, &k, &v), &d_o, len, hd, scale, &mut dk, &mut dv);
-        let close = |name: &str, got: &[f32], want: &[f64], offset: f64| {
-            for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                let w = w + offset;
-                assert!(
-                    (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
-                    "{name}[{i}]: {g} vs {w}"
-                );
-            }
-        };
-        close("O", &o, &o_ref, 0.0);
-        close("dQ", &dq, &dq_ref, 0.0);
-        close("dK", &dk, &dk_ref, 0.5);
-        close("dV", &dv, &dv_ref, 0.5);
-        // A second, shorter head on the same thread reuses the scratch: stale entries from the
-        // longer one must not leak in.
-        let short = 130;
-        let (o2_ref, ..) = attention_reference(&q, &k, &v, &d_o, short, hd, scale);
-        let o2 = Backprop::head_forward(
-            &q[..short * hd],
-            &k[..short * hd],
-            &v[..short * hd],
-            short,
-            hd,
-            scale,
-        );
-        close("O (short)", &o2, &o2_ref, 0.0);
     }
 }

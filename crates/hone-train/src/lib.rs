@@ -4,6 +4,7 @@
 //! - [`merge`]: base + adapter folded into one Hugging Face model folder.
 
 pub mod answer_logprob;
+mod attention;
 pub mod backprop;
 pub mod bench;
 pub mod config;

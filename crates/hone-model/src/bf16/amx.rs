@@ -106,6 +106,23 @@ pub(super) unsafe fn block(
     tile: &mut [f32],
 ) {
     debug_assert!(tile.len() >= MBLOCK * PANEL);
+    block_into(a, panel, row0, ks, tile.as_mut_ptr(), PANEL)
+}
+
+/// [`block`] stored straight into a `[MBLOCK, PANEL]` block of a larger matrix at `out`, row
+/// stride `ld` floats (no copy through a tile buffer).
+///
+/// # Safety
+/// As [`block`], and `out` must be valid for writes of `MBLOCK` rows of `PANEL` floats at
+/// stride `ld`.
+pub(super) unsafe fn block_into(
+    a: &PackedA,
+    panel: &[u16],
+    row0: usize,
+    ks: (usize, usize),
+    out: *mut f32,
+    ld: usize,
+) {
     debug_assert!(panel.len() >= a.k_pad * PANEL);
     let a_stride = a.k_pad * 2;
     let b_stride = PANEL * 4;
@@ -139,8 +156,8 @@ pub(super) unsafe fn block(
             options(nostack)
         );
     }
-    let c = tile.as_mut_ptr();
-    let sc = PANEL * 4;
+    let c = out;
+    let sc = ld * 4;
     asm!(
         "tilestored [{c0} + {sc}*1], tmm0",
         "tilestored [{c1} + {sc}*1], tmm1",
@@ -148,8 +165,8 @@ pub(super) unsafe fn block(
         "tilestored [{c3} + {sc}*1], tmm3",
         c0 = in(reg) c,
         c1 = in(reg) c.add(16),
-        c2 = in(reg) c.add(16 * PANEL),
-        c3 = in(reg) c.add(16 * PANEL + 16),
+        c2 = in(reg) c.add(16 * ld),
+        c3 = in(reg) c.add(16 * ld + 16),
         sc = in(reg) sc,
         options(nostack)
     );

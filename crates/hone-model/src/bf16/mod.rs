@@ -18,8 +18,10 @@
 mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod small;
 mod weights;
 
+pub use small::{pack_kn, pack_nk, small_gemm, SmallA};
 pub use weights::Bf16Weights;
 
 use std::sync::OnceLock;
@@ -429,4 +431,4 @@ impl SyncPtr {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 use super::*;
 
-fn rng_fill(seed: u64, n: usize) -> Vec<f32> {
+pub(crate) fn rng_fill(seed: u64, n: usize) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..n)
         .map(|_| {
