@@ -69,8 +69,9 @@ pub enum Quantize {
 }
 
 /// The precision of the products with frozen weights (the forward pass and the gradient
-/// through each projection). LoRA factors, gradients, optimizer state and every elementwise
-/// step stay f32 in all three.
+/// through each projection) and of attention's products with queries, keys and values (bar
+/// the two sums over query rows). LoRA factors, gradients, optimizer state and every
+/// elementwise step (softmax included) stay f32 in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComputeDtype {

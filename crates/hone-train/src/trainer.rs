@@ -458,7 +458,7 @@ pub fn run_with_memory(
     crate::heap::keep_freed_memory();
     let bf16 = cfg.model.dtype.use_bf16();
     on_event(Event::Note(format!(
-        "frozen-weight products in {}",
+        "frozen-weight and attention products in {}",
         cfg.model.dtype.describe()
     )));
     let mut cache: HashMap<usize, Vec<f32>> = HashMap::new();

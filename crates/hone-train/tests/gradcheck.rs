@@ -397,9 +397,9 @@ fn compare(a: &LoraGrads, b: &LoraGrads) -> (f64, f64) {
 
 #[test]
 fn bf16_products_follow_the_f32_gradients() {
-    // The frozen-weight products in bf16 (f32 sums) against the exact f32 pass: the loss to
-    // within bf16 rounding, the gradient pointing the same way, and not bit-identical (so the
-    // bf16 path did run).
+    // The bf16 products (frozen weights and attention, f32 sums) against the exact f32 pass:
+    // the loss to within bf16 rounding, the gradient pointing the same way, and not
+    // bit-identical (so the bf16 path did run).
     let (_d, model) = tiny_model();
     let ad = adapter(&model, vec![0, 1]);
     let b = batch();

@@ -499,7 +499,10 @@ fn a_run_initialised_from_an_adapter_starts_at_that_adapters_loss() {
     let data = hone_train::dataset::load(&prev.join("train.jsonl"), &m.tokenizer, &m.template, 256)
         .unwrap();
     let a = load_adapter(&prev_out).unwrap();
-    let l = hone_train::backprop::Backprop::new(&m.model, &a, 0.0).eval_loss(&data.seqs);
+    // In the precision the run used (`model.dtype`, bf16 where the CPU has AMX).
+    let l = hone_train::backprop::Backprop::new(&m.model, &a, 0.0)
+        .with_bf16(cfg.model.dtype.use_bf16())
+        .eval_loss(&data.seqs);
     let want = l.loss_sum / l.tokens as f64;
     println!(
         "first-step loss from the adapter {from_prev}, the adapter's loss {want}, fresh {fresh}"
