@@ -74,6 +74,9 @@ struct Packs {
     k: Option<PackedBf16>,
 }
 
+/// Which of [`Packs`] a product multiplies by.
+type Pick = fn(&Packs) -> Option<&PackedBf16>;
+
 /// One kv head's keys and values (`[len, hd]` each, contiguous).
 pub(crate) struct Kv<'a> {
     k: &'a [f32],
@@ -110,30 +113,50 @@ impl<'a> Kv<'a> {
         }
     }
 
-    /// `C[rows, n] = A[rows, k] · B` where `B` is `f32` (`b`, row-major `[k or n..]`, transposed
-    /// when `b_t`) or, in bf16 mode, `packed`.
+    /// `C[rows, n] = A[rows, k] · B`: in f32 with `b` (row-major, transposed when `b_t`), or
+    /// in bf16 mode with the pack `pack` picks (made by [`Kv::new`] for this pass).
     #[allow(clippy::too_many_arguments)]
     fn product(
         &self,
-        a: (&[f32], usize, usize),
-        (b, b_t, packed): (&[f32], bool, Option<&PackedBf16>),
+        (a, rows, k): (&[f32], usize, usize),
+        (b, b_t): (&[f32], bool),
+        pack: Pick,
         n: usize,
         c: &mut [f32],
         ldc: usize,
         buf: &mut SmallA,
     ) {
-        let (a, rows, k) = a;
-        match (&self.packs, packed) {
-            (Some(pk), Some(bp)) => {
+        match &self.packs {
+            Some(pk) => {
+                let bp = pack(pk).expect("Kv::new packs what its pass multiplies by");
                 buf.load(a, rows, k, k);
                 small_gemm(pk.kernel, buf, bp, n, c, ldc, false);
             }
-            _ => {
+            None => {
                 let ldb = if b_t { k } else { n };
                 gemm_strided(rows, n, k, a, k, false, b, ldb, b_t, c, ldc, false);
             }
         }
     }
+}
+
+/// `D[..r1] += Aᵀ X` for a block's `A` (`[rows, r1]`) and `X` (`[rows, hd]`): the sums over a
+/// block's query rows (`dV += Pᵀ dO`, `dK += dSᵀ Q`), in f32.
+fn add_t_product(d: &mut [f32], a: &[f32], x: &[f32], rows: usize, r1: usize, hd: usize) {
+    gemm_strided(
+        r1,
+        hd,
+        rows,
+        a,
+        r1,
+        true,
+        x,
+        hd,
+        false,
+        &mut d[..r1 * hd],
+        hd,
+        true,
+    );
 }
 
 /// Causal softmax probabilities of the query rows `r0..r1` against keys `..r1`, into `p`
@@ -148,8 +171,8 @@ fn block_probs(
 ) {
     let hd = kv.hd;
     let qr = (&q[r0 * hd..r1 * hd], r1 - r0, hd);
-    let kt = kv.packs.as_ref().map(|pk| &pk.k_t);
-    kv.product(qr, (&kv.k[..r1 * hd], true, kt), r1, p, r1, buf);
+    let kt: Pick = |pk| Some(&pk.k_t);
+    kv.product(qr, (&kv.k[..r1 * hd], true), kt, r1, p, r1, buf);
     for (i, row) in p.chunks_exact_mut(r1).enumerate() {
         let last = r0 + i;
         softmax_scaled(&mut row[..=last], scale);
@@ -168,16 +191,10 @@ pub(crate) fn forward(q: &[f32], kv: &Kv, scale: f32) -> Vec<f32> {
             let r1 = (r0 + CAUSAL_BLOCK).min(len);
             let p = &mut p[..(r1 - r0) * r1];
             block_probs(q, kv, (r0, r1), scale, p, &mut s.rows);
-            let vp = kv.packs.as_ref().and_then(|pk| pk.v.as_ref());
             let or = &mut o[r0 * hd..r1 * hd];
-            kv.product(
-                (p, r1 - r0, r1),
-                (&kv.v[..r1 * hd], false, vp),
-                hd,
-                or,
-                hd,
-                &mut s.probs,
-            );
+            let vr = &kv.v[..r1 * hd];
+            let vp: Pick = |pk| pk.v.as_ref();
+            kv.product((p, r1 - r0, r1), (vr, false), vp, hd, or, hd, &mut s.probs);
         }
     });
     o
@@ -206,18 +223,11 @@ pub(crate) fn backward(
             block_probs(q, kv, (r0, r1), scale, p, &mut s.rows);
             let (dor, qr) = (&d_o[r0 * hd..r1 * hd], &q[r0 * hd..r1 * hd]);
             // dV[..r1] += Pᵀ dO
-            let dvr = &mut dv[..r1 * hd];
-            gemm_strided(r1, hd, rows, p, r1, true, dor, hd, false, dvr, hd, true);
+            add_t_product(dv, p, dor, rows, r1, hd);
             // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-            let vt = kv.packs.as_ref().and_then(|pk| pk.v_t.as_ref());
-            kv.product(
-                (dor, rows, hd),
-                (&kv.v[..r1 * hd], true, vt),
-                r1,
-                ds,
-                r1,
-                &mut s.rows,
-            );
+            let vr = &kv.v[..r1 * hd];
+            let vt: Pick = |pk| pk.v_t.as_ref();
+            kv.product((dor, rows, hd), (vr, true), vt, r1, ds, r1, &mut s.rows);
             for (i, (pr, dr)) in p.chunks_exact(r1).zip(ds.chunks_exact_mut(r1)).enumerate() {
                 let last = r0 + i;
                 let dot = dot16(&pr[..=last], &dr[..=last]);
@@ -227,18 +237,11 @@ pub(crate) fn backward(
                 dr[last + 1..].fill(0.0);
             }
             // dQ[r0..r1] = dS K[..r1]; dK[..r1] += dSᵀ Q[r0..r1]
-            let kp = kv.packs.as_ref().and_then(|pk| pk.k.as_ref());
             let dqr = &mut dq[r0 * hd..r1 * hd];
-            kv.product(
-                (ds, rows, r1),
-                (&kv.k[..r1 * hd], false, kp),
-                hd,
-                dqr,
-                hd,
-                &mut s.probs,
-            );
-            let dkr = &mut dk[..r1 * hd];
-            gemm_strided(r1, hd, rows, ds, r1, true, qr, hd, false, dkr, hd, true);
+            let kr = &kv.k[..r1 * hd];
+            let kp: Pick = |pk| pk.k.as_ref();
+            kv.product((ds, rows, r1), (kr, false), kp, hd, dqr, hd, &mut s.probs);
+            add_t_product(dk, ds, qr, rows, r1, hd);
         }
     });
     dq
