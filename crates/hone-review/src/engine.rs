@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hone_data::review_layout::{self as rl, Label, Vocab, LABELS};
-use hone_model::kv_cache::SeqCache;
-use hone_model::llama::{Logits, SeqInput};
 use hone_model::loader::{LoadOptions, LoadedModel, WeightMode};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{decide, Calibration};
 use crate::input::InputDoc;
 use crate::playbook::Playbook;
+use crate::scoring::WindowScorer;
 use crate::tfidf::{mix, TfidfClassifier, TFIDF_FILE};
 use crate::types::{DocReview, Timing};
 use crate::{Error, Result};
@@ -106,7 +105,7 @@ pub fn adapter_format(dir: &Path) -> Option<String> {
 
 /// Tells a review adapter from one trained on chat examples by its `train_config.toml` (a
 /// folder without one passes).
-fn check_review_adapter(dir: &Path) -> Result<()> {
+pub fn check_review_adapter(dir: &Path) -> Result<()> {
     let Some(fmt) = adapter_format(dir) else {
         return Ok(());
     };
@@ -171,6 +170,68 @@ pub fn check_calibration_complete(dir: &Path) -> Result<()> {
     })
 }
 
+/// What a review adapter's folder holds beside its weights: the decision thresholds, the
+/// window size it was trained with and its TF-IDF expert (all from [`CALIBRATION_FILE`];
+/// defaults without one).
+#[derive(Default)]
+pub struct ReviewFiles {
+    pub calibration: Calibration,
+    /// The window size of `review.json` (`None`: the engine's default).
+    pub max_window: Option<usize>,
+    /// The TF-IDF classifier and its weight in the mixture.
+    pub tfidf: Option<(TfidfClassifier, f64)>,
+}
+
+impl ReviewFiles {
+    /// Reads `review.json` in the adapter folder `dir` (and `tfidf.safetensors` when it gives
+    /// the classifier a weight); a folder without `review.json` gets the defaults.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let cp = dir.join(CALIBRATION_FILE);
+        if !cp.is_file() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&cp).map_err(|e| Error::io(&cp, e))?;
+        let rc: ReviewConfig = serde_json::from_str(&text).map_err(|e| Error::Adapter {
+            path: cp.clone(),
+            msg: format!("bad review calibration: {e}"),
+        })?;
+        let mut tfidf = None;
+        if rc.tfidf_weight > 0.0 {
+            let tp = dir.join(TFIDF_FILE);
+            if !tp.is_file() {
+                return Err(Error::Adapter {
+                    path: cp.clone(),
+                    msg: format!(
+                        "gives the TF-IDF classifier weight {} but {} is missing \
+                         (recalibrate: hone review --calibrate VALID --adapter DIR)",
+                        rc.tfidf_weight,
+                        tp.display()
+                    ),
+                });
+            }
+            tfidf = Some((TfidfClassifier::load(&tp)?, rc.tfidf_weight.min(1.0)));
+        }
+        Ok(Self {
+            calibration: rc.calibration,
+            max_window: Some(rc.max_window),
+            tfidf,
+        })
+    }
+}
+
+/// The spans' distributions combined with the TF-IDF expert's when there is one (what the
+/// decisions read).
+pub fn with_tfidf(
+    mut sp: SpanProbs,
+    tfidf: Option<&(TfidfClassifier, f64)>,
+    texts: &[&str],
+) -> SpanProbs {
+    if let Some((c, w)) = tfidf {
+        sp.probs = mix(&sp.probs, &c.span_probs(texts), *w);
+    }
+    sp
+}
+
 impl Reviewer {
     /// Loads the model and, when given, the review adapter and its calibration. An adapter
     /// whose calibration did not finish is refused ([`check_calibration_complete`]).
@@ -199,8 +260,7 @@ impl Reviewer {
                 weights: WeightMode::Native,
             },
         )?;
-        let mut calibration = Calibration::default();
-        let mut tfidf = None;
+        let mut files = ReviewFiles::default();
         if let Some(dir) = adapter {
             if !dir.is_dir() {
                 return Err(Error::Adapter {
@@ -217,32 +277,14 @@ impl Reviewer {
                 path: dir.to_path_buf(),
                 msg: format!("does not fit model `{model}`: {e}"),
             })?;
-            let cp = dir.join(CALIBRATION_FILE);
-            if cp.is_file() {
-                let text = std::fs::read_to_string(&cp).map_err(|e| Error::io(&cp, e))?;
-                let rc: ReviewConfig = serde_json::from_str(&text).map_err(|e| Error::Adapter {
-                    path: cp.clone(),
-                    msg: format!("bad review calibration: {e}"),
-                })?;
-                calibration = rc.calibration;
-                options.layout.max_window = rc.max_window;
-                if rc.tfidf_weight > 0.0 {
-                    let tp = dir.join(TFIDF_FILE);
-                    if !tp.is_file() {
-                        return Err(Error::Adapter {
-                            path: cp.clone(),
-                            msg: format!(
-                                "gives the TF-IDF classifier weight {} but {} is missing \
-                                 (recalibrate: hone review --calibrate VALID --adapter DIR)",
-                                rc.tfidf_weight,
-                                tp.display()
-                            ),
-                        });
-                    }
-                    tfidf = Some((TfidfClassifier::load(&tp)?, rc.tfidf_weight.min(1.0)));
-                }
-            }
+            files = ReviewFiles::read(dir)?;
         }
+        if let Some(w) = files.max_window {
+            options.layout.max_window = w;
+        }
+        let ReviewFiles {
+            calibration, tfidf, ..
+        } = files;
         let mut r = Self::from_model(m, calibration, options)?;
         r.adapter = adapter.map(Path::to_path_buf);
         r.tfidf = tfidf;
@@ -270,95 +312,27 @@ impl Reviewer {
 
     /// The label distribution at every span's slot.
     pub fn span_probs(&self, texts: &[&str]) -> Result<SpanProbs> {
-        let tok = &self.model.tokenizer;
-        let lay = rl::layout(&self.vocab, tok, texts, self.options.layout)?;
-        let llama = &self.model.model;
-        let prefix = &self.vocab.prefix;
-        let mut probs = vec![[0f32; LABELS]; texts.len()];
-        // Group windows so one forward call stays within max_batch_tokens.
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut cur = 0usize;
-        for (i, w) in lay.windows.iter().enumerate() {
-            if groups.is_empty() || cur + w.ids.len() > self.options.max_batch_tokens {
-                groups.push(Vec::new());
-                cur = 0;
-            }
-            groups.last_mut().expect("a group").push(i);
-            cur += w.ids.len();
+        let mut scorer = WindowScorer::new(
+            &self.vocab,
+            &self.model.tokenizer,
+            texts,
+            self.options.layout,
+            self.options.max_batch_tokens,
+        )?;
+        while !scorer.is_done() {
+            scorer.step(&self.model.model, None)?;
         }
-        let biggest: usize = groups
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|&i| (prefix.len() + lay.windows[i].ids.len()).div_ceil(16) * 16)
-                    .sum::<usize>()
-            })
-            .max()
-            .unwrap_or(0);
-        let mut kv = llama.new_cache_for([prefix.len(), biggest]);
-        let mut pre = SeqCache::new();
-        if !prefix.is_empty() {
-            llama.forward(
-                &mut [SeqInput {
-                    adapter: None,
-                    cache: &mut pre,
-                    tokens: prefix,
-                    logits: Logits::None,
-                }],
-                &mut kv,
-            )?;
-        }
-        for g in &groups {
-            let mut caches: Vec<SeqCache> = g
-                .iter()
-                .map(|_| kv.fork(&pre, prefix.len()))
-                .collect::<std::result::Result<_, _>>()?;
-            let rows: Vec<Vec<usize>> = g
-                .iter()
-                .map(|&i| lay.windows[i].slots.iter().map(|s| s.0).collect())
-                .collect();
-            let mut batch: Vec<SeqInput> = caches
-                .iter_mut()
-                .zip(g)
-                .zip(&rows)
-                .map(|((c, &i), r)| SeqInput {
-                    adapter: None,
-                    cache: c,
-                    tokens: &lay.windows[i].ids,
-                    logits: Logits::Rows(r),
-                })
-                .collect();
-            let logits = llama.forward(&mut batch, &mut kv)?;
-            drop(batch);
-            let vocab_n = llama.vocab_size();
-            let mut k = 0;
-            for &i in g {
-                for &(_, span) in &lay.windows[i].slots {
-                    let row = &logits[k * vocab_n..(k + 1) * vocab_n];
-                    probs[span] = label_softmax(row, &self.vocab.labels);
-                    k += 1;
-                }
-            }
-            for c in caches.iter_mut() {
-                kv.release(c);
-            }
-        }
-        Ok(SpanProbs {
-            probs,
-            windows: lay.windows.len(),
-            tokens: prefix.len() + lay.tokens,
-            truncated_spans: lay.truncated_spans,
-        })
+        Ok(scorer.finish())
     }
 
     /// The spans' label distributions the decisions read: the model's, combined with the
     /// TF-IDF classifier's when the adapter has one.
     pub fn combined_span_probs(&self, texts: &[&str]) -> Result<SpanProbs> {
-        let mut sp = self.span_probs(texts)?;
-        if let Some((c, w)) = &self.tfidf {
-            sp.probs = mix(&sp.probs, &c.span_probs(texts), *w);
-        }
-        Ok(sp)
+        Ok(with_tfidf(
+            self.span_probs(texts)?,
+            self.tfidf.as_ref(),
+            texts,
+        ))
     }
 
     /// Reviews one document: spans, model, decisions, playbook flags.

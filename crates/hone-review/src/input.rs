@@ -222,12 +222,34 @@ impl Default for ReadOptions {
 
 const FORMATS: &str = "hone review reads .txt, .md, .pdf and ContractNLI .json";
 
+/// What an input's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Format {
+    /// A PDF's text layer (bytes without a `%PDF-` header are refused as not a PDF).
     Pdf,
+    /// ContractNLI's official JSON (every document in it).
     Json,
+    /// hone's `documents.jsonl` (every document in it).
     Jsonl,
+    /// Plain text or Markdown: UTF-8, or UTF-16 with a byte-order mark.
     Text,
+}
+
+impl Format {
+    /// The format a file name's extension stands for (text for anything not .pdf, .json or
+    /// .jsonl).
+    pub fn of_name(name: &str) -> Format {
+        let ext = Path::new(name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "pdf" => Format::Pdf,
+            "json" => Format::Json,
+            "jsonl" => Format::Jsonl,
+            _ => Format::Text,
+        }
+    }
 }
 
 /// Reads one input file: text/Markdown and PDF give one document (id: the file stem),
@@ -241,39 +263,57 @@ pub fn read_inputs(path: &Path, opt: &ReadOptions) -> Result<Vec<InputDoc>> {
             format!("is a directory; name the contract files in it ({FORMATS})"),
         ));
     }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let mut kind = match ext.as_str() {
-        "pdf" => Kind::Pdf,
-        "json" => Kind::Json,
-        "jsonl" => Kind::Jsonl,
-        _ => Kind::Text,
-    };
-    if kind == Kind::Text && meta.len() > text_byte_limit(opt.max_chars) {
+    let name = path.display().to_string();
+    if Format::of_name(&name) == Format::Text && meta.len() > text_byte_limit(opt.max_chars) {
         // Too big to hold the limit's worth of characters, whatever the encoding: say so
         // without reading it all into memory (unless it is a PDF named like text).
         if !is_pdf(&read_head(path, 1024)?) {
             return Err(too_long_streamed(path, meta.len(), opt.max_chars)?);
         }
-        kind = Kind::Pdf;
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if kind == Kind::Text && is_pdf(&bytes) {
-        kind = Kind::Pdf;
-    }
-    let source = path.display().to_string();
-    let mut docs = match kind {
-        Kind::Text => {
-            let text = decode_text(path, &bytes)?;
-            vec![from_text(&file_stem(path), &source, text, opt)?]
-        }
-        Kind::Pdf => vec![read_pdf(path, &source, &bytes, opt)?],
-        Kind::Json => read_contractnli_json(path, &source, &bytes, opt)?,
-        Kind::Jsonl => read_documents_jsonl(path, &source, &bytes, opt)?,
+    read_bytes_since(t0, &name, &bytes, None, opt)
+}
+
+/// Reads one input held in memory (an upload), as [`read_inputs`] reads a file: `name` stands
+/// for the file's path (the documents' source and, for text and PDF, their id: its stem; errors
+/// name it). `format` says what the bytes are; `None` goes by `name`'s extension, and text
+/// that starts like a PDF is read as one.
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+    opt: &ReadOptions,
+) -> Result<Vec<InputDoc>> {
+    read_bytes_since(Instant::now(), name, bytes, format, opt)
+}
+
+/// [`read_bytes`], the reading having started at `t0` (a file's reading counts in read_ms).
+fn read_bytes_since(
+    t0: Instant,
+    name: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+    opt: &ReadOptions,
+) -> Result<Vec<InputDoc>> {
+    let path = Path::new(name);
+    let kind = match format {
+        Some(f) => f,
+        None => match Format::of_name(name) {
+            Format::Text if is_pdf(bytes) => Format::Pdf,
+            f => f,
+        },
     };
-    // The file's reading and parsing, shared out over its documents, plus each one's own
+    let mut docs = match kind {
+        Format::Text => {
+            let text = decode_text(path, bytes)?;
+            vec![from_text(&file_stem(path), name, text, opt)?]
+        }
+        Format::Pdf => vec![read_pdf(path, name, bytes, opt)?],
+        Format::Json => read_contractnli_json(path, name, bytes, opt)?,
+        Format::Jsonl => read_documents_jsonl(path, name, bytes, opt)?,
+    };
+    // The input's reading and parsing, shared out over its documents, plus each one's own
     // normalizing and splitting (already in read_ms).
     let total = t0.elapsed().as_secs_f64() * 1e3;
     let own: f64 = docs.iter().map(|d| d.read_ms).sum();
@@ -550,7 +590,8 @@ fn too_long_streamed(path: &Path, bytes: u64, max: usize) -> Result<Error> {
 // ---------------------------------------------------------------------------------------------
 // PDF
 
-fn is_pdf(bytes: &[u8]) -> bool {
+/// Whether `bytes` start like a PDF: `%PDF-` within the first 1024 bytes.
+pub fn is_pdf(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(1024)];
     head.windows(5).any(|w| w == b"%PDF-")
 }

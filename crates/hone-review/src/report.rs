@@ -196,6 +196,12 @@ fn md_bar(p: Option<f64>) -> String {
     }
 }
 
+/// One document's review as `hone review --format json` writes it and `POST /v1/review`
+/// answers: the [`DocReview`] as pretty JSON, then a line break.
+pub fn json(r: &DocReview) -> serde_json::Result<String> {
+    Ok(serde_json::to_string_pretty(r)? + "\n")
+}
+
 /// The Markdown report of one document.
 pub fn markdown(r: &DocReview) -> String {
     let idx = char_bytes(&r.text);

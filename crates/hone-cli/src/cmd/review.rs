@@ -286,7 +286,7 @@ pub fn run(a: ReviewArgs) -> Result<()> {
                 }
                 s
             } else if reviews.len() == 1 {
-                serde_json::to_string_pretty(&reviews[0])? + "\n"
+                hone_review::report::json(&reviews[0])?
             } else {
                 serde_json::to_string_pretty(&reviews)? + "\n"
             };
