@@ -32,6 +32,13 @@
 //! (logits for the first new token, and the same attention kernel as a cold prefill).
 //! Blocks held by several sequences are shared, never copied; releasing, preempting or
 //! cancelling a sequence only lets go of its references.
+//!
+//! Document reviews (`POST /v1/review`) run on the same thread and the same base model: a
+//! review is a [`ReviewJob`] whose windows ([`WindowScorer`]) go through the model one group
+//! per scheduler round, between decode steps, so chat streams keep flowing while a contract
+//! is read (each of their tokens waits at most one window group, `review_batch_tokens`).
+//! Reviews run one at a time, in arrival order; each holds its own small KV cache (the
+//! instruction prefix forked into its windows) only while it runs.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +53,7 @@ use hone_model::prefill_schedule::PrefillSchedule;
 use hone_model::sampler::{log_softmax, Sampler, SamplingParams};
 use hone_model::tokenizer::Tokenizer;
 use hone_model::{DecodeStep, FinishReason, Llama};
+use hone_review::scoring::WindowScorer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::constrain::Constraint;
@@ -70,6 +78,11 @@ pub struct EngineConfig {
     /// reused K/V come from another batch shape, so answers may differ from a cold prefill
     /// in the last float bits.
     pub prefix_cache: bool,
+    /// Most window tokens of a review in one forward call (one piece between decode steps):
+    /// smaller keeps chat tokens flowing more evenly while a review runs.
+    pub review_batch_tokens: usize,
+    /// Reviews waiting or running at most; beyond, 429.
+    pub max_reviews: usize,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +93,8 @@ impl Default for EngineConfig {
             prefill_chunks_per_step: 1,
             max_queue: 256,
             prefix_cache: false,
+            review_batch_tokens: 1024,
+            max_reviews: 64,
         }
     }
 }
@@ -139,11 +154,47 @@ struct Pending {
     arrived: Instant,
 }
 
+/// A document's review windows to run on the engine's model, with the review adapter.
+pub struct ReviewJob {
+    pub scorer: WindowScorer,
+    pub adapter: Option<Arc<LoraAdapter>>,
+    /// Set when the client has gone: the job is dropped at the scheduler's next round.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What a review job ends with: its scorer, every window scored, or why it failed.
+pub type ReviewOutcome = std::result::Result<WindowScorer, String>;
+
+/// The receiving end of a review job (dropping it cancels the job, as its `cancel` does).
+pub struct ReviewHandle {
+    pub done: tokio::sync::oneshot::Receiver<ReviewOutcome>,
+}
+
+struct QueuedReview {
+    job: ReviewJob,
+    tx: tokio::sync::oneshot::Sender<ReviewOutcome>,
+}
+
+impl QueuedReview {
+    fn is_cancelled(&self) -> bool {
+        self.job.cancel.load(Ordering::SeqCst) || self.tx.is_closed()
+    }
+}
+
+/// What waits for the scheduler thread to pick it up.
+#[derive(Default)]
+struct Queues {
+    gen: VecDeque<Pending>,
+    reviews: VecDeque<QueuedReview>,
+}
+
 struct Shared {
-    queue: Mutex<VecDeque<Pending>>,
+    queue: Mutex<Queues>,
     /// Requests the scheduler holds but has not admitted (published every step), so the
     /// queue limit counts every waiting request, not only those not yet picked up.
     waiting: std::sync::atomic::AtomicUsize,
+    /// Reviews the scheduler holds (running or waiting their turn).
+    reviews: std::sync::atomic::AtomicUsize,
     wake: Condvar,
     stopping: AtomicBool,
     stopped: AtomicBool,
@@ -219,8 +270,9 @@ impl Engine {
         metrics: Metrics,
     ) -> Engine {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queues::default()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            reviews: std::sync::atomic::AtomicUsize::new(0),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -245,6 +297,7 @@ impl Engine {
                     metrics,
                     running: Vec::new(),
                     waiting: VecDeque::new(),
+                    reviews: VecDeque::new(),
                     admitted: 0,
                     adapter_ns: HashMap::new(),
                     last_ns: 0,
@@ -301,13 +354,13 @@ impl Engine {
         let (tx, rx) = unbounded_channel();
         {
             let mut q = self.shared.queue.lock().map_err(|_| poisoned())?;
-            let waiting = q.len() + self.shared.waiting.load(Ordering::SeqCst);
+            let waiting = q.gen.len() + self.shared.waiting.load(Ordering::SeqCst);
             if waiting >= self.config.max_queue {
                 return Err(ServeError::Overloaded(format!(
                     "{waiting} requests are waiting; try again shortly"
                 )));
             }
-            q.push_back(Pending {
+            q.gen.push_back(Pending {
                 params,
                 tx,
                 arrived: Instant::now(),
@@ -315,6 +368,32 @@ impl Engine {
         }
         self.shared.wake.notify_one();
         Ok(RequestHandle { events: rx })
+    }
+
+    /// Queues a review job; its windows run between decode steps, reviews one at a time in
+    /// arrival order. Errors: `max_reviews` reviews held already (429), a stopping engine
+    /// (503).
+    pub fn submit_review(&self, job: ReviewJob) -> Result<ReviewHandle> {
+        if self.shared.stopping.load(Ordering::SeqCst) || self.shared.stopped.load(Ordering::SeqCst)
+        {
+            return Err(ServeError::Unavailable(
+                "the server is shutting down".into(),
+            ));
+        }
+        let (tx, done) = tokio::sync::oneshot::channel();
+        {
+            let mut q = self.shared.queue.lock().map_err(|_| poisoned())?;
+            let held = q.reviews.len() + self.shared.reviews.load(Ordering::SeqCst);
+            if held >= self.config.max_reviews {
+                return Err(ServeError::Overloaded(format!(
+                    "{held} reviews are waiting or running, this server's maximum \
+                     (--max-reviews); try again shortly"
+                )));
+            }
+            q.reviews.push_back(QueuedReview { job, tx });
+        }
+        self.shared.wake.notify_one();
+        Ok(ReviewHandle { done })
     }
 
     /// Stops taking requests; the thread finishes what it has, then exits. Blocks until then.
@@ -386,6 +465,8 @@ struct Scheduler {
     running: Vec<Seq>,
     /// Preempted sequences first (front), then new requests.
     waiting: VecDeque<Seq>,
+    /// Review jobs in arrival order; the first one runs.
+    reviews: VecDeque<QueuedReview>,
     admitted: u64,
     /// Prefix-cache namespaces of adapters, by the adapter's address. The `Weak` keeps the
     /// allocation, so no other adapter can take that address while the entry lives.
@@ -399,7 +480,12 @@ impl Scheduler {
             // Take new requests; sleep when there is nothing to do.
             {
                 let Ok(mut q) = sh.queue.lock() else { return };
-                while self.running.is_empty() && self.waiting.is_empty() && q.is_empty() {
+                while self.running.is_empty()
+                    && self.waiting.is_empty()
+                    && self.reviews.is_empty()
+                    && q.gen.is_empty()
+                    && q.reviews.is_empty()
+                {
                     if sh.stopping.load(Ordering::SeqCst) {
                         return;
                     }
@@ -408,11 +494,14 @@ impl Scheduler {
                         Err(_) => return,
                     };
                 }
-                for p in q.drain(..) {
+                let new: Vec<Pending> = q.gen.drain(..).collect();
+                for p in new {
                     let seq = self.new_seq(p);
                     self.waiting.push_back(seq);
                 }
+                self.reviews.extend(q.reviews.drain(..));
                 sh.waiting.store(self.waiting.len(), Ordering::SeqCst);
+                sh.reviews.store(self.reviews.len(), Ordering::SeqCst);
             }
             self.drop_cancelled();
             self.admit();
@@ -427,6 +516,10 @@ impl Scheduler {
                     ));
                     self.kv.release(&mut s.cache);
                 }
+                // Nothing to decode: the review's windows go on back to back (new requests
+                // are taken between every two pieces).
+                self.review_step();
+                sh.reviews.store(self.reviews.len(), Ordering::SeqCst);
                 continue;
             }
             if let Err(e) = self.step() {
@@ -436,9 +529,42 @@ impl Scheduler {
                     self.kv.release(&mut s.cache);
                 }
             }
+            // One piece of the running review between two decode steps.
+            self.review_step();
+            sh.reviews.store(self.reviews.len(), Ordering::SeqCst);
             self.publish();
             sh.waiting.store(self.waiting.len(), Ordering::SeqCst);
         }
+    }
+
+    /// Runs one piece of the first review (the prefix or a group of windows), after dropping
+    /// the reviews whose clients have gone; a review whose windows are all scored, or whose
+    /// piece failed, is answered and leaves the queue.
+    fn review_step(&mut self) {
+        self.reviews.retain(|r| !r.is_cancelled());
+        self.metrics.set_reviews_waiting(self.reviews.len());
+        let Some(r) = self.reviews.front_mut() else {
+            return;
+        };
+        let t0 = Instant::now();
+        let got = r.job.scorer.step(&self.model, r.job.adapter.as_deref());
+        self.metrics.review_piece(
+            got.as_ref().copied().unwrap_or(0),
+            t0.elapsed().as_secs_f64(),
+        );
+        let outcome = match got {
+            Err(e) => Err(format!("the review's forward pass failed: {e}")),
+            Ok(_) if r.job.scorer.is_done() => {
+                let r = self.reviews.pop_front().expect("front exists");
+                let _ = r.tx.send(Ok(r.job.scorer));
+                self.metrics.set_reviews_waiting(self.reviews.len());
+                return;
+            }
+            Ok(_) => return,
+        };
+        let r = self.reviews.pop_front().expect("front exists");
+        let _ = r.tx.send(outcome);
+        self.metrics.set_reviews_waiting(self.reviews.len());
     }
 
     /// The prefix-cache namespace of a request's adapter: 0 for the base model, a number of
@@ -965,6 +1091,7 @@ mod tests {
                 metrics: Metrics::new(),
                 running: Vec::new(),
                 waiting: VecDeque::new(),
+                reviews: VecDeque::new(),
                 admitted: 0,
                 adapter_ns: HashMap::new(),
                 last_ns: 0,

@@ -16,6 +16,12 @@ pub enum ServeError {
     /// An unknown model or adapter name (404).
     #[error("{0}")]
     NotFound(String),
+    /// An unknown adapter named by a request's `adapter` field (404, `model_not_found`).
+    #[error("{0}")]
+    AdapterNotFound(String),
+    /// A body in a content type the endpoint does not read (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Missing or wrong API key (401).
     #[error("{0}")]
     Unauthorized(String),

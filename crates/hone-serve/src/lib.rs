@@ -8,7 +8,9 @@
 //! Versioned deployments from the registry (`deployments`: canary routing, live numbers per
 //! version, the rollback policy) have their admin endpoints in `admin`. Confidence routing
 //! (`route`) sends the requests for one model name whose local answer is not confident enough
-//! to a larger model behind an OpenAI-compatible endpoint (`fallback`).
+//! to a larger model behind an OpenAI-compatible endpoint (`fallback`). `POST /v1/review`
+//! (`review`) reviews a contract (text, or a PDF as base64 or a `multipart` upload) with a
+//! review adapter, its windows run by the same engine between decode steps.
 
 pub mod admin;
 pub mod auth;
@@ -20,11 +22,13 @@ pub mod deployments;
 pub mod error;
 pub mod fallback;
 pub mod metrics;
+pub mod multipart;
 
 pub use error::{Result, ServeError};
 pub mod engine;
 pub mod openai;
 pub mod request_log;
+pub mod review;
 pub mod route;
 pub mod server;
 pub mod version_metrics;

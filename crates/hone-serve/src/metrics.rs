@@ -24,14 +24,19 @@
 //! | `hone_time_to_first_token_seconds` | histogram | |
 //! | `hone_inter_token_latency_seconds` | histogram | |
 //! | `hone_e2e_request_latency_seconds` | histogram | |
+//! | `hone_review_documents_total` | counter | (documents reviewed by `POST /v1/review`) |
+//! | `hone_review_spans_total` / `hone_review_windows_total` | counter | (spans reviewed; windows through the model) |
+//! | `hone_review_model_seconds_total` | counter | (engine time spent on review windows) |
+//! | `hone_review_seconds` | histogram | (a review from its request's arrival to its answer) |
+//! | `hone_reviews_waiting` | gauge | (reviews the engine holds: the running one and those waiting) |
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, PullingGauge,
-    Registry, TextEncoder,
+    Counter, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
+    PullingGauge, Registry, TextEncoder,
 };
 
 /// Buckets of time-to-first-token and end-to-end latency, in seconds (5 ms .. 60 s).
@@ -131,6 +136,12 @@ struct Inner {
     inter_token: Histogram,
     e2e: Histogram,
     rate: Arc<Mutex<RateWindow>>,
+    review_documents: IntCounter,
+    review_spans: IntCounter,
+    review_windows: IntCounter,
+    review_model_seconds: Counter,
+    review_seconds: Histogram,
+    reviews_waiting: IntGauge,
 }
 
 /// The server's metrics: a cheap, shareable handle (`Arc` inside; `Send + Sync`).
@@ -246,6 +257,33 @@ impl Metrics {
             LATENCY_BUCKETS,
         );
 
+        let review_documents = counter(
+            "hone_review_documents_total",
+            "Documents reviewed (POST /v1/review answered with a review).",
+        );
+        let review_spans = counter("hone_review_spans_total", "Spans of reviewed documents.");
+        let review_windows = counter(
+            "hone_review_windows_total",
+            "Review windows run through the model.",
+        );
+        let review_model_seconds = Counter::new(
+            "hone_review_model_seconds_total",
+            "Engine time spent on review windows (the instruction prefix included), in seconds.",
+        )
+        .expect(OK);
+        registry
+            .register(Box::new(review_model_seconds.clone()))
+            .expect(OK);
+        let review_seconds = histogram(
+            "hone_review_seconds",
+            "Time from a review request's arrival to its answer, in seconds.",
+            LATENCY_BUCKETS,
+        );
+        let reviews_waiting = gauge(
+            "hone_reviews_waiting",
+            "Reviews the engine holds (the running one and those waiting their turn).",
+        );
+
         let rate = Arc::new(Mutex::new(RateWindow::new(Instant::now())));
         let rate_for_gauge = Arc::clone(&rate);
         let tokens_per_s = PullingGauge::new(
@@ -282,6 +320,12 @@ impl Metrics {
                 inter_token,
                 e2e,
                 rate,
+                review_documents,
+                review_spans,
+                review_windows,
+                review_model_seconds,
+                review_seconds,
+                reviews_waiting,
             }),
         }
     }
@@ -372,6 +416,30 @@ impl Metrics {
         self.inner.adapters_loaded.set(as_i64(n));
     }
 
+    /// One piece of a review through the model: the windows it scored and the seconds it
+    /// took.
+    pub fn review_piece(&self, windows: usize, secs: f64) {
+        self.inner.review_windows.inc_by(windows as u64);
+        if secs.is_finite() && secs > 0.0 {
+            self.inner.review_model_seconds.inc_by(secs);
+        }
+    }
+
+    /// A document reviewed, with its spans.
+    pub fn review_done(&self, spans: usize) {
+        self.inner.review_documents.inc();
+        self.inner.review_spans.inc_by(spans as u64);
+    }
+
+    /// A review answered, in seconds from its request's arrival.
+    pub fn observe_review(&self, secs: f64) {
+        observe(&self.inner.review_seconds, secs);
+    }
+
+    pub fn set_reviews_waiting(&self, n: usize) {
+        self.inner.reviews_waiting.set(as_i64(n));
+    }
+
     /// Output tokens per second over the last ~10 s, as `hone_output_tokens_per_second` reports.
     pub fn output_tokens_per_second(&self) -> f64 {
         let w = self.inner.rate.lock().unwrap_or_else(|e| e.into_inner());
@@ -402,6 +470,7 @@ pub fn endpoint_of(path: &str) -> &'static str {
         "/v1/chat/completions" => "chat_completions",
         "/v1/completions" => "completions",
         "/v1/models" => "models",
+        "/v1/review" => "review",
         "/health" => "health",
         "/metrics" => "metrics",
         p if p.starts_with("/v1/adapters") => "adapters",

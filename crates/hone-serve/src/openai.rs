@@ -376,6 +376,16 @@ pub fn error_body(err: &ServeError) -> Value {
             Some("model".to_string()),
             json!("model_not_found"),
         ),
+        ServeError::AdapterNotFound(_) => (
+            "invalid_request_error",
+            Some("adapter".to_string()),
+            json!("model_not_found"),
+        ),
+        ServeError::UnsupportedMediaType(_) => (
+            "invalid_request_error",
+            None,
+            json!("unsupported_media_type"),
+        ),
         ServeError::Unauthorized(_) => ("invalid_request_error", None, json!("invalid_api_key")),
         ServeError::Forbidden(_) => ("invalid_request_error", None, json!("forbidden")),
         ServeError::Timeout(_) => ("invalid_request_error", None, json!("request_timeout")),

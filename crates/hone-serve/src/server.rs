@@ -3,7 +3,7 @@
 //! `POST /v1/chat/completions`, `POST /v1/completions` (both streaming with server-sent events
 //! ending in `[DONE]`), `GET /v1/models`, `POST /v1/adapters` and `DELETE /v1/adapters/{name}`
 //! (admin key; folders under the configured adapter roots only), `GET /health`,
-//! `GET /metrics` (the metrics key when one is set). A client that goes away cancels its request
+//! `GET /metrics` (the metrics key when one is set), `POST /v1/review` (`review`). A client that goes away cancels its request
 //! in the engine at once. Connections and their timeouts are `conn`'s; the body of every request
 //! is read here, within `max_body_bytes` and `body_timeout`.
 //! Requests for a routed model name (`route`) are answered whole, then by the fallback when
@@ -46,6 +46,7 @@ use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::openai::{self, Limits, PromptInput, Request, ResponseFormat};
 use crate::request_log::{RequestLogConfig, RequestLogger};
+use crate::review::{ReviewLimits, ReviewService};
 use crate::route::{goes_to_fallback, header_text, RouteConfig, Routing, Target};
 
 /// Server settings (the `hone serve` flags).
@@ -74,6 +75,8 @@ pub struct ServerConfig {
     pub request_log: Option<RequestLogConfig>,
     /// Confidence routing of one model name to a larger model (`hone serve --route`).
     pub route: Option<RouteConfig>,
+    /// The document limits of `POST /v1/review` (its body limit follows from them).
+    pub review: ReviewLimits,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             request_log: None,
             route: None,
+            review: ReviewLimits::default(),
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct AppState {
     pub request_log: Option<RequestLogger>,
     /// Confidence routing (`hone serve --route`): its fallback client and metrics.
     pub route: Option<Routing>,
+    /// `POST /v1/review`'s vocabulary and the review adapters' calibration files.
+    pub review: ReviewService,
     model: Arc<Llama>,
     stop_tokens: Vec<u32>,
     created: u64,
@@ -195,6 +201,7 @@ impl AppState {
             None => None,
         };
         let route = config.route.clone().map(|c| Routing::new(c, &metrics));
+        let review = ReviewService::new(&tokenizer);
         Ok(Arc::new(Self {
             engine,
             tokenizer,
@@ -206,6 +213,7 @@ impl AppState {
             deployments,
             request_log,
             route,
+            review,
             model,
             stop_tokens,
             created: now_secs(),
@@ -466,7 +474,8 @@ impl From<ServeError> for ApiError {
 pub fn status_of(e: &ServeError) -> StatusCode {
     match e {
         ServeError::BadRequest { .. } | ServeError::Grammar(_) => StatusCode::BAD_REQUEST,
-        ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::NotFound(_) | ServeError::AdapterNotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ServeError::Conflict(_) => StatusCode::CONFLICT,
         ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -500,7 +509,12 @@ type Shared = Arc<AppState>;
 /// The router with every endpoint.
 pub fn router(state: Shared) -> Router {
     let limit = state.config.max_body_bytes;
+    let review_limit = state.config.review.body_limit(limit);
     Router::new()
+        .route(
+            "/v1/review",
+            post(crate::review::review).layer(DefaultBodyLimit::max(review_limit)),
+        )
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
@@ -523,17 +537,28 @@ pub fn router(state: Shared) -> Router {
 /// Answers given here are counted in `hone_requests_total` under the path's endpoint.
 async fn read_body(State(st): State<Shared>, req: axum::extract::Request, next: Next) -> Response {
     use http_body_util::BodyExt;
-    let limit = st.config.max_body_bytes;
     let endpoint = crate::metrics::endpoint_of(req.uri().path());
+    // a review carries a document (--max-review-bytes, base64 or JSON-escaped)
+    let limit = if endpoint == "review" {
+        st.config.review.body_limit(st.config.max_body_bytes)
+    } else {
+        st.config.max_body_bytes
+    };
     let refuse = |e: ServeError| {
         let resp = ApiError(e).into_response();
         st.metrics.request_done(endpoint, resp.status().as_u16());
         resp
     };
     let too_large = || {
-        refuse(ServeError::TooLarge(format!(
-            "the body is larger than this server's limit of {limit} bytes"
-        )))
+        refuse(ServeError::TooLarge(if endpoint == "review" {
+            format!(
+                "the body is larger than this server's limit of {limit} bytes for a review \
+                 (documents of at most {} bytes: --max-review-bytes)",
+                st.config.review.max_bytes
+            )
+        } else {
+            format!("the body is larger than this server's limit of {limit} bytes")
+        }))
     };
     let declared = req
         .headers()
