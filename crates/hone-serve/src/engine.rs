@@ -554,17 +554,13 @@ impl Scheduler {
         );
         let outcome = match got {
             Err(e) => Err(format!("the review's forward pass failed: {e}")),
-            Ok(_) if r.job.scorer.is_done() => {
-                let r = self.reviews.pop_front().expect("front exists");
-                let _ = r.tx.send(Ok(r.job.scorer));
-                self.metrics.set_reviews_waiting(self.reviews.len());
-                return;
-            }
+            Ok(_) if r.job.scorer.is_done() => Ok(()),
             Ok(_) => return,
         };
         let r = self.reviews.pop_front().expect("front exists");
-        let _ = r.tx.send(outcome);
+        // the gauge first: whoever gets the answer may read the metrics at once
         self.metrics.set_reviews_waiting(self.reviews.len());
+        let _ = r.tx.send(outcome.map(|()| r.job.scorer));
     }
 
     /// The prefix-cache namespace of a request's adapter: 0 for the base model, a number of

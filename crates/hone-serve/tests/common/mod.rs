@@ -41,7 +41,16 @@ impl Server {
         adapters: &[(&str, &Path)],
         store: Option<Arc<dyn hone_ops::Store>>,
     ) -> Server {
-        let m = load(path);
+        Self::start_model(load(path), config, adapters, store)
+    }
+
+    /// [`Server::start_with_store`] serving a model already loaded.
+    pub fn start_model(
+        m: LoadedModel,
+        config: ServerConfig,
+        adapters: &[(&str, &Path)],
+        store: Option<Arc<dyn hone_ops::Store>>,
+    ) -> Server {
         let state = AppState::with_store(m.model, m.tokenizer, m.template, config, store).unwrap();
         for (name, dir) in adapters {
             state.load_adapter(name, dir).unwrap();
