@@ -82,6 +82,10 @@ impl ReviewLimits {
     }
 }
 
+/// A loaded adapter's review files, with the adapter they were read for (a replaced adapter's
+/// are read again).
+type FilesOf = (Weak<LoraAdapter>, Arc<ReviewFiles>);
+
 /// What the server keeps for reviews: the review vocabulary of its tokenizer and each review
 /// adapter's calibration files, read once per loaded adapter.
 pub struct ReviewService {
@@ -89,7 +93,7 @@ pub struct ReviewService {
     /// review.
     vocab: std::result::Result<Vocab, String>,
     /// By adapter name: the adapter the files were read for, and the files.
-    files: Mutex<HashMap<String, (Weak<LoraAdapter>, Arc<ReviewFiles>)>>,
+    files: Mutex<HashMap<String, FilesOf>>,
 }
 
 impl ReviewService {

@@ -330,8 +330,11 @@ fn review(srv: &Server, body: &Value) -> (u16, Value) {
 
 const BOUNDARY: &str = "----hone-test-boundary-7MA4YWxk";
 
-/// A multipart form: (field, file name, content type, bytes) per part.
-fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Vec<u8> {
+/// One part of a multipart form: field, file name, content type, bytes.
+type FormPart<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A multipart form.
+fn form(parts: &[FormPart]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, file, ct, data) in parts {
         out.extend(format!("--{BOUNDARY}\r\n").as_bytes());
@@ -352,7 +355,7 @@ fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Vec<u8> {
     out
 }
 
-fn upload(srv: &Server, parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (u16, Value) {
+fn upload(srv: &Server, parts: &[FormPart]) -> (u16, Value) {
     send(
         &format!("{}/v1/review", srv.url),
         Some(&format!("multipart/form-data; boundary={BOUNDARY}")),

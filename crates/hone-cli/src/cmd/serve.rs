@@ -10,6 +10,7 @@ use hone_serve::engine::EngineConfig;
 use hone_serve::fallback::FallbackConfig;
 use hone_serve::openai::Limits;
 use hone_serve::request_log::RequestLogConfig;
+use hone_serve::review::ReviewLimits;
 use hone_serve::route::RouteConfig;
 use hone_serve::server::{serve, AppState, ServerConfig};
 
@@ -115,6 +116,22 @@ pub struct ServeArgs {
     /// greedy text, rarely, where two tokens are nearly tied).
     #[arg(long)]
     pub prefix_cache: bool,
+    /// `POST /v1/review`: the largest contract, in bytes (a text's UTF-8, a PDF's bytes once
+    /// decoded); larger is 413. The review body limit follows (base64 and the other fields).
+    #[arg(long, default_value_t = ReviewLimits::default().max_bytes, value_name = "BYTES")]
+    pub max_review_bytes: usize,
+    /// `POST /v1/review`: the longest contract text, in characters (a PDF's once extracted);
+    /// longer is 413.
+    #[arg(long, default_value_t = ReviewLimits::default().max_chars, value_name = "CHARS")]
+    pub max_review_chars: usize,
+    /// Reviews waiting or running at most (they run one at a time, between decode steps);
+    /// one more is 429.
+    #[arg(long, default_value_t = EngineConfig::default().max_reviews, value_name = "N")]
+    pub max_reviews: usize,
+    /// Review window tokens per forward pass: one such piece runs between two decode steps,
+    /// so this bounds how long a review holds up chat tokens.
+    #[arg(long, default_value_t = EngineConfig::default().review_batch_tokens, value_name = "TOKENS")]
+    pub review_batch_tokens: usize,
     /// The confidence-routing flags (boxed: they would make every command's enum as large).
     #[command(flatten)]
     pub routing: Box<RouteArgs>,
@@ -366,6 +383,15 @@ fn route_config(a: &RouteArgs, served: &str, adapters: &[&str]) -> Result<Option
 pub fn run(a: ServeArgs) -> Result<()> {
     anyhow::ensure!(a.max_batch > 0, "--max-batch must be at least 1");
     anyhow::ensure!(a.max_queue > 0, "--max-queue must be at least 1");
+    anyhow::ensure!(a.max_reviews > 0, "--max-reviews must be at least 1");
+    anyhow::ensure!(
+        a.review_batch_tokens > 0,
+        "--review-batch-tokens must be at least 1"
+    );
+    anyhow::ensure!(
+        a.max_review_bytes > 0 && a.max_review_chars > 0,
+        "--max-review-bytes and --max-review-chars must be at least 1"
+    );
     let kv_bytes = parse_size(&a.kv_memory).context("--kv-memory")?;
     let mut adapters: Vec<(String, PathBuf)> = Vec::new();
     for spec in &a.adapters {
@@ -420,10 +446,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
             kv_bytes,
             max_queue: a.max_queue,
             prefix_cache: a.prefix_cache,
+            review_batch_tokens: a.review_batch_tokens,
+            max_reviews: a.max_reviews,
             ..EngineConfig::default()
         },
         request_log: request_log_config(&a)?,
         route,
+        review: ReviewLimits {
+            max_bytes: a.max_review_bytes,
+            max_chars: a.max_review_chars,
+        },
     };
     let store = if a.store.store.is_some()
         || a.request_log
