@@ -10,7 +10,9 @@
 //! the CLI's. Bad input is a 4xx in OpenAI's error shape: no adapter or an unknown one (404),
 //! not a review adapter, empty text, bytes that are not a PDF, bad base64, malformed JSON or
 //! form (400), a document over `--max-review-bytes` or `--max-review-chars` (413), another
-//! content type (415), too many reviews held (429).
+//! content type (415), too many reviews held (429). A body sent as
+//! `application/x-www-form-urlencoded` (curl's `-d`) or `text/plain` is read as JSON, as the
+//! other endpoints read theirs.
 //!
 //! JSON body: `{"adapter": "nda", "text": "..."}` or `{"adapter": "nda", "pdf_base64": "..."}`,
 //! optionally `"name"` (the document's file name: its stem is the `doc_id`), `"max_evidence"`
@@ -474,7 +476,11 @@ pub async fn review(
                 .to_ascii_lowercase()
         });
         let req = match kind.as_deref() {
-            None | Some("application/json") => parse_json(&bytes, &limits)?,
+            // curl's -d sends its form content type, plain clients text/plain: JSON all the same
+            None
+            | Some("application/json" | "application/x-www-form-urlencoded" | "text/plain") => {
+                parse_json(&bytes, &limits)?
+            }
             Some("multipart/form-data") => {
                 parse_form(&bytes, ct.as_deref().unwrap_or(""), &limits)?
             }

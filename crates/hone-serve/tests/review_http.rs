@@ -789,6 +789,19 @@ fn the_api_key_guards_reviews() {
     let (code, v) = common::post_raw(&url, &body, Some("s3cret"));
     assert_eq!(code, 200, "{v}");
     assert_well_formed(&v);
+    // curl's -d content type is read as JSON
+    let r = ureq::post(&url)
+        .set("Authorization", "Bearer s3cret")
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&body)
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // a body of 2 MiB (over --max-body-bytes, within the review body limit) is read, and
+    // its bad base64 is what is refused
+    let big = json!({"adapter": "nda", "pdf_base64": "!".repeat(2 << 20)}).to_string();
+    let (code, v) = common::post_raw(&url, &big, Some("s3cret"));
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["error"]["param"], "pdf_base64", "{v}");
 }
 
 #[test]
