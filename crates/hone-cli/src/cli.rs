@@ -46,7 +46,8 @@ pub enum Command {
     Pilot(pilot::PilotArgs),
     /// Review NDAs: the 17 ContractNLI checks with evidence, and playbook deviations.
     Review(review::ReviewArgs),
-    /// Serve the model and its adapters over an OpenAI-compatible HTTP API.
+    /// Serve the model and its adapters over an OpenAI-compatible HTTP API, and review
+    /// contracts with a review adapter (`POST /v1/review`).
     Serve(serve::ServeArgs),
     /// The registry of adapter versions NAME@N: add, list, show, diff, remove.
     #[command(subcommand)]
