@@ -16,8 +16,17 @@
 #   hone review TEST_JSON --tfidf-from WORKDIR/split/train.jsonl --tfidf-valid WORKDIR/split/valid.jsonl \
 #       --max-evidence 0 --format jsonl --out tfidf.jsonl
 #
+# With HOLDOUT=N the script does that itself on N documents of TRAIN_JSON kept out of training
+# (split by document with seed 7: the rest minus VALID to train, VALID to tune, N held out;
+# HOLDOUT=32 VALID=12 is the 120 / 12 / 32 split of docs/benchmarks.md and of the shipped
+# adapter's model card): it reviews them with the adapter and its TF-IDF expert (the recipe),
+# with the adapter alone (a copy recalibrated without the expert, WORKDIR/adapter-alone) and
+# with the TF-IDF classifier alone on the same split, and writes `hone eval contractnli`'s
+# comparison to WORKDIR/heldout (report.md, report.json, report.html).
+#
 # Environment: HONE (the hone binary; default: build and use target/release/hone),
-# HONE_THREADS (CPU threads; default: all), EPOCHS, TOP_LAYERS, LR (to try other settings).
+# HONE_THREADS (CPU threads; default: all), EPOCHS, TOP_LAYERS, LR (to try other settings),
+# HOLDOUT (0), VALID (12 with HOLDOUT, else a tenth).
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: $0 TRAIN_JSON WORKDIR" >&2
@@ -35,7 +44,20 @@ work="$(cd "$work" && pwd)"
 
 "$HONE" model fetch smollm2 >/dev/null
 "$HONE" data import contractnli "$train_json" --out "$work/data"
-"$HONE" data split "$work/data/documents.jsonl" --sizes 0.9,0.1,0 --seed 7 --out "$work/split"
+HOLDOUT=${HOLDOUT:-0}
+if [ "$HOLDOUT" -gt 0 ]; then
+    VALID=${VALID:-12}
+    total=$(grep -c . "$work/data/documents.jsonl")
+    rest=$((total - HOLDOUT - VALID))
+    [ "$rest" -gt 0 ] || { echo "HOLDOUT + VALID ($HOLDOUT + $VALID) leave no training documents of $total" >&2; exit 2; }
+    sizes="$rest,$VALID,$HOLDOUT"
+elif [ -n "${VALID:-}" ]; then
+    total=$(grep -c . "$work/data/documents.jsonl")
+    sizes="$((total - VALID)),$VALID,0"
+else
+    sizes=0.9,0.1,0
+fi
+"$HONE" data split "$work/data/documents.jsonl" --sizes "$sizes" --seed 7 --out "$work/split"
 
 cat > "$work/train.toml" <<TOML
 [model]
@@ -71,3 +93,24 @@ TOML
 # tuned, and the metrics written (adapter/validation.json, with the model alone beside them).
 "$HONE" train --config "$work/train.toml"
 echo "adapter: $work/adapter (validation report: $work/adapter/validation.json)"
+
+if [ "$HOLDOUT" -gt 0 ]; then
+    test_docs="$work/split/test.jsonl"
+    mkdir -p "$work/heldout"
+    review() { # review NAME ARGS...: the held-out documents reviewed, every span ranked
+        local name=$1
+        shift
+        "$HONE" review "$test_docs" "$@" --max-evidence 0 --format jsonl --out "$work/heldout/$name.jsonl"
+    }
+    review recipe --adapter "$work/adapter"
+    # The adapter alone: the same weights, thresholds tuned without the TF-IDF expert.
+    "$HONE" adapter pack "$work/adapter" --out "$work/adapter-alone" --dtype f32 --overwrite
+    "$HONE" review --calibrate "$work/split/valid.jsonl" --adapter "$work/adapter-alone" --model-alone
+    review adapter-alone --adapter "$work/adapter-alone"
+    review tfidf --tfidf-from "$work/split/train.jsonl" --tfidf-valid "$work/split/valid.jsonl"
+    "$HONE" eval contractnli --gold "$test_docs" \
+        --pred "recipe=$work/heldout/recipe.jsonl" \
+        --pred "adapter-alone=$work/heldout/adapter-alone.jsonl" \
+        --pred "tfidf-same-split=$work/heldout/tfidf.jsonl" \
+        --out "$work/heldout"
+fi

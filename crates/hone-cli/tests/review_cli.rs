@@ -374,3 +374,224 @@ fn an_unfinished_calibration_is_refused() {
     std::fs::remove_file(ad.join("validation.json")).unwrap();
     ok(review(&ad));
 }
+
+/// With no `--adapter`, `hone review` uses the NDA review adapter that comes with hone, says
+/// so, and gets plain clauses right; `--base-only` reviews with the base model instead.
+#[test]
+fn without_an_adapter_the_built_in_one_reviews_and_says_so() {
+    if !model_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nda = dir.path().join("mutual-nda.txt");
+    std::fs::write(
+        &nda,
+        "MUTUAL NON-DISCLOSURE AGREEMENT\n\
+         1. \"Confidential Information\" means all information disclosed by either party, \
+         whether in writing, electronically or orally.\n\
+         2. The Receiving Party shall use the Confidential Information solely for the purpose \
+         of evaluating the proposed business relationship.\n\
+         3. The Receiving Party shall not reverse engineer, decompile or disassemble any \
+         prototypes, software or other tangible objects which embody the Disclosing Party's \
+         Confidential Information.\n\
+         4. Upon the written request of the Disclosing Party, the Receiving Party shall promptly \
+         return or destroy all Confidential Information and all copies thereof.\n\
+         5. The obligations of this Agreement shall survive its termination for a period of \
+         five (5) years.\n\
+         6. This Agreement shall be governed by the laws of the State of New York.\n",
+    )
+    .unwrap();
+    let out = hone(&["review", nda.to_str().unwrap(), "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("built-in NDA review adapter `nda-review`"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_object().unwrap();
+    assert_eq!(checks.len(), 17);
+    // Each of these is stated outright by one clause, which is its best evidence.
+    for (check, clause) in [
+        ("nda-3", "orally"),
+        ("nda-4", "solely for the purpose"),
+        ("nda-11", "reverse engineer"),
+        ("nda-16", "return or destroy"),
+        ("nda-19", "survive"),
+    ] {
+        let c = &checks[check];
+        assert_eq!(c["label"], "Entailment", "{check}: {c}");
+        let top = c["evidence"][0]["text"].as_str().unwrap_or("");
+        assert!(top.contains(clause), "{check}: best evidence {top:?}");
+    }
+    // Nothing in this contract is about soliciting employees.
+    assert_eq!(checks["nda-18"]["label"], "NotMentioned");
+
+    // The base model alone: the warning, and no adapter named.
+    let out = hone(&[
+        "review",
+        nda.to_str().unwrap(),
+        "--base-only",
+        "--format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("close to chance") && !err.contains("nda-review"),
+        "{err}"
+    );
+}
+
+/// The built-in adapter belongs to one base model: with another one and no `--adapter` the
+/// error names both ways out, before any model is loaded.
+#[test]
+fn the_built_in_adapter_is_refused_for_another_base_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let nda = dir.path().join("nda.txt");
+    std::fs::write(
+        &nda,
+        "1. The Recipient shall keep all information secret.\n",
+    )
+    .unwrap();
+    let other = dir.path().join("other.gguf");
+    std::fs::write(&other, b"GGUF").unwrap();
+    let out = hone(&[
+        "review",
+        nda.to_str().unwrap(),
+        "--model",
+        other.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nda-review") && err.contains("--adapter") && err.contains("--base-only"),
+        "{err}"
+    );
+}
+
+/// `hone adapter pack`: the built-in adapter (bf16) packed as f32 and back as bf16 gives the
+/// same weights bit for bit, keeps the review files, reviews as the original does; a folder
+/// that holds something is not overwritten without --overwrite, and a folder that is not an
+/// adapter is refused with nothing written.
+#[test]
+fn pack_changes_the_weights_type_and_keeps_the_review_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = hone_review::builtin::materialize(
+        &d.join("cache"),
+        hone_review::builtin::NAME,
+        &hone_review::builtin::FILES,
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let wide = d.join("wide");
+    let out = hone(&[
+        "adapter",
+        "pack",
+        &s(&src),
+        "--out",
+        &s(&wide),
+        "--dtype",
+        "f32",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weights = "adapter_model.safetensors";
+    let narrow_len = std::fs::metadata(src.join(weights)).unwrap().len();
+    let wide_len = std::fs::metadata(wide.join(weights)).unwrap().len();
+    assert!(
+        wide_len > 2 * narrow_len - 100_000,
+        "{wide_len} against {narrow_len}"
+    );
+    for f in [
+        "adapter_config.json",
+        "review.json",
+        "tfidf.safetensors",
+        "validation.json",
+    ] {
+        assert_eq!(
+            std::fs::read(src.join(f)).unwrap(),
+            std::fs::read(wide.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let back = d.join("back");
+    let out = hone(&["adapter", "pack", &s(&wide), "--out", &s(&back)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Bf16"));
+    assert_eq!(
+        std::fs::read(src.join(weights)).unwrap(),
+        std::fs::read(back.join(weights)).unwrap()
+    );
+
+    // Not over a folder that holds something; with --overwrite, yes.
+    let out = hone(&["adapter", "pack", &s(&wide), "--out", &s(&back)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
+    let out = hone(&[
+        "adapter",
+        "pack",
+        &s(&wide),
+        "--out",
+        &s(&back),
+        "--overwrite",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A folder that is not an adapter: refused, nothing written, no temporary folder left.
+    let empty = d.join("not-an-adapter");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = hone(&["adapter", "pack", &s(&empty), "--out", &s(&d.join("x"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("adapter_config.json"), "{err}");
+    assert!(!d.join("x").exists());
+    assert!(std::fs::read_dir(d).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".pack-")));
+
+    if !model_cached() {
+        return;
+    }
+    // The f32 copy reviews exactly as the bf16 original: bf16 values are exact in f32.
+    let nda = d.join("nda.txt");
+    std::fs::write(
+        &nda,
+        "1. The Recipient shall not reverse engineer any samples.\n\
+         2. The obligations hereunder survive termination for three years.\n",
+    )
+    .unwrap();
+    let review = |adapter: &Path| {
+        let out = hone(&[
+            "review",
+            &s(&nda),
+            "--adapter",
+            &s(adapter),
+            "--format",
+            "json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_object_mut().unwrap().remove("timing");
+        v
+    };
+    assert_eq!(review(&src), review(&wide));
+}

@@ -161,6 +161,93 @@ pub fn write_f32(
     f.commit()
 }
 
+/// A floating-point storage type a safetensors file can be rewritten in ([`convert`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Float {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Float {
+    fn dtype(self) -> Dtype {
+        match self {
+            Float::F32 => Dtype::F32,
+            Float::F16 => Dtype::F16,
+            Float::Bf16 => Dtype::BF16,
+        }
+    }
+
+    /// `values` as little-endian bytes of this type, rounded to nearest even.
+    fn encode(self, values: &[f32]) -> Vec<u8> {
+        match self {
+            Float::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Float::F16 => values
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            Float::Bf16 => values
+                .iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                .collect(),
+        }
+    }
+}
+
+/// Rewrites every floating-point tensor of the safetensors file `src` as `to` into `dst`
+/// (atomically), keeping names, shapes, order and metadata. A value that does not fit the
+/// narrower type (an f16 overflow) is refused rather than written as infinity.
+pub fn convert(src: &Path, dst: &Path, to: Float) -> Result<()> {
+    let bytes = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+    let st = parse(src, &bytes)?;
+    let meta = metadata(src, &bytes)?;
+    let mut names: Vec<(usize, String)> = Vec::new();
+    {
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| err(src, format!("not a readable safetensors file: {e}")))?;
+        for (name, info) in header.tensors() {
+            names.push((info.data_offsets.0, name));
+        }
+    }
+    names.sort();
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+    for (_, name) in names {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| err(src, format!("tensor `{name}`: {e}")))?;
+        let values = view_f32(src, &name, &view)?;
+        if let Some(bad) = values.iter().find(|v| v.is_finite() && !to.holds(**v)) {
+            return Err(err(
+                src,
+                format!("tensor `{name}`: {bad} does not fit {:?}", to.dtype()),
+            ));
+        }
+        out.push((name, view.shape().to_vec(), to.encode(&values)));
+    }
+    let views: Vec<(&str, TensorView<'_>)> = out
+        .iter()
+        .map(|(n, shape, data)| {
+            TensorView::new(to.dtype(), shape.clone(), data)
+                .map(|v| (n.as_str(), v))
+                .map_err(|e| err(dst, format!("tensor `{n}`: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let f = AtomicFile::create(dst)?;
+    safetensors::serialize_to_file(views, (!meta.is_empty()).then_some(meta), f.temp_path())
+        .map_err(|e| err(dst, e.to_string()))?;
+    f.commit()
+}
+
+impl Float {
+    /// Whether a finite `v` stays finite in this type.
+    fn holds(self, v: f32) -> bool {
+        match self {
+            Float::F16 => half::f16::from_f32(v).is_finite(),
+            Float::F32 | Float::Bf16 => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +297,56 @@ mod tests {
         assert_eq!(tensor_f32(&p, &st, "h").unwrap().1, a);
         assert_eq!(tensor_f32(&p, &st, "g").unwrap().1, a);
         assert!(metadata(&p, &bytes).unwrap().is_empty());
+    }
+
+    #[test]
+    fn convert_rewrites_every_tensor_in_the_narrower_type_and_keeps_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("a.safetensors");
+        let a: Vec<f32> = (0..12).map(|i| (i as f32 - 5.3) * 0.0371).collect();
+        let b = [1.0f32 / 3.0, -7.25];
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let tensors: Vec<F32Tensor> = vec![
+            ("z.lora_A.weight".into(), vec![3, 4], &a[..]),
+            ("a.lora_B.weight".into(), vec![2, 1], &b[..]),
+        ];
+        write_f32(&src, &tensors, Some(meta.clone())).unwrap();
+        for to in [Float::Bf16, Float::F16, Float::F32] {
+            let dst = d.path().join(format!("{to:?}.safetensors"));
+            convert(&src, &dst, to).unwrap();
+            let bytes = std::fs::read(&dst).unwrap();
+            assert_eq!(metadata(&dst, &bytes).unwrap(), meta);
+            let st = parse(&dst, &bytes).unwrap();
+            assert_eq!(st.tensor("z.lora_A.weight").unwrap().dtype(), to.dtype());
+            let (shape, got) = tensor_f32(&dst, &st, "z.lora_A.weight").unwrap();
+            assert_eq!(shape, vec![3, 4]);
+            // Each value is the nearest of the type: within half a unit in the last place.
+            let ulp = match to {
+                Float::Bf16 => 1.0 / 128.0,
+                Float::F16 => 1.0 / 1024.0,
+                Float::F32 => 0.0,
+            };
+            for (g, w) in got.iter().zip(&a) {
+                assert!(
+                    (g - w).abs() <= w.abs() * ulp / 2.0,
+                    "{to:?}: {g} against {w}"
+                );
+            }
+            let size = if to == Float::F32 { 4 } else { 2 };
+            assert!(
+                bytes.len() < 200 + 14 * size,
+                "{to:?}: {} bytes",
+                bytes.len()
+            );
+        }
+        // f16 cannot hold 1e6: refused, nothing written.
+        let big = [1.0e6f32];
+        write_f32(&src, &[("w".into(), vec![1], &big[..])], None).unwrap();
+        let dst = d.path().join("big.safetensors");
+        let e = convert(&src, &dst, Float::F16).unwrap_err().to_string();
+        assert!(e.contains("`w`") && e.contains("does not fit"), "{e}");
+        assert!(!dst.exists());
+        convert(&src, &dst, Float::Bf16).unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod bench;
+pub mod builtin;
 pub mod calibrate;
 pub mod engine;
 pub mod error;

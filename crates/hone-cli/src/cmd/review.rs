@@ -40,9 +40,19 @@ pub struct ReviewArgs {
     /// has validation documents).
     #[arg(long, requires = "adapter")]
     pub calibrate: Option<PathBuf>,
-    /// The review adapter (a folder from `hone train` with data.format = "review").
+    /// With --calibrate: tune the thresholds for the model alone, without the TF-IDF expert
+    /// (its weight set to 0), to measure what the language model does by itself.
+    #[arg(long, requires = "calibrate")]
+    pub model_alone: bool,
+    /// The review adapter (a folder from `hone train` with data.format = "review"); default:
+    /// the NDA review adapter that comes with hone (`nda-review`, for the smollm2 base; its
+    /// model card is models/nda-review/README.md).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// Review with the base model alone, without the built-in adapter (close to chance: the
+    /// base model has not learnt the review labels; for comparisons).
+    #[arg(long, conflicts_with_all = ["adapter", "calibrate"])]
+    pub base_only: bool,
     #[command(flatten)]
     pub model: ModelName,
     /// The firm's playbook (TOML); default: the shipped playbook for a disclosing party.
@@ -54,14 +64,14 @@ pub struct ReviewArgs {
     /// (one report per document and an index.html).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Without an adapter: few-shot demonstrations for the base model, taken from these
+    /// Instead of an adapter: few-shot demonstrations for the base model, taken from these
     /// annotated documents (documents.jsonl).
     #[arg(long, conflicts_with = "adapter")]
     pub demos_from: Option<PathBuf>,
     /// Instead of a model: the TF-IDF + logistic-regression baseline, trained on these
     /// annotated documents (documents.jsonl) and read through the same decisions, so
     /// `hone eval contractnli` compares it with an adapter trained on the same documents.
-    #[arg(long, conflicts_with_all = ["adapter", "demos_from"])]
+    #[arg(long, conflicts_with_all = ["adapter", "demos_from", "base_only"])]
     pub tfidf_from: Option<PathBuf>,
     /// With --tfidf-from: validation documents that choose its L2 penalty and tune its
     /// decision thresholds (as `hone train` does for an adapter).
@@ -121,17 +131,57 @@ pub fn load_reviewer(
     let r = r?;
     if adapter.is_none() && demos_from.is_none() {
         eprintln!(
-            "warning: no --adapter: the base model has not learnt the review labels, so these \
-             results are close to chance (train one: scripts/contractnli-benchmark.sh)"
+            "warning: no adapter: the base model has not learnt the review labels, so these \
+             results are close to chance"
         );
     }
     Ok(r)
 }
 
+/// The adapter a review runs with: `--adapter`, else none for the base model (`--base-only`,
+/// `--demos-from`), else the built-in NDA review adapter, which needs the base it was trained
+/// on. Says which on stderr when it is the built-in one.
+pub fn review_adapter(
+    model: &str,
+    adapter: Option<&Path>,
+    base_model_alone: bool,
+) -> Result<Option<PathBuf>> {
+    if let Some(a) = adapter {
+        return Ok(Some(a.to_path_buf()));
+    }
+    if base_model_alone {
+        return Ok(None);
+    }
+    use hone_review::builtin;
+    if model != builtin::BASE {
+        bail!(
+            "the built-in NDA review adapter `{}` is for the `{}` base model, not `{model}`: \
+             give an adapter trained on it (--adapter DIR; scripts/contractnli-benchmark.sh \
+             trains one) or review with the base model alone (--base-only)",
+            builtin::NAME,
+            builtin::BASE
+        );
+    }
+    let dir = builtin::adapter_dir()?;
+    eprintln!(
+        "using the built-in NDA review adapter `{}` ({} + LoRA trained on ContractNLI, \
+         CC BY 4.0; model card: models/nda-review/README.md); --adapter DIR uses your own",
+        builtin::NAME,
+        builtin::BASE
+    );
+    Ok(Some(dir))
+}
+
 /// A review adapter's calibration on validation documents (`hone review --calibrate`, and
 /// `hone train` right after training): the TF-IDF expert's weight and the decision
 /// thresholds (`review.json`, `tfidf.safetensors`, `validation.json` in the adapter folder).
-pub fn calibrate(cfg: &hone_train::TrainConfig, val: &Path, adapter: &Path) -> Result<()> {
+/// With `model_alone` the TF-IDF expert is left out (weight 0) whatever the training data.
+pub fn calibrate(
+    cfg: &hone_train::TrainConfig,
+    val: &Path,
+    adapter: &Path,
+    model_alone: bool,
+) -> Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -140,18 +190,30 @@ pub fn calibrate(cfg: &hone_train::TrainConfig, val: &Path, adapter: &Path) -> R
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let rep = hone_review::calibrate::calibrate_trained_adapter(
-        &cfg.model.base,
-        adapter,
-        val,
-        &cfg.data.train,
-        cfg.optim.max_seq_len,
-        &mut |w| eprintln!("warning: {w}"),
-        &mut |i, n| {
-            bar.set_length(n as u64);
-            bar.set_position(i as u64);
-        },
-    )?;
+    let mut on_doc = |i: usize, n: usize| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    };
+    let rep = if model_alone {
+        hone_review::calibrate::calibrate_adapter(
+            &cfg.model.base,
+            adapter,
+            val,
+            None,
+            cfg.optim.max_seq_len,
+            &mut on_doc,
+        )?
+    } else {
+        hone_review::calibrate::calibrate_trained_adapter(
+            &cfg.model.base,
+            adapter,
+            val,
+            &cfg.data.train,
+            cfg.optim.max_seq_len,
+            &mut |w| eprintln!("warning: {w}"),
+            &mut on_doc,
+        )?
+    };
     bar.finish_and_clear();
     println!("{}", rep.summary(adapter));
     Ok(())
@@ -241,7 +303,7 @@ pub fn run(a: ReviewArgs) -> Result<()> {
     if let (Some(docs), Some(adapter)) = (&a.calibrate, &a.adapter) {
         let cfg = hone_train::TrainConfig::load(&adapter.join("train_config.toml"), &[])
             .with_context(|| format!("{} is not a hone training run", adapter.display()))?;
-        return calibrate(&cfg, docs, adapter);
+        return calibrate(&cfg, docs, adapter, a.model_alone);
     }
     let playbook = match &a.playbook {
         Some(p) => Playbook::load(p)?,
@@ -264,8 +326,13 @@ pub fn run(a: ReviewArgs) -> Result<()> {
             a.max_evidence,
         )?),
         None => {
+            let adapter = review_adapter(
+                &a.model,
+                a.adapter.as_deref(),
+                a.base_only || a.demos_from.is_some(),
+            )?;
             let mut reviewer =
-                load_reviewer(&a.model, a.adapter.as_deref(), a.demos_from.as_deref())?;
+                load_reviewer(&a.model, adapter.as_deref(), a.demos_from.as_deref())?;
             reviewer.options.max_evidence = a.max_evidence;
             Box::new(reviewer)
         }

@@ -160,7 +160,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     if cfg.data.format == hone_train::config::DataFormat::Review {
         if let Some(val) = &cfg.data.validation {
-            super::review::calibrate(&cfg, val, &summary.adapter_dir)?;
+            super::review::calibrate(&cfg, val, &summary.adapter_dir, false)?;
         }
     }
     Ok(())
