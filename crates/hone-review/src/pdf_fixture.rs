@@ -7,6 +7,17 @@ pub fn one_page_pdf(content: &str) -> Vec<u8> {
     pdf_with_stream("", content.as_bytes())
 }
 
+/// A one-page PDF showing `lines` one under the other (11 pt Helvetica), as a text PDF of a
+/// short contract would.
+pub fn text_pdf(lines: &[&str]) -> Vec<u8> {
+    let mut content = String::from("BT /F1 11 Tf 14 TL 72 740 Td");
+    for l in lines {
+        content.push_str(&format!(" ({l}) Tj T*"));
+    }
+    content.push_str(" ET");
+    one_page_pdf(&content)
+}
+
 /// [`one_page_pdf`] with the content stream's bytes as given and `filter` in its dictionary
 /// (e.g. ` /Filter /FlateDecode`).
 pub fn pdf_with_stream(filter: &str, data: &[u8]) -> Vec<u8> {

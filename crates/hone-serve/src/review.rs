@@ -3,7 +3,9 @@
 //! ([`hone_review::report::json`]).
 //!
 //! The request names a loaded review adapter (`--adapter NAME=DIR` or `POST /v1/adapters`, its
-//! folder holding the calibration `review.json`). The document is read as `hone review` reads
+//! folder holding the calibration `review.json`); one that names none gets the built-in NDA
+//! review adapter (`nda-review`, [`hone_review::builtin`]) when the server has loaded it, as
+//! `hone serve` does with its base model. The document is read as `hone review` reads
 //! a file ([`hone_review::input::read_bytes`]); its windows run on the engine's thread and base
 //! model between decode steps ([`crate::engine::ReviewJob`]), with the adapter per row, and the
 //! decisions are the review engine's own ([`hone_review::engine::assemble`]), so the answer is
@@ -145,7 +147,8 @@ fn adapter_error(name: &str, dir: &Path, e: hone_review::Error) -> ServeError {
 
 /// One review request, parsed and checked.
 struct ReviewRequest {
-    adapter: String,
+    /// None: the built-in adapter when the server has it loaded.
+    adapter: Option<String>,
     /// The document's file name (its source; its stem is the doc_id).
     name: String,
     bytes: Vec<u8>,
@@ -262,14 +265,7 @@ fn parse_json(body: &[u8], limits: &ReviewLimits) -> Result<ReviewRequest> {
             format!("unknown field `{k}` (a review request has: {JSON_FIELDS})"),
         ));
     }
-    let adapter = opt_str(&m, "adapter")?
-        .ok_or_else(|| {
-            ServeError::bad(
-                "adapter",
-                "`adapter` is required: the name of a loaded review adapter (GET /v1/models lists them)",
-            )
-        })?
-        .to_string();
+    let adapter = opt_str(&m, "adapter")?.map(str::to_string);
     let name = check_doc_name(opt_str(&m, "name")?.unwrap_or("document"))?;
     let (bytes, format, field) = match (opt_str(&m, "text")?, opt_str(&m, "pdf_base64")?) {
         (Some(_), Some(_)) => {
@@ -365,12 +361,7 @@ fn parse_form(body: &[u8], content_type: &str, limits: &ReviewLimits) -> Result<
             })
             .transpose()
     };
-    let adapter = text("adapter")?.filter(|a| !a.is_empty()).ok_or_else(|| {
-        ServeError::bad(
-            "adapter",
-            "the form needs an `adapter` field: the name of a loaded review adapter",
-        )
-    })?;
+    let adapter = text("adapter")?.filter(|a| !a.is_empty());
     let file = fields.get("file").ok_or_else(|| {
         ServeError::bad(
             "file",
@@ -505,6 +496,26 @@ pub async fn review(
     done(&st, "review", started, resp)
 }
 
+/// The adapter a request that names none is reviewed with: the built-in NDA review adapter
+/// (`hone serve` loads it with its base model), else none (an error asking for one).
+fn default_adapter(st: &AppState) -> Result<String> {
+    let name = hone_review::builtin::NAME;
+    let loaded = st
+        .adapters
+        .read()
+        .map_err(|_| ServeError::Internal("adapter registry lock poisoned".into()))?
+        .contains_key(name);
+    if loaded {
+        Ok(name.to_string())
+    } else {
+        Err(ServeError::bad(
+            "adapter",
+            "`adapter` is required: the name of a loaded review adapter (GET /v1/models lists \
+             them)",
+        ))
+    }
+}
+
 /// The loaded adapter `name`, its folder, and its review files; refuses the base model, an
 /// unknown name and an adapter that is not a calibrated review adapter. Blocking.
 fn review_adapter(st: &AppState, name: &str) -> Result<(Arc<LoraAdapter>, Arc<ReviewFiles>)> {
@@ -551,7 +562,11 @@ fn run(st: &AppState, req: ReviewRequest, cancel: Arc<AtomicBool>) -> Result<Str
     let vocab = st.review.vocab.as_ref().map_err(|e| {
         ServeError::bad("adapter", format!("this server's model cannot review: {e}"))
     })?;
-    let (adapter, files) = review_adapter(st, &req.adapter)?;
+    let name = match &req.adapter {
+        Some(n) => n.clone(),
+        None => default_adapter(st)?,
+    };
+    let (adapter, files) = review_adapter(st, &name)?;
     let limits = st.config.review;
     // characters are checked here, after a PDF's text is extracted, to answer 413
     let unlimited = ReadOptions {

@@ -271,12 +271,7 @@ fn contract(clauses: usize, seed: usize) -> String {
 
 /// A one-page PDF showing `lines`.
 fn pdf(lines: &[&str]) -> Vec<u8> {
-    let mut content = String::from("BT /F1 11 Tf 14 TL 72 740 Td");
-    for l in lines {
-        content.push_str(&format!(" ({l}) Tj T*"));
-    }
-    content.push_str(" ET");
-    hone_review::pdf_fixture::one_page_pdf(&content)
+    hone_review::pdf_fixture::text_pdf(lines)
 }
 
 fn send(url: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Value) {

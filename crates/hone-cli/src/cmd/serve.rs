@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// (repeatable); these folders and no others.
     #[arg(long = "adapter-dir", value_name = "DIR")]
     pub adapter_dirs: Vec<std::path::PathBuf>,
+    /// Do not load the built-in NDA review adapter. By default, with the base model it was
+    /// trained on (smollm2), it is served as `nda-review` (for `POST /v1/review`, which uses
+    /// it when a request names no adapter) unless an --adapter takes that name.
+    #[arg(long)]
+    pub no_builtin_adapter: bool,
     /// Adapters loaded at once at most (--adapter ones included); loading one more is 409.
     #[arg(long, default_value_t = ServerConfig::default().max_adapters, value_name = "N")]
     pub max_adapters: usize,
@@ -470,6 +475,24 @@ pub fn run(a: ServeArgs) -> Result<()> {
         state
             .load_adapter(n, d)
             .with_context(|| format!("--adapter {n}={}", d.display()))?;
+    }
+    if !a.no_builtin_adapter
+        && a.model.model == hone_review::builtin::BASE
+        && !adapters
+            .iter()
+            .any(|(n, _)| n == hone_review::builtin::NAME)
+    {
+        let name = hone_review::builtin::NAME;
+        // It takes a place among --max-adapters only when one is free.
+        match hone_review::builtin::adapter_dir()
+            .map_err(anyhow::Error::from)
+            .and_then(|d| Ok(state.load_adapter(name, &d)?))
+        {
+            Ok(()) => adapters.push((name.to_string(), PathBuf::new())),
+            Err(e) => {
+                eprintln!("warning: the built-in review adapter `{name}` is not served: {e:#}")
+            }
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
