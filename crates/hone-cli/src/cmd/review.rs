@@ -91,9 +91,12 @@ pub struct BenchReviewArgs {
     /// Contracts to review (any format `hone review` reads); default: synthetic NDAs of about
     /// 100 spans each.
     pub contracts: Vec<PathBuf>,
-    /// The review adapter (LoRA adds its own compute; without one the base model is timed).
+    /// The review adapter (LoRA adds its own compute); default: the built-in one.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// Time the base model alone, without an adapter.
+    #[arg(long, conflicts_with = "adapter")]
+    pub base_only: bool,
     #[command(flatten)]
     pub model: ModelName,
     /// Synthetic contracts when none are given.
@@ -421,7 +424,8 @@ pub fn bench(a: BenchReviewArgs) -> Result<()> {
         }
         v
     };
-    let reviewer = load_reviewer(&a.model, a.adapter.as_deref(), None)?;
+    let adapter = review_adapter(&a.model, a.adapter.as_deref(), a.base_only)?;
+    let reviewer = load_reviewer(&a.model, adapter.as_deref(), None)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} timing reviews [{bar:30}] {pos}/{len}")
