@@ -30,6 +30,7 @@ pub mod quant;
 pub mod rope;
 pub mod safetensors_io;
 pub mod sampler;
+pub mod testing;
 pub mod tokenizer;
 pub mod verify;
 

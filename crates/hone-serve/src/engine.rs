@@ -960,80 +960,19 @@ mod tests {
     /// A 2-layer random llama (grouped-query attention, 8k context) and a byte-level
     /// tokenizer of single letters, as a Hugging Face folder, loaded.
     fn tiny_model(dir: &std::path::Path) -> LoadedModel {
-        let (layers, ffn, heads, kv_heads) = (2, 64, 4, 2);
-        let kv = HIDDEN / heads * kv_heads;
-        std::fs::write(
-            dir.join("config.json"),
-            json!({
-                "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-                "hidden_size": HIDDEN, "intermediate_size": ffn, "num_hidden_layers": layers,
-                "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-                "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 8192,
-                "vocab_size": VOCAB, "tie_word_embeddings": false, "torch_dtype": "float32"
-            })
-            .to_string(),
+        hone_model::testing::write_random_llama(
+            dir,
+            &hone_model::testing::RandomLlama {
+                vocab: VOCAB,
+                hidden: HIDDEN,
+                layers: 2,
+                ffn: 64,
+                heads: 4,
+                kv_heads: 2,
+                eos_token_id: None,
+            },
         )
         .unwrap();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = |n: usize, scale: f32| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
-                })
-                .collect()
-        };
-        let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = vec![
-            (
-                "model.embed_tokens.weight".into(),
-                vec![VOCAB, HIDDEN],
-                rand(VOCAB * HIDDEN, 1.0),
-            ),
-            (
-                "lm_head.weight".into(),
-                vec![VOCAB, HIDDEN],
-                rand(VOCAB * HIDDEN, 0.5),
-            ),
-            ("model.norm.weight".into(), vec![HIDDEN], vec![1.0; HIDDEN]),
-        ];
-        for l in 0..layers {
-            let p = format!("model.layers.{l}");
-            for n in ["input_layernorm", "post_attention_layernorm"] {
-                t.push((format!("{p}.{n}.weight"), vec![HIDDEN], vec![1.0; HIDDEN]));
-            }
-            for (n, r, c) in [
-                ("self_attn.q_proj", HIDDEN, HIDDEN),
-                ("self_attn.k_proj", kv, HIDDEN),
-                ("self_attn.v_proj", kv, HIDDEN),
-                ("self_attn.o_proj", HIDDEN, HIDDEN),
-                ("mlp.gate_proj", ffn, HIDDEN),
-                ("mlp.up_proj", ffn, HIDDEN),
-                ("mlp.down_proj", HIDDEN, ffn),
-            ] {
-                t.push((format!("{p}.{n}.weight"), vec![r, c], rand(r * c, 0.4)));
-            }
-        }
-        // safetensors: a JSON header, then the little-endian data.
-        let mut header = serde_json::Map::new();
-        let mut data = Vec::new();
-        for (name, shape, v) in &t {
-            let start = data.len();
-            data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-            header.insert(
-                name.clone(),
-                json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
-            );
-        }
-        let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-        while !h.len().is_multiple_of(8) {
-            h.push(b' ');
-        }
-        let mut out = (h.len() as u64).to_le_bytes().to_vec();
-        out.extend(h);
-        out.extend(data);
-        std::fs::write(dir.join("model.safetensors"), out).unwrap();
         let vocab: serde_json::Map<String, serde_json::Value> = (0..VOCAB)
             .map(|i| {
                 let s = if i == 0 {
