@@ -87,6 +87,32 @@ pub fn write_random_llama(dir: &Path, m: &RandomLlama) -> Result<()> {
     write_f32(&dir.join("model.safetensors"), &tensors, None)
 }
 
+/// Writes `dir/tokenizer.json`: a byte-level BPE over `vocab` (token text to id; id 0 must be
+/// `<|endoftext|>`, the one special token) with `merges` (pairs of token texts).
+pub fn write_byte_level_tokenizer(
+    dir: &Path,
+    vocab: serde_json::Map<String, serde_json::Value>,
+    merges: &[(String, String)],
+) -> Result<()> {
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false,
+                          "lstrip": false, "rstrip": false, "normalized": false,
+                          "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false,
+                          "trim_offsets": true, "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                    "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "vocab": vocab,
+                  "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()}
+    });
+    crate::atomic::write_file(dir.join("tokenizer.json"), tokenizer.to_string().as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,23 +53,7 @@ fn write_tiny_model(dir: &Path) {
         vocab.insert(format!("{a}{b}"), json!(n));
     }
     let n_vocab = vocab.len();
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false,
-                          "lstrip": false, "rstrip": false, "normalized": false,
-                          "special": true}],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false,
-                          "trim_offsets": true, "use_regex": true},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
-                    "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                  "fuse_unk": false, "byte_fallback": false, "vocab": vocab,
-                  "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    hone_model::testing::write_byte_level_tokenizer(dir, vocab, &merges).unwrap();
     std::fs::write(
         dir.join("tokenizer_config.json"),
         json!({
