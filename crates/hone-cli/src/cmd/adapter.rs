@@ -117,16 +117,22 @@ fn info(dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Files kept beside the adapter's own two by `hone adapter pack` (copied as they are).
-const PACKED_COMPANIONS: [&str; 7] = [
-    hone_review::engine::CALIBRATION_FILE,
-    hone_review::tfidf::TFIDF_FILE,
-    "validation.json",
-    "train_config.toml",
-    "metrics.jsonl",
-    "loss.svg",
-    "train_summary.json",
-];
+/// Files kept beside the adapter's own two by `hone adapter pack` (copied as they are): what
+/// a registry version keeps ([`hone_ops::registry::ADAPTER_FILES`]), and the run's per-step
+/// log and loss chart for the model card.
+fn packed_companions() -> impl Iterator<Item = &'static str> {
+    hone_ops::registry::ADAPTER_FILES
+        .iter()
+        .copied()
+        .filter(|f| {
+            ![
+                hone_model::peft::CONFIG_FILE,
+                hone_model::peft::WEIGHTS_FILE,
+            ]
+            .contains(f)
+        })
+        .chain(["metrics.jsonl", "loss.svg"])
+}
 
 fn pack(a: PackArgs) -> Result<()> {
     use hone_model::safetensors_io::{convert, Float};
@@ -175,7 +181,7 @@ fn pack(a: PackArgs) -> Result<()> {
         weights.to_string(),
     ];
     copy(src, tmp.path(), hone_model::peft::CONFIG_FILE)?;
-    for name in PACKED_COMPANIONS {
+    for name in packed_companions() {
         if src.join(name).is_file() {
             copy(src, tmp.path(), name)?;
             copied.push(name.to_string());

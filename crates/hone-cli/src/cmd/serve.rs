@@ -476,6 +476,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .load_adapter(n, d)
             .with_context(|| format!("--adapter {n}={}", d.display()))?;
     }
+    let mut served = adapters.len();
     if !a.no_builtin_adapter
         && a.model.model == hone_review::builtin::BASE
         && !adapters
@@ -488,7 +489,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .map_err(anyhow::Error::from)
             .and_then(|d| Ok(state.load_adapter(name, &d)?))
         {
-            Ok(()) => adapters.push((name.to_string(), PathBuf::new())),
+            Ok(()) => served += 1,
             Err(e) => {
                 eprintln!("warning: the built-in review adapter `{name}` is not served: {e:#}")
             }
@@ -506,8 +507,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         let local = listener.local_addr()?;
         eprintln!(
             "hone serve: {name} ({} adapter{}) on http://{local}  (KV cache {} tokens, batch {}{})",
-            adapters.len(),
-            if adapters.len() == 1 { "" } else { "s" },
+            served,
+            if served == 1 { "" } else { "s" },
             state.engine.kv_tokens(),
             a.max_batch,
             if a.prefix_cache { ", prefix cache" } else { "" }
