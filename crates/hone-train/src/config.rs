@@ -30,6 +30,7 @@
 //! top_layers = 8            # optional: LoRA only in the top 8 layers
 //! checkpoint_every_epoch = true
 //! log_every = 10
+//! keep = "best"             # the adapter kept: "best" (lowest validation loss) or "last"
 //! [data]
 //! train = "train.jsonl"
 //! validation = "val.jsonl"  # optional
@@ -268,6 +269,28 @@ pub struct TrainSection {
     /// Optimizer steps between two `metrics.jsonl` lines.
     #[serde(deserialize_with = "at_least::<1, _>")]
     pub log_every: usize,
+    /// Which epoch's adapter the run leaves in `output.dir`.
+    #[serde(deserialize_with = "choice", skip_serializing_if = "Keep::is_best")]
+    pub keep: Keep,
+}
+
+/// The adapter a run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The epoch with the lowest validation loss (every epoch's when there is no validation).
+    #[default]
+    Best,
+    /// The last epoch trained: for tasks whose decisions keep improving after the validation
+    /// loss turns (the review labels: the loss of the many "no check" slots rises with
+    /// confidence while the check decisions still get better; docs/benchmarks.md).
+    Last,
+}
+
+impl Keep {
+    fn is_best(&self) -> bool {
+        *self == Keep::Best
+    }
 }
 
 impl Default for TrainSection {
@@ -277,6 +300,7 @@ impl Default for TrainSection {
             top_layers: None,
             checkpoint_every_epoch: true,
             log_every: 10,
+            keep: Keep::Best,
         }
     }
 }

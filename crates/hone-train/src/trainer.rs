@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::backprop::{Backprop, LoraGrads, TrainSeq};
-use crate::config::{DataFormat, Quantize, Scheduler, TrainConfig};
+use crate::config::{DataFormat, Keep, Quantize, Scheduler, TrainConfig};
 use crate::dataset;
 use crate::memory;
 use crate::optim::{clip_grad_norm, AdamW};
@@ -554,14 +554,20 @@ pub fn run_with_memory(
         };
         on_event(Event::Epoch(&rec));
         st.epochs.push(rec);
-        match val_loss {
+        let improved = match val_loss {
             Some(v) if st.best_val.is_none_or(|b| v < b) => {
                 st.best_val = Some(v);
                 st.bad_epochs = 0;
-                save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?;
+                true
             }
-            Some(_) => st.bad_epochs += 1,
-            None => save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?,
+            Some(_) => {
+                st.bad_epochs += 1;
+                false
+            }
+            None => true,
+        };
+        if improved || cfg.train.keep == Keep::Last {
+            save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?;
         }
         st.epoch += 1;
         st.step_in_epoch = 0;
@@ -569,10 +575,14 @@ pub fn run_with_memory(
             save_checkpoint(&out, cfg, &adapter, &opt, &st, n_layers)?;
         }
         write_metrics(&out, &st)?;
-        if val.is_some() && st.bad_epochs >= cfg.optim.patience.max(1) {
+        if val.is_some() && stops_early(cfg.optim.patience, st.bad_epochs) {
             on_event(Event::Note(format!(
-                "early stop: validation loss has not improved for {} epoch(s); keeping the best adapter",
-                st.bad_epochs
+                "early stop: validation loss has not improved for {} epoch(s); keeping the {} adapter",
+                st.bad_epochs,
+                match cfg.train.keep {
+                    Keep::Best => "best",
+                    Keep::Last => "last",
+                }
             )));
             early = true;
             break;
@@ -595,6 +605,12 @@ pub fn run_with_memory(
     Ok(summary)
 }
 
+/// Early stopping: `patience` epochs in a row without a better validation loss end the run;
+/// a patience of 0 never does (the whole schedule runs).
+fn stops_early(patience: usize, bad_epochs: usize) -> bool {
+    patience > 0 && bad_epochs >= patience
+}
+
 /// The longest training sequence: `max_seq_len`, or the model's context (`ctx`, 0 when the
 /// model does not say) where that is smaller; and how to name it in messages.
 pub fn seq_limit(max_seq_len: usize, ctx: usize) -> (usize, String) {
@@ -608,5 +624,20 @@ pub fn seq_limit(max_seq_len: usize, ctx: usize) -> (usize, String) {
         )
     } else {
         (max_seq_len, format!("max_seq_len = {max_seq_len}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stops_early;
+
+    #[test]
+    fn patience_zero_runs_the_whole_schedule() {
+        assert!(!stops_early(0, 0));
+        assert!(!stops_early(0, 7));
+        assert!(!stops_early(1, 0));
+        assert!(stops_early(1, 1));
+        assert!(!stops_early(3, 2));
+        assert!(stops_early(3, 3));
     }
 }

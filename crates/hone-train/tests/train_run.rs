@@ -600,3 +600,72 @@ fn a_run_that_cannot_fit_in_memory_is_refused_before_it_starts() {
     let s = run_with_memory(&small, false, &never, &mut |_| {}, available).unwrap();
     assert_eq!(s.steps, 32);
 }
+
+/// `train.keep`: a run that starts from an adapter fitted to the validation answers and then
+/// learns another answer has its lowest validation loss after the first epoch;
+/// `patience = 0` still runs every epoch, "best" keeps the first epoch's adapter and "last" the
+/// last one's (the checkpoint's).
+#[test]
+fn keep_last_keeps_the_last_epoch_and_patience_zero_runs_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let never = AtomicBool::new(false);
+    // Every validation answer is one word, every training answer the other.
+    let clauses = std::fs::read_to_string({
+        let d = tmp.path().join("data");
+        std::fs::create_dir_all(&d).unwrap();
+        config(&d, &base, "");
+        d.join("train.jsonl")
+    })
+    .unwrap();
+    let answers = clauses.replace("\"term\"", "\"confidentiality\"");
+    let swapped = clauses.replace("\"confidentiality\"", "\"term\"");
+    // An adapter that gives the validation answers.
+    let fit = tmp.path().join("fit");
+    std::fs::create_dir_all(&fit).unwrap();
+    let cfg = TrainConfig::load(
+        &config(&fit, &base, ""),
+        &["optim.lr=1e-2".into(), "optim.epochs=4".into()],
+    )
+    .unwrap();
+    std::fs::write(fit.join("train.jsonl"), &answers).unwrap();
+    run(&cfg, false, &never, &mut |_| {}).unwrap();
+    let mut adapters = Vec::new();
+    for keep in ["best", "last"] {
+        let d = tmp.path().join(keep);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = config(&d, &base, "");
+        // train on the swapped answers, validate on the ones the start adapter gives
+        std::fs::write(d.join("train.jsonl"), &swapped).unwrap();
+        std::fs::write(d.join("val.jsonl"), &answers).unwrap();
+        let cfg = TrainConfig::load(
+            &p,
+            &[
+                "optim.patience=0".into(),
+                "optim.lr=1e-2".into(),
+                format!("lora.init={}", fit.join("out").display()),
+                format!("train.keep={keep}"),
+            ],
+        )
+        .unwrap();
+        let s = run(&cfg, false, &never, &mut |_| {}).unwrap();
+        assert_eq!((s.epochs, s.early_stopped), (3, false), "{keep}");
+        let records = std::fs::read_to_string(d.join("out/metrics.jsonl")).unwrap();
+        let val: Vec<f64> = records
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["val_loss"].as_f64())
+            .collect();
+        assert!(
+            val.len() == 3 && val[0] < val[1] && val[1] < val[2],
+            "{records}"
+        );
+        let kept = adapter_values(&d.join("out"));
+        let last = adapter_values(&d.join("out/checkpoint"));
+        assert_eq!(kept == last, keep == "last", "{keep}");
+        adapters.push(kept);
+    }
+    assert_ne!(adapters[0], adapters[1]);
+}

@@ -275,6 +275,11 @@ fn other_ranges_are_checked() {
             "`model.dtype`: unknown value \"f16\"",
         ),
         ("train", "fast = 1", "`train.fast`: expected true or false"),
+        (
+            "train",
+            "keep = \"first\"",
+            "`train.keep`: unknown value \"first\"",
+        ),
     ] {
         let e = err(&format!("{MIN}[{k}]\n{v}\n"), &[]);
         assert!(e.contains(msg), "{v}: {e}");
@@ -412,7 +417,13 @@ fn the_schema_is_read_off_the_structs() {
     );
     assert_eq!(
         known_keys("train").unwrap(),
-        ["fast", "top_layers", "checkpoint_every_epoch", "log_every"]
+        [
+            "fast",
+            "top_layers",
+            "checkpoint_every_epoch",
+            "log_every",
+            "keep"
+        ]
     );
     assert_eq!(known_keys("optim").unwrap().len(), 14);
     assert_eq!(known_keys("source"), None);
@@ -431,6 +442,7 @@ fn every_key_set_round_trips_through_the_echo() {
             "optim.adam_eps=1e-6",
             "optim.patience=0",
             "train.checkpoint_every_epoch=false",
+            "train.keep=last",
             "data.validation=v.jsonl",
             "lora.init=runs/v1",
             "data.format=review",
@@ -448,6 +460,8 @@ fn every_key_set_round_trips_through_the_echo() {
         text.contains("format = \"review\"") && text.contains("alpha = 0.1\n"),
         "{text}"
     );
+    assert!(text.contains("keep = \"last\""), "{text}");
+    assert!(!parse(MIN, &[]).unwrap().to_toml().contains("keep"));
     let mut back = TrainConfig::parse(&text, Path::new("/x/train_config.toml"), &[]).unwrap();
     back.source.clone_from(&c.source);
     assert_eq!(back, c, "{text}");
