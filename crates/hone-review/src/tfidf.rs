@@ -17,7 +17,9 @@
 //! fits it on the training documents, keeps it as [`TFIDF_FILE`] in the adapter folder, and
 //! the engine combines the two span distributions as a product of experts,
 //! `p ∝ p_model^(1-w) · p_tfidf^w` ([`mix`]), with `w` chosen on the validation documents by
-//! their cross-entropy ([`choose_weight`]; `w = 0` when the classifier does not help). On
+//! the decisions it gives (`crate::calibrate::choose_weight_by_decisions`; `w = 0` when the
+//! classifier does not help; their cross-entropy at each weight, [`choose_weight`], is reported
+//! beside it). On
 //! ContractNLI the two make different mistakes: the model ranks evidence better, the
 //! classifier tells entailment from contradiction better, and the product beats both.
 //!
