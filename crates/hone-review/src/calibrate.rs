@@ -200,19 +200,14 @@ pub fn choose_weight_by_decisions(
     let mut best = (0.0, f64::NEG_INFINITY);
     let mut all = Vec::with_capacity(crate::tfidf::WEIGHT_GRID.len());
     for &w in &crate::tfidf::WEIGHT_GRID {
-        let mut at = 0;
-        let mixed: Vec<Scored> = docs
+        let mut mixed: Vec<Scored> = docs
             .iter()
-            .map(|s| {
-                let n = s.probs.len();
-                let probs = mix(&s.probs, &tfidf[at..at + n], w);
-                at += n;
-                Scored {
-                    doc: s.doc.clone(),
-                    probs,
-                }
+            .map(|s| Scored {
+                doc: s.doc.clone(),
+                probs: s.probs.clone(),
             })
             .collect();
+        mix_expert(&mut mixed, tfidf, w);
         let (_, m) = tune(&mixed)?;
         let o = objective(&m) + m.evidence_map.unwrap_or(0.0);
         all.push((w, o));
@@ -221,6 +216,17 @@ pub fn choose_weight_by_decisions(
         }
     }
     Ok((best.0, all))
+}
+
+/// Mixes each document's span distributions with the expert's (`tfidf`, parallel to the
+/// documents' spans in order) at weight `w` ([`mix`]).
+fn mix_expert(docs: &mut [Scored], tfidf: &[[f32; LABELS]], w: f64) {
+    let mut at = 0;
+    for s in docs {
+        let n = s.probs.len();
+        s.probs = mix(&s.probs, &tfidf[at..at + n], w);
+        at += n;
+    }
 }
 
 /// Per-check label counts of gold documents (for reports).
@@ -357,12 +363,7 @@ pub fn calibrate_adapter(
         let (w, objective_by_weight) = choose_weight_by_decisions(&scored, &tfidf_p)?;
         let (_, metrics_model_only) = tune(&scored)?;
         if w > 0.0 {
-            let mut at = 0;
-            for s in scored.iter_mut() {
-                let n = s.probs.len();
-                s.probs = mix(&s.probs, &tfidf_p[at..at + n], w);
-                at += n;
-            }
+            mix_expert(&mut scored, &tfidf_p, w);
             c.save(&adapter.join(TFIDF_FILE))?;
         }
         weight = w;
