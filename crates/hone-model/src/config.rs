@@ -1,4 +1,4 @@
-//! `ModelConfig`: the shape of a llama-family model (llama, mistral, qwen2).
+//! `ModelConfig`: the shape of a llama-family model (llama, mistral, qwen2, qwen3, phi3).
 //!
 //! It mirrors Hugging Face's `config.json` (same field names, so [`ModelConfig::to_hf_json`]
 //! writes a file transformers reads back) and can also be built from GGUF metadata.
@@ -16,13 +16,16 @@ use serde_json::Value as Json;
 use crate::error::{Error, Result};
 
 /// The model families hone runs. They share one graph; the differences are flags in
-/// [`ModelConfig`] (q/k/v biases for qwen2, sliding window for some mistral models).
+/// [`ModelConfig`]: q/k/v biases (qwen2), a sliding window (some mistral models), per-head
+/// RMS norms on queries and keys (qwen3), fused `qkv_proj` / `gate_up_proj` files (phi3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelType {
     Llama,
     Mistral,
     Qwen2,
+    Qwen3,
+    Phi3,
 }
 
 impl ModelType {
@@ -32,6 +35,8 @@ impl ModelType {
             "llama" => Some(Self::Llama),
             "mistral" => Some(Self::Mistral),
             "qwen2" => Some(Self::Qwen2),
+            "qwen3" => Some(Self::Qwen3),
+            "phi3" => Some(Self::Phi3),
             _ => None,
         }
     }
@@ -41,6 +46,8 @@ impl ModelType {
             Self::Llama => "llama",
             Self::Mistral => "mistral",
             Self::Qwen2 => "qwen2",
+            Self::Qwen3 => "qwen3",
+            Self::Phi3 => "phi3",
         }
     }
 
@@ -50,8 +57,19 @@ impl ModelType {
             Self::Llama => "LlamaForCausalLM",
             Self::Mistral => "MistralForCausalLM",
             Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
+            Self::Phi3 => "Phi3ForCausalLM",
         }
     }
+
+    /// The families whose checkpoints store q/k rows for llama.cpp's interleaved rope in GGUF
+    /// (converted files permute them; hone un-permutes at load).
+    pub fn gguf_permutes_qk(self) -> bool {
+        matches!(self, Self::Llama | Self::Mistral)
+    }
+
+    /// Every family name hone accepts, for error messages.
+    pub const NAMES: &'static str = "llama, mistral, qwen2, qwen3, phi3";
 }
 
 impl std::fmt::Display for ModelType {
@@ -89,6 +107,17 @@ pub enum RopeScaling {
         mscale_all_dim: Option<f64>,
         truncate: Option<bool>,
     },
+    /// Phi-3's LongRoPE: per-frequency divisors, `short_factor` for positions inside the
+    /// pre-training context and `long_factor` beyond it, and an attention factor derived from
+    /// `max_position_embeddings / original_max_position_embeddings` unless given.
+    LongRope {
+        short_factor: Vec<f64>,
+        long_factor: Vec<f64>,
+        /// Only when the file gives one (transformers derives the factor from the two context
+        /// lengths).
+        factor: Option<f64>,
+        attention_factor: Option<f64>,
+    },
 }
 
 impl RopeScaling {
@@ -98,6 +127,7 @@ impl RopeScaling {
             Self::Dynamic { .. } => "dynamic",
             Self::Llama3 { .. } => "llama3",
             Self::Yarn { .. } => "yarn",
+            Self::LongRope { .. } => "longrope",
         }
     }
 
@@ -107,6 +137,7 @@ impl RopeScaling {
             | Self::Dynamic { factor }
             | Self::Llama3 { factor, .. }
             | Self::Yarn { factor, .. } => factor,
+            Self::LongRope { factor, .. } => factor.unwrap_or(1.0),
         }
     }
 }
@@ -117,8 +148,22 @@ impl Serialize for RopeScaling {
         // transformers writes both keys (`type` is the pre-4.43 spelling).
         m.serialize_entry("rope_type", self.rope_type())?;
         m.serialize_entry("type", self.rope_type())?;
-        m.serialize_entry("factor", &self.factor())?;
+        if !matches!(self, Self::LongRope { factor: None, .. }) {
+            m.serialize_entry("factor", &self.factor())?;
+        }
         match self {
+            Self::LongRope {
+                short_factor,
+                long_factor,
+                attention_factor,
+                ..
+            } => {
+                m.serialize_entry("short_factor", short_factor)?;
+                m.serialize_entry("long_factor", long_factor)?;
+                if let Some(v) = attention_factor {
+                    m.serialize_entry("attention_factor", v)?;
+                }
+            }
             Self::Linear { .. } | Self::Dynamic { .. } => {}
             Self::Llama3 {
                 low_freq_factor,
@@ -215,6 +260,10 @@ pub struct ModelConfig {
     pub rope_theta: f64,
     pub rope_scaling: Option<RopeScaling>,
     pub max_position_embeddings: usize,
+    /// Phi-3: the pre-training context, where LongRoPE switches from its short to its long
+    /// factors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_max_position_embeddings: Option<usize>,
     pub vocab_size: usize,
     pub tie_word_embeddings: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,6 +314,10 @@ struct HfConfig {
     #[serde(default, deserialize_with = "hf::usize")]
     max_position_embeddings: Option<usize>,
     #[serde(default, deserialize_with = "hf::usize")]
+    original_max_position_embeddings: Option<usize>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    partial_rotary_factor: Option<f64>,
+    #[serde(default, deserialize_with = "hf::usize")]
     vocab_size: Option<usize>,
     #[serde(default, deserialize_with = "hf::bool")]
     tie_word_embeddings: Option<bool>,
@@ -313,6 +366,10 @@ struct HfRopeScaling {
     mscale_all_dim: Option<f64>,
     #[serde(default, deserialize_with = "hf::bool")]
     truncate: Option<bool>,
+    #[serde(default, deserialize_with = "hf::f64s")]
+    short_factor: Option<Vec<f64>>,
+    #[serde(default, deserialize_with = "hf::f64s")]
+    long_factor: Option<Vec<f64>>,
 }
 
 /// Readers of optional `config.json` values: `null` is absent, anything else must have the
@@ -347,6 +404,11 @@ mod hf {
 
     pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         opt(d, Json::as_f64, "a number")
+    }
+
+    pub fn f64s<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+        let read = |v: &Json| v.as_array()?.iter().map(Json::as_f64).collect();
+        opt(d, read, "a list of numbers")
     }
 
     pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
@@ -406,6 +468,8 @@ impl HfRopeScaling {
     fn resolve(self, missing: impl Fn(&str, &str) -> Error) -> Result<Option<RopeScaling>> {
         let ty = match (self.rope_type, self.type_) {
             (Some(t), _) | (None, Some(t)) => t,
+            // `rope_parameters` without a type, e.g. only `rope_theta`.
+            (None, None) if self.factor.is_none() => return Ok(None),
             (None, None) => return Err(missing("rope_type", "missing (required)")),
         };
         let need = |v: Option<f64>, name: &str| {
@@ -442,11 +506,24 @@ impl HfRopeScaling {
                 mscale_all_dim: self.mscale_all_dim,
                 truncate: self.truncate,
             },
+            "longrope" | "su" => {
+                let list = |v: Option<Vec<f64>>, name: &str| {
+                    v.ok_or_else(|| {
+                        missing(name, "missing (required for rope_type `longrope`)")
+                    })
+                };
+                RopeScaling::LongRope {
+                    short_factor: list(self.short_factor, "short_factor")?,
+                    long_factor: list(self.long_factor, "long_factor")?,
+                    factor: self.factor,
+                    attention_factor: self.attention_factor,
+                }
+            }
             other => {
                 return Err(missing(
                     "rope_type",
                     &format!(
-                        "unsupported rope scaling `{other}` (hone supports linear, dynamic, llama3, yarn)"
+                        "unsupported rope scaling `{other}` (hone supports linear, dynamic, llama3, yarn, longrope)"
                     ),
                 ))
             }
@@ -568,7 +645,7 @@ impl ModelConfig {
         let model_type_str = hf.model_type.ok_or_else(|| {
             err(
                 "model_type",
-                "missing (required; one of llama, mistral, qwen2)",
+                &format!("missing (required; one of {})", ModelType::NAMES),
             )
         })?;
         let model_type =
@@ -578,16 +655,35 @@ impl ModelConfig {
             })?;
         let num_attention_heads = required(hf.num_attention_heads, "num_attention_heads")?;
         let sliding_window = match model_type {
-            // Qwen2 configs carry `sliding_window` but leave it off by `use_sliding_window`.
-            ModelType::Qwen2 if hf.use_sliding_window != Some(true) => None,
+            // Qwen configs carry `sliding_window` but leave it off by `use_sliding_window`.
+            ModelType::Qwen2 | ModelType::Qwen3 if hf.use_sliding_window != Some(true) => None,
             _ if hf.use_sliding_window == Some(false) => None,
             _ => hf.sliding_window,
         };
-        let rope_scaling = match hf.rope_scaling {
-            None => None,
-            Some(v) => from_json::<HfRopeScaling>(path, "rope_scaling.", v)?
-                .resolve(|name, msg| err(&format!("rope_scaling.{name}"), msg))?,
+        // transformers 5 writes the rope settings as `rope_parameters` (with `rope_theta`
+        // inside); older files as `rope_scaling`.
+        let (rope_scaling, rope_field) = match (hf.rope_scaling, &hf.rope_parameters) {
+            (Some(v), _) => (Some(v), "rope_scaling"),
+            (None, Some(p)) if p.is_object() => (Some(p.clone()), "rope_parameters"),
+            (None, _) => (None, "rope_scaling"),
         };
+        let original_max_position_embeddings = hf.original_max_position_embeddings.or_else(|| {
+            rope_scaling
+                .as_ref()
+                .and_then(|v| v.get("original_max_position_embeddings"))
+                .and_then(json_usize)
+        });
+        let rope_scaling = match rope_scaling {
+            None => None,
+            Some(v) => from_json::<HfRopeScaling>(path, &format!("{rope_field}."), v)?
+                .resolve(|name, msg| err(&format!("{rope_field}.{name}"), msg))?,
+        };
+        if let Some(f) = hf.partial_rotary_factor.filter(|&f| f != 1.0) {
+            return Err(err(
+                "partial_rotary_factor",
+                &format!("{f} is not supported: hone rotates whole heads (1.0)"),
+            ));
+        }
         let cfg = ModelConfig {
             architectures: hf
                 .architectures
@@ -614,6 +710,7 @@ impl ModelConfig {
                 hf.max_position_embeddings,
                 "max_position_embeddings",
             )?,
+            original_max_position_embeddings,
             vocab_size: required(hf.vocab_size, "vocab_size")?,
             tie_word_embeddings: hf.tie_word_embeddings.unwrap_or(false),
             bos_token_id: hf.bos_token_id,
@@ -721,6 +818,7 @@ impl ModelConfig {
             rope_theta: k.opt_f64(&key("rope.freq_base"))?.unwrap_or(10000.0),
             rope_scaling,
             max_position_embeddings,
+            original_max_position_embeddings: orig_ctx.filter(|_| model_type == ModelType::Phi3),
             vocab_size,
             tie_word_embeddings: false,
             bos_token_id: k
@@ -728,7 +826,9 @@ impl ModelConfig {
                 .map(|id| id as u32),
             eos_token_id,
             attention_bias: model_type == ModelType::Qwen2,
-            sliding_window: None,
+            sliding_window: k
+                .opt_usize(&key("attention.sliding_window"))?
+                .filter(|&w| w > 0),
             torch_dtype: None,
         };
         cfg.validate(path)?;
@@ -751,6 +851,17 @@ impl ModelConfig {
         self.num_attention_heads / self.num_key_value_heads.max(1)
     }
 
+    /// Whether every query and key head is RMS-normed before rope (Qwen3).
+    pub fn qk_norm(&self) -> bool {
+        self.model_type == ModelType::Qwen3
+    }
+
+    /// Whether the checkpoint stores q/k/v as one `qkv_proj` and gate/up as one
+    /// `gate_up_proj` (Phi-3). hone splits them at load and fuses them again on export.
+    pub fn fused_projections(&self) -> bool {
+        self.model_type == ModelType::Phi3
+    }
+
     /// Whether q/k/v projections carry a bias.
     pub fn qkv_bias(&self) -> bool {
         self.attention_bias
@@ -759,7 +870,7 @@ impl ModelConfig {
     /// Whether the output projection carries a bias (llama/mistral with `attention_bias`;
     /// never for qwen2).
     pub fn o_proj_bias(&self) -> bool {
-        self.attention_bias && self.model_type != ModelType::Qwen2
+        self.attention_bias && !matches!(self.model_type, ModelType::Qwen2 | ModelType::Phi3)
     }
 
     /// All eos ids (empty when the config has none).
@@ -867,6 +978,34 @@ impl ModelConfig {
                     return Err(err(
                         "rope_scaling.original_max_position_embeddings",
                         "must be greater than 0".into(),
+                    ));
+                }
+            }
+            if let RopeScaling::LongRope {
+                short_factor,
+                long_factor,
+                ..
+            } = rs
+            {
+                let half = self.head_dim() / 2;
+                for (name, f) in [("short_factor", short_factor), ("long_factor", long_factor)] {
+                    if f.len() != half {
+                        return Err(err(
+                            &format!("rope_scaling.{name}"),
+                            format!("has {} values, expected head_dim / 2 = {half}", f.len()),
+                        ));
+                    }
+                    if let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                        return Err(err(
+                            &format!("rope_scaling.{name}"),
+                            format!("values must be positive numbers, got {bad}"),
+                        ));
+                    }
+                }
+                if self.original_max_position_embeddings.is_none_or(|o| o == 0) {
+                    return Err(err(
+                        "original_max_position_embeddings",
+                        "required (> 0) with rope_type `longrope`".into(),
                     ));
                 }
             }

@@ -21,7 +21,7 @@ pub enum Error {
     #[error("{path}: {msg}")]
     HfModel { path: PathBuf, msg: String },
     /// A model whose architecture hone does not run.
-    #[error("{path}: unsupported architecture `{arch}` (hone runs the llama family: llama, mistral, qwen2)")]
+    #[error("{path}: unsupported architecture `{arch}` (hone runs the llama family: llama, mistral, qwen2, qwen3, phi3)")]
     UnsupportedArchitecture { path: PathBuf, arch: String },
     /// A configuration value that is missing or out of range.
     #[error("{path}: field `{field}`: {msg}")]

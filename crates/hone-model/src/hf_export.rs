@@ -37,21 +37,46 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
             vec![hidden],
             b.attn_norm.clone(),
         ));
+        let fused = model.config.fused_projections();
         for name in MODULES {
-            let lin = b.module(name).expect("known module");
             let par = if ["q_proj", "k_proj", "v_proj", "o_proj"].contains(&name) {
                 "self_attn"
             } else {
                 "mlp"
             };
-            let (o, inp) = (lin.out_features(), lin.in_features());
-            t.push((
-                format!("{p}.{par}.{name}.weight"),
-                vec![o, inp],
-                lin.dense_weight(),
-            ));
-            if let Some(bias) = lin.bias() {
-                t.push((format!("{p}.{par}.{name}.bias"), vec![o], bias.to_vec()));
+            // Phi-3's files hold q/k/v and gate/up stacked by rows, under one name.
+            let (file_name, parts): (&str, &[&str]) = match name {
+                "q_proj" if fused => ("qkv_proj", &["q_proj", "k_proj", "v_proj"]),
+                "gate_proj" if fused => ("gate_up_proj", &["gate_proj", "up_proj"]),
+                "k_proj" | "v_proj" | "up_proj" if fused => continue,
+                _ => (name, &[name][..]),
+            };
+            let lins: Vec<_> = parts
+                .iter()
+                .map(|n| b.module(n).expect("known module"))
+                .collect();
+            let o: usize = lins.iter().map(|l| l.out_features()).sum();
+            let inp = lins[0].in_features();
+            let w: Vec<f32> = lins.iter().flat_map(|l| l.dense_weight()).collect();
+            t.push((format!("{p}.{par}.{file_name}.weight"), vec![o, inp], w));
+            if lins.iter().any(|l| l.bias().is_some()) {
+                let bias: Vec<f32> = lins
+                    .iter()
+                    .flat_map(|l| {
+                        l.bias()
+                            .map_or_else(|| vec![0.0; l.out_features()], <[f32]>::to_vec)
+                    })
+                    .collect();
+                t.push((format!("{p}.{par}.{file_name}.bias"), vec![o], bias));
+            }
+        }
+        for (n, w) in [("q_norm", &b.q_norm), ("k_norm", &b.k_norm)] {
+            if let Some(w) = w {
+                t.push((
+                    format!("{p}.self_attn.{n}.weight"),
+                    vec![w.len()],
+                    w.clone(),
+                ));
             }
         }
         t.push((

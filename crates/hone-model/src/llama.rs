@@ -1,5 +1,7 @@
-//! The llama-family model (llama, mistral, qwen2): embedding, `n` pre-norm decoder blocks
-//! (grouped-query attention with rotary positions, SwiGLU MLP), final norm, lm_head.
+//! The llama-family model (llama, mistral, qwen2, qwen3, phi3): embedding, `n` pre-norm
+//! decoder blocks (grouped-query attention with rotary positions, SwiGLU MLP), final norm,
+//! lm_head. Qwen3 adds an RMS norm over each query and key head before rope; Phi-3's fused
+//! `qkv_proj` / `gate_up_proj` are split into the usual projections at load.
 //!
 //! Inference runs a *ragged batch*: every sequence brings any number of new tokens (a whole
 //! prompt, a prefill chunk, or one decoded token), all rows go through each projection
@@ -62,6 +64,10 @@ pub const MODULES: [&str; 7] = [
 
 pub struct Block {
     pub attn_norm: Vec<f32>,
+    /// Qwen3: RMS-norm weights (`head_dim` each) applied to every query / key head before
+    /// rope.
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
     pub q_proj: Box<dyn Linear>,
     pub k_proj: Box<dyn Linear>,
     pub v_proj: Box<dyn Linear>,
@@ -98,6 +104,13 @@ impl Block {
             _ => return None,
         })
     }
+}
+
+/// RMS norm over every `w.len()`-wide head of `x`, in place (Qwen3's q_norm / k_norm).
+pub fn head_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let mut out = vec![0.0; x.len()];
+    rms_norm_into(x, w, eps, &mut out);
+    x.copy_from_slice(&out);
 }
 
 /// Which logits a sequence of the batch wants back.
@@ -233,6 +246,20 @@ impl Llama {
             if b.attn_norm.len() != hidden || b.ffn_norm.len() != hidden {
                 return Err(shape_err(format!("layer {i} norm size")));
             }
+            for (name, w) in [("q_norm", &b.q_norm), ("k_norm", &b.k_norm)] {
+                if w.as_ref().is_some_and(|w| w.len() != head_dim) {
+                    return Err(shape_err(format!(
+                        "layer {i} {name} has {} values, expected head_dim {head_dim}",
+                        w.as_ref().map_or(0, Vec::len)
+                    )));
+                }
+            }
+            if config.qk_norm() && (b.q_norm.is_none() || b.k_norm.is_none()) {
+                return Err(shape_err(format!(
+                    "layer {i} lacks the q_norm / k_norm weights {} needs",
+                    config.model_type
+                )));
+            }
         }
         // Tables for the first positions only: a file may claim any context length (1M is
         // real, 2^30 came from the fuzzer and took minutes), and later positions are computed
@@ -313,6 +340,8 @@ impl Llama {
                     })
                     .sum::<usize>()
                     + 2 * self.hidden
+                    + b.q_norm.as_ref().map_or(0, Vec::len)
+                    + b.k_norm.as_ref().map_or(0, Vec::len)
             })
             .sum();
         let head = if self.tied_embeddings {
@@ -429,6 +458,10 @@ impl Llama {
                 add_lora(&segs, li, "q_proj", &s.h, d, &mut s.q, qd);
                 add_lora(&segs, li, "k_proj", &s.h, d, &mut s.k, kvd);
                 add_lora(&segs, li, "v_proj", &s.h, d, &mut s.v, kvd);
+            }
+            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                head_norm_in_place(&mut s.q, qn, self.eps);
+                head_norm_in_place(&mut s.k, kn, self.eps);
             }
             for (r, &(si, pos)) in rows.iter().enumerate() {
                 self.rope

@@ -12,7 +12,7 @@ use candle_core::quantized::gguf_file::{Content, TensorInfo};
 use candle_core::quantized::GgmlDType;
 
 use crate::chat_template::ChatTemplate;
-use crate::config::{ModelConfig, ModelType};
+use crate::config::{ModelConfig, RopeScaling};
 use crate::fetch::{resolve, ModelSource};
 use crate::linear::{DenseLinear, Linear, QuantLinear};
 use crate::llama::{Block, Embedding, Llama};
@@ -173,6 +173,16 @@ impl GgufFile {
         })
     }
 
+    /// A numeric metadata value, when present and numeric.
+    fn opt_f64_key(&self, key: &str) -> Option<f64> {
+        use candle_core::quantized::gguf_file::Value;
+        match self.content.metadata.get(key)? {
+            Value::F32(x) => Some(f64::from(*x)),
+            Value::F64(x) => Some(*x),
+            v => v.to_u64().ok().map(|u| u as f64),
+        }
+    }
+
     fn err(&self, msg: impl Into<String>) -> Error {
         Error::Gguf {
             path: self.path.clone(),
@@ -256,14 +266,29 @@ impl GgufFile {
         mode: WeightMode,
         permute_heads: Option<usize>,
     ) -> Result<Stored> {
+        self.matrix_rows(name, rows, 0..rows, cols, mode, permute_heads)
+    }
+
+    /// Rows `part` of a `[total, cols]` weight (one projection of a fused `attn_qkv` or
+    /// `ffn_up`), as [`GgufFile::matrix`] stores them.
+    fn matrix_rows(
+        &mut self,
+        name: &str,
+        total: usize,
+        part: std::ops::Range<usize>,
+        cols: usize,
+        mode: WeightMode,
+        permute_heads: Option<usize>,
+    ) -> Result<Stored> {
         let info = self.info(name)?;
         let dims = info.shape.dims().to_vec();
         let dtype = info.ggml_dtype;
-        if dims != [rows, cols] {
+        if dims != [total, cols] {
             return Err(self.err(format!(
-                "tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]"
+                "tensor `{name}` has shape {dims:?}, expected [{total}, {cols}]"
             )));
         }
+        let rows = part.len();
         let native = match dtype {
             GgmlDType::Q4_0 => Some(QFormat::Q4_0),
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
@@ -273,6 +298,10 @@ impl GgufFile {
         match (mode, native) {
             (WeightMode::Native | WeightMode::Q8, Some(fmt)) => {
                 let (_, _, mut raw) = self.raw(name)?;
+                if rows != total {
+                    let per_row = raw.len() / total;
+                    raw = raw[part.start * per_row..part.end * per_row].to_vec();
+                }
                 if let Some(h) = permute_heads {
                     raw = unpermute_rows(&raw, rows, h);
                 }
@@ -283,6 +312,9 @@ impl GgufFile {
             _ => {
                 let is_float = matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
                 let (_, mut w) = self.f32(name)?;
+                if rows != total {
+                    w = w[part.start * cols..part.end * cols].to_vec();
+                }
                 if let Some(h) = permute_heads {
                     w = unpermute_f32(&w, rows, cols, h);
                 }
@@ -309,8 +341,23 @@ impl GgufFile {
         let n_kv = n_heads / cfg.n_kv_groups();
         let ffn = cfg.intermediate_size;
         let mode = opts.weights;
-        // llama.cpp permutes q/k rows for llama and mistral, not for qwen2 (NeoX rope).
-        let permuted = matches!(arch, ModelType::Llama | ModelType::Mistral);
+        // llama.cpp permutes q/k rows for llama and mistral, not for qwen or phi3 (NeoX rope).
+        let permuted = arch.gguf_permutes_qk();
+        if let Some(RopeScaling::LongRope { .. }) | None = cfg.rope_scaling {
+            if self.has("rope_factors_long.weight") {
+                let half = cfg.head_dim() / 2;
+                let long = self.vector("rope_factors_long.weight", half)?;
+                let short = self.vector("rope_factors_short.weight", half)?;
+                let attn = self.opt_f64_key(&format!("{arch}.rope.scaling.attn_factor"));
+                cfg.rope_scaling = Some(RopeScaling::LongRope {
+                    short_factor: short.into_iter().map(f64::from).collect(),
+                    long_factor: long.into_iter().map(f64::from).collect(),
+                    factor: None,
+                    attention_factor: attn,
+                });
+                cfg.validate(&self.path)?;
+            }
+        }
         let embed_rows = match self.info("token_embd.weight")?.shape.dims() {
             &[rows, _] => rows,
             other => {
@@ -346,21 +393,56 @@ impl GgufFile {
                 };
                 Ok(w.into_linear(rows, cols, bias))
             };
+            let (qd, kvd) = (n_heads * hd, n_kv * hd);
+            let (q_proj, k_proj, v_proj, gate_proj, up_proj) = if cfg.fused_projections() {
+                // Phi-3: `attn_qkv` is q, k, v stacked by rows; `ffn_up` is gate then up.
+                let part = |this: &mut Self, n: &str, total, r: std::ops::Range<usize>, cols| {
+                    this.matrix_rows(
+                        &format!("{p}.{n}.weight"),
+                        total,
+                        r.clone(),
+                        cols,
+                        mode,
+                        None,
+                    )
+                    .map(|w| w.into_linear(r.len(), cols, None))
+                };
+                let t = qd + 2 * kvd;
+                (
+                    part(self, "attn_qkv", t, 0..qd, hidden)?,
+                    part(self, "attn_qkv", t, qd..qd + kvd, hidden)?,
+                    part(self, "attn_qkv", t, qd + kvd..t, hidden)?,
+                    part(self, "ffn_up", 2 * ffn, 0..ffn, hidden)?,
+                    part(self, "ffn_up", 2 * ffn, ffn..2 * ffn, hidden)?,
+                )
+            } else {
+                (
+                    lin(self, "attn_q", qd, hidden, permuted.then_some(n_heads))?,
+                    lin(self, "attn_k", kvd, hidden, permuted.then_some(n_kv))?,
+                    lin(self, "attn_v", kvd, hidden, None)?,
+                    lin(self, "ffn_gate", ffn, hidden, None)?,
+                    lin(self, "ffn_up", ffn, hidden, None)?,
+                )
+            };
+            let (q_norm, k_norm) = if cfg.qk_norm() {
+                (
+                    Some(self.vector(&format!("{p}.attn_q_norm.weight"), hd)?),
+                    Some(self.vector(&format!("{p}.attn_k_norm.weight"), hd)?),
+                )
+            } else {
+                (None, None)
+            };
             let block = Block {
                 attn_norm: self.vector(&format!("{p}.attn_norm.weight"), hidden)?,
-                q_proj: lin(
-                    self,
-                    "attn_q",
-                    n_heads * hd,
-                    hidden,
-                    permuted.then_some(n_heads),
-                )?,
-                k_proj: lin(self, "attn_k", n_kv * hd, hidden, permuted.then_some(n_kv))?,
-                v_proj: lin(self, "attn_v", n_kv * hd, hidden, None)?,
-                o_proj: lin(self, "attn_output", hidden, n_heads * hd, None)?,
+                q_norm,
+                k_norm,
+                q_proj,
+                k_proj,
+                v_proj,
+                o_proj: lin(self, "attn_output", hidden, qd, None)?,
                 ffn_norm: self.vector(&format!("{p}.ffn_norm.weight"), hidden)?,
-                gate_proj: lin(self, "ffn_gate", ffn, hidden, None)?,
-                up_proj: lin(self, "ffn_up", ffn, hidden, None)?,
+                gate_proj,
+                up_proj,
                 down_proj: lin(self, "ffn_down", hidden, ffn, None)?,
             };
             layers.push(block);
@@ -529,19 +611,56 @@ pub fn load_hf_llama(dir: &Path, opts: &LoadOptions) -> Result<Llama> {
     let mut layers = Vec::new();
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        let mut lin = |n: &str, rows: usize, cols: usize| -> Result<Box<dyn Linear>> {
-            let w = t.take(&format!("{p}.{n}.weight"), &[rows, cols])?;
-            let b = t.take_opt(&format!("{p}.{n}.bias"), &[rows])?;
-            Ok(dense(w, rows, cols)?.into_linear(rows, cols, b))
+        let lin =
+            |t: &mut HfTensors, n: &str, rows: usize, cols: usize| -> Result<Box<dyn Linear>> {
+                let w = t.take(&format!("{p}.{n}.weight"), &[rows, cols])?;
+                let b = t.take_opt(&format!("{p}.{n}.bias"), &[rows])?;
+                Ok(dense(w, rows, cols)?.into_linear(rows, cols, b))
+            };
+        let (qd, kvd) = (n_heads * hd, n_kv * hd);
+        let (q_proj, k_proj, v_proj, gate_proj, up_proj) = if cfg.fused_projections() {
+            // Phi-3: `qkv_proj` is q, k, v stacked by rows; `gate_up_proj` is gate then up.
+            let qkv = t.take(
+                &format!("{p}.self_attn.qkv_proj.weight"),
+                &[qd + 2 * kvd, hidden],
+            )?;
+            let gate_up = t.take(&format!("{p}.mlp.gate_up_proj.weight"), &[2 * ffn, hidden])?;
+            let rows = |w: &[f32], r: std::ops::Range<usize>| -> Result<Box<dyn Linear>> {
+                let n = r.len();
+                Ok(
+                    dense(w[r.start * hidden..r.end * hidden].to_vec(), n, hidden)?
+                        .into_linear(n, hidden, None),
+                )
+            };
+            (
+                rows(&qkv, 0..qd)?,
+                rows(&qkv, qd..qd + kvd)?,
+                rows(&qkv, qd + kvd..qd + 2 * kvd)?,
+                rows(&gate_up, 0..ffn)?,
+                rows(&gate_up, ffn..2 * ffn)?,
+            )
+        } else {
+            (
+                lin(&mut t, "self_attn.q_proj", qd, hidden)?,
+                lin(&mut t, "self_attn.k_proj", kvd, hidden)?,
+                lin(&mut t, "self_attn.v_proj", kvd, hidden)?,
+                lin(&mut t, "mlp.gate_proj", ffn, hidden)?,
+                lin(&mut t, "mlp.up_proj", ffn, hidden)?,
+            )
         };
-        let q_proj = lin("self_attn.q_proj", n_heads * hd, hidden)?;
-        let k_proj = lin("self_attn.k_proj", n_kv * hd, hidden)?;
-        let v_proj = lin("self_attn.v_proj", n_kv * hd, hidden)?;
-        let o_proj = lin("self_attn.o_proj", hidden, n_heads * hd)?;
-        let gate_proj = lin("mlp.gate_proj", ffn, hidden)?;
-        let up_proj = lin("mlp.up_proj", ffn, hidden)?;
-        let down_proj = lin("mlp.down_proj", hidden, ffn)?;
+        let o_proj = lin(&mut t, "self_attn.o_proj", hidden, qd)?;
+        let down_proj = lin(&mut t, "mlp.down_proj", hidden, ffn)?;
+        let (q_norm, k_norm) = if cfg.qk_norm() {
+            (
+                Some(t.take(&format!("{p}.self_attn.q_norm.weight"), &[hd])?),
+                Some(t.take(&format!("{p}.self_attn.k_norm.weight"), &[hd])?),
+            )
+        } else {
+            (None, None)
+        };
         layers.push(Block {
+            q_norm,
+            k_norm,
             attn_norm: t.take(&format!("{p}.input_layernorm.weight"), &[hidden])?,
             ffn_norm: t.take(&format!("{p}.post_attention_layernorm.weight"), &[hidden])?,
             q_proj,

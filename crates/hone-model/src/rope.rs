@@ -22,6 +22,11 @@ pub struct Rope {
     attention_factor: f64,
     head_dim: usize,
     max_pos: usize,
+    /// LongRoPE: the rotation for positions from `.0` on (the pre-training context), with the
+    /// long factors. transformers switches a whole forward call to the long factors once the
+    /// sequence outgrows that context; with a KV cache, earlier keys keep the rotation they
+    /// were cached with, so hone switches per position (as vLLM does).
+    long: Option<(usize, Box<Rope>)>,
 }
 
 /// Inverse frequencies (`head_dim / 2` of them) and the attention factor that multiplies
@@ -66,6 +71,10 @@ pub fn inv_freq(cfg: &ModelConfig) -> Result<(Vec<f64>, f64)> {
             ),
             1.0,
         ),
+        Some(RopeScaling::LongRope { short_factor, .. }) => (
+            longrope_inv_freq(&default, short_factor),
+            longrope_attention_factor(cfg),
+        ),
         Some(RopeScaling::Yarn {
             factor,
             original_max_position_embeddings,
@@ -102,6 +111,40 @@ pub fn inv_freq(cfg: &ModelConfig) -> Result<(Vec<f64>, f64)> {
         }
     };
     Ok(out)
+}
+
+/// LongRoPE: each default inverse frequency divided by its factor.
+fn longrope_inv_freq(default: &[f64], factors: &[f64]) -> Vec<f64> {
+    default.iter().zip(factors).map(|(f, e)| f / e).collect()
+}
+
+/// LongRoPE's attention factor: given, or `sqrt(1 + ln(s) / ln(original))` with
+/// `s = max_position_embeddings / original_max_position_embeddings` (1 when `s <= 1`), as
+/// transformers computes it.
+fn longrope_attention_factor(cfg: &ModelConfig) -> f64 {
+    let Some(RopeScaling::LongRope {
+        factor,
+        attention_factor,
+        ..
+    }) = &cfg.rope_scaling
+    else {
+        return 1.0;
+    };
+    if let Some(a) = attention_factor {
+        return *a;
+    }
+    let factor = match cfg.original_max_position_embeddings {
+        Some(orig) if orig > 0 => cfg.max_position_embeddings as f64 / orig as f64,
+        _ => factor.unwrap_or(1.0),
+    };
+    let orig = cfg
+        .original_max_position_embeddings
+        .unwrap_or(cfg.max_position_embeddings) as f64;
+    if factor <= 1.0 {
+        1.0
+    } else {
+        (1.0 + factor.ln() / orig.ln()).sqrt()
+    }
 }
 
 /// `1 / base^(2i/dim)` for `i < dim/2`.
@@ -204,7 +247,19 @@ impl Rope {
     /// positions still work, computed on the fly.
     pub fn with_max_pos(cfg: &ModelConfig, max_pos: usize) -> Result<Self> {
         let (inv_freq, attention_factor) = inv_freq(cfg)?;
-        Ok(Self::from_inv_freq(inv_freq, attention_factor, max_pos))
+        let mut rope = Self::from_inv_freq(inv_freq, attention_factor, max_pos);
+        if let (Some(RopeScaling::LongRope { long_factor, .. }), Some(orig)) =
+            (&cfg.rope_scaling, cfg.original_max_position_embeddings)
+        {
+            let default = default_inv_freq(cfg.rope_theta, cfg.head_dim());
+            let long = Self::from_inv_freq(
+                longrope_inv_freq(&default, long_factor),
+                attention_factor,
+                max_pos,
+            );
+            rope.long = Some((orig, Box::new(long)));
+        }
+        Ok(rope)
     }
 
     /// From explicit inverse frequencies (`head_dim / 2` of them).
@@ -226,6 +281,7 @@ impl Rope {
             attention_factor,
             head_dim: 2 * half,
             max_pos,
+            long: None,
         }
     }
 
@@ -250,6 +306,11 @@ impl Rope {
     /// `(cos, sin)` rows for `pos` (each `head_dim / 2` long, already scaled), for kernels
     /// that rotate many tokens at once. `None` past the precomputed range.
     pub fn cos_sin(&self, pos: usize) -> Option<(&[f32], &[f32])> {
+        if let Some((from, long)) = &self.long {
+            if pos >= *from {
+                return long.cos_sin(pos);
+            }
+        }
         if pos >= self.max_pos {
             return None;
         }
@@ -302,6 +363,11 @@ impl Rope {
     }
 
     fn compute_row(&self, pos: usize) -> (Vec<f32>, Vec<f32>) {
+        if let Some((from, long)) = &self.long {
+            if pos >= *from {
+                return long.compute_row(pos);
+            }
+        }
         self.inv_freq
             .iter()
             .map(|&f| {
@@ -334,6 +400,7 @@ mod tests {
             rope_theta: theta,
             rope_scaling: scaling,
             max_position_embeddings: 64,
+            original_max_position_embeddings: None,
             vocab_size: 10,
             tie_word_embeddings: false,
             bos_token_id: None,
@@ -346,6 +413,48 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn longrope_divides_by_short_factors_inside_the_context_and_long_ones_beyond() {
+        let (short, long) = (vec![1.0, 2.0, 4.0], vec![3.0, 5.0, 7.0]);
+        let mut c = cfg(
+            6,
+            10000.0,
+            Some(RopeScaling::LongRope {
+                short_factor: short.clone(),
+                long_factor: long.clone(),
+                factor: None,
+                attention_factor: None,
+            }),
+        );
+        c.original_max_position_embeddings = Some(16);
+        // max 64 / original 16: attention factor sqrt(1 + ln 4 / ln 16) = sqrt(1.5).
+        let rope = Rope::with_max_pos(&c, 40).unwrap();
+        assert!(close(rope.attention_factor(), 1.5f64.sqrt()));
+        let default = default_inv_freq(10000.0, 6);
+        let angle = |pos: usize, f: &[f64]| -> Vec<f32> {
+            default
+                .iter()
+                .zip(f)
+                .map(|(d, e)| ((pos as f64 * d / e).cos() * 1.5f64.sqrt()) as f32)
+                .collect()
+        };
+        // Inside the pre-training context (tabulated), at its edge, and past the tables.
+        for (pos, f) in [
+            (3, &short),
+            (15, &short),
+            (16, &long),
+            (30, &long),
+            (100, &long),
+        ] {
+            let mut x = vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+            rope.apply(&mut x, pos, 1);
+            let want = angle(pos, f);
+            for (a, b) in x[..3].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-6, "pos {pos}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -244,8 +244,36 @@ fn wrong_type() {
                 json!({"type": "longrope", "factor": 8.0}),
             ))
         },
+        "rope_scaling.short_factor",
+        "missing (required for rope_type `longrope`)",
+    );
+    assert_config_err(
+        |o| {
+            drop(o.insert(
+                "rope_scaling".into(),
+                json!({"type": "ntk-by-parts", "factor": 8.0}),
+            ))
+        },
         "rope_scaling.rope_type",
-        "longrope",
+        "ntk-by-parts",
+    );
+    // LongRoPE needs one factor per rotated pair (32 for SmolLM2's 64-wide heads)
+    // and the pre-training context it switches at.
+    assert_config_err(
+        |o| {
+            drop(o.insert(
+                "rope_scaling".into(),
+                json!({"type": "longrope", "short_factor": [1.0], "long_factor": [1.0, 2.0]}),
+            ));
+            drop(o.insert("original_max_position_embeddings".into(), json!(64)));
+        },
+        "rope_scaling.short_factor",
+        "expected head_dim / 2",
+    );
+    assert_config_err(
+        |o| drop(o.insert("partial_rotary_factor".into(), json!(0.5))),
+        "partial_rotary_factor",
+        "not supported",
     );
 }
 

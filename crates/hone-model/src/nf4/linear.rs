@@ -416,6 +416,8 @@ mod tests {
         let layers: Vec<Block> = (0..2)
             .map(|_| Block {
                 attn_norm: vec![1.0; h],
+                q_norm: None,
+                k_norm: None,
                 q_proj: lin(h, h),
                 k_proj: lin(kvd, h),
                 v_proj: lin(kvd, h),
