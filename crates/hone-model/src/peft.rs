@@ -32,13 +32,165 @@ pub struct AdapterExtra {
     pub lora_dropout: f32,
     /// More fields, written as given (they override the defaults of the same name).
     pub fields: Map<String, Value>,
+    /// The base stores fused projections (Phi-3): the adapter is written under `qkv_proj` /
+    /// `gate_up_proj`, as PEFT names the modules of such a model.
+    pub fused: Option<FusedRows>,
 }
+
+/// Row counts of the projections a fused module stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedRows {
+    pub q: usize,
+    pub kv: usize,
+    pub ffn: usize,
+}
+
+impl FusedRows {
+    /// For a model whose checkpoint fuses its projections; `None` for the others.
+    pub fn of(cfg: &crate::config::ModelConfig) -> Option<Self> {
+        let hd = cfg.head_dim();
+        cfg.fused_projections().then(|| Self {
+            q: cfg.num_attention_heads * hd,
+            kv: cfg.num_key_value_heads * hd,
+            ffn: cfg.intermediate_size,
+        })
+    }
+
+    fn rows(&self, part: &str) -> usize {
+        match part {
+            "q_proj" => self.q,
+            "k_proj" | "v_proj" => self.kv,
+            _ => self.ffn,
+        }
+    }
+}
+
+/// One PEFT module as written: its name, rank, A (`[r, in]`) and B (`[out, r]`).
+struct PeftModule {
+    layer: usize,
+    name: &'static str,
+    r: usize,
+    in_f: usize,
+    out_f: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// The adapter's modules under the names the base's PEFT model has. Fused modules whose parts
+/// share one A (an adapter read from PEFT) keep rank r with B stacked; parts trained apart
+/// become one module of the summed rank, A stacked and B block-diagonal: the same update.
+fn peft_modules(adapter: &LoraAdapter, fused: Option<FusedRows>) -> Result<Vec<PeftModule>> {
+    let mut out = Vec::new();
+    let plain = |(l, name): &(usize, String), m: &LoraModule| PeftModule {
+        layer: *l,
+        name: MODULES
+            .iter()
+            .copied()
+            .find(|x| x == name)
+            .unwrap_or("q_proj"),
+        r: m.r,
+        in_f: m.in_f,
+        out_f: m.out_f,
+        a: m.a.clone(),
+        b: m.b.clone(),
+    };
+    let Some(rows) = fused else {
+        for (k, m) in &adapter.modules {
+            out.push(plain(k, m));
+        }
+        return Ok(out);
+    };
+    let layers: BTreeSet<usize> = adapter.modules.keys().map(|(l, _)| *l).collect();
+    for l in layers {
+        let get = |p: &str| adapter.modules.get(&(l, p.to_string()));
+        for m in ["o_proj", "down_proj"] {
+            if let Some(lm) = get(m) {
+                out.push(plain(&(l, m.to_string()), lm));
+            }
+        }
+        for (fname, parts) in FUSED {
+            let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+            let present: Vec<(&str, &LoraModule)> = parts
+                .iter()
+                .filter_map(|p| get(p).map(|m| (*p, m)))
+                .collect();
+            let Some((_, first)) = present.first() else {
+                continue;
+            };
+            let in_f = first.in_f;
+            let total: usize = parts.iter().map(|p| rows.rows(p)).sum();
+            let shared = present.len() == parts.len()
+                && present
+                    .iter()
+                    .all(|(_, m)| m.r == first.r && m.a == first.a);
+            let r: usize = if shared {
+                first.r
+            } else {
+                present.iter().map(|(_, m)| m.r).sum()
+            };
+            let mut a = Vec::with_capacity(r * in_f);
+            let mut b = vec![0f32; total * r];
+            let (mut row, mut col) = (0, 0);
+            for p in &parts {
+                let n = rows.rows(p);
+                if let Some(m) = get(p) {
+                    if m.out_f != n || m.in_f != in_f {
+                        return Err(Error::Invalid(format!(
+                            "layer {l} {p} is [{}, {}], the fused {fname} expects [{n}, {in_f}]",
+                            m.out_f, m.in_f
+                        )));
+                    }
+                    if !shared || a.is_empty() {
+                        a.extend_from_slice(&m.a);
+                    }
+                    for i in 0..n {
+                        let dst = (row + i) * r + col;
+                        b[dst..dst + m.r].copy_from_slice(&m.b[i * m.r..(i + 1) * m.r]);
+                    }
+                    if !shared {
+                        col += m.r;
+                    }
+                }
+                row += n;
+            }
+            let name = if fname == "qkv_proj" {
+                "qkv_proj"
+            } else {
+                "gate_up_proj"
+            };
+            out.push(PeftModule {
+                layer: l,
+                name,
+                r,
+                in_f,
+                out_f: total,
+                a,
+                b,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Phi-3's fused projections and the projections they stack, by rows, in this order.
+pub const FUSED: [(&str, [&str; 3]); 2] = [
+    ("qkv_proj", ["q_proj", "k_proj", "v_proj"]),
+    ("gate_up_proj", ["gate_proj", "up_proj", ""]),
+];
 
 /// PEFT's parent module of a projection.
 fn parent(module: &str) -> &'static str {
     match module {
-        "q_proj" | "k_proj" | "v_proj" | "o_proj" => "self_attn",
+        "q_proj" | "k_proj" | "v_proj" | "o_proj" | "qkv_proj" => "self_attn",
         _ => "mlp",
+    }
+}
+
+/// The projections a PEFT module name stands for (itself, or the parts of a fused one).
+fn parts_of(module: &str) -> Vec<&'static str> {
+    match FUSED.iter().find(|(f, _)| *f == module) {
+        Some((_, parts)) => parts.iter().copied().filter(|p| !p.is_empty()).collect(),
+        None => MODULES.iter().copied().filter(|m| *m == module).collect(),
     }
 }
 
@@ -120,10 +272,6 @@ pub fn save_adapter(
             msg: "the adapter has no modules".into(),
         });
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // Tensors first: a config beside stale weights would describe the wrong adapter only for
-    // the instant between the two renames.
-    let mut tensors: Vec<F32Tensor> = Vec::new();
     for ((l, name), m) in &adapter.modules {
         if m.a.len() != m.r * m.in_f || m.b.len() != m.out_f * m.r {
             return Err(Error::Adapter {
@@ -134,12 +282,40 @@ pub fn save_adapter(
                 ),
             });
         }
-        tensors.push((peft_key(*l, name, 'A'), vec![m.r, m.in_f], &m.a[..]));
-        tensors.push((peft_key(*l, name, 'B'), vec![m.out_f, m.r], &m.b[..]));
+    }
+    let written = peft_modules(adapter, extra.fused).map_err(|e| Error::Adapter {
+        path: dir.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Tensors first: a config beside stale weights would describe the wrong adapter only for
+    // the instant between the two renames.
+    let mut tensors: Vec<F32Tensor> = Vec::new();
+    let (mut ranks, mut alphas) = (Map::new(), Map::new());
+    for m in &written {
+        tensors.push((peft_key(m.layer, m.name, 'A'), vec![m.r, m.in_f], &m.a[..]));
+        tensors.push((peft_key(m.layer, m.name, 'B'), vec![m.out_f, m.r], &m.b[..]));
+        if m.r != adapter.spec.r {
+            // Same scale as the adapter's other modules: alpha / r = scale.
+            let key = format!("model.layers.{}.{}.{}", m.layer, parent(m.name), m.name);
+            ranks.insert(key.clone(), json!(m.r));
+            alphas.insert(key, json_number(adapter.scale() * m.r as f32));
+        }
     }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors_io::write_f32(&dir.join(WEIGHTS_FILE), &tensors, Some(meta))?;
-    let cfg = adapter_config_json(adapter, base_model_name_or_path, extra);
+    let mut cfg = adapter_config_json(adapter, base_model_name_or_path, extra);
+    let obj = cfg.as_object_mut().expect("object");
+    if extra.fused.is_some() {
+        let names: BTreeSet<&str> = written.iter().map(|m| m.name).collect();
+        let order = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
+        let targets: Vec<&str> = order.into_iter().filter(|n| names.contains(n)).collect();
+        obj.insert("target_modules".into(), json!(targets));
+    }
+    if !ranks.is_empty() {
+        obj.insert("rank_pattern".into(), Value::Object(ranks));
+        obj.insert("alpha_pattern".into(), Value::Object(alphas));
+    }
     let mut text = serde_json::to_string_pretty(&cfg).expect("json serializes");
     text.push('\n');
     write_file(dir.join(CONFIG_FILE), text.as_bytes())?;
@@ -156,6 +332,42 @@ pub struct AdapterConfig {
     pub target_modules: Vec<String>,
     pub layers_to_transform: Option<Vec<usize>>,
     pub base_model_name_or_path: Option<String>,
+    /// PEFT's `rank_pattern` / `alpha_pattern`: per-module rank and alpha, keyed by a module
+    /// name or the end of a dotted module path (`qkv_proj`, `model.layers.3.self_attn.qkv_proj`).
+    pub rank_pattern: Vec<(String, usize)>,
+    pub alpha_pattern: Vec<(String, f32)>,
+    /// rsLoRA: `scale = alpha / sqrt(r)` (`alpha` above already folds it in for `r`).
+    pub rslora: bool,
+}
+
+impl AdapterConfig {
+    /// The rank and scale of the module at dotted path `name`: `rank_pattern` /
+    /// `alpha_pattern` where a key names it, else `r` and `lora_alpha`; PEFT's scale is
+    /// `alpha / r` (`alpha / sqrt(r)` with rsLoRA).
+    pub fn module_rank_scale(&self, name: &str) -> (usize, f32) {
+        let hit = |key: &String| name == key || name.ends_with(&format!(".{key}"));
+        let r = self
+            .rank_pattern
+            .iter()
+            .find(|(k, _)| hit(k))
+            .map_or(self.r, |(_, r)| *r);
+        let raw_alpha = if self.rslora {
+            self.alpha / (self.r as f32).sqrt()
+        } else {
+            self.alpha
+        };
+        let alpha = self
+            .alpha_pattern
+            .iter()
+            .find(|(k, _)| hit(k))
+            .map_or(raw_alpha, |(_, a)| *a);
+        let scale = if self.rslora {
+            alpha / (r as f32).sqrt()
+        } else {
+            alpha / r as f32
+        };
+        (r, scale)
+    }
 }
 
 /// Reads and checks `dir/adapter_config.json`.
@@ -237,14 +449,40 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
             ));
         }
     }
-    for k in ["rank_pattern", "alpha_pattern"] {
-        if get(k)
-            .and_then(Value::as_object)
-            .is_some_and(|o| !o.is_empty())
-        {
-            return Err(unsupported(k, "per-module ranks / alphas"));
+    let pattern = |k: &str| -> Result<Vec<(String, f64)>> {
+        match get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(name, v)| {
+                    v.as_f64()
+                        .filter(|x| *x > 0.0)
+                        .map(|x| (name.clone(), x))
+                        .ok_or_else(|| {
+                            err(k, format!("`{name}`: expected a positive number, got {v}"))
+                        })
+                })
+                .collect(),
+            Some(other) => Err(err(k, format!("expected an object, got {other}"))),
         }
-    }
+    };
+    let rank_pattern = pattern("rank_pattern")?
+        .into_iter()
+        .map(|(k, r)| {
+            if r.fract() == 0.0 {
+                Ok((k, r as usize))
+            } else {
+                Err(err(
+                    "rank_pattern",
+                    format!("`{k}`: rank {r} is not an integer"),
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let alpha_pattern = pattern("alpha_pattern")?
+        .into_iter()
+        .map(|(k, a)| (k, a as f32))
+        .collect();
     let target_modules: Vec<String> = match get("target_modules") {
         None => Vec::new(),
         Some(Value::String(s)) if s == "all-linear" => {
@@ -299,6 +537,9 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
         base_model_name_or_path: get("base_model_name_or_path")
             .and_then(Value::as_str)
             .map(str::to_string),
+        rank_pattern,
+        alpha_pattern,
+        rslora,
     })
 }
 
@@ -316,7 +557,11 @@ fn parse_key(key: &str) -> Option<(usize, &str, bool)> {
         "lora_B.weight" | "lora_B.default.weight" => true,
         _ => return None,
     };
-    let module = MODULES.iter().copied().find(|m| *m == module)?;
+    let module = MODULES
+        .iter()
+        .chain(FUSED.iter().map(|(f, _)| f))
+        .copied()
+        .find(|m| *m == module)?;
     (parent(module) == par).then_some((layer, module, which))
 }
 
@@ -396,11 +641,12 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
         let (sb, b) =
             b.ok_or_else(|| aerr(format!("`{}` has no matching `{}`", which('A'), which('B'))))?;
         let (r, in_f, out_f) = (sa[0], sa[1], sb[0]);
-        if r != cfg.r {
+        let path = format!("model.layers.{layer}.{}.{module}", parent(module));
+        let (want_r, scale) = cfg.module_rank_scale(&path);
+        if r != want_r {
             return Err(aerr(format!(
-                "`{}` has shape {sa:?}: rank {r}, but {CONFIG_FILE} says r = {}",
+                "`{}` has shape {sa:?}: rank {r}, but {CONFIG_FILE} says r = {want_r}",
                 which('A'),
-                cfg.r
             )));
         }
         if sb[1] != r {
@@ -420,26 +666,65 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapter> {
                 in_f.min(out_f)
             )));
         }
+        // A module whose pattern gives it another scale than the adapter's keeps its own
+        // through B.
+        let mut b = b;
+        let ratio = scale / (cfg.alpha / cfg.r as f32);
+        if ratio != 1.0 {
+            b.iter_mut().for_each(|x| *x *= ratio);
+        }
         layers.insert(layer);
-        present.insert(module);
-        modules.insert(
-            (layer, module.to_string()),
-            LoraModule {
-                r,
-                in_f,
-                out_f,
-                a,
-                b,
-            },
-        );
+        let parts = parts_of(module);
+        // Phi-3's `qkv_proj` is [q; k; v] with q as wide as the input (hidden) and k, v of
+        // equal size; `gate_up_proj` is [gate; up], halves. Each part keeps A and its rows of B.
+        let sizes: Vec<usize> = match parts.len() {
+            1 => vec![out_f],
+            2 if out_f.is_multiple_of(2) => vec![out_f / 2; 2],
+            3 if out_f > in_f && (out_f - in_f).is_multiple_of(2) => {
+                vec![in_f, (out_f - in_f) / 2, (out_f - in_f) / 2]
+            }
+            _ => {
+                return Err(aerr(format!(
+                    "`{}` is [{out_f}, {r}]: {out_f} rows do not split into {}",
+                    which('B'),
+                    parts.join(" / ")
+                )))
+            }
+        };
+        let mut row = 0;
+        for (part, rows) in parts.into_iter().zip(sizes) {
+            present.insert(part);
+            let key = (layer, part.to_string());
+            if modules.contains_key(&key) {
+                return Err(aerr(format!(
+                    "layer {layer} {part} has LoRA tensors both fused ({module}) and alone"
+                )));
+            }
+            modules.insert(
+                key,
+                LoraModule {
+                    r,
+                    in_f,
+                    out_f: rows,
+                    a: a.clone(),
+                    b: b[row * r..(row + rows) * r].to_vec(),
+                },
+            );
+            row += rows;
+        }
     }
     let cerr = |key: &str, msg: String| Error::AdapterConfig {
         path: dir.join(CONFIG_FILE),
         key: key.into(),
         msg,
     };
+    let targets: Vec<&str> = cfg
+        .target_modules
+        .iter()
+        .flat_map(|t| parts_of(t))
+        .collect();
     for m in &present {
-        if !cfg.target_modules.is_empty() && !cfg.target_modules.iter().any(|t| t == m) {
+        if !cfg.target_modules.is_empty() && !targets.contains(m) {
             return Err(cerr(
                 "target_modules",
                 format!("does not list `{m}`, but {WEIGHTS_FILE} has LoRA tensors for it"),
@@ -532,6 +817,131 @@ mod tests {
             })
             .collect();
         safetensors::serialize_to_file(views, None, path).unwrap();
+    }
+
+    /// `scale · B A` of a module, `[out, in]`.
+    fn update(m: &LoraModule, scale: f32) -> Vec<f32> {
+        let mut w = vec![0f32; m.out_f * m.in_f];
+        for o in 0..m.out_f {
+            for i in 0..m.in_f {
+                let s: f32 = (0..m.r)
+                    .map(|k| m.b[o * m.r + k] * m.a[k * m.in_f + i])
+                    .sum();
+                w[o * m.in_f + i] = scale * s;
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn fused_names_keep_every_update_of_parts_trained_apart() {
+        // Phi-3 shape: q 16 rows (= hidden), k and v 8, gate and up 32; k_proj left out, so
+        // its rows of the fused B are zero.
+        let ad = random_adapter(
+            5,
+            &[0, 2],
+            &[
+                "q_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+        );
+        let rows = FusedRows {
+            q: 16,
+            kv: 8,
+            ffn: 32,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let extra = AdapterExtra {
+            fused: Some(rows),
+            ..Default::default()
+        };
+        save_adapter(dir.path(), &ad, "phi3", &extra).unwrap();
+        let cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(
+            cfg["target_modules"],
+            json!(["qkv_proj", "o_proj", "gate_up_proj", "down_proj"])
+        );
+        // q and v trained apart: rank 8 with alpha 16 keeps scale 2; gate and up likewise.
+        assert_eq!(
+            cfg["rank_pattern"]["model.layers.2.self_attn.qkv_proj"],
+            json!(8)
+        );
+        assert_eq!(
+            cfg["alpha_pattern"]["model.layers.2.mlp.gate_up_proj"],
+            json!(16)
+        );
+        let st_bytes = std::fs::read(dir.path().join(WEIGHTS_FILE)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+        let b = st
+            .tensor("base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight")
+            .unwrap();
+        assert_eq!(b.shape(), [32, 8]);
+
+        let back = load_adapter(dir.path()).unwrap();
+        assert_eq!(back.scale(), ad.scale());
+        for ((l, name), m) in &ad.modules {
+            let got = &back.modules[&(*l, name.clone())];
+            let (a, b) = (update(m, ad.scale()), update(got, back.scale()));
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-5, "layer {l} {name}: update differs by {d}");
+        }
+        // The left-out k_proj reads back as a zero update.
+        let k = &back.modules[&(0, "k_proj".to_string())];
+        assert!(update(k, back.scale()).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_fused_peft_module_with_one_a_splits_into_its_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["qkv_proj"]}"#,
+        )
+        .unwrap();
+        let a: Vec<f32> = (0..2 * 4).map(|i| i as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..8 * 2).map(|i| 1.0 + i as f32).collect();
+        let ab = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        write_st(
+            &dir.path().join(WEIGHTS_FILE),
+            &[
+                (
+                    "base_model.model.model.layers.1.self_attn.qkv_proj.lora_A.weight",
+                    safetensors::Dtype::F32,
+                    vec![2, 4],
+                    ab(&a),
+                ),
+                (
+                    "base_model.model.model.layers.1.self_attn.qkv_proj.lora_B.weight",
+                    safetensors::Dtype::F32,
+                    vec![8, 2],
+                    ab(&b),
+                ),
+            ],
+        );
+        let ad = load_adapter(dir.path()).unwrap();
+        // q is as wide as the input (4 rows), k and v split the other 4.
+        let part = |n: &str| &ad.modules[&(1, n.to_string())];
+        assert_eq!(
+            (
+                part("q_proj").out_f,
+                part("k_proj").out_f,
+                part("v_proj").out_f
+            ),
+            (4, 2, 2)
+        );
+        assert_eq!(part("k_proj").b, b[8..12].to_vec());
+        assert_eq!(part("v_proj").a, a);
+        assert_eq!(ad.spec.target_modules, ["q_proj", "k_proj", "v_proj"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use hone_data::train_log::{self, LOSS_PLOT_FILE, METRICS_FILE};
 pub use hone_data::train_log::{EpochRecord, StepRecord, SUMMARY_FILE};
 use hone_model::loader::{LoadOptions, LoadedModel, WeightMode};
 use hone_model::lora::LoraAdapter;
-use hone_model::peft::{load_adapter, save_adapter, AdapterExtra};
+use hone_model::peft::{load_adapter, save_adapter, AdapterExtra, FusedRows};
 use hone_model::safetensors_io::{self, F32Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -567,7 +567,13 @@ pub fn run_with_memory(
             None => true,
         };
         if improved || cfg.train.keep == Keep::Last {
-            save_adapter(&out, &adapter, &cfg.model.base, &extra(cfg, n_layers))?;
+            // The adapter people load elsewhere carries the base's PEFT module names
+            // (Phi-3's fused ones); the checkpoint keeps hone's, so a resume is exact.
+            let extra = AdapterExtra {
+                fused: FusedRows::of(&model.config),
+                ..extra(cfg, n_layers)
+            };
+            save_adapter(&out, &adapter, &cfg.model.base, &extra)?;
         }
         st.epoch += 1;
         st.step_in_epoch = 0;
