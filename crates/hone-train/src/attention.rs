@@ -83,6 +83,8 @@ pub(crate) struct Kv<'a> {
     v: &'a [f32],
     len: usize,
     hd: usize,
+    /// A sliding window: each query sees its own position and the `window - 1` before it.
+    window: Option<usize>,
     packs: Option<Packs>,
 }
 
@@ -109,8 +111,21 @@ impl<'a> Kv<'a> {
             v,
             len,
             hd,
+            window: None,
             packs,
         }
+    }
+
+    /// Restricts every query to the last `window` positions (itself included), as Mistral's
+    /// sliding-window layers do; `None` or 0 is full causal attention.
+    pub(crate) fn with_window(mut self, window: Option<usize>) -> Self {
+        self.window = window.filter(|&w| w > 0);
+        self
+    }
+
+    /// The first key position query row `row` sees.
+    fn first_key(&self, row: usize) -> usize {
+        self.window.map_or(0, |w| (row + 1).saturating_sub(w))
     }
 
     /// `C[rows, n] = A[rows, k] · B`: in f32 with `b` (row-major, transposed when `b_t`), or
@@ -175,7 +190,9 @@ fn block_probs(
     kv.product(qr, (&kv.k[..r1 * hd], true), kt, r1, p, r1, buf);
     for (i, row) in p.chunks_exact_mut(r1).enumerate() {
         let last = r0 + i;
-        softmax_scaled(&mut row[..=last], scale);
+        let first = kv.first_key(last);
+        softmax_scaled(&mut row[first..=last], scale);
+        row[..first].fill(0.0);
         row[last + 1..].fill(0.0);
     }
 }
@@ -230,10 +247,12 @@ pub(crate) fn backward(
             kv.product((dor, rows, hd), (vr, true), vt, r1, ds, r1, &mut s.rows);
             for (i, (pr, dr)) in p.chunks_exact(r1).zip(ds.chunks_exact_mut(r1)).enumerate() {
                 let last = r0 + i;
-                let dot = dot16(&pr[..=last], &dr[..=last]);
-                for (d, p) in dr[..=last].iter_mut().zip(&pr[..=last]) {
+                let first = kv.first_key(last);
+                let dot = dot16(&pr[first..=last], &dr[first..=last]);
+                for (d, p) in dr[first..=last].iter_mut().zip(&pr[first..=last]) {
                     *d = p * (*d - dot) * scale;
                 }
+                dr[..first].fill(0.0);
                 dr[last + 1..].fill(0.0);
             }
             // dQ[r0..r1] = dS K[..r1]; dK[..r1] += dSᵀ Q[r0..r1]

@@ -167,6 +167,15 @@ struct LayerSave {
     g: Vec<f32>,
     up: Vec<f32>,
     lora: [Option<LoraSave>; 7],
+    /// Qwen3's per-head norms of q and k: their inputs and inverse RMS per head.
+    qk_norm: Option<QkNormSave>,
+}
+
+struct QkNormSave {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    q_inv: Vec<f32>,
+    k_inv: Vec<f32>,
 }
 
 /// Sequence layout of the packed rows.
@@ -542,6 +551,20 @@ impl<'a> Backprop<'a> {
         lora[Q] = self.proj_forward(l, Q, &h1, n, &mut q, rng.as_deref_mut(), save);
         lora[K] = self.proj_forward(l, K, &h1, n, &mut k, rng.as_deref_mut(), save);
         lora[V] = self.proj_forward(l, V, &h1, n, &mut v, rng.as_deref_mut(), save);
+        let qk_norm = match (&layer.q_norm, &layer.k_norm) {
+            (Some(qn), Some(kn)) => {
+                let (q_in, k_in) = (copied(&q), copied(&k));
+                norm_rows(&q_in, qn, eps, &mut q);
+                norm_rows(&k_in, kn, eps, &mut k);
+                save.then(|| QkNormSave {
+                    q_inv: rms_inv(&q_in, hd, eps),
+                    k_inv: rms_inv(&k_in, hd, eps),
+                    q: q_in,
+                    k: k_in,
+                })
+            }
+            _ => None,
+        };
         self.rope_rows(&mut q, &mut k, lay, false);
         let attn = self.attention_forward(&q, &k, &v, lay);
         let mut o = zeros(n * d);
@@ -572,6 +595,7 @@ impl<'a> Backprop<'a> {
             g,
             up,
             lora,
+            qk_norm,
         })
     }
 
@@ -600,12 +624,13 @@ impl<'a> Backprop<'a> {
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
         let bf16 = self.bf16.then(Kernel::best);
+        let window = m.config.sliding_window;
         let outs: Vec<Vec<(usize, Vec<f32>)>> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
             let (off, len) = lay.seqs[s];
             let kh = Self::head(k, kvd, off, len, g, hd);
             let vh = Self::head(v, kvd, off, len, g, hd);
-            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, false);
+            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, false).with_window(window);
             (g * groups..(g + 1) * groups)
                 .map(|h| {
                     let qh = Self::head(q, qd, off, len, h, hd);
@@ -636,13 +661,14 @@ impl<'a> Backprop<'a> {
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
         let bf16 = self.bf16.then(Kernel::best);
+        let window = m.config.sliding_window;
         type Out = (Vec<(usize, Vec<f32>)>, Vec<f32>, Vec<f32>);
         let outs: Vec<Out> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
             let (off, len) = lay.seqs[s];
             let kh = Self::head(&save.k, kvd, off, len, g, hd);
             let vh = Self::head(&save.v, kvd, off, len, g, hd);
-            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, true);
+            let kv = attention::Kv::new(&kh, &vh, len, hd, bf16, true).with_window(window);
             let mut dk = vec![0f32; len * hd];
             let mut dv = vec![0f32; len * hd];
             let dqs = (g * groups..(g + 1) * groups)
@@ -775,6 +801,13 @@ impl<'a> Backprop<'a> {
         self.proj_backward(l, O, &s.attn, dx, n, &s.lora[O], grads, &mut dattn);
         let (mut dq, mut dk, dv) = self.attention_backward(s, &dattn, lay);
         self.rope_rows(&mut dq, &mut dk, lay, true);
+        if let (Some(sv), Some(qn), Some(kn)) = (&s.qk_norm, &layer.q_norm, &layer.k_norm) {
+            let mut dq_in = zeros(dq.len());
+            norm_backward_rows(&sv.q, &sv.q_inv, qn, &dq, &mut dq_in);
+            let mut dk_in = zeros(dk.len());
+            norm_backward_rows(&sv.k, &sv.k_inv, kn, &dk, &mut dk_in);
+            (dq, dk) = (dq_in, dk_in);
+        }
         let mut dh1 = zeros(n * d);
         self.proj_backward(l, Q, &s.h1, &dq, n, &s.lora[Q], grads, &mut dh1);
         self.proj_backward(l, K, &s.h1, &dk, n, &s.lora[K], grads, &mut dh1);
