@@ -218,16 +218,42 @@ impl ChatTemplate {
     }
 
     fn render_values(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_context(messages, Value::from(()), add_generation_prompt)
+    }
+
+    fn render_context(
+        &self,
+        messages: &[Message],
+        tools: Value,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(template_err)?;
         tmpl.render(minijinja::context! {
             messages => Value::from_serialize(messages),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
-            tools => Value::from(()),
+            tools => tools,
             documents => Value::from(()),
         })
         .map_err(template_err)
+    }
+
+    /// Renders a conversation with tool definitions (`tools_json`: a JSON list of OpenAI-style
+    /// function tools), as `apply_chat_template(messages, tools=...)` does. Keys keep the
+    /// order of the JSON text, as Python's `json.dumps` in the template's `tojson` would.
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools_json: &str,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let tools: Value = serde_json::from_str(tools_json)
+            .map_err(|e| Error::Template(format!("tools: not valid JSON: {e}")))?;
+        if tools.kind() != minijinja::value::ValueKind::Seq {
+            return Err(Error::Template("tools: expected a JSON list".into()));
+        }
+        self.render_context(messages, tools, add_generation_prompt)
     }
 
     /// Renders a conversation; with `add_generation_prompt` the text ends where the model's
@@ -249,8 +275,9 @@ impl ChatTemplate {
     ///    in the real rendering; the assistant content (verbatim, or trimmed if the template
     ///    trims) sits between those pieces.
     /// 2. The end-of-turn marker of assistant message *i* is what the template emits after its
-    ///    content when the conversation ends there (render of messages `..=i`), trailing
-    ///    whitespace removed, and as far as it agrees with the full rendering. If that yields
+    ///    content when the conversation ends there (render of messages `..=i`), up to the
+    ///    first whitespace after it (Phi-3 ends a conversation with `<|end|>\n<|endoftext|>`:
+    ///    the marker is `<|end|>`), and as far as it agrees with the full rendering. If that yields
     ///    nothing, a known marker (`<|im_end|>`, `<|eot_id|>`, `</s>`, ..., the EOS token) that
     ///    follows the content is used.
     ///
@@ -363,7 +390,14 @@ impl ChatTemplate {
                     .map(|p| h[p + sentinel.len()..].to_string())
             })
             .map(|tail| {
-                let tail = tail.trim_end();
+                // The marker is one word (`<|end|>`), possibly after a space: what a template
+                // emits after it when the conversation ends there (Phi-3's `\n<|endoftext|>`)
+                // belongs to no turn.
+                let lead = tail.len() - tail.trim_start().len();
+                let word = tail[lead..]
+                    .find(char::is_whitespace)
+                    .map_or(tail.len(), |p| lead + p);
+                let tail = &tail[..word];
                 let common = tail
                     .char_indices()
                     .zip(next.chars())
