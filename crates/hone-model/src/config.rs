@@ -26,6 +26,8 @@ pub enum ModelType {
     Qwen2,
     Qwen3,
     Phi3,
+    /// Gemma 3's text model (HF `gemma3_text`, GGUF `gemma3`).
+    Gemma3,
 }
 
 impl ModelType {
@@ -37,6 +39,7 @@ impl ModelType {
             "qwen2" => Some(Self::Qwen2),
             "qwen3" => Some(Self::Qwen3),
             "phi3" => Some(Self::Phi3),
+            "gemma3_text" | "gemma3" => Some(Self::Gemma3),
             _ => None,
         }
     }
@@ -48,6 +51,7 @@ impl ModelType {
             Self::Qwen2 => "qwen2",
             Self::Qwen3 => "qwen3",
             Self::Phi3 => "phi3",
+            Self::Gemma3 => "gemma3_text",
         }
     }
 
@@ -59,6 +63,7 @@ impl ModelType {
             Self::Qwen2 => "Qwen2ForCausalLM",
             Self::Qwen3 => "Qwen3ForCausalLM",
             Self::Phi3 => "Phi3ForCausalLM",
+            Self::Gemma3 => "Gemma3ForCausalLM",
         }
     }
 
@@ -69,7 +74,7 @@ impl ModelType {
     }
 
     /// Every family name hone accepts, for error messages.
-    pub const NAMES: &'static str = "llama, mistral, qwen2, qwen3, phi3";
+    pub const NAMES: &'static str = "llama, mistral, qwen2, qwen3, phi3, gemma3_text";
 }
 
 impl std::fmt::Display for ModelType {
@@ -276,6 +281,19 @@ pub struct ModelConfig {
     /// Sliding-window attention span, `None` = full attention. For qwen2 this is `None`
     /// unless the file sets `use_sliding_window: true`.
     pub sliding_window: Option<usize>,
+    /// Gemma 3: per layer, `sliding_attention` (within `sliding_window`, rotated with
+    /// `rope_local_base_freq`) or `full_attention`. Without it every layer is alike.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_types: Option<Vec<String>>,
+    /// Gemma 3: the rope base of the sliding-window layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma: attention scores are scaled by `query_pre_attn_scalar^-0.5` (else head_dim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// The gated MLP's activation (`silu` when absent; Gemma: `gelu_pytorch_tanh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_activation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torch_dtype: Option<String>,
 }
@@ -336,6 +354,22 @@ struct HfConfig {
     /// transformers >= 4.56 writes `dtype` instead of `torch_dtype`.
     #[serde(default, deserialize_with = "hf::string")]
     dtype: Option<String>,
+    #[serde(default, deserialize_with = "hf::strings")]
+    layer_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "hf::usize")]
+    sliding_window_pattern: Option<usize>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    rope_local_base_freq: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    query_pre_attn_scalar: Option<f64>,
+    #[serde(default, deserialize_with = "hf::string")]
+    hidden_activation: Option<String>,
+    #[serde(default, deserialize_with = "hf::string")]
+    hidden_act: Option<String>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    final_logit_softcapping: Option<f64>,
+    #[serde(default, deserialize_with = "hf::f64")]
+    attn_logit_softcapping: Option<f64>,
 }
 
 /// `rope_scaling` of `config.json`: `rope_type` (or the older `type`) and the parameters
@@ -662,8 +696,26 @@ impl ModelConfig {
         };
         // transformers 5 writes the rope settings as `rope_parameters` (with `rope_theta`
         // inside); older files as `rope_scaling`.
+        // Gemma 3 in transformers 5: one entry per layer type.
+        let per_type = |t: &str| {
+            hf.rope_parameters
+                .as_ref()
+                .and_then(|p| p.get(t))
+                .filter(|v| v.is_object())
+                .cloned()
+        };
+        let (global_params, local_params) =
+            (per_type("full_attention"), per_type("sliding_attention"));
+        let theta_of = |v: &Option<Json>| {
+            v.as_ref()
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Json::as_f64)
+        };
         let (rope_scaling, rope_field) = match (hf.rope_scaling, &hf.rope_parameters) {
             (Some(v), _) => (Some(v), "rope_scaling"),
+            (None, _) if global_params.is_some() => {
+                (global_params.clone(), "rope_parameters.full_attention")
+            }
             (None, Some(p)) if p.is_object() => (Some(p.clone()), "rope_parameters"),
             (None, _) => (None, "rope_scaling"),
         };
@@ -678,6 +730,47 @@ impl ModelConfig {
             Some(v) => from_json::<HfRopeScaling>(path, &format!("{rope_field}."), v)?
                 .resolve(|name, msg| err(&format!("{rope_field}.{name}"), msg))?,
         };
+        for (name, v) in [
+            ("final_logit_softcapping", hf.final_logit_softcapping),
+            ("attn_logit_softcapping", hf.attn_logit_softcapping),
+        ] {
+            if let Some(v) = v {
+                return Err(err(
+                    name,
+                    &format!("{v}: logit soft-capping is not supported"),
+                ));
+            }
+        }
+        let hidden_activation = hf.hidden_activation.or(hf.hidden_act);
+        if let Some(a) = hidden_activation.as_deref() {
+            if !matches!(a, "silu" | "swish" | "gelu_pytorch_tanh") {
+                let field = "hidden_activation";
+                return Err(err(
+                    field,
+                    &format!("`{a}` is not supported (silu or gelu_pytorch_tanh)"),
+                ));
+            }
+        }
+        let num_layers = required(hf.num_hidden_layers, "num_hidden_layers")?;
+        let layer_types = match (model_type, hf.layer_types) {
+            (_, Some(t)) => Some(t),
+            // Gemma 3's older files: every `sliding_window_pattern`-th layer is global.
+            (ModelType::Gemma3, None) => {
+                let pattern = hf.sliding_window_pattern.unwrap_or(6).max(1);
+                Some(
+                    (0..num_layers)
+                        .map(|i| {
+                            if (i + 1) % pattern == 0 {
+                                "full_attention".to_string()
+                            } else {
+                                "sliding_attention".to_string()
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            (_, None) => None,
+        };
         if let Some(f) = hf.partial_rotary_factor.filter(|&f| f != 1.0) {
             return Err(err(
                 "partial_rotary_factor",
@@ -691,20 +784,23 @@ impl ModelConfig {
             model_type,
             hidden_size: required(hf.hidden_size, "hidden_size")?,
             intermediate_size: required(hf.intermediate_size, "intermediate_size")?,
-            num_hidden_layers: required(hf.num_hidden_layers, "num_hidden_layers")?,
+            num_hidden_layers: num_layers,
             num_attention_heads,
             num_key_value_heads: hf.num_key_value_heads.unwrap_or(num_attention_heads),
             head_dim: hf.head_dim,
             rms_norm_eps: hf
                 .rms_norm_eps
                 .ok_or_else(|| err("rms_norm_eps", "missing (required)"))?,
-            rope_theta: hf.rope_theta.unwrap_or_else(|| {
-                hf.rope_parameters
-                    .as_ref()
-                    .and_then(|p| p.get("rope_theta"))
-                    .and_then(Json::as_f64)
-                    .unwrap_or(10000.0)
-            }),
+            rope_theta: hf
+                .rope_theta
+                .or(theta_of(&global_params))
+                .unwrap_or_else(|| {
+                    hf.rope_parameters
+                        .as_ref()
+                        .and_then(|p| p.get("rope_theta"))
+                        .and_then(Json::as_f64)
+                        .unwrap_or(10000.0)
+                }),
             rope_scaling,
             max_position_embeddings: required(
                 hf.max_position_embeddings,
@@ -717,6 +813,10 @@ impl ModelConfig {
             eos_token_id: hf.eos_token_id,
             attention_bias: hf.attention_bias.unwrap_or(model_type == ModelType::Qwen2),
             sliding_window,
+            layer_types,
+            rope_local_base_freq: hf.rope_local_base_freq.or(theta_of(&local_params)),
+            query_pre_attn_scalar: hf.query_pre_attn_scalar,
+            hidden_activation,
             torch_dtype: hf.torch_dtype.or(hf.dtype),
         };
         cfg.validate(path)?;
@@ -829,6 +929,52 @@ impl ModelConfig {
             sliding_window: k
                 .opt_usize(&key("attention.sliding_window"))?
                 .filter(|&w| w > 0),
+            // Gemma 3: `attention.sliding_window_pattern` (per layer, true = sliding) where the
+            // file has it, else llama.cpp's fixed pattern (every sixth layer global); the local
+            // layers' base `rope.freq_base_swa`, else 10,000; scores scaled by head_dim (the
+            // 270M, 1B and 4B models' query_pre_attn_scalar).
+            layer_types: match (model_type, md.get(&key("attention.sliding_window_pattern"))) {
+                (ModelType::Gemma3, Some(GgufValue::Array(a))) => Some(
+                    a.iter()
+                        .map(|v| {
+                            let sliding = match v {
+                                GgufValue::Bool(b) => *b,
+                                other => gguf_usize(other).is_some_and(|u| u != 0),
+                            };
+                            if sliding {
+                                "sliding_attention"
+                            } else {
+                                "full_attention"
+                            }
+                            .to_string()
+                        })
+                        .collect(),
+                ),
+                (ModelType::Gemma3, _) => Some(
+                    (0..k.usize(&key("block_count")).unwrap_or(0))
+                        .map(|i| {
+                            if (i + 1) % 6 == 0 {
+                                "full_attention"
+                            } else {
+                                "sliding_attention"
+                            }
+                            .to_string()
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+            rope_local_base_freq: match k.opt_f64(&key("rope.freq_base_swa"))? {
+                Some(b) => Some(b),
+                None => (model_type == ModelType::Gemma3).then_some(10_000.0),
+            },
+            // `attention.scale` multiplies the scores: the scalar is its inverse square.
+            query_pre_attn_scalar: k
+                .opt_f64(&key("attention.scale"))?
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(|s| 1.0 / (s * s)),
+            hidden_activation: (model_type == ModelType::Gemma3)
+                .then(|| "gelu_pytorch_tanh".to_string()),
             torch_dtype: None,
         };
         cfg.validate(path)?;
@@ -851,9 +997,44 @@ impl ModelConfig {
         self.num_attention_heads / self.num_key_value_heads.max(1)
     }
 
-    /// Whether every query and key head is RMS-normed before rope (Qwen3).
+    /// Whether every query and key head is RMS-normed before rope (Qwen3, Gemma 3).
     pub fn qk_norm(&self) -> bool {
-        self.model_type == ModelType::Qwen3
+        matches!(self.model_type, ModelType::Qwen3 | ModelType::Gemma3)
+    }
+
+    /// Gemma: RMS norms scale by `1 + weight` (the loader folds the 1 in), blocks norm their
+    /// attention and MLP outputs too, and embeddings are scaled by `sqrt(hidden_size)`.
+    pub fn gemma_style(&self) -> bool {
+        self.model_type == ModelType::Gemma3
+    }
+
+    /// Whether layer `layer` is a sliding-window layer (`layer_types`); without layer types,
+    /// every layer is when a window is set (Mistral).
+    pub fn is_sliding_layer(&self, layer: usize) -> bool {
+        match &self.layer_types {
+            Some(t) => t.get(layer).is_some_and(|t| t == "sliding_attention"),
+            None => self.sliding_window.is_some(),
+        }
+    }
+
+    /// The attention window of layer `layer` (`None`: the whole causal context).
+    pub fn layer_window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window
+            .filter(|&w| w > 0 && self.is_sliding_layer(layer))
+    }
+
+    /// The gated MLP's activation.
+    pub fn activation(&self) -> crate::kernels::Activation {
+        match self.hidden_activation.as_deref() {
+            Some("gelu_pytorch_tanh") => crate::kernels::Activation::GeluTanh,
+            _ => crate::kernels::Activation::Silu,
+        }
+    }
+
+    /// Multiplier of the attention scores: `query_pre_attn_scalar^-0.5`, else `head_dim^-0.5`.
+    pub fn attention_scale(&self) -> f32 {
+        let s = self.query_pre_attn_scalar.unwrap_or(self.head_dim() as f64);
+        (1.0 / s.sqrt()) as f32
     }
 
     /// Whether the checkpoint stores q/k/v as one `qkv_proj` and gate/up as one
@@ -947,6 +1128,43 @@ impl ModelConfig {
                 "rope_theta",
                 format!("must be a number > 1, got {}", self.rope_theta),
             ));
+        }
+        if let Some(t) = &self.layer_types {
+            if t.len() != self.num_hidden_layers {
+                return Err(err(
+                    "layer_types",
+                    format!(
+                        "lists {} layers, the model has {}",
+                        t.len(),
+                        self.num_hidden_layers
+                    ),
+                ));
+            }
+            if let Some(bad) = t
+                .iter()
+                .find(|x| !matches!(x.as_str(), "sliding_attention" | "full_attention"))
+            {
+                return Err(err(
+                    "layer_types",
+                    format!("unknown layer type `{bad}` (sliding_attention or full_attention)"),
+                ));
+            }
+        }
+        if let Some(s) = self.query_pre_attn_scalar {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(err(
+                    "query_pre_attn_scalar",
+                    format!("must be a positive number, got {s}"),
+                ));
+            }
+        }
+        if let Some(b) = self.rope_local_base_freq {
+            if !(b.is_finite() && b > 1.0) {
+                return Err(err(
+                    "rope_local_base_freq",
+                    format!("must be a number > 1, got {b}"),
+                ));
+            }
         }
         if let Some(0) = self.sliding_window {
             return Err(err("sliding_window", "must be greater than 0".into()));

@@ -30,12 +30,21 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         vec![vocab, hidden],
         embed,
     ));
+    // Gemma stores RMS-norm weights as `weight` in `1 + weight`.
+    let gemma = model.config.gemma_style();
+    let norm_w = |w: &[f32]| -> Vec<f32> {
+        if gemma {
+            w.iter().map(|v| v - 1.0).collect()
+        } else {
+            w.to_vec()
+        }
+    };
     for (i, b) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
         t.push((
             format!("{p}.input_layernorm.weight"),
             vec![hidden],
-            b.attn_norm.clone(),
+            norm_w(&b.attn_norm),
         ));
         let fused = model.config.fused_projections();
         for name in MODULES {
@@ -75,20 +84,27 @@ pub fn hf_tensors(m: &LoadedModel) -> Vec<(String, Vec<usize>, Vec<f32>)> {
                 t.push((
                     format!("{p}.self_attn.{n}.weight"),
                     vec![w.len()],
-                    w.clone(),
+                    norm_w(w),
                 ));
             }
         }
-        t.push((
-            format!("{p}.post_attention_layernorm.weight"),
-            vec![hidden],
-            b.ffn_norm.clone(),
-        ));
+        let norms: Vec<(&str, &[f32])> = match (&b.post_attn_norm, &b.post_ffn_norm) {
+            // Gemma's names: `post_attention_layernorm` norms the attention output.
+            (Some(pa), Some(pf)) => vec![
+                ("post_attention_layernorm", pa),
+                ("pre_feedforward_layernorm", &b.ffn_norm),
+                ("post_feedforward_layernorm", pf),
+            ],
+            _ => vec![("post_attention_layernorm", &b.ffn_norm)],
+        };
+        for (n, w) in norms {
+            t.push((format!("{p}.{n}.weight"), vec![hidden], norm_w(w)));
+        }
     }
     t.push((
         "model.norm.weight".to_string(),
         vec![hidden],
-        model.norm.clone(),
+        norm_w(&model.norm),
     ));
     if !model.tied_embeddings {
         t.push((

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::config::ModelConfig;
-use crate::kernels::{causal_attention, silu_mul, Heads};
+use crate::kernels::{causal_attention, Activation, Heads};
 use crate::kv_cache::{KvCache, SeqCache};
 use crate::linear::{Linear, LinearInput};
 use crate::lora::LoraAdapter;
@@ -73,6 +73,9 @@ pub struct Block {
     pub v_proj: Box<dyn Linear>,
     pub o_proj: Box<dyn Linear>,
     pub ffn_norm: Vec<f32>,
+    /// Gemma: norms of the attention output and of the MLP output, before each residual add.
+    pub post_attn_norm: Option<Vec<f32>>,
+    pub post_ffn_norm: Option<Vec<f32>>,
     pub gate_proj: Box<dyn Linear>,
     pub up_proj: Box<dyn Linear>,
     pub down_proj: Box<dyn Linear>,
@@ -106,7 +109,8 @@ impl Block {
     }
 }
 
-/// RMS norm over every `w.len()`-wide head of `x`, in place (Qwen3's q_norm / k_norm).
+/// RMS norm over every `w.len()`-wide row of `x`, in place (Qwen3's q_norm / k_norm per
+/// head, Gemma's post-norms per token).
 pub fn head_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     let mut out = vec![0.0; x.len()];
     rms_norm_into(x, w, eps, &mut out);
@@ -173,6 +177,14 @@ pub struct Llama {
     pub lm_head: Box<dyn Linear>,
     pub tied_embeddings: bool,
     rope: Rope,
+    /// Gemma 3: the rotation of the sliding-window layers (`rope_local_base_freq`).
+    rope_local: Option<Rope>,
+    /// Gemma: embeddings times `sqrt(hidden_size)`; 1 otherwise.
+    embed_scale: f32,
+    /// Multiplies queries after rope so the kernels' `1/sqrt(head_dim)` becomes the model's
+    /// attention scale (Gemma's `query_pre_attn_scalar`); 1 otherwise.
+    q_scale: f32,
+    act: Activation,
     hidden: usize,
     n_heads: usize,
     n_kv_heads: usize,
@@ -246,6 +258,17 @@ impl Llama {
             if b.attn_norm.len() != hidden || b.ffn_norm.len() != hidden {
                 return Err(shape_err(format!("layer {i} norm size")));
             }
+            for w in [&b.post_attn_norm, &b.post_ffn_norm].into_iter().flatten() {
+                if w.len() != hidden {
+                    return Err(shape_err(format!("layer {i} post-norm size")));
+                }
+            }
+            if config.gemma_style() && (b.post_attn_norm.is_none() || b.post_ffn_norm.is_none()) {
+                return Err(shape_err(format!(
+                    "layer {i} lacks the post-attention / post-MLP norms {} needs",
+                    config.model_type
+                )));
+            }
             for (name, w) in [("q_norm", &b.q_norm), ("k_norm", &b.k_norm)] {
                 if w.as_ref().is_some_and(|w| w.len() != head_dim) {
                     return Err(shape_err(format!(
@@ -268,7 +291,29 @@ impl Llama {
             &config,
             config.max_position_embeddings.min(ROPE_TABLE_POSITIONS),
         )?;
+        let rope_local = match config.rope_local_base_freq {
+            Some(base) if config.layer_types.is_some() => {
+                let mut local = config.clone();
+                local.rope_theta = base;
+                local.rope_scaling = None;
+                Some(Rope::with_max_pos(
+                    &local,
+                    config.max_position_embeddings.min(ROPE_TABLE_POSITIONS),
+                )?)
+            }
+            _ => None,
+        };
+        let embed_scale = if config.gemma_style() {
+            (hidden as f32).sqrt()
+        } else {
+            1.0
+        };
+        let q_scale = config.attention_scale() * (head_dim as f32).sqrt();
         Ok(Self {
+            rope_local,
+            embed_scale,
+            q_scale,
+            act: config.activation(),
             eps: config.rms_norm_eps as f32,
             hidden,
             n_heads,
@@ -289,6 +334,26 @@ impl Llama {
     }
     pub fn rope(&self) -> &Rope {
         &self.rope
+    }
+    /// The rotation of layer `layer` (Gemma 3's local layers have their own base).
+    pub fn rope_for(&self, layer: usize) -> &Rope {
+        match &self.rope_local {
+            Some(local) if self.config.is_sliding_layer(layer) => local,
+            _ => &self.rope,
+        }
+    }
+    /// What embeddings are multiplied by (Gemma: `sqrt(hidden_size)`).
+    pub fn embed_scale(&self) -> f32 {
+        self.embed_scale
+    }
+    /// What queries are multiplied by after rope (1 unless the model scales attention scores
+    /// other than by `1/sqrt(head_dim)`).
+    pub fn q_scale(&self) -> f32 {
+        self.q_scale
+    }
+    /// The gated MLP's activation.
+    pub fn activation(&self) -> Activation {
+        self.act
     }
     pub fn hidden_size(&self) -> usize {
         self.hidden
@@ -437,14 +502,18 @@ impl Llama {
         let all_tokens = batch.iter().flat_map(|item| item.tokens.iter());
         for (&tok, x) in all_tokens.zip(s.x.chunks_exact_mut(self.hidden)) {
             self.embed.lookup(tok, x);
+            if self.embed_scale != 1.0 {
+                x.iter_mut().for_each(|v| *v *= self.embed_scale);
+            }
         }
-        let window = self.config.sliding_window;
         let heads = Heads {
             n_heads: self.n_heads,
             n_kv_heads: self.n_kv_heads,
             head_dim: self.head_dim,
         };
         for (li, layer) in self.layers.iter().enumerate() {
+            let window = self.config.layer_window(li);
+            let rope = self.rope_for(li);
             // Attention.
             rms_norm_into(&s.x, &layer.attn_norm, self.eps, &mut s.h);
             {
@@ -464,10 +533,13 @@ impl Llama {
                 head_norm_in_place(&mut s.k, kn, self.eps);
             }
             for (r, &(si, pos)) in rows.iter().enumerate() {
-                self.rope
-                    .apply(&mut s.q[r * qd..(r + 1) * qd], pos, self.n_heads);
-                self.rope
-                    .apply(&mut s.k[r * kvd..(r + 1) * kvd], pos, self.n_kv_heads);
+                rope.apply(&mut s.q[r * qd..(r + 1) * qd], pos, self.n_heads);
+                rope.apply(&mut s.k[r * kvd..(r + 1) * kvd], pos, self.n_kv_heads);
+                if self.q_scale != 1.0 {
+                    s.q[r * qd..(r + 1) * qd]
+                        .iter_mut()
+                        .for_each(|v| *v *= self.q_scale);
+                }
                 kv.write(
                     li,
                     tables[si],
@@ -482,6 +554,9 @@ impl Llama {
                 layer.o_proj.forward(&input, &mut s.tmp);
             }
             add_lora(&segs, li, "o_proj", &s.attn, qd, &mut s.tmp, self.hidden);
+            if let Some(w) = &layer.post_attn_norm {
+                head_norm_in_place(&mut s.tmp, w, self.eps);
+            }
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
             // MLP.
             rms_norm_into(&s.x, &layer.ffn_norm, self.eps, &mut s.h);
@@ -495,7 +570,7 @@ impl Llama {
                 add_lora(&segs, li, "gate_proj", &s.h, d, &mut s.gate, ffn);
                 add_lora(&segs, li, "up_proj", &s.h, d, &mut s.up, ffn);
             }
-            silu_mul(&mut s.gate, &s.up);
+            self.act.mul(&mut s.gate, &s.up);
             {
                 let input = LinearInput::new(&s.gate, n, ffn, &s.q8);
                 layer.down_proj.forward(&input, &mut s.tmp);
@@ -509,6 +584,9 @@ impl Llama {
                 &mut s.tmp,
                 self.hidden,
             );
+            if let Some(w) = &layer.post_ffn_norm {
+                head_norm_in_place(&mut s.tmp, w, self.eps);
+            }
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
         }
         for si in batch.iter_mut() {

@@ -432,10 +432,21 @@ impl GgufFile {
             } else {
                 (None, None)
             };
+            // Gemma's norm weights are stored with the 1 of `1 + weight` already added.
+            let (post_attn_norm, post_ffn_norm) = if cfg.gemma_style() {
+                (
+                    Some(self.vector(&format!("{p}.post_attention_norm.weight"), hidden)?),
+                    Some(self.vector(&format!("{p}.post_ffw_norm.weight"), hidden)?),
+                )
+            } else {
+                (None, None)
+            };
             let block = Block {
                 attn_norm: self.vector(&format!("{p}.attn_norm.weight"), hidden)?,
                 q_norm,
                 k_norm,
+                post_attn_norm,
+                post_ffn_norm,
                 q_proj,
                 k_proj,
                 v_proj,
@@ -605,6 +616,16 @@ pub fn load_hf_llama(dir: &Path, opts: &LoadOptions) -> Result<Llama> {
             Ok(Stored::Dense(Arc::new(w)))
         }
     };
+    // Gemma's RMS norms scale by `1 + weight`; folding the 1 in gives the graph's plain norm
+    // (the same f32 product transformers computes).
+    let gemma_style = cfg.gemma_style();
+    let gemma = |w: Vec<f32>| -> Vec<f32> {
+        if gemma_style {
+            w.into_iter().map(|v| 1.0 + v).collect()
+        } else {
+            w
+        }
+    };
     let embed_w = t.take("model.embed_tokens.weight", &[vocab, hidden])?;
     let embed = dense(embed_w, vocab, hidden)?;
     // Grown as layers load: the count comes from the file (a fuzzed one said 2^32).
@@ -652,17 +673,44 @@ pub fn load_hf_llama(dir: &Path, opts: &LoadOptions) -> Result<Llama> {
         let down_proj = lin(&mut t, "mlp.down_proj", hidden, ffn)?;
         let (q_norm, k_norm) = if cfg.qk_norm() {
             (
-                Some(t.take(&format!("{p}.self_attn.q_norm.weight"), &[hd])?),
-                Some(t.take(&format!("{p}.self_attn.k_norm.weight"), &[hd])?),
+                Some(gemma(
+                    t.take(&format!("{p}.self_attn.q_norm.weight"), &[hd])?,
+                )),
+                Some(gemma(
+                    t.take(&format!("{p}.self_attn.k_norm.weight"), &[hd])?,
+                )),
             )
         } else {
             (None, None)
         };
+        let mut norm = |n: &str| -> Result<Vec<f32>> {
+            t.take(&format!("{p}.{n}.weight"), &[hidden]).map(gemma)
+        };
+        // Gemma: `post_attention_layernorm` norms the attention output and
+        // `pre_feedforward_layernorm` is the MLP's input norm; in llama's naming
+        // `post_attention_layernorm` is the MLP's input norm.
+        let (attn_norm, ffn_norm, post_attn_norm, post_ffn_norm) = if cfg.gemma_style() {
+            (
+                norm("input_layernorm")?,
+                norm("pre_feedforward_layernorm")?,
+                Some(norm("post_attention_layernorm")?),
+                Some(norm("post_feedforward_layernorm")?),
+            )
+        } else {
+            (
+                norm("input_layernorm")?,
+                norm("post_attention_layernorm")?,
+                None,
+                None,
+            )
+        };
         layers.push(Block {
             q_norm,
             k_norm,
-            attn_norm: t.take(&format!("{p}.input_layernorm.weight"), &[hidden])?,
-            ffn_norm: t.take(&format!("{p}.post_attention_layernorm.weight"), &[hidden])?,
+            attn_norm,
+            ffn_norm,
+            post_attn_norm,
+            post_ffn_norm,
             q_proj,
             k_proj,
             v_proj,
@@ -672,7 +720,7 @@ pub fn load_hf_llama(dir: &Path, opts: &LoadOptions) -> Result<Llama> {
             down_proj,
         });
     }
-    let norm = t.take("model.norm.weight", &[hidden])?;
+    let norm = gemma(t.take("model.norm.weight", &[hidden])?);
     let head = t.take_opt("lm_head.weight", &[vocab, hidden])?;
     let tied = head.is_none();
     let lm_head = match head {

@@ -60,7 +60,11 @@ impl PrefillSchedule {
         let attention = 4.0 * qd * ATTENTION_SLOWDOWN;
         Self {
             crossover: (matmul / attention).max(1.0),
-            window: c.sliding_window.filter(|&w| w > 0),
+            // A window bounds the cost only when every layer has it (Gemma 3's global layers
+            // read the whole context).
+            window: c
+                .sliding_window
+                .filter(|&w| w > 0 && (0..c.num_hidden_layers).all(|l| c.is_sliding_layer(l))),
         }
     }
 

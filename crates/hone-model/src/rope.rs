@@ -407,6 +407,10 @@ mod tests {
             eos_token_id: None,
             attention_bias: false,
             sliding_window: None,
+            layer_types: None,
+            rope_local_base_freq: None,
+            query_pre_attn_scalar: None,
+            hidden_activation: None,
             torch_dtype: None,
         }
     }

@@ -16,8 +16,7 @@ use std::cell::RefCell;
 use hone_model::bf16::Kernel;
 use hone_model::dense::gemm_serial;
 use hone_model::kernels::{
-    copied, par_map, par_rows, rms_norm_backward, silu_mul, silu_mul_backward, softmax_lse_f64,
-    zeros, Dropout,
+    copied, par_map, par_rows, rms_norm_backward, softmax_lse_f64, zeros, Activation, Dropout,
 };
 use hone_model::linear::{Linear, LinearInput};
 use hone_model::llama::{rms_norm_into, Llama, MODULES};
@@ -169,6 +168,35 @@ struct LayerSave {
     lora: [Option<LoraSave>; 7],
     /// Qwen3's per-head norms of q and k: their inputs and inverse RMS per head.
     qk_norm: Option<QkNormSave>,
+    /// Gemma's norms of the attention and MLP outputs: their inputs and inverse RMS.
+    post_attn: Option<(Vec<f32>, Vec<f32>)>,
+    post_ffn: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Gemma's post-norm of a branch output, in place; with `save`, its input and inverse RMS.
+fn post_norm(
+    w: &Option<Vec<f32>>,
+    y: &mut [f32],
+    d: usize,
+    eps: f32,
+    save: bool,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let w = w.as_ref()?;
+    let input = copied(y);
+    norm_rows(&input, w, eps, y);
+    save.then(|| (rms_inv(&input, d, eps), input))
+}
+
+/// The gradient through [`post_norm`]: `dy` at its output, returned at its input.
+fn post_norm_backward(
+    w: &Option<Vec<f32>>,
+    saved: &Option<(Vec<f32>, Vec<f32>)>,
+    dy: &[f32],
+) -> Option<Vec<f32>> {
+    let (w, (inv, input)) = (w.as_ref()?, saved.as_ref()?);
+    let mut dx = zeros(dy.len());
+    norm_backward_rows(input, inv, w, dy, &mut dx);
+    Some(dx)
 }
 
 struct QkNormSave {
@@ -316,10 +344,10 @@ fn lora_gemm(
 }
 
 /// `silu(g) ⊙ up`, for `[rows, width]` matrices.
-fn swiglu(g: &[f32], up: &[f32], width: usize) -> Vec<f32> {
+fn gated(act_fn: Activation, g: &[f32], up: &[f32], width: usize) -> Vec<f32> {
     let mut act = copied(g);
     par_rows([(&mut act[..], width)], |r0, [c]| {
-        silu_mul(c, &up[r0 * width..r0 * width + c.len()])
+        act_fn.mul(c, &up[r0 * width..r0 * width + c.len()])
     });
     act
 }
@@ -438,6 +466,10 @@ impl<'a> Backprop<'a> {
         {
             self.model.embed.lookup(t, row);
         }
+        let scale = self.model.embed_scale();
+        if scale != 1.0 {
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
         x
     }
 
@@ -506,10 +538,12 @@ impl<'a> Backprop<'a> {
     }
 
     /// Rope on q and k (`apply_transpose` for their gradients), rows split over the pool.
-    fn rope_rows(&self, q: &mut [f32], k: &mut [f32], lay: &Layout, transpose: bool) {
+    /// Queries are also multiplied by the model's `q_scale` (a scalar: the same both ways).
+    fn rope_rows(&self, l: usize, q: &mut [f32], k: &mut [f32], lay: &Layout, transpose: bool) {
         let m = self.model;
         let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
-        let rope = m.rope();
+        let rope = m.rope_for(l);
+        let qs = m.q_scale();
         par_rows([(q, nh * hd), (k, nkv * hd)], |r0, [qc, kc]| {
             let rows = qc
                 .chunks_exact_mut(nh * hd)
@@ -521,6 +555,9 @@ impl<'a> Backprop<'a> {
                 } else {
                     rope.apply(qr, p, nh);
                     rope.apply(kr, p, nkv);
+                }
+                if qs != 1.0 {
+                    qr.iter_mut().for_each(|v| *v *= qs);
                 }
             }
         });
@@ -565,10 +602,11 @@ impl<'a> Backprop<'a> {
             }
             _ => None,
         };
-        self.rope_rows(&mut q, &mut k, lay, false);
-        let attn = self.attention_forward(&q, &k, &v, lay);
+        self.rope_rows(l, &mut q, &mut k, lay, false);
+        let attn = self.attention_forward(l, &q, &k, &v, lay);
         let mut o = zeros(n * d);
         lora[O] = self.proj_forward(l, O, &attn, n, &mut o, rng.as_deref_mut(), save);
+        let post_attn = post_norm(&layer.post_attn_norm, &mut o, d, eps, save);
         add_rows(x, &o, d);
         let x_mid = save.then(|| copied(x));
         let inv2 = rms_inv(x, d, eps);
@@ -577,9 +615,10 @@ impl<'a> Backprop<'a> {
         let (mut g, mut up) = (zeros(n * ffn), zeros(n * ffn));
         lora[GATE] = self.proj_forward(l, GATE, &h2, n, &mut g, rng.as_deref_mut(), save);
         lora[UP] = self.proj_forward(l, UP, &h2, n, &mut up, rng.as_deref_mut(), save);
-        let act = swiglu(&g, &up, ffn);
+        let act = gated(m.activation(), &g, &up, ffn);
         let mut dn = zeros(n * d);
         lora[DOWN] = self.proj_forward(l, DOWN, &act, n, &mut dn, rng, save);
+        let post_ffn = post_norm(&layer.post_ffn_norm, &mut dn, d, eps, save);
         add_rows(x, &dn, d);
         save.then(|| LayerSave {
             x_in: x_in.unwrap_or_default(),
@@ -596,6 +635,8 @@ impl<'a> Backprop<'a> {
             up,
             lora,
             qk_norm,
+            post_attn,
+            post_ffn,
         })
     }
 
@@ -617,14 +658,21 @@ impl<'a> Backprop<'a> {
         }
     }
 
-    fn attention_forward(&self, q: &[f32], k: &[f32], v: &[f32], lay: &Layout) -> Vec<f32> {
+    fn attention_forward(
+        &self,
+        l: usize,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        lay: &Layout,
+    ) -> Vec<f32> {
         let m = self.model;
         let (nh, nkv, hd) = (m.n_heads(), m.n_kv_heads(), m.head_dim());
         let (qd, kvd, groups) = (nh * hd, nkv * hd, nh / nkv);
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
         let bf16 = self.bf16.then(Kernel::best);
-        let window = m.config.sliding_window;
+        let window = m.config.layer_window(l);
         let outs: Vec<Vec<(usize, Vec<f32>)>> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
             let (off, len) = lay.seqs[s];
@@ -651,6 +699,7 @@ impl<'a> Backprop<'a> {
     /// Gradients of q, k, v (after rope) from the gradient of the attention output.
     fn attention_backward(
         &self,
+        l: usize,
         save: &LayerSave,
         dattn: &[f32],
         lay: &Layout,
@@ -661,7 +710,7 @@ impl<'a> Backprop<'a> {
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = lay.head_tasks(nkv);
         let bf16 = self.bf16.then(Kernel::best);
-        let window = m.config.sliding_window;
+        let window = m.config.layer_window(l);
         type Out = (Vec<(usize, Vec<f32>)>, Vec<f32>, Vec<f32>);
         let outs: Vec<Out> = par_map(tasks.len(), |i| {
             let (s, g) = tasks[i];
@@ -782,15 +831,18 @@ impl<'a> Backprop<'a> {
         let (nh, hd) = (m.n_heads(), m.head_dim());
         let qd = nh * hd;
         let ffn = m.config.intermediate_size;
-        // MLP: x_out = x_mid + down(silu(g) ⊙ up).
-        let act = swiglu(&s.g, &s.up, ffn);
+        // MLP: x_out = x_mid + post_norm(down(act(g) ⊙ up)) (no post-norm but Gemma's).
+        let act_fn = m.activation();
+        let act = gated(act_fn, &s.g, &s.up, ffn);
         let mut dact = zeros(n * ffn);
-        self.proj_backward(l, DOWN, &act, dx, n, &s.lora[DOWN], grads, &mut dact);
+        let d_down = post_norm_backward(&layer.post_ffn_norm, &s.post_ffn, dx);
+        let dy = d_down.as_deref().unwrap_or(dx);
+        self.proj_backward(l, DOWN, &act, dy, n, &s.lora[DOWN], grads, &mut dact);
         let mut dg = zeros(n * ffn);
         let mut du = zeros(n * ffn);
         par_rows([(&mut dg[..], ffn), (&mut du[..], ffn)], |r0, [cg, cu]| {
             let span = r0 * ffn..r0 * ffn + cg.len();
-            silu_mul_backward(&s.g[span.clone()], &s.up[span.clone()], &dact[span], cg, cu)
+            act_fn.mul_backward(&s.g[span.clone()], &s.up[span.clone()], &dact[span], cg, cu)
         });
         let mut dh2 = zeros(n * d);
         self.proj_backward(l, GATE, &s.h2, &dg, n, &s.lora[GATE], grads, &mut dh2);
@@ -798,9 +850,11 @@ impl<'a> Backprop<'a> {
         norm_backward_rows(&s.x_mid, &s.inv2, &layer.ffn_norm, &dh2, dx);
         // Attention: x_mid = x_in + o(attn(q, k, v)).
         let mut dattn = zeros(n * qd);
-        self.proj_backward(l, O, &s.attn, dx, n, &s.lora[O], grads, &mut dattn);
-        let (mut dq, mut dk, dv) = self.attention_backward(s, &dattn, lay);
-        self.rope_rows(&mut dq, &mut dk, lay, true);
+        let d_o = post_norm_backward(&layer.post_attn_norm, &s.post_attn, dx);
+        let dy = d_o.as_deref().unwrap_or(dx);
+        self.proj_backward(l, O, &s.attn, dy, n, &s.lora[O], grads, &mut dattn);
+        let (mut dq, mut dk, dv) = self.attention_backward(l, s, &dattn, lay);
+        self.rope_rows(l, &mut dq, &mut dk, lay, true);
         if let (Some(sv), Some(qn), Some(kn)) = (&s.qk_norm, &layer.q_norm, &layer.k_norm) {
             let mut dq_in = zeros(dq.len());
             norm_backward_rows(&sv.q, &sv.q_inv, qn, &dq, &mut dq_in);

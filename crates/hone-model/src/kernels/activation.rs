@@ -88,3 +88,87 @@ mod tests {
         assert_eq!(big, vec![0.0, 200.0, 0.0]);
     }
 }
+
+/// `sqrt(2 / pi)`, in f32 as PyTorch's tanh GeLU uses it.
+const GELU_C: f32 = 0.797_884_6;
+const GELU_K: f32 = 0.044_715;
+
+/// PyTorch's `gelu(x, approximate="tanh")` (Gemma's `gelu_pytorch_tanh`).
+#[inline]
+fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + (GELU_C * (x + GELU_K * x * x * x)).tanh())
+}
+
+/// `gate[i] = gelu_tanh(gate[i]) * up[i]` (Gemma's gated MLP).
+pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    gate.iter_mut()
+        .zip(up)
+        .for_each(|(g, u)| *g = gelu_tanh(*g) * u);
+}
+
+/// The gradient of `a = gelu_tanh(g) * u`: `dg = da * u * gelu_tanh'(g)`,
+/// `du = da * gelu_tanh(g)` (`dg` and `du` are overwritten).
+pub fn gelu_tanh_mul_backward(g: &[f32], u: &[f32], da: &[f32], dg: &mut [f32], du: &mut [f32]) {
+    let n = g.len();
+    assert!(u.len() == n && da.len() == n && dg.len() == n && du.len() == n);
+    for i in 0..n {
+        let x = g[i];
+        let t = (GELU_C * (x + GELU_K * x * x * x)).tanh();
+        let d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * x * x);
+        du[i] = da[i] * 0.5 * x * (1.0 + t);
+        dg[i] = da[i] * u[i] * d;
+    }
+}
+
+/// The gate's activation of a gated MLP (`act(gate) * up`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SwiGLU (llama, mistral, qwen, phi3): `silu`.
+    Silu,
+    /// Gemma: GeLU with the tanh approximation.
+    GeluTanh,
+}
+
+impl Activation {
+    /// `gate = act(gate) * up`.
+    pub fn mul(self, gate: &mut [f32], up: &[f32]) {
+        match self {
+            Activation::Silu => silu_mul(gate, up),
+            Activation::GeluTanh => gelu_tanh_mul(gate, up),
+        }
+    }
+
+    /// The gradient of [`Activation::mul`].
+    pub fn mul_backward(self, g: &[f32], u: &[f32], da: &[f32], dg: &mut [f32], du: &mut [f32]) {
+        match self {
+            Activation::Silu => silu_mul_backward(g, u, da, dg, du),
+            Activation::GeluTanh => gelu_tanh_mul_backward(g, u, da, dg, du),
+        }
+    }
+}
+
+#[cfg(test)]
+mod gelu_tests {
+    use super::*;
+
+    #[test]
+    fn gelu_tanh_gradient_matches_finite_differences() {
+        for &x in &[-3.0f32, -1.2, -0.3, 0.0, 0.4, 1.1, 2.5] {
+            let u = 0.7f32;
+            let (mut dg, mut du) = ([0f32], [0f32]);
+            gelu_tanh_mul_backward(&[x], &[u], &[1.0], &mut dg, &mut du);
+            let f = |x: f64| {
+                let t = (0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)).tanh();
+                0.5 * x * (1.0 + t) * u as f64
+            };
+            let h = 1e-4;
+            let fd = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);
+            assert!((dg[0] as f64 - fd).abs() < 1e-5, "x {x}: {} vs {fd}", dg[0]);
+            assert!((du[0] as f64 - f(x as f64) / u as f64).abs() < 1e-6);
+        }
+        // Known values of PyTorch's gelu(approximate="tanh").
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);
+        assert!((gelu_tanh(-2.0) - (-0.045_402_3)).abs() < 1e-6);
+    }
+}

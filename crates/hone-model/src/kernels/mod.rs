@@ -12,7 +12,9 @@ mod norm;
 mod softmax;
 mod split;
 
-pub use activation::{silu_mul, silu_mul_backward};
+pub use activation::{
+    gelu_tanh_mul, gelu_tanh_mul_backward, silu_mul, silu_mul_backward, Activation,
+};
 pub(crate) use attention::{causal_attention, Heads};
 pub use dropout::Dropout;
 pub use log_sum_exp::log_sum_exp;

@@ -418,6 +418,8 @@ mod tests {
                 attn_norm: vec![1.0; h],
                 q_norm: None,
                 k_norm: None,
+                post_attn_norm: None,
+                post_ffn_norm: None,
                 q_proj: lin(h, h),
                 k_proj: lin(kvd, h),
                 v_proj: lin(kvd, h),
