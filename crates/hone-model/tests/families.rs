@@ -22,7 +22,7 @@ use hone_model::{
 };
 use serde_json::Value;
 
-const FAMILIES: [&str; 5] = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
+const FAMILIES: [&str; 6] = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3"];
 
 fn dir(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,6 +81,7 @@ fn every_family_loads_with_its_own_shape() {
         ("qwen2", ModelType::Qwen2),
         ("qwen3", ModelType::Qwen3),
         ("phi3", ModelType::Phi3),
+        ("gemma3", ModelType::Gemma3),
     ];
     for (family, ty) in want {
         let m = load_hf(family);
@@ -94,6 +95,16 @@ fn every_family_loads_with_its_own_shape() {
                 assert!(m.model.layers.iter().all(|b| b.q_norm.is_some()));
             }
             ModelType::Phi3 => assert!(c.fused_projections() && c.rope_scaling.is_some()),
+            ModelType::Gemma3 => {
+                assert!(c.gemma_style() && m.model.tied_embeddings, "{family}");
+                assert_eq!(c.layer_window(0), Some(16), "{family}: a local layer");
+                assert_eq!(
+                    c.layer_window(c.num_hidden_layers - 1),
+                    None,
+                    "{family}: global"
+                );
+                assert!(m.model.layers.iter().all(|b| b.post_ffn_norm.is_some()));
+            }
             ModelType::Llama => {}
         }
     }
