@@ -308,3 +308,50 @@ fn bad_shapes_and_short_data_are_errors() {
         assert_eq!(out, [0.0, 0.0]);
     }
 }
+
+#[test]
+fn extreme_codes_do_not_overflow_any_path() {
+    // Largest / smallest codes everywhere against activations at ±127: the integer sums the
+    // kernels keep in i16 (AVX2) or i32 are at their bounds.
+    let mut rng = StdRng::seed_from_u64(60);
+    for fmt in QFormat::ALL {
+        let bv = fmt.block_values();
+        let (rows, cols) = (32, 2 * bv.max(256));
+        for fill in [0xFFu8, 0x00, 0xF0, 0x0F] {
+            let mut bytes = vec![fill; rows * cols / bv * fmt.ggml_block_bytes()];
+            for blk in bytes.chunks_exact_mut(fmt.ggml_block_bytes()) {
+                for &off in scale_fields(fmt) {
+                    let d = half::f16::from_f32(rng.gen_range(0.001f32..0.01));
+                    blk[off..off + 2].copy_from_slice(&d.to_le_bytes());
+                }
+            }
+            let q = QMatrix::from_ggml_bytes(fmt, &bytes, rows, cols).unwrap();
+            let wd = q.dequantize();
+            let x: Vec<f32> = (0..3 * cols)
+                .map(|c| match c / cols {
+                    0 => 1.0,
+                    1 => -1.0,
+                    _ => (c % 2) as f32 * 2.0 - 1.0,
+                })
+                .collect();
+            let mut a = QActivations::new();
+            a.quantize(&x, 3, cols);
+            let want = reference(&wd, rows, cols, &a.dequantize(), 3);
+            let mut base: Option<Vec<f32>> = None;
+            for path in KernelPath::available() {
+                let mut out = vec![0f32; 3 * rows];
+                q.matmul_with(path, &a, &mut out).unwrap();
+                for (k, (&got, &(w, abs))) in out.iter().zip(&want).enumerate() {
+                    assert!(
+                        (got as f64 - w).abs() <= 2e-6 * abs + 1e-30,
+                        "{fmt:?} fill {fill:#x} {path:?} out {k}: {got} vs {w}"
+                    );
+                }
+                match &base {
+                    None => base = Some(out),
+                    Some(b) => assert_eq!(bits(b), bits(&out), "{fmt:?} fill {fill:#x} {path:?}"),
+                }
+            }
+        }
+    }
+}
