@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release -p hone-model --example quant_bench -- [--threads N] [--m 1,8,16,128]
 //!  [--paths scalar,avx2,avx512] [--backend pool|rayon|both] [--secs S]`
+//!
+//! `--formats`: one matmul per format (Q4_1, Q8_0, Q5_0, Q4_K, Q5_K, Q6_K) on a 576x1536 and a
+//! 640x2048 (out x in) matrix, batch 1 and 8 (or `--m`), in GFLOP/s.
 
 use hone_model::quant::{
     set_backend, set_num_threads, Backend, KernelPath, QActivations, QFormat, QMatrix,
@@ -28,22 +31,80 @@ struct Layer {
 /// Random but well-formed ggml blocks (building from bytes is much faster than quantizing).
 fn random_matrix(seed: &mut u64, fmt: QFormat, rows: usize, cols: usize) -> QMatrix {
     let bs = fmt.ggml_block_bytes();
-    let mut bytes = vec![0u8; rows * cols / 32 * bs];
-    for chunk in bytes.chunks_exact_mut(8) {
+    let mut bytes = vec![0u8; rows * cols / fmt.block_values() * bs];
+    for chunk in bytes.chunks_mut(8) {
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
-        chunk.copy_from_slice(&seed.to_le_bytes());
+        let n = chunk.len();
+        chunk.copy_from_slice(&seed.to_le_bytes()[..n]);
     }
+    // f16 scale (and min) fields.
+    let (d_off, m_off) = match fmt {
+        QFormat::Q4_1 | QFormat::Q4K | QFormat::Q5K => (0, Some(2)),
+        QFormat::Q6K => (208, None),
+        _ => (0, None),
+    };
     for blk in bytes.chunks_exact_mut(bs) {
         let d = half::f16::from_f32(0.01 + (blk[5] as f32) * 1e-4);
-        blk[0..2].copy_from_slice(&d.to_le_bytes());
-        if fmt == QFormat::Q4_1 {
+        blk[d_off..d_off + 2].copy_from_slice(&d.to_le_bytes());
+        if let Some(o) = m_off {
             let m = half::f16::from_f32(-0.08 + (blk[6] as f32) * 1e-5);
-            blk[2..4].copy_from_slice(&m.to_le_bytes());
+            blk[o..o + 2].copy_from_slice(&m.to_le_bytes());
         }
     }
     QMatrix::from_ggml_bytes(fmt, &bytes, rows, cols).expect("shape")
+}
+
+/// One matmul per format and shape: GFLOP/s (2 · out · in · m per call) and weight GB/s.
+fn bench_formats(ms: &[usize], paths: &[KernelPath], secs: f64, threads: usize) {
+    let formats = [
+        QFormat::Q4_1,
+        QFormat::Q8_0,
+        QFormat::Q5_0,
+        QFormat::Q4K,
+        QFormat::Q5K,
+        QFormat::Q6K,
+    ];
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for (rows, cols) in [(576, 1536), (640, 2048)] {
+        let maxm = *ms.iter().max().unwrap();
+        let x: Vec<f32> = (0..maxm * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3)
+            .collect();
+        let mut a = QActivations::new();
+        let mut out = vec![0f32; maxm * rows];
+        for fmt in formats {
+            let q = random_matrix(&mut seed, fmt, rows, cols);
+            for &path in paths {
+                for &m in ms {
+                    a.quantize(&x[..m * cols], m, cols);
+                    let out = &mut out[..m * rows];
+                    q.matmul_with(path, &a, out).unwrap(); // warm-up
+                    let mut best = f64::MAX;
+                    let (mut iters, start) = (0u64, Instant::now());
+                    while iters < 10 || start.elapsed() < Duration::from_secs_f64(secs) {
+                        let t0 = Instant::now();
+                        q.matmul_with(path, &a, out).unwrap();
+                        best = best.min(t0.elapsed().as_secs_f64());
+                        iters += 1;
+                    }
+                    let mean = start.elapsed().as_secs_f64() / iters as f64;
+                    let flop = 2.0 * (rows * cols * m) as f64;
+                    println!(
+                        "{rows}x{cols} {:<5} {path:?} m={m:<3} {:8.1} us/call (best {:7.1}) {:6.1} GFLOP/s (best {:6.1}) weights {:5.2} MB {:5.1} GB/s, {threads} threads",
+                        fmt.name(),
+                        mean * 1e6,
+                        best * 1e6,
+                        flop / mean / 1e9,
+                        flop / best / 1e9,
+                        q.storage_bytes() as f64 / 1e6,
+                        q.storage_bytes() as f64 / mean / 1e9,
+                    );
+                }
+            }
+        }
+    }
 }
 
 struct Bufs {
@@ -176,6 +237,11 @@ fn main() {
         _ => vec![Backend::Pool],
     };
     set_num_threads(threads);
+    if args.iter().any(|a| a == "--formats") {
+        let ms = if arg("--m").is_some() { ms } else { vec![1, 8] };
+        bench_formats(&ms, &paths, secs.min(1.0), threads);
+        return;
+    }
     if args.iter().any(|a| a == "--qbench") {
         let x: Vec<f32> = (0..128 * 1536)
             .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3)

@@ -5,7 +5,7 @@ use std::cell::{Cell, Ref, RefCell};
 use std::sync::Arc;
 
 use crate::bf16::Bf16Weights;
-use crate::quant::{matmul_f32, QActivations, QFormat, QMatrix};
+use crate::quant::{matmul_f32, QActivations, QMatrix};
 
 /// The input of a linear layer: `m` rows of `cols` floats, plus its int8 quantization,
 /// computed at most once and shared by every layer that reads the same input (q/k/v,
@@ -163,11 +163,7 @@ impl Linear for QuantLinear {
         self.w.storage_bytes() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
     fn kind(&self) -> &'static str {
-        match self.w.format() {
-            QFormat::Q4_0 => "q4_0",
-            QFormat::Q4_1 => "q4_1",
-            QFormat::Q8_0 => "q8_0",
-        }
+        self.w.format().name()
     }
 }
 

@@ -1,27 +1,42 @@
-//! Quantized CPU kernels for inference: GGML Q4_0 / Q4_1 / Q8_0 weights times int8-quantized
-//! activations, plus a dense f32 matmul.
+//! Quantized CPU kernels for inference: GGML Q4_0 / Q4_1 / Q8_0 / Q5_0 and K-quant Q4_K / Q5_K
+//! / Q6_K weights times int8-quantized activations, plus a dense f32 matmul.
 //!
 //! # Numerics
 //! Activations are quantized per 32 values to int8 with an f32 scale (`d = amax / 127`,
 //! round-half-to-even), like llama.cpp's q8_0 / q8_1. For every weight block the integer dot
-//! product `sumi` is exact; the float part per output is, in block order,
-//! `acc = fma(dw * da, sumi, acc)` and, for Q4_1, `acc = fma(mw, sa, acc)` with
-//! `sa = da * Σqa`. Every kernel path (AVX-512 VNNI, AVX2, scalar) performs exactly these
-//! operations per output, so all paths are bit-identical, and an output row never depends on
-//! the other rows of the batch (batch invariance).
+//! product `sumi` is exact; the float part per output is, in block order:
+//! - Q4_0 / Q8_0 / Q5_0: `acc = fma(dw * da, sumi, acc)` (Q4_0 and Q5_0 fold their offsets 8
+//!   and 16 into `sumi` as `- 8·Σqa` / `- 16·Σqa`);
+//! - Q4_1: that, then `acc = fma(mw, sa, acc)` with `sa = da * Σqa`;
+//! - Q4_K / Q5_K, per 32-value sub-block `j` (one activation block): `acc = fma(dj * da,
+//!   sumi, acc)` then `acc = fma(-mj, sa, acc)`, where `dj = d * sc_j` and `mj = dmin * m_j`
+//!   are exact in f32 (an f16 times a 6-bit integer);
+//! - Q6_K, per 16-value sub-block `j` (two per activation block, the first half first):
+//!   `acc = fma(dj * da, sumi_j, acc)`, `dj = d * sc_j` exact (f16 times int8), and
+//!   `sumi_j = Σ q·qa − 32·Σqa` over the half.
+//!
+//! Every kernel path (AVX-512 VNNI, AVX2, scalar) performs exactly these operations per
+//! output, so all paths are bit-identical, and an output row never depends on the other rows
+//! of the batch (batch invariance).
 //!
 //! # Storage
 //! Weights are repacked at load into groups of 16 output rows: for each group and each block of
 //! 32 columns, the 16 rows' quantized values are interleaved four bytes per row (so one 64-byte
 //! vector holds four consecutive values of each of the 16 rows), followed by the 16 row scales
-//! as f16 (and, for Q4_1, the 16 mins). Nibbles stay 4-bit. `dequantize` returns the exact ggml
-//! values.
+//! as f16 (and, for Q4_1, the 16 mins). Nibbles stay 4-bit. Q5_0 and the K-quants (super-blocks
+//! of 256 columns, which their rows must be a whole number of) are laid out alike, with their
+//! high bits and per-sub-block scales in vectors of 16 rows (`kquant.rs`). `dequantize` returns
+//! the exact ggml values and `to_ggml_bytes` the exact ggml blocks.
 
+mod kquant;
 mod pool;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_kquant;
 
+pub use kquant::QK_K;
 pub(crate) use pool::parallel_for;
 #[doc(hidden)]
 pub use pool::set_backend;
@@ -44,23 +59,89 @@ pub enum QFormat {
     Q4_1,
     /// f16 scale `d`, 32 x i8 `q`: value = `q * d`.
     Q8_0,
+    /// f16 scale `d`, 32 x 5-bit `q` (nibbles plus a 32-bit high-bit mask):
+    /// value = `(q - 16) * d`.
+    Q5_0,
+    /// K-quant super-blocks of 256: f16 `d` and `dmin`, eight 6-bit scales `sc` and mins `m`
+    /// (one per 32 values), 4-bit `q`: value = `(d * sc) * q - dmin * m`.
+    Q4K,
+    /// As [`QFormat::Q4K`] with 5-bit `q`.
+    Q5K,
+    /// K-quant super-blocks of 256: f16 `d`, sixteen int8 scales `sc` (one per 16 values),
+    /// 6-bit `q`: value = `(d * sc) * (q - 32)`.
+    Q6K,
 }
 
 impl QFormat {
-    /// Bytes of one ggml block of 32 values.
+    /// Every format.
+    pub const ALL: [QFormat; 7] = [
+        QFormat::Q4_0,
+        QFormat::Q4_1,
+        QFormat::Q8_0,
+        QFormat::Q5_0,
+        QFormat::Q4K,
+        QFormat::Q5K,
+        QFormat::Q6K,
+    ];
+
+    /// Values per ggml block: 32, or [`QK_K`] = 256 for the K-quants (whose rows must hold a
+    /// whole number of super-blocks).
+    pub fn block_values(self) -> usize {
+        if self.is_k_quant() {
+            QK_K
+        } else {
+            QK
+        }
+    }
+
+    /// Whether this is a K-quant (super-blocks of 256 values).
+    pub fn is_k_quant(self) -> bool {
+        matches!(self, QFormat::Q4K | QFormat::Q5K | QFormat::Q6K)
+    }
+
+    /// Whether the block layout lives in `kquant.rs` (Q5_0 and the K-quants).
+    pub(crate) fn in_kquant_module(self) -> bool {
+        matches!(
+            self,
+            QFormat::Q5_0 | QFormat::Q4K | QFormat::Q5K | QFormat::Q6K
+        )
+    }
+
+    /// ggml's lower-case type name (`q4_0`, `q4_k`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            QFormat::Q4_0 => "q4_0",
+            QFormat::Q4_1 => "q4_1",
+            QFormat::Q8_0 => "q8_0",
+            QFormat::Q5_0 => "q5_0",
+            QFormat::Q4K => "q4_k",
+            QFormat::Q5K => "q5_k",
+            QFormat::Q6K => "q6_k",
+        }
+    }
+
+    /// Bytes of one ggml block of [`QFormat::block_values`] values.
     pub fn ggml_block_bytes(self) -> usize {
         match self {
             QFormat::Q4_0 => 18,
             QFormat::Q4_1 => 20,
             QFormat::Q8_0 => 34,
+            QFormat::Q5_0 => 22,
+            QFormat::Q4K => 144,
+            QFormat::Q5K => 176,
+            QFormat::Q6K => 210,
         }
     }
-    /// Bytes of one repacked block (16 rows x 32 values).
+    /// Bytes of one repacked block (16 rows x [`QFormat::block_values`] values).
     pub(crate) fn packed_block_bytes(self) -> usize {
         match self {
             QFormat::Q4_0 => 256 + 32,
             QFormat::Q4_1 => 256 + 64,
             QFormat::Q8_0 => 512 + 32,
+            QFormat::Q5_0 => kquant::q5_0::BYTES,
+            QFormat::Q4K => kquant::q4k::BYTES,
+            QFormat::Q5K => kquant::q5k::BYTES,
+            QFormat::Q6K => kquant::q6k::BYTES,
         }
     }
     /// Offset of the 16 f16 scales inside a packed block.
@@ -68,6 +149,10 @@ impl QFormat {
         match self {
             QFormat::Q4_0 | QFormat::Q4_1 => 256,
             QFormat::Q8_0 => 512,
+            QFormat::Q5_0 => kquant::q5_0::D,
+            QFormat::Q4K => kquant::q4k::D,
+            QFormat::Q5K => kquant::q5k::D,
+            QFormat::Q6K => kquant::q6k::D,
         }
     }
 }
@@ -183,13 +268,19 @@ impl std::fmt::Debug for QMatrix {
     }
 }
 
-fn check_shape(rows: usize, cols: usize) -> Result<()> {
+fn check_shape(fmt: QFormat, rows: usize, cols: usize) -> Result<()> {
     if rows == 0 || cols == 0 {
         return Err(Error::Quant(format!("empty matrix {rows}x{cols}")));
     }
-    if !cols.is_multiple_of(QK) {
+    let bv = fmt.block_values();
+    if !cols.is_multiple_of(bv) {
         return Err(Error::Quant(format!(
-            "matrix {rows}x{cols}: columns must be a multiple of {QK}"
+            "{fmt:?} matrix {rows}x{cols}: columns must be a multiple of {bv}{}",
+            if fmt.is_k_quant() {
+                " (a K-quant row is a whole number of 256-value super-blocks)"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())
@@ -201,9 +292,11 @@ fn rd_f16(b: &[u8], off: usize) -> f32 {
 
 impl QMatrix {
     /// From raw GGUF/ggml block bytes, row-major, `rows` rows of `cols` values.
+    ///
+    /// For the K-quants `cols` must be a multiple of 256, for the other formats of 32.
     pub fn from_ggml_bytes(fmt: QFormat, data: &[u8], rows: usize, cols: usize) -> Result<QMatrix> {
-        check_shape(rows, cols)?;
-        let nb = cols / QK;
+        check_shape(fmt, rows, cols)?;
+        let nb = cols / fmt.block_values();
         let bs = fmt.ggml_block_bytes();
         let want = rows
             .checked_mul(nb)
@@ -217,7 +310,11 @@ impl QMatrix {
         }
         let groups = rows.div_ceil(GROUP);
         let pb = fmt.packed_block_bytes();
-        let mut packed = AlignedBytes::zeroed(groups * nb * pb);
+        let len = groups
+            .checked_mul(nb)
+            .and_then(|x| x.checked_mul(pb))
+            .ok_or_else(|| Error::Quant(format!("matrix {rows}x{cols} too large")))?;
+        let mut packed = AlignedBytes::zeroed(len);
         let dst = packed.as_mut_slice();
         if fmt == QFormat::Q8_0 {
             // Padding rows: value 0 (stored as 0x80).
@@ -233,6 +330,10 @@ impl QMatrix {
             for b in 0..nb {
                 let src = &data[(r * nb + b) * bs..(r * nb + b + 1) * bs];
                 let base = (g * nb + b) * pb;
+                if fmt.in_kquant_module() {
+                    kquant::pack(fmt, src, &mut dst[base..base + pb], j);
+                    continue;
+                }
                 let doff = base + fmt.d_offset() + 2 * j;
                 dst[doff..doff + 2].copy_from_slice(&src[0..2]);
                 match fmt {
@@ -257,6 +358,7 @@ impl QMatrix {
                             }
                         }
                     }
+                    _ => unreachable!("packed above"),
                 }
             }
         }
@@ -287,6 +389,10 @@ impl QMatrix {
         let (g, j) = (r / GROUP, r % GROUP);
         let pb = self.fmt.packed_block_bytes();
         let src = &self.data.as_slice()[(g * self.nb + b) * pb..(g * self.nb + b + 1) * pb];
+        if self.fmt.in_kquant_module() {
+            kquant::unpack(self.fmt, src, j, blk);
+            return;
+        }
         let doff = self.fmt.d_offset() + 2 * j;
         blk[0..2].copy_from_slice(&src[doff..doff + 2]);
         match self.fmt {
@@ -309,12 +415,19 @@ impl QMatrix {
                     }
                 }
             }
+            _ => unreachable!("unpacked above"),
         }
     }
 
-    /// Quantizes f32 weights with ggml's reference quantizers.
+    /// Quantizes f32 weights with ggml's reference quantizers (Q4_0, Q4_1, Q8_0, Q5_0; the
+    /// K-quants are an error: they are only read from GGUF files).
     pub fn quantize(w: &[f32], rows: usize, cols: usize, fmt: QFormat) -> Result<QMatrix> {
-        check_shape(rows, cols)?;
+        if fmt.is_k_quant() {
+            return Err(Error::Quant(format!(
+                "quantizing to {fmt:?} is not supported (K-quants are read from GGUF files)"
+            )));
+        }
+        check_shape(fmt, rows, cols)?;
         if w.len() != rows * cols {
             return Err(Error::Quant(format!(
                 "matrix {rows}x{cols}: expected {} values, got {}",
@@ -363,11 +476,12 @@ impl QMatrix {
             "output shorter than {} columns",
             self.cols
         );
-        let mut blk = [0u8; 34];
+        let mut blk = [0u8; 256];
         let bs = self.fmt.ggml_block_bytes();
+        let bv = self.fmt.block_values();
         for b in 0..self.nb {
             self.ggml_block(r, b, &mut blk[..bs]);
-            dequantize_block_ref(self.fmt, &blk[..bs], &mut out[b * QK..(b + 1) * QK]);
+            dequantize_block_ref(self.fmt, &blk[..bs], &mut out[b * bv..(b + 1) * bv]);
         }
     }
 
@@ -467,10 +581,17 @@ impl Task<'_> {
     /// `out` must point to `a.m * w.rows` floats, and no other thread may write the columns of
     /// groups `g0..g1` concurrently.
     unsafe fn run(&self, path: KernelPath, g0: usize, g1: usize) {
+        let k = self.w.fmt.is_k_quant();
         match path {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: path availability was checked by the caller.
+            KernelPath::Avx512Vnni if k => unsafe { x86_kquant::run_avx512(self, g0, g1) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
             KernelPath::Avx512Vnni => unsafe { x86::run_avx512(self, g0, g1) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            KernelPath::Avx2 if k => unsafe { x86_kquant::run_avx2(self, g0, g1) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             KernelPath::Avx2 => unsafe { x86::run_avx2(self, g0, g1) },
@@ -554,11 +675,16 @@ fn quantize_block_ref(fmt: QFormat, x: &[f32], blk: &mut [u8]) {
                 blk[2 + j] = ((x[j] * id).round() as i8) as u8;
             }
         }
+        QFormat::Q5_0 => kquant::quantize_q5_0(x, blk),
+        QFormat::Q4K | QFormat::Q5K | QFormat::Q6K => unreachable!("rejected by quantize"),
     }
 }
 
 /// ggml's reference dequantization of one block.
 fn dequantize_block_ref(fmt: QFormat, blk: &[u8], out: &mut [f32]) {
+    if fmt.in_kquant_module() {
+        return kquant::dequantize_block(fmt, blk, out);
+    }
     let d = rd_f16(blk, 0);
     match fmt {
         QFormat::Q4_0 => {
@@ -579,6 +705,7 @@ fn dequantize_block_ref(fmt: QFormat, blk: &[u8], out: &mut [f32]) {
                 out[j] = (blk[2 + j] as i8) as f32 * d;
             }
         }
+        _ => unreachable!("dequantized above"),
     }
 }
 
@@ -596,6 +723,8 @@ pub(crate) struct ActBlock {
     pub(crate) s: f32,
     /// `Σqs`.
     pub(crate) sum: i32,
+    /// `Σqs[..16]` (Q6_K's 16-value sub-blocks; the second half sums to `sum - sum_lo`).
+    pub(crate) sum_lo: i32,
 }
 
 /// Activations quantized once (per 32 values: int8 + f32 scale + block sum), reusable by
@@ -731,10 +860,13 @@ fn quantize_act_block(x: &[f32], blk: &mut ActBlock) {
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sum = 0i32;
-    for (q, &v) in blk.qs.iter_mut().zip(x) {
+    for (n, (q, &v)) in blk.qs.iter_mut().zip(x).enumerate() {
         let r = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
         *q = r;
         sum += r as i32;
+        if n == QK / 2 - 1 {
+            blk.sum_lo = sum;
+        }
     }
     blk.d = d;
     blk.sum = sum;
@@ -816,5 +948,7 @@ pub fn matmul_f32(w: &[f32], n: usize, k: usize, x: &[f32], m: usize, out: &mut 
 /// Rows per `gemm` call in [`matmul_f32`].
 const F32_ROW_TILE: usize = 8;
 
+#[cfg(test)]
+mod kquant_tests;
 #[cfg(test)]
 mod tests;

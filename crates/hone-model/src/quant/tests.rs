@@ -43,6 +43,7 @@ fn ggml_dequant(fmt: QFormat, bytes: &[u8], n: usize) -> Vec<f32> {
                 out.extend_from_slice(&v);
             }
             QFormat::Q8_0 => out.extend(blk[2..34].iter().map(|&q| (q as i8) as f32 * d)),
+            _ => unreachable!("not in FORMATS (see kquant_tests.rs)"),
         }
     }
     out
@@ -137,6 +138,7 @@ fn quantize_matches_ggml_reference() {
                     let d32 = max / -8.0;
                     assert_eq!(d, half::f16::from_f32(d32).to_f32());
                 }
+                _ => unreachable!("not in FORMATS"),
             }
             // Reconstruction error bounded by the block's step (f16 scale rounding included).
             let step = x.iter().fold(0f32, |a, v| a.max(v.abs())) * 2.0 / 15.0 + 1e-6;
@@ -370,10 +372,11 @@ fn activation_quantization_paths_identical() {
         for (u, v) in a.blocks.iter().zip(&base.blocks) {
             assert_eq!(u.qs, v.qs, "{path:?}");
             assert_eq!(
-                (u.d.to_bits(), u.s.to_bits(), u.sum),
-                (v.d.to_bits(), v.s.to_bits(), v.sum),
+                (u.d.to_bits(), u.s.to_bits(), u.sum, u.sum_lo),
+                (v.d.to_bits(), v.s.to_bits(), v.sum, v.sum_lo),
                 "{path:?}"
             );
+            assert_eq!(u.sum_lo, u.qs[..16].iter().map(|&q| q as i32).sum::<i32>());
         }
     }
 }

@@ -4,13 +4,53 @@
 
 #![allow(clippy::needless_range_loop)] // kernels index register tiles by (row, lane).
 
+use super::kquant::q5_0;
 use super::{ActBlock, QFormat, Task, GROUP, M_OFFSET};
 use std::arch::x86_64::*;
 
 #[inline(always)]
-unsafe fn bcast4(p: *const i8) -> i32 {
+pub(crate) unsafe fn bcast4(p: *const i8) -> i32 {
     // SAFETY: caller passes a pointer to 4 readable bytes.
     unsafe { std::ptr::read_unaligned(p as *const i32) }
+}
+
+/// Nibble kernels' format: Q4_0, Q4_1 or Q5_0.
+const Q40: u8 = 0;
+const Q41: u8 = 1;
+const Q50: u8 = 2;
+
+/// Moves bit `bit` of every byte to bit 4 (other bits: garbage, to be masked). The 16-bit
+/// shifts never carry a bit across a byte boundary into bit 4.
+#[inline(always)]
+pub(crate) unsafe fn bit_to4_512(h: __m512i, bit: u32) -> __m512i {
+    // SAFETY: callers enable avx512bw.
+    unsafe {
+        if bit <= 4 {
+            _mm512_sll_epi16(h, _mm_cvtsi32_si128((4 - bit) as i32))
+        } else {
+            _mm512_srl_epi16(h, _mm_cvtsi32_si128((bit - 4) as i32))
+        }
+    }
+}
+
+/// `q | (from & bits)` (one ternary-logic op).
+#[inline(always)]
+pub(crate) unsafe fn or_masked_512(q: __m512i, from: __m512i, bits: __m512i) -> __m512i {
+    // SAFETY: callers enable avx512f. 0xF8 = A | (B & C).
+    unsafe { _mm512_ternarylogic_epi32::<0xF8>(q, from, bits) }
+}
+
+/// AVX2 version of [`bit_to4_512`].
+#[inline(always)]
+pub(crate) unsafe fn bit_to4_256(h: __m256i, bit: u32) -> __m256i {
+    // SAFETY: callers enable avx2.
+    unsafe {
+        if bit <= 4 {
+            _mm256_sll_epi16(h, _mm_cvtsi32_si128((4 - bit) as i32))
+        } else {
+            _mm256_srl_epi16(h, _mm_cvtsi32_si128((bit - 4) as i32))
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -59,19 +99,23 @@ unsafe fn tile512(task: &Task<'_>, g: usize, r: usize, i: usize, mm: usize) {
     // SAFETY (all arms): forwarded from `run_avx512`.
     unsafe {
         match task.w.fmt {
-            QFormat::Q4_1 => dispatch_tiles!(q4_512, task, g, r, i, mm, true;
+            QFormat::Q4_1 => dispatch_tiles!(q4_512, task, g, r, i, mm, Q41;
                 (4, 1), (2, 1), (2, 2), (2, 3), (2, 4), (1, 1), (1, 2), (1, 3), (1, 4)),
-            QFormat::Q4_0 => dispatch_tiles!(q4_512, task, g, r, i, mm, false;
+            QFormat::Q4_0 => dispatch_tiles!(q4_512, task, g, r, i, mm, Q40;
+                (4, 1), (2, 1), (2, 2), (2, 3), (2, 4), (1, 1), (1, 2), (1, 3), (1, 4)),
+            QFormat::Q5_0 => dispatch_tiles!(q4_512, task, g, r, i, mm, Q50;
                 (4, 1), (2, 1), (2, 2), (2, 3), (2, 4), (1, 1), (1, 2), (1, 3), (1, 4)),
             QFormat::Q8_0 => dispatch_tiles!(q8_512, task, g, r, i, mm, false;
                 (4, 1), (2, 1), (2, 2), (2, 3), (2, 4), (1, 1), (1, 2), (1, 3), (1, 4)),
+            QFormat::Q4K | QFormat::Q5K | QFormat::Q6K => unreachable!("K-quant kernels"),
         }
     }
 }
 
-/// Q4_0 / Q4_1 tile: `R` row groups x `M` activation rows starting at group `g`, row `i`.
+/// Q4_0 / Q4_1 / Q5_0 tile: `R` row groups x `M` activation rows starting at group `g`, row
+/// `i`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn q4_512<const R: usize, const M: usize, const Q41: bool>(
+unsafe fn q4_512<const R: usize, const M: usize, const KIND: u8>(
     task: &Task<'_>,
     g: usize,
     i0: usize,
@@ -91,15 +135,27 @@ unsafe fn q4_512<const R: usize, const M: usize, const Q41: bool>(
     // activation rows (nb blocks); the CPU features are enabled by the caller's check.
     unsafe {
         let mask = _mm512_set1_epi8(0x0F);
+        let bit4 = _mm512_set1_epi8(0x10);
+        let doff = fmt.d_offset();
         let mut acc = [[_mm512_setzero_ps(); M]; R];
         for b in 0..nb {
             let mut il = [[_mm512_setzero_si512(); M]; R];
             let mut ih = [[_mm512_setzero_si512(); M]; R];
+            let mut hb = [_mm512_setzero_si512(); R];
+            if KIND == Q50 {
+                for r in 0..R {
+                    hb[r] = _mm512_loadu_si512(w[r].add(b * pb + q5_0::H) as *const __m512i);
+                }
+            }
             for k in 0..4 {
                 for r in 0..R {
                     let p = _mm512_loadu_si512(w[r].add(b * pb + k * 64) as *const __m512i);
-                    let lo = _mm512_and_si512(p, mask);
-                    let hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), mask);
+                    let mut lo = _mm512_and_si512(p, mask);
+                    let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), mask);
+                    if KIND == Q50 {
+                        lo = or_masked_512(lo, bit_to4_512(hb[r], 2 * k as u32), bit4);
+                        hi = or_masked_512(hi, bit_to4_512(hb[r], 2 * k as u32 + 1), bit4);
+                    }
                     for i in 0..M {
                         let q = (*a[i].add(b)).qs.as_ptr();
                         let al = _mm512_set1_epi32(bcast4(q.add(4 * k)));
@@ -115,8 +171,8 @@ unsafe fn q4_512<const R: usize, const M: usize, const Q41: bool>(
             }
             for r in 0..R {
                 let base = w[r].add(b * pb);
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(base.add(256) as *const __m256i));
-                let mw = if Q41 {
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(base.add(doff) as *const __m256i));
+                let mw = if KIND == Q41 {
                     _mm512_cvtph_ps(_mm256_loadu_si256(base.add(M_OFFSET) as *const __m256i))
                 } else {
                     _mm512_setzero_ps()
@@ -128,12 +184,14 @@ unsafe fn q4_512<const R: usize, const M: usize, const Q41: bool>(
                     } else {
                         il[r][i]
                     };
-                    if !Q41 {
+                    if KIND == Q40 {
                         s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * ab.sum));
+                    } else if KIND == Q50 {
+                        s = _mm512_sub_epi32(s, _mm512_set1_epi32(16 * ab.sum));
                     }
                     let sc = _mm512_mul_ps(dw, _mm512_set1_ps(ab.d));
                     acc[r][i] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r][i]);
-                    if Q41 {
+                    if KIND == Q41 {
                         acc[r][i] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ab.s), acc[r][i]);
                     }
                 }
@@ -227,12 +285,17 @@ pub(crate) unsafe fn run_avx2(task: &Task<'_>, g0: usize, g1: usize) {
             // SAFETY: forwarded.
             unsafe {
                 match (task.w.fmt, mm) {
-                    (QFormat::Q4_1, 1) => q4_256::<1, true>(task, g, i),
-                    (QFormat::Q4_1, _) => q4_256::<2, true>(task, g, i),
-                    (QFormat::Q4_0, 1) => q4_256::<1, false>(task, g, i),
-                    (QFormat::Q4_0, _) => q4_256::<2, false>(task, g, i),
+                    (QFormat::Q4_1, 1) => q4_256::<1, Q41>(task, g, i),
+                    (QFormat::Q4_1, _) => q4_256::<2, Q41>(task, g, i),
+                    (QFormat::Q4_0, 1) => q4_256::<1, Q40>(task, g, i),
+                    (QFormat::Q4_0, _) => q4_256::<2, Q40>(task, g, i),
+                    (QFormat::Q5_0, 1) => q4_256::<1, Q50>(task, g, i),
+                    (QFormat::Q5_0, _) => q4_256::<2, Q50>(task, g, i),
                     (QFormat::Q8_0, 1) => q8_256::<1>(task, g, i),
                     (QFormat::Q8_0, _) => q8_256::<2>(task, g, i),
+                    (QFormat::Q4K | QFormat::Q5K | QFormat::Q6K, _) => {
+                        unreachable!("K-quant kernels")
+                    }
                 }
             }
             i += mm;
@@ -241,9 +304,10 @@ pub(crate) unsafe fn run_avx2(task: &Task<'_>, g0: usize, g1: usize) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_256<const M: usize, const Q41: bool>(task: &Task<'_>, g: usize, i0: usize) {
+unsafe fn q4_256<const M: usize, const KIND: u8>(task: &Task<'_>, g: usize, i0: usize) {
     let nb = task.w.nb;
     let pb = task.w.fmt.packed_block_bytes();
+    let doff = task.w.fmt.d_offset();
     let w = task.group(g).as_ptr();
     let mut a = [std::ptr::null::<ActBlock>(); M];
     for (i, a) in a.iter_mut().enumerate() {
@@ -252,29 +316,46 @@ unsafe fn q4_256<const M: usize, const Q41: bool>(task: &Task<'_>, g: usize, i0:
     // SAFETY: as in `q4_512`.
     unsafe {
         let mask = _mm256_set1_epi8(0x0F);
+        let bit4 = _mm256_set1_epi8(0x10);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_ps(); M]; 2];
         for b in 0..nb {
-            // Sums of 16 products of at most 15 * 127 fit in i16 (|s| <= 30480).
+            // Sums of 16 products of at most 15 * 127 fit in i16 (|s| <= 30480); Q5_0's
+            // values reach 31, so its high-nibble products get their own sums (8 products).
             let mut s16 = [[_mm256_setzero_si256(); M]; 2];
+            let mut s16h = [[_mm256_setzero_si256(); M]; 2];
             for k in 0..4 {
                 for h in 0..2 {
                     let p = _mm256_loadu_si256(w.add(b * pb + k * 64 + 32 * h) as *const __m256i);
-                    let lo = _mm256_and_si256(p, mask);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
+                    let mut lo = _mm256_and_si256(p, mask);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
+                    if KIND == Q50 {
+                        let hb =
+                            _mm256_loadu_si256(w.add(b * pb + q5_0::H + 32 * h) as *const __m256i);
+                        let b0 = bit_to4_256(hb, 2 * k as u32);
+                        let b1 = bit_to4_256(hb, 2 * k as u32 + 1);
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(b0, bit4));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(b1, bit4));
+                    }
                     for i in 0..M {
                         let q = (*a[i].add(b)).qs.as_ptr();
                         let al = _mm256_set1_epi32(bcast4(q.add(4 * k)));
                         let ah = _mm256_set1_epi32(bcast4(q.add(16 + 4 * k)));
                         s16[h][i] = _mm256_add_epi16(s16[h][i], _mm256_maddubs_epi16(lo, al));
-                        s16[h][i] = _mm256_add_epi16(s16[h][i], _mm256_maddubs_epi16(hi, ah));
+                        let ph = _mm256_maddubs_epi16(hi, ah);
+                        if KIND == Q50 {
+                            s16h[h][i] = _mm256_add_epi16(s16h[h][i], ph);
+                        } else {
+                            s16[h][i] = _mm256_add_epi16(s16[h][i], ph);
+                        }
                     }
                 }
             }
             for h in 0..2 {
                 let base = w.add(b * pb);
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(256 + 16 * h) as *const __m128i));
-                let mw = if Q41 {
+                let dw =
+                    _mm256_cvtph_ps(_mm_loadu_si128(base.add(doff + 16 * h) as *const __m128i));
+                let mw = if KIND == Q41 {
                     _mm256_cvtph_ps(_mm_loadu_si128(
                         base.add(M_OFFSET + 16 * h) as *const __m128i
                     ))
@@ -284,12 +365,15 @@ unsafe fn q4_256<const M: usize, const Q41: bool>(task: &Task<'_>, g: usize, i0:
                 for i in 0..M {
                     let ab = &*a[i].add(b);
                     let mut s = _mm256_madd_epi16(s16[h][i], ones);
-                    if !Q41 {
+                    if KIND == Q40 {
                         s = _mm256_sub_epi32(s, _mm256_set1_epi32(8 * ab.sum));
+                    } else if KIND == Q50 {
+                        s = _mm256_add_epi32(s, _mm256_madd_epi16(s16h[h][i], ones));
+                        s = _mm256_sub_epi32(s, _mm256_set1_epi32(16 * ab.sum));
                     }
                     let sc = _mm256_mul_ps(dw, _mm256_set1_ps(ab.d));
                     acc[h][i] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(s), acc[h][i]);
-                    if Q41 {
+                    if KIND == Q41 {
                         acc[h][i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(ab.s), acc[h][i]);
                     }
                 }
@@ -391,9 +475,11 @@ pub(crate) unsafe fn quantize_acts_avx512(x: &[f32], out: &mut [ActBlock]) {
                 blk.qs.as_mut_ptr().add(16) as *mut __m128i,
                 _mm512_cvtsepi32_epi8(r1),
             );
-            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(r0, r1));
+            let sum_lo = _mm512_reduce_add_epi32(r0);
+            let sum = sum_lo + _mm512_reduce_add_epi32(r1);
             blk.d = d;
             blk.sum = sum;
+            blk.sum_lo = sum_lo;
             blk.s = d * sum as f32;
         }
     }
@@ -428,11 +514,14 @@ pub(crate) unsafe fn quantize_acts_avx2(x: &[f32], out: &mut [ActBlock]) {
                     lim,
                 ))
             });
-            let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
-            let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
-            let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0b01));
-            let sum = _mm_cvtsi128_si32(s1);
+            let hsum = |s: __m256i| {
+                let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+                let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0b01));
+                _mm_cvtsi128_si32(s1)
+            };
+            let sum_lo = hsum(_mm256_add_epi32(r[0], r[1]));
+            let sum = sum_lo + hsum(_mm256_add_epi32(r[2], r[3]));
             let p01 = _mm256_packs_epi32(r[0], r[1]);
             let p23 = _mm256_packs_epi32(r[2], r[3]);
             let p = _mm256_packs_epi16(p01, p23);
@@ -440,6 +529,7 @@ pub(crate) unsafe fn quantize_acts_avx2(x: &[f32], out: &mut [ActBlock]) {
             _mm256_storeu_si256(blk.qs.as_mut_ptr() as *mut __m256i, p);
             blk.d = d;
             blk.sum = sum;
+            blk.sum_lo = sum_lo;
             blk.s = d * sum as f32;
         }
     }
