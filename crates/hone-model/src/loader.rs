@@ -23,8 +23,8 @@ use crate::{Error, Result};
 /// How weights are kept in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightMode {
-    /// GGUF: keep Q4_0/Q4_1/Q8_0 as they are (fast kernels), other quantizations re-quantized
-    /// to Q8_0. HF folders: dense f32.
+    /// GGUF: keep Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K as they are (fast kernels),
+    /// other quantizations re-quantized to Q8_0. HF folders: dense f32.
     #[default]
     Native,
     /// Every tensor dequantized to f32 (the reference path; 4-8x the memory).
@@ -293,6 +293,10 @@ impl GgufFile {
             GgmlDType::Q4_0 => Some(QFormat::Q4_0),
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::Q5_0 => Some(QFormat::Q5_0),
+            GgmlDType::Q4K => Some(QFormat::Q4K),
+            GgmlDType::Q5K => Some(QFormat::Q5K),
+            GgmlDType::Q6K => Some(QFormat::Q6K),
             _ => None,
         };
         match (mode, native) {
@@ -318,8 +322,8 @@ impl GgufFile {
                 if let Some(h) = permute_heads {
                     w = unpermute_f32(&w, rows, cols, h);
                 }
-                // Floats stay exact unless Q8 is asked for; other quantizations (K-quants...)
-                // have no kernel of ours and are re-quantized to Q8_0.
+                // Floats stay exact unless Q8 is asked for; other quantizations (Q5_1, Q2_K,
+                // Q3_K, IQ*...) have no kernel of ours and are re-quantized to Q8_0.
                 let dense = mode == WeightMode::F32 || (is_float && mode == WeightMode::Native);
                 if dense || !cols.is_multiple_of(32) {
                     Ok(Stored::Dense(Arc::new(w)))
