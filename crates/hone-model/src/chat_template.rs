@@ -50,6 +50,20 @@ pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>
 
 /// End-of-turn markers recognised in a template's source (as stop strings) and after assistant
 /// content (as the end of an assistant span when the template does not reveal its own).
+/// Gemma's turn format (`<start_of_turn>user` / `model`, `<end_of_turn>`), the system
+/// message folded into the first user turn: the default for a Gemma GGUF without a template.
+const GEMMA_TURNS: &str = "{{ bos_token }}\
+{%- set ns = namespace(system='') -%}\
+{%- for message in messages -%}\
+{%- if message['role'] == 'system' -%}{%- set ns.system = message['content'] + '\\n\\n' -%}\
+{%- else -%}\
+{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}\
+{{ '<start_of_turn>' + role + '\\n' + (ns.system if role == 'user' else '') + message['content'] | trim + '<end_of_turn>\\n' }}\
+{%- if role == 'user' -%}{%- set ns.system = '' -%}{%- endif -%}\
+{%- endif -%}\
+{%- endfor -%}\
+{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}";
+
 const KNOWN_END_MARKERS: &[&str] = &[
     "<|im_end|>",
     "<|eot_id|>",
@@ -145,6 +159,11 @@ impl ChatTemplate {
             .and_then(|v| v.to_string().ok())
         {
             Some(src) if !src.trim().is_empty() => Self::new(src, &bos, &eos),
+            // Gemma's pretrained files carry no template: its turn format, which the
+            // instruction-tuned Gemma models use.
+            _ if tokenizer.token_id("<start_of_turn>").is_some() => {
+                Self::new(GEMMA_TURNS, &bos, &eos)
+            }
             _ => Ok(Self::chatml(&bos, &eos)),
         }
     }

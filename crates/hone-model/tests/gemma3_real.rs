@@ -136,3 +136,29 @@ fn gemma3_270m_matches_transformers_past_the_sliding_window() {
         }
     }
 }
+
+#[test]
+fn the_pretrained_gemma_file_gets_gemmas_turn_format() {
+    use hone_model::chat_template::Message;
+    let Some(gguf) = hone_model::fetch::cached_for_tests("gemma3-270m") else {
+        return;
+    };
+    let m = hone_model::LoadedModel::load_gguf(&gguf, &LoadOptions::default()).unwrap();
+    let msgs = [
+        Message::system("Be brief."),
+        Message::user("Is clause 4 a non-solicit?"),
+        Message::assistant(" Yes. "),
+        Message::user("Since when?"),
+    ];
+    assert_eq!(
+        m.template.render(&msgs, true).unwrap(),
+        "<bos><start_of_turn>user\nBe brief.\n\nIs clause 4 a non-solicit?<end_of_turn>\n\
+         <start_of_turn>model\nYes.<end_of_turn>\n<start_of_turn>user\nSince when?<end_of_turn>\n\
+         <start_of_turn>model\n"
+    );
+    let end = m.tokenizer.token_id("<end_of_turn>").unwrap();
+    assert!(m.template.stop_token_ids(&m.tokenizer).contains(&end));
+    // Training spans: the answer and its end-of-turn marker.
+    let (text, spans) = m.template.render_with_spans(&msgs[..3]).unwrap();
+    assert_eq!(&text[spans[0].clone()], "Yes.<end_of_turn>");
+}
