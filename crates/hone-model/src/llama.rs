@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::config::ModelConfig;
-use crate::kernels::{causal_attention, Activation, Heads};
+use crate::kernels::{causal_attention, rms_norm_in_place, Activation, Heads};
 use crate::kv_cache::{KvCache, SeqCache};
 use crate::linear::{Linear, LinearInput};
 use crate::lora::LoraAdapter;
@@ -107,14 +107,6 @@ impl Block {
             _ => return None,
         })
     }
-}
-
-/// RMS norm over every `w.len()`-wide row of `x`, in place (Qwen3's q_norm / k_norm per
-/// head, Gemma's post-norms per token).
-pub fn head_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
-    let mut out = vec![0.0; x.len()];
-    rms_norm_into(x, w, eps, &mut out);
-    x.copy_from_slice(&out);
 }
 
 /// Which logits a sequence of the batch wants back.
@@ -529,8 +521,8 @@ impl Llama {
                 add_lora(&segs, li, "v_proj", &s.h, d, &mut s.v, kvd);
             }
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                head_norm_in_place(&mut s.q, qn, self.eps);
-                head_norm_in_place(&mut s.k, kn, self.eps);
+                rms_norm_in_place(&mut s.q, qn, self.eps);
+                rms_norm_in_place(&mut s.k, kn, self.eps);
             }
             for (r, &(si, pos)) in rows.iter().enumerate() {
                 rope.apply(&mut s.q[r * qd..(r + 1) * qd], pos, self.n_heads);
@@ -555,7 +547,7 @@ impl Llama {
             }
             add_lora(&segs, li, "o_proj", &s.attn, qd, &mut s.tmp, self.hidden);
             if let Some(w) = &layer.post_attn_norm {
-                head_norm_in_place(&mut s.tmp, w, self.eps);
+                rms_norm_in_place(&mut s.tmp, w, self.eps);
             }
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
             // MLP.
@@ -585,7 +577,7 @@ impl Llama {
                 self.hidden,
             );
             if let Some(w) = &layer.post_ffn_norm {
-                head_norm_in_place(&mut s.tmp, w, self.eps);
+                rms_norm_in_place(&mut s.tmp, w, self.eps);
             }
             s.x.iter_mut().zip(&s.tmp).for_each(|(a, b)| *a += b);
         }

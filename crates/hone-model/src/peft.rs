@@ -8,6 +8,7 @@
 //!   MLP projections under `.mlp.`; f32 when hone writes, f32 / f16 / bf16 when it reads, with
 //!   or without PEFT's adapter name (`.lora_A.default.weight`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -66,37 +67,36 @@ impl FusedRows {
 }
 
 /// One PEFT module as written: its name, rank, A (`[r, in]`) and B (`[out, r]`).
-struct PeftModule {
+struct PeftModule<'a> {
     layer: usize,
-    name: &'static str,
+    name: &'a str,
     r: usize,
     in_f: usize,
     out_f: usize,
-    a: Vec<f32>,
-    b: Vec<f32>,
+    a: Cow<'a, [f32]>,
+    b: Cow<'a, [f32]>,
 }
 
 /// The adapter's modules under the names the base's PEFT model has. Fused modules whose parts
 /// share one A (an adapter read from PEFT) keep rank r with B stacked; parts trained apart
 /// become one module of the summed rank, A stacked and B block-diagonal: the same update.
-fn peft_modules(adapter: &LoraAdapter, fused: Option<FusedRows>) -> Result<Vec<PeftModule>> {
+fn peft_modules(adapter: &LoraAdapter, fused: Option<FusedRows>) -> Result<Vec<PeftModule<'_>>> {
     let mut out = Vec::new();
-    let plain = |(l, name): &(usize, String), m: &LoraModule| PeftModule {
-        layer: *l,
-        name: MODULES
-            .iter()
-            .copied()
-            .find(|x| x == name)
-            .unwrap_or("q_proj"),
-        r: m.r,
-        in_f: m.in_f,
-        out_f: m.out_f,
-        a: m.a.clone(),
-        b: m.b.clone(),
-    };
+    // Modules written as they are, borrowed.
+    fn plain<'a>(layer: usize, name: &'a str, m: &'a LoraModule) -> PeftModule<'a> {
+        PeftModule {
+            layer,
+            name,
+            r: m.r,
+            in_f: m.in_f,
+            out_f: m.out_f,
+            a: Cow::Borrowed(&m.a),
+            b: Cow::Borrowed(&m.b),
+        }
+    }
     let Some(rows) = fused else {
-        for (k, m) in &adapter.modules {
-            out.push(plain(k, m));
+        for ((l, name), m) in &adapter.modules {
+            out.push(plain(*l, name, m));
         }
         return Ok(out);
     };
@@ -105,7 +105,7 @@ fn peft_modules(adapter: &LoraAdapter, fused: Option<FusedRows>) -> Result<Vec<P
         let get = |p: &str| adapter.modules.get(&(l, p.to_string()));
         for m in ["o_proj", "down_proj"] {
             if let Some(lm) = get(m) {
-                out.push(plain(&(l, m.to_string()), lm));
+                out.push(plain(l, m, lm));
             }
         }
         for (fname, parts) in FUSED {
@@ -153,19 +153,14 @@ fn peft_modules(adapter: &LoraAdapter, fused: Option<FusedRows>) -> Result<Vec<P
                 }
                 row += n;
             }
-            let name = if fname == "qkv_proj" {
-                "qkv_proj"
-            } else {
-                "gate_up_proj"
-            };
             out.push(PeftModule {
                 layer: l,
-                name,
+                name: fname,
                 r,
                 in_f,
                 out_f: total,
-                a,
-                b,
+                a: Cow::Owned(a),
+                b: Cow::Owned(b),
             });
         }
     }

@@ -275,6 +275,32 @@ fn wrong_type() {
         "partial_rotary_factor",
         "not supported",
     );
+    // Gemma-style settings a file can get wrong.
+    assert_config_err(
+        |o| drop(o.insert("layer_types".into(), json!(["sliding_attention"]))),
+        "layer_types",
+        "lists 1 layers",
+    );
+    assert_config_err(
+        |o| drop(o.insert("layer_types".into(), json!(vec!["local"; 30]))),
+        "layer_types",
+        "unknown layer type `local`",
+    );
+    assert_config_err(
+        |o| drop(o.insert("final_logit_softcapping".into(), json!(30.0))),
+        "final_logit_softcapping",
+        "not supported",
+    );
+    assert_config_err(
+        |o| drop(o.insert("hidden_activation".into(), json!("relu"))),
+        "hidden_activation",
+        "`relu` is not supported",
+    );
+    assert_config_err(
+        |o| drop(o.insert("query_pre_attn_scalar".into(), json!(-1.0))),
+        "query_pre_attn_scalar",
+        "positive",
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub use activation::{
 pub(crate) use attention::{causal_attention, Heads};
 pub use dropout::Dropout;
 pub use log_sum_exp::log_sum_exp;
-pub use norm::{rms_norm_backward, rms_norm_into};
+pub use norm::{rms_norm_backward, rms_norm_in_place, rms_norm_into};
 pub use softmax::{softmax_lse_f64, softmax_scaled};
 pub use split::{copied, par_rows, zeros};
 

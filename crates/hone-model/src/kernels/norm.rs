@@ -1,13 +1,29 @@
 //! RMS normalisation.
 
+/// `1 / rms(row)` as both norms compute it.
+#[inline]
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    let ss: f32 = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    1.0 / (ss + eps).sqrt()
+}
+
 /// `out = x / rms(x) * w`, row by row (rows of `w.len()` values).
 pub fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
-        let s = 1.0 / (ss + eps).sqrt();
+        let s = inv_rms(xr, eps);
         for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
             *o = xv * s * wv;
+        }
+    }
+}
+
+/// [`rms_norm_into`] in place, without a buffer (the same arithmetic, so the same bits).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        let s = inv_rms(row, eps);
+        for (v, wv) in row.iter_mut().zip(w) {
+            *v = *v * s * wv;
         }
     }
 }
