@@ -128,7 +128,11 @@ fn reviewer_rates_in_chromium_and_the_saved_file_imports_to_the_expected_win_rat
     rate(&b, &key, "ex-1", "frontier", [4, 5, 5]);
     assert_eq!(progress(&b), "1 of 3 items done · 3/9 outputs rated");
 
-    // A reload keeps the ratings and the name (localStorage).
+    // A reload keeps the ratings and the name (localStorage). Chromium hands a page's
+    // localStorage writes to its storage process asynchronously, and a reload within
+    // milliseconds of the last click can reach the new page before them (it failed CI once);
+    // a person never reloads that fast, so give the writes a moment first.
+    std::thread::sleep(Duration::from_millis(750));
     b.refresh().unwrap();
     let ft1 = letter_of(&key, "ex-1", "finetuned");
     let checked = b.find(&radio("ex-1", &ft1, "format", 4)).unwrap();
