@@ -25,9 +25,10 @@
 # comparison to WORKDIR/heldout (report.md, report.json, report.html).
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone),
-# HONE_THREADS (CPU threads; default: all), EPOCHS (5), PATIENCE (0: the whole cosine
+# MODEL (the base: smollm2 or gemma3-270m, fetched first), HONE_THREADS (CPU threads;
+# default: all), EPOCHS (5), PATIENCE (0: the whole cosine
 # schedule), KEEP ("last": the last epoch's adapter; "best": the lowest validation loss's),
-# TOP_LAYERS, LR (to try other settings), HOLDOUT (0), VALID (12 with HOLDOUT, else a tenth).
+# TOP_LAYERS (default: every layer of the model), LR (to try other settings), HOLDOUT (0), VALID (12 with HOLDOUT, else a tenth).
 # The validation loss is still written each epoch, but it does not pick the adapter: on these
 # labels it turns after epoch 3 while the model's decisions on held-out documents keep
 # improving to the end of the schedule (docs/benchmarks.md, issue 23).
@@ -46,7 +47,13 @@ fi
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
-"$HONE" model fetch smollm2 >/dev/null
+MODEL=${MODEL:-smollm2}
+"$HONE" model fetch "$MODEL" >/dev/null
+case "$MODEL" in # every layer: LoRA in all of them, with `fast` caching nothing below
+    smollm2) layers=30 ;;
+    gemma3-270m) layers=18 ;;
+    *) layers=${TOP_LAYERS:?set TOP_LAYERS (the number of layers to adapt) for $MODEL} ;;
+esac
 "$HONE" data import contractnli "$train_json" --out "$work/data"
 HOLDOUT=${HOLDOUT:-0}
 if [ "$HOLDOUT" -gt 0 ]; then
@@ -65,7 +72,7 @@ fi
 
 cat > "$work/train.toml" <<TOML
 [model]
-base = "smollm2"
+base = "$MODEL"
 [lora]
 r = 16
 alpha = 32
@@ -81,7 +88,7 @@ patience = ${PATIENCE:-0}
 seed = 7
 [train]
 fast = true
-top_layers = ${TOP_LAYERS:-30}
+top_layers = ${TOP_LAYERS:-$layers}
 log_every = 5
 keep = "${KEEP:-last}"
 [data]

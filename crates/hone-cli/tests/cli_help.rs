@@ -31,7 +31,9 @@ fn model_entry(help: &str) -> Option<String> {
 
 #[test]
 fn every_command_that_loads_a_model_takes_model_with_its_default() {
-    let generic = "A cached model name (`smollm2`), a `.gguf` file or a Hugging Face model folder";
+    let generic =
+        "A cached model name (`smollm2`; `gemma3-270m`), a `.gguf` file or a Hugging Face \
+                   model folder. With an adapter trained by hone on another base, that base";
     let cases: [(&[&str], &str); 9] = [
         (&["generate"], generic),
         (&["chat"], generic),

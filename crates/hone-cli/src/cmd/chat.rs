@@ -32,7 +32,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     }
     eprintln!(
         "chatting with {} (empty line or Ctrl-D to quit, /reset to start over)",
-        a.model.model
+        a.model.model.name()
     );
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();

@@ -73,8 +73,9 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Loads the model named on the command line, with a spinner.
 pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
+    let name = args.model.for_adapter(args.adapter.as_deref());
     let sp = indicatif::ProgressBar::new_spinner();
-    sp.set_message(format!("loading {}", args.model));
+    sp.set_message(format!("loading {name}"));
     sp.enable_steady_tick(std::time::Duration::from_millis(120));
     let opts = LoadOptions {
         weights: if args.f32 {
@@ -83,20 +84,15 @@ pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
             WeightMode::Native
         },
     };
-    let m = LoadedModel::load(&args.model, &opts)
-        .with_context(|| format!("cannot load model `{}`", args.model));
+    let m = LoadedModel::load(&name, &opts).with_context(|| format!("cannot load model `{name}`"));
     sp.finish_and_clear();
     let mut m = m?;
     if let Some(dir) = &args.adapter {
         let a = hone_model::load_adapter(dir)
             .with_context(|| format!("cannot load adapter {}", dir.display()))?;
-        m.model.attach_adapter(&a).with_context(|| {
-            format!(
-                "adapter {} does not fit model `{}`",
-                dir.display(),
-                args.model
-            )
-        })?;
+        m.model
+            .attach_adapter(&a)
+            .with_context(|| format!("adapter {} does not fit model `{name}`", dir.display()))?;
     }
     Ok(m)
 }

@@ -329,13 +329,13 @@ pub fn run(a: ReviewArgs) -> Result<()> {
             a.max_evidence,
         )?),
         None => {
+            let model = a.model.for_adapter(a.adapter.as_deref());
             let adapter = review_adapter(
-                &a.model,
+                &model,
                 a.adapter.as_deref(),
                 a.base_only || a.demos_from.is_some(),
             )?;
-            let mut reviewer =
-                load_reviewer(&a.model, adapter.as_deref(), a.demos_from.as_deref())?;
+            let mut reviewer = load_reviewer(&model, adapter.as_deref(), a.demos_from.as_deref())?;
             reviewer.options.max_evidence = a.max_evidence;
             Box::new(reviewer)
         }
@@ -424,8 +424,9 @@ pub fn bench(a: BenchReviewArgs) -> Result<()> {
         }
         v
     };
-    let adapter = review_adapter(&a.model, a.adapter.as_deref(), a.base_only)?;
-    let reviewer = load_reviewer(&a.model, adapter.as_deref(), None)?;
+    let model = a.model.for_adapter(a.adapter.as_deref());
+    let adapter = review_adapter(&model, a.adapter.as_deref(), a.base_only)?;
+    let reviewer = load_reviewer(&model, adapter.as_deref(), None)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} timing reviews [{bar:30}] {pos}/{len}")

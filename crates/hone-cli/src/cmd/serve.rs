@@ -406,14 +406,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
         adapters.push((name.to_string(), PathBuf::from(dir)));
     }
     let name = a.served_model_name.clone().unwrap_or_else(|| {
-        let model = &a.model.model;
+        let model = a.model.name();
         let p = std::path::Path::new(model);
         if p.exists() {
             p.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| model.clone())
+                .unwrap_or_else(|| model.to_string())
         } else {
-            model.clone()
+            model.to_string()
         }
     });
     // checked before the (slow) model load
@@ -478,7 +478,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let mut served = adapters.len();
     if !a.no_builtin_adapter
-        && a.model.model == hone_review::builtin::BASE
+        && a.model.name() == hone_review::builtin::BASE
         && !adapters
             .iter()
             .any(|(n, _)| n == hone_review::builtin::NAME)
