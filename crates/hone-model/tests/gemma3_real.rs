@@ -10,6 +10,9 @@
 //! - hone's native kernels (K-quant weights times int8 activations, as llama.cpp computes) are
 //!   held to top-1 agreement on at least 90% of positions and a small KL (printed).
 //!
+//! - and both against llama.cpp on the same file and tokens (`gemma3_270m_llamacpp.json`), held
+//!   to the closeness transformers itself has to llama.cpp.
+//!
 //! Skips (with the reason printed) when the model is not cached: `hone model fetch gemma3-270m`.
 
 use std::path::Path;
@@ -19,9 +22,21 @@ use hone_model::loader::GgufFile;
 use hone_model::{LoadOptions, WeightMode};
 use serde_json::Value;
 
-fn reference() -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_270m_reference.json");
+fn fixture(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// transformers on the GGUF dequantized to f32 (`scripts/fixtures/gemma3_reference.py`).
+fn reference() -> Value {
+    fixture("gemma3_270m_reference.json")
+}
+
+/// llama.cpp on the same file and tokens (`scripts/fixtures/gemma3_llamacpp_reference.py`).
+fn llama_cpp_reference() -> Value {
+    fixture("gemma3_270m_llamacpp.json")
 }
 
 fn log_sum_exp(row: &[f32]) -> f64 {
@@ -56,85 +71,161 @@ fn logits_at(gguf: &Path, weights: WeightMode, ids: &[u32], rows: &[usize]) -> V
         .unwrap()
 }
 
-#[test]
-fn gemma3_270m_matches_transformers_past_the_sliding_window() {
-    let Some(gguf) = hone_model::fetch::cached_for_tests("gemma3-270m") else {
-        return;
-    };
-    let r = reference();
+/// hone's rows at the references' positions, f32 and native, computed once for both tests
+/// (the two references score the same tokens at the same positions).
+fn hone_rows(gguf: &Path) -> &'static (Vec<f32>, Vec<f32>) {
+    static ROWS: std::sync::OnceLock<(Vec<f32>, Vec<f32>)> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let (ids, positions) = ids_and_positions(&reference());
+        (
+            logits_at(gguf, WeightMode::F32, &ids, &positions),
+            logits_at(gguf, WeightMode::Native, &ids, &positions),
+        )
+    })
+}
+
+fn ids_and_positions(r: &Value) -> (Vec<u32>, Vec<usize>) {
     let ids: Vec<u32> = r["ids"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
-    let rows = r["rows"].as_array().unwrap();
-    let positions: Vec<usize> = rows
+    let positions: Vec<usize> = r["rows"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|x| x["position"].as_u64().unwrap() as usize)
         .collect();
     assert!(positions.iter().filter(|&&p| p >= 512).count() >= 30);
-    for (mode, weights) in [("f32", WeightMode::F32), ("native", WeightMode::Native)] {
-        let logits = logits_at(&gguf, weights, &ids, &positions);
-        let vocab = logits.len() / positions.len();
-        let (mut agree, mut kl_sum, mut kl_max, mut worst) = (0, 0f64, 0f64, 0f32);
-        for (i, row) in rows.iter().enumerate() {
-            let ours = &logits[i * vocab..(i + 1) * vocab];
-            let top: Vec<usize> = row["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as usize)
-                .collect();
-            let theirs: Vec<f64> = row["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            let lse_ref = row["logsumexp"].as_f64().unwrap();
-            let lse = log_sum_exp(ours);
-            let argmax = (0..vocab)
-                .max_by(|&a, &b| ours[a].total_cmp(&ours[b]))
-                .unwrap();
-            agree += usize::from(argmax == top[0]);
-            // KL(reference || hone) over the reference's 64 most likely tokens (nearly all
-            // of its mass).
-            let kl: f64 = top
-                .iter()
-                .zip(&theirs)
-                .map(|(&t, &l)| {
-                    let lp_ref = l - lse_ref;
-                    lp_ref.exp() * (lp_ref - (ours[t] as f64 - lse))
-                })
-                .sum();
-            kl_sum += kl;
-            kl_max = kl_max.max(kl);
-            for (&t, &l) in top.iter().zip(&theirs) {
-                worst = worst.max((ours[t] - l as f32).abs());
-            }
+    (ids, positions)
+}
+
+/// How far hone's rows are from a reference's.
+struct Agreement {
+    /// Positions whose top-1 token is the reference's.
+    top1: usize,
+    /// Positions compared.
+    n: usize,
+    kl_mean: f64,
+    kl_max: f64,
+    /// Largest |logit difference| over the reference's 64 most likely tokens.
+    worst: f32,
+}
+
+fn agreement(reference: &Value, logits: &[f32]) -> Agreement {
+    let rows = reference["rows"].as_array().unwrap();
+    let vocab = logits.len() / rows.len();
+    let (mut top1, mut kl_sum, mut kl_max, mut worst) = (0, 0f64, 0f64, 0f32);
+    for (i, row) in rows.iter().enumerate() {
+        let ours = &logits[i * vocab..(i + 1) * vocab];
+        let top: Vec<usize> = row["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let theirs: Vec<f64> = row["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let lse_ref = row["logsumexp"].as_f64().unwrap();
+        let lse = log_sum_exp(ours);
+        let argmax = (0..vocab)
+            .max_by(|&a, &b| ours[a].total_cmp(&ours[b]))
+            .unwrap();
+        top1 += usize::from(argmax == top[0]);
+        // KL(reference || hone) over the reference's 64 most likely tokens (nearly all of its
+        // mass).
+        let kl: f64 = top
+            .iter()
+            .zip(&theirs)
+            .map(|(&t, &l)| {
+                let lp_ref = l - lse_ref;
+                lp_ref.exp() * (lp_ref - (ours[t] as f64 - lse))
+            })
+            .sum();
+        kl_sum += kl;
+        kl_max = kl_max.max(kl);
+        for (&t, &l) in top.iter().zip(&theirs) {
+            worst = worst.max((ours[t] - l as f32).abs());
         }
-        let n = rows.len();
-        println!(
-            "gemma3-270m {mode}: top-1 agreement {agree}/{n}, KL mean {:.2e} max {:.2e}, max |logit diff| on the top 64 {worst:.2e}",
-            kl_sum / n as f64,
-            kl_max
-        );
+    }
+    Agreement {
+        top1,
+        n: rows.len(),
+        kl_mean: kl_sum / rows.len() as f64,
+        kl_max,
+        worst,
+    }
+}
+
+impl std::fmt::Display for Agreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "top-1 agreement {}/{}, KL mean {:.2e} max {:.2e}, max |logit diff| on the top 64 {:.2e}",
+            self.top1, self.n, self.kl_mean, self.kl_max, self.worst
+        )
+    }
+}
+
+#[test]
+fn gemma3_270m_matches_transformers_past_the_sliding_window() {
+    let Some(gguf) = hone_model::fetch::cached_for_tests("gemma3-270m") else {
+        return;
+    };
+    let r = reference();
+    let (f32_rows, native_rows) = hone_rows(&gguf);
+    for (mode, rows) in [("f32", f32_rows), ("native", native_rows)] {
+        let a = agreement(&r, rows);
+        println!("gemma3-270m {mode} against transformers: {a}");
         match mode {
             "f32" => {
-                assert_eq!(agree, n, "f32: top-1 differs from transformers");
-                assert!(worst < 2e-3, "f32: logits differ by {worst}");
+                assert_eq!(a.top1, a.n, "f32: top-1 differs from transformers");
+                assert!(a.worst < 2e-3, "f32: logits differ by {}", a.worst);
             }
             _ => {
-                assert!(agree * 10 >= n * 9, "native: top-1 agreement {agree}/{n}");
-                assert!(
-                    kl_sum / (n as f64) < 2e-2,
-                    "native: mean KL {}",
-                    kl_sum / n as f64
-                );
+                assert!(a.top1 * 10 >= a.n * 9, "native: {a}");
+                assert!(a.kl_mean < 2e-2, "native: {a}");
             }
         }
     }
+}
+
+/// llama.cpp is the other reference on the same file: its K-quant products take 8-bit
+/// activations and its KV cache is f16, so neither transformers nor hone match it to rounding.
+/// hone's native kernels must be as close to it as the f32 reference is (measured over all 900
+/// positions: transformers 95.3% top-1, KL 5.3e-3; hone native 95.3%, 6.4e-3;
+/// docs/benchmarks.md), past the window too.
+#[test]
+fn gemma3_270m_matches_llama_cpp_on_the_same_file() {
+    let Some(gguf) = hone_model::fetch::cached_for_tests("gemma3-270m") else {
+        return;
+    };
+    let r = llama_cpp_reference();
+    assert_eq!(
+        ids_and_positions(&r),
+        ids_and_positions(&reference()),
+        "both references score the same tokens at the same positions"
+    );
+    let (f32_rows, native_rows) = hone_rows(&gguf);
+    let f32 = agreement(&r, f32_rows);
+    let native = agreement(&r, native_rows);
+    println!("gemma3-270m f32 against llama.cpp: {f32}");
+    println!("gemma3-270m native against llama.cpp: {native}");
+    for a in [&f32, &native] {
+        assert!(a.top1 * 10 >= a.n * 9, "{a}");
+        assert!(a.kl_mean < 2e-2, "{a}");
+    }
+    // Not further from llama.cpp than the f32 reference is, beyond noise.
+    assert!(
+        native.kl_mean < 2.0 * f32.kl_mean + 2e-3,
+        "{native} against {f32}"
+    );
+    assert!(native.top1 + 3 >= f32.top1, "{native} against {f32}");
 }
 
 #[test]
