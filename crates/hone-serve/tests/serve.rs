@@ -1,5 +1,5 @@
 //! The server in process, over HTTP, with the real SmolLM2: greedy output equals
-//! `hone generate` (alone and in a batch of 16 mixed-adapter requests), a KV budget too small
+//! `hone generate` (alone and in a batch of 16 mixed-adapter requests; Gemma 3 270M too, with 9), a KV budget too small
 //! for all requests preempts and still finishes every request correctly, `/metrics` counts what
 //! was asked, errors come in OpenAI's shape, overload gets 429, a client that goes away frees
 //! its KV blocks, and shutdown drains requests in flight.
@@ -63,43 +63,44 @@ fn content(v: &Value) -> String {
         .to_string()
 }
 
-#[test]
-fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
-    let Some(path) = smollm2() else { return };
+/// Serves `path` with two random adapters (B drawn at `scale`) and checks `n` greedy chat
+/// requests (prompt i % 8, the base or an adapter by turn) against `hone generate` alone with
+/// the same model and adapter: one after another, then all at once, sharing decode steps with
+/// the adapters mixed in one batch. Returns the server and the first adapter's model.
+fn served_like_generate(path: &Path, name: &str, n: usize, scale: f32) -> (Server, LoadedModel) {
     let dir = tempfile::tempdir().unwrap();
     let (d1, d2) = (dir.path().join("a1"), dir.path().join("a2"));
-    let base = load(&path);
-    save_random_adapter(&base, &d1, 1);
-    save_random_adapter(&base, &d2, 2);
+    let base = load(path);
+    save_adapter_for(&base, name, &d1, 1, scale);
+    save_adapter_for(&base, name, &d2, 2, scale);
     const MAX: usize = 20;
     // References: the base, and each adapter attached to its own model (as `hone generate
     // --adapter` does).
     let with = |d: &Path| {
-        let mut m = load(&path);
+        let mut m = load(path);
         let a = hone_model::load_adapter(d).unwrap();
         m.model.attach_adapter(&a).unwrap();
         m
     };
     let (m1, m2) = (with(&d1), with(&d2));
-    let models = [("smollm2", &base), ("a1", &m1), ("a2", &m2)];
-    // 16 requests: prompt i % 8, model i % 3.
-    let jobs: Vec<(&str, &str)> = (0..16).map(|i| (models[i % 3].0, PROMPTS[i % 8])).collect();
-    let want: Vec<String> = (0..16)
+    let models = [(name, &base), ("a1", &m1), ("a2", &m2)];
+    let jobs: Vec<(&str, &str)> = (0..n).map(|i| (models[i % 3].0, PROMPTS[i % 8])).collect();
+    let want: Vec<String> = (0..n)
         .map(|i| reference(models[i % 3].1, jobs[i].1, MAX))
         .collect();
     assert!(
-        (0..16).any(|i| i % 3 != 0 && want[i] != reference(&base, jobs[i].1, MAX)),
+        (0..n).any(|i| i % 3 != 0 && want[i] != reference(&base, jobs[i].1, MAX)),
         "the adapters must change some answer, or this test shows nothing"
     );
-    let srv = Server::start(&path, config("smollm2"), &[("a1", &d1), ("a2", &d2)]);
+    let srv = Server::start(path, config(name), &[("a1", &d1), ("a2", &d2)]);
     // Alone, one after another.
     for (i, &(model, user)) in jobs.iter().enumerate() {
         let (code, v) = srv.post("/v1/chat/completions", &chat_body(model, user, MAX));
         assert_eq!(code, 200, "{v}");
         assert_eq!(content(&v), want[i], "request {i} ({model}) alone");
     }
-    // All 16 at once: they share decode steps, adapters mixed in one batch.
-    let barrier = Arc::new(Barrier::new(16));
+    // All at once: they share decode steps, adapters mixed in one batch.
+    let barrier = Arc::new(Barrier::new(n));
     let got: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = jobs
             .iter()
@@ -116,9 +117,17 @@ fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    for i in 0..16 {
+    for i in 0..n {
         assert_eq!(got[i], want[i], "request {i} ({}) in the batch", jobs[i].0);
     }
+    (srv, m1)
+}
+
+#[test]
+fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
+    let Some(path) = smollm2() else { return };
+    let (srv, m1) = served_like_generate(&path, "smollm2", 16, 0.03);
+    const MAX: usize = 20;
     // Streaming gives the same text.
     let body = json!({"model": "a1", "messages": [{"role": "user", "content": PROMPTS[0]}],
                       "max_tokens": MAX, "temperature": 0, "stream": true});
@@ -141,6 +150,15 @@ fn greedy_output_equals_hone_generate_alone_and_in_a_mixed_batch_of_16() {
     }
     assert!(saw_done, "the stream ends with [DONE]");
     assert_eq!(streamed, reference(&m1, PROMPTS[0], MAX));
+}
+
+/// Gemma 3 270M (K-quant weights, a 262k vocabulary, sliding-window and global layers) served
+/// with two adapters the same way: what the server answers, alone or batched, is what
+/// `hone generate` gives.
+#[test]
+fn gemma3_270m_serves_adapters_mixed_in_a_batch_like_hone_generate() {
+    let Some(path) = gemma3_270m() else { return };
+    served_like_generate(&path, "gemma3-270m", 9, 0.03);
 }
 
 #[test]

@@ -17,6 +17,10 @@ pub fn smollm2() -> Option<PathBuf> {
     hone_model::fetch::cached_for_tests("smollm2")
 }
 
+pub fn gemma3_270m() -> Option<PathBuf> {
+    hone_model::fetch::cached_for_tests("gemma3-270m")
+}
+
 pub fn load(path: &Path) -> LoadedModel {
     LoadedModel::load_gguf(path, &LoadOptions::default()).unwrap()
 }
@@ -173,6 +177,11 @@ pub fn save_random_adapter(m: &LoadedModel, dir: &Path, seed: u64) {
 
 /// [`save_random_adapter`] with B drawn at `scale` (large scales wreck the model).
 pub fn save_scaled_adapter(m: &LoadedModel, dir: &Path, seed: u64, scale: f32) {
+    save_adapter_for(m, "smollm2", dir, seed, scale)
+}
+
+/// A random adapter for `m`, recorded as trained on the base named `base`.
+pub fn save_adapter_for(m: &LoadedModel, base: &str, dir: &Path, seed: u64, scale: f32) {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let spec = LoraSpec {
@@ -186,7 +195,7 @@ pub fn save_scaled_adapter(m: &LoadedModel, dir: &Path, seed: u64, scale: f32) {
     hone_model::save_adapter(
         dir,
         &a,
-        "smollm2",
+        base,
         &hone_model::peft::AdapterExtra {
             n_layers: Some(m.model.layers.len()),
             ..Default::default()
