@@ -48,10 +48,10 @@ impl Message {
 /// The template used when a model ships none: plain ChatML, no default system prompt.
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-/// End-of-turn markers recognised in a template's source (as stop strings) and after assistant
-/// content (as the end of an assistant span when the template does not reveal its own).
 /// Gemma's turn format (`<start_of_turn>user` / `model`, `<end_of_turn>`), the system
 /// message folded into the first user turn: the default for a Gemma GGUF without a template.
+/// Written for hone from the turn format Gemma's model card documents, not copied from
+/// Google's template files, so it carries no terms of its own.
 const GEMMA_TURNS: &str = "{{ bos_token }}\
 {%- set ns = namespace(system='') -%}\
 {%- for message in messages -%}\
@@ -64,6 +64,8 @@ const GEMMA_TURNS: &str = "{{ bos_token }}\
 {%- endfor -%}\
 {%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}";
 
+/// End-of-turn markers recognised in a template's source (as stop strings) and after assistant
+/// content (as the end of an assistant span when the template does not reveal its own).
 const KNOWN_END_MARKERS: &[&str] = &[
     "<|im_end|>",
     "<|eot_id|>",

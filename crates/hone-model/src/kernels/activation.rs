@@ -99,9 +99,16 @@ fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (GELU_C * (x + GELU_K * x * x * x)).tanh())
 }
 
-/// `gate[i] = gelu_tanh(gate[i]) * up[i]` (Gemma's gated MLP).
+/// `gate[i] = gelu_tanh(gate[i]) * up[i]` (Gemma's gated MLP), vectorised where the CPU
+/// allows (as `x * sigmoid(2u)`, equal to PyTorch's form to float rounding).
 pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len());
+    #[cfg(target_arch = "x86_64")]
+    if super::use_avx512() {
+        // SAFETY: the CPU has AVX-512F; the lengths are equal (asserted above).
+        unsafe { super::avx512::gelu_tanh_mul(gate, up, GELU_C, GELU_K) };
+        return;
+    }
     gate.iter_mut()
         .zip(up)
         .for_each(|(g, u)| *g = gelu_tanh(*g) * u);
@@ -112,6 +119,12 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
 pub fn gelu_tanh_mul_backward(g: &[f32], u: &[f32], da: &[f32], dg: &mut [f32], du: &mut [f32]) {
     let n = g.len();
     assert!(u.len() == n && da.len() == n && dg.len() == n && du.len() == n);
+    #[cfg(target_arch = "x86_64")]
+    if super::use_avx512() {
+        // SAFETY: the CPU has AVX-512F; the lengths are equal (asserted above).
+        unsafe { super::avx512::gelu_tanh_mul_backward(g, u, da, dg, du, GELU_C, GELU_K) };
+        return;
+    }
     for i in 0..n {
         let x = g[i];
         let t = (GELU_C * (x + GELU_K * x * x * x)).tanh();
@@ -170,5 +183,76 @@ mod gelu_tests {
         // Known values of PyTorch's gelu(approximate="tanh").
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);
         assert!((gelu_tanh(-2.0) - (-0.045_402_3)).abs() < 1e-6);
+    }
+}
+
+#[cfg(test)]
+mod gelu_vector_tests {
+    use super::*;
+    use crate::kernels::Rng;
+
+    /// PyTorch's tanh GeLU in f64, written as `x sigmoid(2u)` (the same function; `1 + tanh u`
+    /// would cancel to 0 for very negative `x` even in f64).
+    fn gelu64(x: f64) -> f64 {
+        let (c, k) = (GELU_C as f64, GELU_K as f64);
+        let u = c * (x + k * x * x * x);
+        assert!(
+            (0.5 * (1.0 + u.tanh()) - 1.0 / (1.0 + (-2.0 * u).exp())).abs() < 1e-15,
+            "the identity"
+        );
+        x / (1.0 + (-2.0 * u).exp())
+    }
+
+    #[test]
+    fn gelu_tanh_mul_matches_pytorchs_formula() {
+        let mut rng = Rng(11);
+        for n in [0, 1, 15, 16, 17, 2048 * 3 + 5] {
+            let g = rng.fill(n, 12.0);
+            let u = rng.fill(n, 2.0);
+            let mut got = g.clone();
+            gelu_tanh_mul(&mut got, &u);
+            for ((&x, &y), &z) in g.iter().zip(&u).zip(&got) {
+                let want = gelu64(x as f64) * y as f64;
+                // Rounding `u` in f32 moves `e^(-2u)` by about |2u| ulps: the condition of the
+                // function itself, whichever form computes it.
+                let x64 = x as f64;
+                let two_u = 2.0 * GELU_C as f64 * (x64 + GELU_K as f64 * x64 * x64 * x64).abs();
+                assert!(
+                    (want - z as f64).abs() <= 4e-7 * (1.0 + two_u) * want.abs() + 1e-30,
+                    "gelu_tanh({x}) * {y}: {z} vs {want}"
+                );
+            }
+        }
+        let mut edge = vec![-200.0, 200.0, 0.0, -1e9, f32::NAN];
+        gelu_tanh_mul(&mut edge, &[1.0; 5]);
+        assert_eq!(&edge[..4], &[0.0, 200.0, 0.0, 0.0]);
+        assert!(edge[4].is_nan());
+    }
+
+    #[test]
+    fn gelu_tanh_mul_backward_matches_finite_differences() {
+        let mut rng = Rng(7);
+        let n = 16 * 3 + 7;
+        let g = rng.fill(n, 6.0);
+        let u = rng.fill(n, 2.0);
+        let da = rng.fill(n, 1.0);
+        let (mut dg, mut du) = (vec![0f32; n], vec![0f32; n]);
+        gelu_tanh_mul_backward(&g, &u, &da, &mut dg, &mut du);
+        for i in 0..n {
+            let (x, y, d) = (g[i] as f64, u[i] as f64, da[i] as f64);
+            let h = 1e-4;
+            let want_dg = d * y * (gelu64(x + h) - gelu64(x - h)) / (2.0 * h);
+            let want_du = d * gelu64(x);
+            assert!(
+                (dg[i] as f64 - want_dg).abs() < 1e-5 * want_dg.abs().max(1.0),
+                "dg[{i}]: {} vs {want_dg}",
+                dg[i]
+            );
+            assert!(
+                (du[i] as f64 - want_du).abs() < 1e-5 * want_du.abs().max(1.0),
+                "du[{i}]: {} vs {want_du}",
+                du[i]
+            );
+        }
     }
 }

@@ -197,6 +197,90 @@ pub(super) unsafe fn silu_mul_backward(
     }
 }
 
+/// Gemma's `gelu_tanh(x) = 0.5 x (1 + tanh(u))`, `u = c (x + k x^3)`, in every lane, as the
+/// equal `x / (1 + e^(-2u))` (since `(1 + tanh u) / 2 = sigmoid(2u)`), which keeps its
+/// accuracy where `1 + tanh u` would cancel. Returns `(gelu, sigmoid(2u))`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn gelu_tanh16(x: __m512, c: f32, k: f32) -> (__m512, __m512) {
+    let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    // -2u = -2c x - 2ck x^3
+    let neg_2u = _mm512_mul_ps(
+        _mm512_set1_ps(-2.0 * c),
+        _mm512_fmadd_ps(_mm512_set1_ps(k), x3, x),
+    );
+    let s = _mm512_div_ps(
+        _mm512_set1_ps(1.0),
+        _mm512_add_ps(_mm512_set1_ps(1.0), exp16(neg_2u)),
+    );
+    (_mm512_mul_ps(x, s), s)
+}
+
+/// `gate[i] = gelu_tanh(gate[i]) * up[i]` with the constants `c`, `k` of
+/// [`super::activation`].
+///
+/// # Safety
+/// The CPU supports AVX-512F; `up.len() >= gate.len()`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gelu_tanh_mul(gate: &mut [f32], up: &[f32], c: f32, k: f32) {
+    let n = gate.len();
+    let (g, u) = (gate.as_mut_ptr(), up.as_ptr());
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = ((1u32 << (n - i).min(16)) - 1) as u16;
+        // SAFETY: the mask covers only indices below `n`, inside both slices.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, g.add(i));
+            let y = _mm512_maskz_loadu_ps(m, u.add(i));
+            _mm512_mask_storeu_ps(g.add(i), m, _mm512_mul_ps(gelu_tanh16(x, c, k).0, y));
+        }
+        i += 16;
+    }
+}
+
+/// The gradient of `a = gelu_tanh(g) * u`: `du = da * gelu_tanh(g)`, `dg = da * u *
+/// gelu_tanh'(g)` with `gelu_tanh'(x) = s + x s (1 - s) 2c (1 + 3k x^2)`, `s = sigmoid(2u)`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; all five slices have the length of `g`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gelu_tanh_mul_backward(
+    g: &[f32],
+    u: &[f32],
+    da: &[f32],
+    dg: &mut [f32],
+    du: &mut [f32],
+    c: f32,
+    k: f32,
+) {
+    let n = g.len();
+    let one = _mm512_set1_ps(1.0);
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = ((1u32 << (n - i).min(16)) - 1) as u16;
+        // SAFETY: the mask covers only indices below `n`, inside every slice.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, g.as_ptr().add(i));
+            let y = _mm512_maskz_loadu_ps(m, u.as_ptr().add(i));
+            let d = _mm512_maskz_loadu_ps(m, da.as_ptr().add(i));
+            let (gel, s) = gelu_tanh16(x, c, k);
+            _mm512_mask_storeu_ps(du.as_mut_ptr().add(i), m, _mm512_mul_ps(d, gel));
+            // v' = 2c (1 + 3k x^2)
+            let dv = _mm512_mul_ps(
+                _mm512_set1_ps(2.0 * c),
+                _mm512_fmadd_ps(_mm512_set1_ps(3.0 * k), _mm512_mul_ps(x, x), one),
+            );
+            let dgelu = _mm512_fmadd_ps(_mm512_mul_ps(gel, _mm512_sub_ps(one, s)), dv, s);
+            _mm512_mask_storeu_ps(
+                dg.as_mut_ptr().add(i),
+                m,
+                _mm512_mul_ps(_mm512_mul_ps(d, y), dgelu),
+            );
+        }
+        i += 16;
+    }
+}
+
 /// Partial sums of `q . k` (16 lanes, to be added up) for the key row at `k`.
 ///
 /// # Safety
