@@ -80,6 +80,12 @@ pub trait Linear: Send + Sync {
     fn storage_bytes(&self) -> usize;
     /// A short name of the storage, e.g. `q4_1`, `f32`.
     fn kind(&self) -> &'static str;
+    /// The projection onto outputs `ids` only, giving exactly the numbers this one gives for
+    /// them (same storage, same kernels); `None` where the storage cannot be cut so.
+    fn select_outputs(&self, ids: &[u32]) -> Option<Box<dyn Linear>> {
+        let _ = ids;
+        None
+    }
 }
 
 fn add_bias(out: &mut [f32], bias: Option<&[f32]>) {
@@ -165,6 +171,75 @@ impl Linear for QuantLinear {
     fn kind(&self) -> &'static str {
         self.w.format().name()
     }
+    fn select_outputs(&self, ids: &[u32]) -> Option<Box<dyn Linear>> {
+        let (w, at) = self.w.select_rows(ids).ok()?;
+        let bias = self.bias.as_ref().map(|b| {
+            let mut spread = vec![0f32; w.rows()];
+            for (&i, &r) in ids.iter().zip(&at) {
+                spread[r] = b[i as usize];
+            }
+            spread
+        });
+        Some(Box::new(Gathered {
+            inner: QuantLinear::new(Arc::new(w), bias),
+            at,
+        }))
+    }
+}
+
+/// Some outputs of a projection whose rows sit apart in a bigger matrix
+/// ([`QMatrix::select_rows`]): output `i` is row `at[i]` of `inner`.
+struct Gathered {
+    inner: QuantLinear,
+    at: Vec<usize>,
+}
+
+impl Linear for Gathered {
+    fn in_features(&self) -> usize {
+        self.inner.in_features()
+    }
+    fn out_features(&self) -> usize {
+        self.at.len()
+    }
+    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
+        let wide = self.inner.out_features();
+        let mut all = vec![0f32; x.rows() * wide];
+        self.inner.forward(x, &mut all);
+        for (o, row) in out
+            .chunks_exact_mut(self.at.len())
+            .zip(all.chunks_exact(wide))
+        {
+            o.iter_mut().zip(&self.at).for_each(|(o, &r)| *o = row[r]);
+        }
+    }
+    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
+        let wide = self.inner.out_features();
+        let mut spread = vec![0f32; m * wide];
+        for (s, d) in spread
+            .chunks_exact_mut(wide)
+            .zip(dy.chunks_exact(self.at.len()))
+        {
+            self.at.iter().zip(d).for_each(|(&r, &v)| s[r] = v);
+        }
+        self.inner.backward_input(&spread, m, dx);
+    }
+    fn dense_weight(&self) -> Vec<f32> {
+        let (w, k) = (self.inner.dense_weight(), self.in_features());
+        self.at
+            .iter()
+            .flat_map(|&r| w[r * k..(r + 1) * k].iter().copied())
+            .collect()
+    }
+    fn bias(&self) -> Option<&[f32]> {
+        // The bias is spread over the wide matrix's rows; callers of a cut head do not ask.
+        None
+    }
+    fn storage_bytes(&self) -> usize {
+        self.inner.storage_bytes()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
 }
 
 /// Dense f32 weights (HF safetensors models, dequantized GGUF, the f32 reference path).
@@ -231,5 +306,25 @@ impl Linear for DenseLinear {
     }
     fn kind(&self) -> &'static str {
         "f32"
+    }
+    fn select_outputs(&self, ids: &[u32]) -> Option<Box<dyn Linear>> {
+        if ids.iter().any(|&i| i as usize >= self.out_f) {
+            return None;
+        }
+        let mut w = Vec::with_capacity(ids.len() * self.in_f);
+        for &i in ids {
+            let i = i as usize;
+            w.extend_from_slice(&self.w[i * self.in_f..(i + 1) * self.in_f]);
+        }
+        let bias = self
+            .bias
+            .as_ref()
+            .map(|b| ids.iter().map(|&i| b[i as usize]).collect());
+        Some(Box::new(DenseLinear::new(
+            Arc::new(w),
+            ids.len(),
+            self.in_f,
+            bias,
+        )))
     }
 }

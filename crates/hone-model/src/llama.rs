@@ -118,6 +118,26 @@ pub enum Logits<'a> {
     /// Only these positions of the sequence's new tokens (0-based, ascending), e.g. the label
     /// slots of a document being reviewed: the lm_head runs on those rows only.
     Rows(&'a [usize]),
+    /// As [`Logits::Rows`], with only the logits of `tokens` in each row (`tokens.len()`
+    /// floats, in that order): the review's 35 label tokens, where a full row of Gemma's
+    /// 262k-token vocabulary would cost more than the rest of the row's work. The numbers are
+    /// those of the full row (bit for bit with a quantized lm_head, to f32 rounding with a
+    /// dense one). Every sequence of a call that asks for logits must then ask for
+    /// the same tokens.
+    RowsOf {
+        rows: &'a [usize],
+        tokens: &'a [u32],
+    },
+}
+
+impl Logits<'_> {
+    /// The tokens whose logits are asked for, where not the whole vocabulary.
+    fn tokens(&self) -> Option<&[u32]> {
+        match self {
+            Logits::RowsOf { tokens, .. } => Some(tokens),
+            _ => None,
+        }
+    }
 }
 
 /// One sequence's part of a forward call.
@@ -182,7 +202,13 @@ pub struct Llama {
     n_kv_heads: usize,
     head_dim: usize,
     eps: f32,
+    /// The lm_head cut to the token sets [`Logits::RowsOf`] asked for (a few at most: one per
+    /// review vocabulary), made on first use.
+    sub_heads: std::sync::Mutex<Vec<SubHead>>,
 }
+
+/// The lm_head cut to some tokens ([`Logits::RowsOf`]), with those tokens.
+type SubHead = (Vec<u32>, Arc<dyn Linear>);
 
 /// Per-call buffers, reused across layers.
 struct Scratch {
@@ -318,7 +344,22 @@ impl Llama {
             norm,
             lm_head,
             tied_embeddings,
+            sub_heads: Default::default(),
         })
+    }
+
+    /// The lm_head restricted to `tokens` (cached), or `None` where its storage cannot be cut.
+    fn sub_head(&self, tokens: &[u32]) -> Option<Arc<dyn Linear>> {
+        let mut heads = self.sub_heads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, h)) = heads.iter().find(|(t, _)| t == tokens) {
+            return Some(h.clone());
+        }
+        let h: Arc<dyn Linear> = self.lm_head.select_outputs(tokens)?.into();
+        if heads.len() >= 8 {
+            heads.remove(0);
+        }
+        heads.push((tokens.to_vec(), h.clone()));
+        Some(h)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -410,17 +451,35 @@ impl Llama {
     }
 
     /// Runs the new tokens of every sequence through the model, appends their keys and values
-    /// to the cache, and returns the requested logits rows (in batch order, `vocab` floats each).
+    /// to the cache, and returns the requested logits rows (in batch order, `vocab` floats each;
+    /// `tokens.len()` each for [`Logits::RowsOf`]).
     pub fn forward(&self, batch: &mut [SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<f32>> {
         let vocab = self.vocab_size();
         // Validate and reserve before touching anything.
+        if let Some(tokens) = batch.iter().find_map(|s| s.logits.tokens()) {
+            if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+                return Err(Error::Invalid(format!(
+                    "logits asked for token {bad}, outside the vocabulary ({vocab})"
+                )));
+            }
+            let mixed = batch.iter().any(|s| match s.logits {
+                Logits::None => false,
+                Logits::RowsOf { tokens: t, .. } => t != tokens,
+                _ => true,
+            });
+            if mixed {
+                return Err(Error::Invalid(
+                    "sequences of one call ask for logits of different tokens".into(),
+                ));
+            }
+        }
         for s in batch.iter_mut() {
             if s.tokens.is_empty() {
                 return Err(Error::Invalid(
                     "a sequence in the batch has no tokens".into(),
                 ));
             }
-            if let Logits::Rows(rows) = s.logits {
+            if let Logits::Rows(rows) | Logits::RowsOf { rows, .. } = s.logits {
                 if let Some(&r) = rows.iter().find(|&&r| r >= s.tokens.len()) {
                     return Err(Error::Invalid(format!(
                         "logits asked for row {r} of a sequence of {} new tokens",
@@ -594,7 +653,9 @@ impl Llama {
                 Logits::None => {}
                 Logits::Last => picked.push(r0 + k - 1),
                 Logits::All => picked.extend(r0..r0 + k),
-                Logits::Rows(rows) => picked.extend(rows.iter().map(|&r| r0 + r)),
+                Logits::Rows(rows) | Logits::RowsOf { rows, .. } => {
+                    picked.extend(rows.iter().map(|&r| r0 + r))
+                }
             }
             r0 += k;
         }
@@ -608,8 +669,27 @@ impl Llama {
         }
         let mut normed = vec![0.0; sel.len()];
         rms_norm_into(&sel, &self.norm, self.eps, &mut normed);
-        let mut logits = vec![0.0; picked.len() * vocab];
         let input = LinearInput::new(&normed, picked.len(), d, &s.q8);
+        let tokens = batch.iter().find_map(|si| si.logits.tokens());
+        if let Some(tokens) = tokens {
+            let mut out = vec![0.0; picked.len() * tokens.len()];
+            if let Some(head) = self.sub_head(tokens) {
+                head.forward(&input, &mut out);
+            } else {
+                let mut logits = vec![0.0; picked.len() * vocab];
+                self.lm_head.forward(&input, &mut logits);
+                for (o, row) in out
+                    .chunks_exact_mut(tokens.len())
+                    .zip(logits.chunks_exact(vocab))
+                {
+                    o.iter_mut()
+                        .zip(tokens)
+                        .for_each(|(o, &t)| *o = row[t as usize]);
+                }
+            }
+            return Ok(out);
+        }
+        let mut logits = vec![0.0; picked.len() * vocab];
         self.lm_head.forward(&input, &mut logits);
         Ok(logits)
     }

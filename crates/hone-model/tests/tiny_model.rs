@@ -470,3 +470,125 @@ fn init_adapter_refuses_a_rank_larger_than_the_projections() {
     let a = m.init_adapter(spec(k_out, &["k_proj"]), &mut rng).unwrap();
     assert_eq!(a.spec.r, k_out);
 }
+
+/// Rows of logits for a few positions of one sequence: the full vocabulary, or `tokens` only.
+fn rows_of(m: &Llama, toks: &[u32], rows: &[usize], tokens: Option<&[u32]>) -> Vec<f32> {
+    let mut kv = m.new_cache(toks.len());
+    let mut seq = SeqCache::new();
+    let logits = match tokens {
+        Some(tokens) => Logits::RowsOf { rows, tokens },
+        None => Logits::Rows(rows),
+    };
+    m.forward(
+        &mut [SeqInput {
+            adapter: None,
+            cache: &mut seq,
+            tokens: toks,
+            logits,
+        }],
+        &mut kv,
+    )
+    .unwrap()
+}
+
+#[test]
+fn logits_of_a_few_tokens_are_the_full_rows_at_those_tokens() {
+    let t = tiny();
+    let toks = tokens(30, 8);
+    let rows = [2, 11, 29];
+    let pick: Vec<u32> = vec![5, 0, VOCAB as u32 - 1, 7, 5];
+    for (name, m, exact) in [
+        ("gguf native", load_gguf(&t.gguf, WeightMode::Native), false),
+        (
+            "q8",
+            load_hf_llama(
+                &t.hf,
+                &LoadOptions {
+                    weights: WeightMode::Q8,
+                },
+            )
+            .unwrap(),
+            true,
+        ),
+        (
+            "f32",
+            load_hf_llama(&t.hf, &LoadOptions::default()).unwrap(),
+            false,
+        ),
+    ] {
+        let full = rows_of(&m, &toks, &rows, None);
+        // Quantized heads run the same kernel on the same blocks: bit for bit. Dense ones go
+        // through gemm, whose kernels depend on the matrix's size: to rounding.
+        assert_eq!(m.lm_head.kind() != "f32", exact, "{name}");
+        // Twice: the second call reuses the cut head.
+        for _ in 0..2 {
+            let some = rows_of(&m, &toks, &rows, Some(&pick));
+            assert_eq!(some.len(), rows.len() * pick.len(), "{name}");
+            for (r, row) in some.chunks_exact(pick.len()).enumerate() {
+                for (j, &tok) in pick.iter().enumerate() {
+                    let want = full[r * VOCAB + tok as usize];
+                    if exact {
+                        assert_eq!(row[j], want, "{name}: row {r}, token {tok}");
+                    } else {
+                        let d = (row[j] - want).abs() / want.abs().max(1.0);
+                        assert!(
+                            d < 1e-5,
+                            "{name}: row {r}, token {tok}: {} vs {want}",
+                            row[j]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn logits_of_tokens_outside_the_vocabulary_or_of_two_token_sets_are_refused() {
+    let t = tiny();
+    let m = load_gguf(&t.gguf, WeightMode::Native);
+    let toks = tokens(12, 9);
+    let mut kv = m.new_cache(64);
+    let (mut a, mut b) = (SeqCache::new(), SeqCache::new());
+    let outside = [3, VOCAB as u32];
+    let e = m
+        .forward(
+            &mut [SeqInput {
+                adapter: None,
+                cache: &mut a,
+                tokens: &toks,
+                logits: Logits::RowsOf {
+                    rows: &[1],
+                    tokens: &outside,
+                },
+            }],
+            &mut kv,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("outside the vocabulary"), "{e}");
+    let e = m
+        .forward(
+            &mut [
+                SeqInput {
+                    adapter: None,
+                    cache: &mut a,
+                    tokens: &toks,
+                    logits: Logits::RowsOf {
+                        rows: &[1],
+                        tokens: &[1, 2],
+                    },
+                },
+                SeqInput {
+                    adapter: None,
+                    cache: &mut b,
+                    tokens: &toks,
+                    logits: Logits::Last,
+                },
+            ],
+            &mut kv,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("different tokens"), "{e}");
+    // Nothing was run: both sequences are still empty.
+    assert_eq!((a.len(), b.len()), (0, 0));
+}

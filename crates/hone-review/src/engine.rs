@@ -402,16 +402,23 @@ pub fn assemble(
     })
 }
 
-/// Softmax over the label tokens' logits only.
+/// Softmax over the label tokens' logits only, from a full vocabulary row.
 pub fn label_softmax(row: &[f32], labels: &[u32]) -> [f32; LABELS] {
+    let mut picked = [0f32; LABELS];
+    for (p, &t) in picked.iter_mut().zip(labels) {
+        *p = row[t as usize];
+    }
+    softmax_labels(&picked)
+}
+
+/// Softmax over the labels' logits, given in label order (what `Logits::RowsOf` returns for
+/// the label tokens).
+pub fn softmax_labels(logits: &[f32]) -> [f32; LABELS] {
     let mut out = [0f32; LABELS];
-    let max = labels
-        .iter()
-        .map(|&t| row[t as usize])
-        .fold(f32::NEG_INFINITY, f32::max);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
-    for (o, &t) in out.iter_mut().zip(labels) {
-        *o = (row[t as usize] - max).exp();
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = (l - max).exp();
         sum += *o;
     }
     for o in out.iter_mut() {

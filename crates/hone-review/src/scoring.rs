@@ -17,7 +17,7 @@ use hone_model::lora::LoraAdapter;
 use hone_model::tokenizer::Tokenizer;
 use hone_model::Llama;
 
-use crate::engine::{label_softmax, SpanProbs};
+use crate::engine::{softmax_labels, SpanProbs};
 use crate::Result;
 
 /// One document's windows, scored piece by piece.
@@ -134,7 +134,12 @@ impl WindowScorer {
                 adapter,
                 cache: c,
                 tokens: &windows[i].ids,
-                logits: Logits::Rows(r),
+                // The 35 label logits only: with Gemma's 262k-token vocabulary a full row per
+                // span would cost more than a twentieth of the review.
+                logits: Logits::RowsOf {
+                    rows: r,
+                    tokens: &self.labels,
+                },
             })
             .collect();
         let logits = model.forward(&mut batch, kv);
@@ -143,12 +148,11 @@ impl WindowScorer {
             kv.release(c);
         }
         let logits = logits?;
-        let vocab_n = model.vocab_size();
+        let n = self.labels.len();
         let mut k = 0;
         for &i in g {
             for &(_, span) in &windows[i].slots {
-                let row = &logits[k * vocab_n..(k + 1) * vocab_n];
-                self.probs[span] = label_softmax(row, &self.labels);
+                self.probs[span] = softmax_labels(&logits[k * n..(k + 1) * n]);
                 k += 1;
             }
         }

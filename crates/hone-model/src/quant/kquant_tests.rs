@@ -355,3 +355,56 @@ fn extreme_codes_do_not_overflow_any_path() {
         }
     }
 }
+
+#[test]
+fn selected_rows_give_the_full_products_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(77);
+    let all = [
+        QFormat::Q4_0,
+        QFormat::Q4_1,
+        QFormat::Q8_0,
+        QFormat::Q5_0,
+        QFormat::Q4K,
+        QFormat::Q5K,
+        QFormat::Q6K,
+    ];
+    let (rows, cols) = (70, 512);
+    let ids = [3u32, 17, 69, 0, 3, 48];
+    for fmt in all {
+        let q =
+            QMatrix::from_ggml_bytes(fmt, &random_blocks(&mut rng, fmt, rows, cols), rows, cols)
+                .unwrap();
+        let (sub, at) = q.select_rows(&ids).unwrap();
+        assert_eq!(at.len(), ids.len());
+        for path in KernelPath::available() {
+            for m in [1, 3, 8] {
+                let x = randn(&mut rng, m * cols);
+                let mut a = QActivations::new();
+                a.quantize(&x, m, cols);
+                let mut full = vec![0f32; m * rows];
+                q.matmul_with(path, &a, &mut full).unwrap();
+                let mut got = vec![0f32; m * sub.rows()];
+                sub.matmul_with(path, &a, &mut got).unwrap();
+                for i in 0..m {
+                    for (&id, &r) in ids.iter().zip(&at) {
+                        assert_eq!(
+                            got[i * sub.rows() + r].to_bits(),
+                            full[i * rows + id as usize].to_bits(),
+                            "{fmt:?} {path:?} m {m} row {id}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let e = QMatrix::from_ggml_bytes(
+        QFormat::Q8_0,
+        &random_blocks(&mut rng, QFormat::Q8_0, 4, 32),
+        4,
+        32,
+    )
+    .unwrap()
+    .select_rows(&[1, 4])
+    .unwrap_err();
+    assert!(e.to_string().contains("row 4"), "{e}");
+}

@@ -457,6 +457,37 @@ impl QMatrix {
         self.data.len
     }
 
+    /// Rows `ids` of the matrix, blocks copied as they are, for a product that gives for
+    /// them exactly the numbers the whole matrix gives (the review's 35 label rows of a
+    /// 262k-row output layer). The kernels' sums depend on a row's lane in its group of
+    /// [`GROUP`] rows, so row `ids[i]` keeps its lane: it is row `GROUP * i + ids[i] % GROUP`
+    /// of the new matrix, among zero rows. Returns the matrix and where each id's row is.
+    pub fn select_rows(&self, ids: &[u32]) -> Result<(QMatrix, Vec<usize>)> {
+        if let Some(&bad) = ids.iter().find(|&&r| r as usize >= self.rows) {
+            return Err(Error::Quant(format!(
+                "row {bad} asked of a matrix of {} rows",
+                self.rows
+            )));
+        }
+        let bs = self.fmt.ggml_block_bytes();
+        let rows = ids.len() * GROUP;
+        // Zero bytes are a zero block in every format (scale 0).
+        let mut bytes = vec![0u8; rows * self.nb * bs];
+        let mut at = Vec::with_capacity(ids.len());
+        for (i, &r) in ids.iter().enumerate() {
+            let row = GROUP * i + r as usize % GROUP;
+            at.push(row);
+            for b in 0..self.nb {
+                let o = (row * self.nb + b) * bs;
+                self.ggml_block(r as usize, b, &mut bytes[o..o + bs]);
+            }
+        }
+        Ok((
+            QMatrix::from_ggml_bytes(self.fmt, &bytes, rows, self.cols)?,
+            at,
+        ))
+    }
+
     /// Exact ggml dequantization, row-major `[rows, cols]`.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
