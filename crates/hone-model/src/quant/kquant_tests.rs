@@ -359,18 +359,9 @@ fn extreme_codes_do_not_overflow_any_path() {
 #[test]
 fn selected_rows_give_the_full_products_bit_for_bit() {
     let mut rng = StdRng::seed_from_u64(77);
-    let all = [
-        QFormat::Q4_0,
-        QFormat::Q4_1,
-        QFormat::Q8_0,
-        QFormat::Q5_0,
-        QFormat::Q4K,
-        QFormat::Q5K,
-        QFormat::Q6K,
-    ];
     let (rows, cols) = (70, 512);
     let ids = [3u32, 17, 69, 0, 3, 48];
-    for fmt in all {
+    for fmt in QFormat::ALL {
         let q =
             QMatrix::from_ggml_bytes(fmt, &random_blocks(&mut rng, fmt, rows, cols), rows, cols)
                 .unwrap();
