@@ -172,74 +172,15 @@ impl Linear for QuantLinear {
         self.w.format().name()
     }
     fn select_outputs(&self, ids: &[u32]) -> Option<Box<dyn Linear>> {
-        let (w, at) = self.w.select_rows(ids).ok()?;
-        let bias = self.bias.as_ref().map(|b| {
-            let mut spread = vec![0f32; w.rows()];
-            for (&i, &r) in ids.iter().zip(&at) {
-                spread[r] = b[i as usize];
-            }
-            spread
-        });
-        Some(Box::new(Gathered {
-            inner: QuantLinear::new(Arc::new(w), bias),
-            at,
-        }))
+        let w = self.w.select_rows(ids).ok()?;
+        let bias = self.bias.as_ref().map(|b| gather(b, ids));
+        Some(Box::new(QuantLinear::new(Arc::new(w), bias)))
     }
 }
 
-/// Some outputs of a projection whose rows sit apart in a bigger matrix
-/// ([`QMatrix::select_rows`]): output `i` is row `at[i]` of `inner`.
-struct Gathered {
-    inner: QuantLinear,
-    at: Vec<usize>,
-}
-
-impl Linear for Gathered {
-    fn in_features(&self) -> usize {
-        self.inner.in_features()
-    }
-    fn out_features(&self) -> usize {
-        self.at.len()
-    }
-    fn forward(&self, x: &LinearInput<'_>, out: &mut [f32]) {
-        let wide = self.inner.out_features();
-        let mut all = vec![0f32; x.rows() * wide];
-        self.inner.forward(x, &mut all);
-        for (o, row) in out
-            .chunks_exact_mut(self.at.len())
-            .zip(all.chunks_exact(wide))
-        {
-            o.iter_mut().zip(&self.at).for_each(|(o, &r)| *o = row[r]);
-        }
-    }
-    fn backward_input(&self, dy: &[f32], m: usize, dx: &mut [f32]) {
-        let wide = self.inner.out_features();
-        let mut spread = vec![0f32; m * wide];
-        for (s, d) in spread
-            .chunks_exact_mut(wide)
-            .zip(dy.chunks_exact(self.at.len()))
-        {
-            self.at.iter().zip(d).for_each(|(&r, &v)| s[r] = v);
-        }
-        self.inner.backward_input(&spread, m, dx);
-    }
-    fn dense_weight(&self) -> Vec<f32> {
-        let (w, k) = (self.inner.dense_weight(), self.in_features());
-        self.at
-            .iter()
-            .flat_map(|&r| w[r * k..(r + 1) * k].iter().copied())
-            .collect()
-    }
-    fn bias(&self) -> Option<&[f32]> {
-        // The bias is spread over the wide matrix's rows; callers of a cut head do not ask.
-        None
-    }
-    fn storage_bytes(&self) -> usize {
-        self.inner.storage_bytes()
-    }
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
+/// `v[ids[0]], v[ids[1]], ..` (the bias of a projection cut to some outputs).
+fn gather(v: &[f32], ids: &[u32]) -> Vec<f32> {
+    ids.iter().map(|&i| v[i as usize]).collect()
 }
 
 /// Dense f32 weights (HF safetensors models, dequantized GGUF, the f32 reference path).
@@ -316,10 +257,7 @@ impl Linear for DenseLinear {
             let i = i as usize;
             w.extend_from_slice(&self.w[i * self.in_f..(i + 1) * self.in_f]);
         }
-        let bias = self
-            .bias
-            .as_ref()
-            .map(|b| ids.iter().map(|&i| b[i as usize]).collect());
+        let bias = self.bias.as_ref().map(|b| gather(b, ids));
         Some(Box::new(DenseLinear::new(
             Arc::new(w),
             ids.len(),

@@ -457,12 +457,11 @@ impl QMatrix {
         self.data.len
     }
 
-    /// Rows `ids` of the matrix, blocks copied as they are, for a product that gives for
-    /// them exactly the numbers the whole matrix gives (the review's 35 label rows of a
-    /// 262k-row output layer). The kernels' sums depend on a row's lane in its group of
-    /// [`GROUP`] rows, so row `ids[i]` keeps its lane: it is row `GROUP * i + ids[i] % GROUP`
-    /// of the new matrix, among zero rows. Returns the matrix and where each id's row is.
-    pub fn select_rows(&self, ids: &[u32]) -> Result<(QMatrix, Vec<usize>)> {
+    /// Rows `ids` of the matrix (in that order), blocks copied as they are: a product with it
+    /// gives for those rows exactly the numbers the whole matrix gives (each row's sum is its
+    /// own, whatever its neighbours and the matrix's size), e.g. the review's 35 label rows of
+    /// a 262k-row output layer.
+    pub fn select_rows(&self, ids: &[u32]) -> Result<QMatrix> {
         if let Some(&bad) = ids.iter().find(|&&r| r as usize >= self.rows) {
             return Err(Error::Quant(format!(
                 "row {bad} asked of a matrix of {} rows",
@@ -470,22 +469,14 @@ impl QMatrix {
             )));
         }
         let bs = self.fmt.ggml_block_bytes();
-        let rows = ids.len() * GROUP;
-        // Zero bytes are a zero block in every format (scale 0).
-        let mut bytes = vec![0u8; rows * self.nb * bs];
-        let mut at = Vec::with_capacity(ids.len());
+        let mut bytes = vec![0u8; ids.len() * self.nb * bs];
         for (i, &r) in ids.iter().enumerate() {
-            let row = GROUP * i + r as usize % GROUP;
-            at.push(row);
             for b in 0..self.nb {
-                let o = (row * self.nb + b) * bs;
+                let o = (i * self.nb + b) * bs;
                 self.ggml_block(r as usize, b, &mut bytes[o..o + bs]);
             }
         }
-        Ok((
-            QMatrix::from_ggml_bytes(self.fmt, &bytes, rows, self.cols)?,
-            at,
-        ))
+        QMatrix::from_ggml_bytes(self.fmt, &bytes, ids.len(), self.cols)
     }
 
     /// Exact ggml dequantization, row-major `[rows, cols]`.
