@@ -9,16 +9,17 @@
 # Once: the annotated documents are split by document (seed 7) into TEST test documents, VALID
 # validation documents (decision thresholds, early stopping) and the rest. Per seed: the rest is
 # split again into INIT labelled documents and an unlabelled pool (POOL documents); an adapter A
-# is trained on the INIT documents; `hone data select --adapter A --pool POOL --budget BUDGET`
-# picks BUDGET documents by uncertainty, and BUDGET documents are drawn at random from the same
-# pool with the same seed. Their gold annotations stand in for the reviewer's labels. Two
+# is trained on the INIT documents; `hone data select --adapter A --pool POOL --budget BUDGET
+# --by BY` picks BUDGET documents by uncertainty (arm `uncertain-BY`), and BUDGET documents are
+# drawn at random from the same pool with the same seed (arm `random`). Their gold annotations stand in for the reviewer's labels. Two
 # adapters are trained the same way from scratch, on INIT + uncertain picks and on INIT + random
 # picks, reviewed on the test documents and scored by `hone eval contractnli`. The table at the
 # end (WORKDIR/results.tsv) has one row per seed and arm.
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone), HONE_THREADS,
-# SEEDS (default "1 2 3"), INIT (12), BUDGET (12), POOL (48), TEST (32), VALID (12),
-# TOP_LAYERS (4), EPOCHS (3), LR (1e-3).
+# SEEDS (default "1 2 3"), BY (nli; or entropy, margin, logprob), INIT (12), BUDGET (12),
+# POOL (48), TEST (32), VALID (12), TOP_LAYERS (4), EPOCHS (3), LR (1e-3). Rerunning in the
+# same WORKDIR with another BY trains only the new arm: init and random are shared.
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: $0 TRAIN_JSON WORKDIR" >&2
@@ -32,6 +33,7 @@ if [ -z "${HONE:-}" ]; then
     HONE="$root/target/release/hone"
 fi
 SEEDS=${SEEDS:-"1 2 3"}
+BY=${BY:-nli}
 INIT=${INIT:-12}
 BUDGET=${BUDGET:-12}
 POOL=${POOL:-48}
@@ -109,16 +111,18 @@ for seed in $SEEDS; do
         "$HONE" data split "$work/fixed/train.jsonl" --sizes "$INIT,$POOL,0" --seed "$seed" --out "$s/split"
     fi
     train "$s/init" "$s/split/train.jsonl"
-    if [ ! -f "$s/uncertain.ids" ]; then
-        log "selecting $BUDGET of $POOL pool documents by uncertainty (seed $seed)"
+    u="uncertain-$BY"
+    if [ ! -f "$s/$u.ids" ]; then
+        log "selecting $BUDGET of $POOL pool documents by uncertainty, --by $BY (seed $seed)"
+        rm -f "$s/$u.db"
         "$HONE" data select --adapter "$s/init/adapter" --pool "$s/split/valid.jsonl" --budget "$BUDGET" \
-            --store "$s/select.db" --out "$s/uncertain.picks.jsonl" > "$s/select.log"
-        jq -r .doc_id "$s/uncertain.picks.jsonl" > "$s/uncertain.ids"
+            --by "$BY" --store "$s/$u.db" --out "$s/$u.picks.jsonl" > "$s/$u.select.log"
+        jq -r .doc_id "$s/$u.picks.jsonl" > "$s/$u.ids"
     fi
     if [ ! -f "$s/random.ids" ]; then
         jq -r .id "$s/split/valid.jsonl" | shuf -n "$BUDGET" --random-source=<(yes "$seed") > "$s/random.ids"
     fi
-    for arm in uncertain random; do
+    for arm in "$u" random; do
         if [ ! -f "$s/$arm.train.jsonl" ]; then
             { cat "$s/split/train.jsonl"; pick_docs "$s/split/valid.jsonl" "$s/$arm.ids"; } > "$s/$arm.train.jsonl"
         fi
@@ -126,7 +130,7 @@ for seed in $SEEDS; do
         score "$s/$arm"
     done
     score "$s/init"
-    for arm in init uncertain random; do
+    for arm in init "$u" random; do
         n=$(grep -c . "$s/split/train.jsonl")
         [ "$arm" = init ] || n=$(grep -c . "$s/$arm.train.jsonl")
         printf '%s\t%s\t%s\t%s\n' "$seed" "$arm" "$n" "$(jq -c . "$s/$arm/metrics.json")" >> "$work/results.tsv"

@@ -247,6 +247,70 @@ fn review_pool_is_ranked_by_summed_check_entropy_and_queued_with_the_document() 
         assert!((it.mean_logprob.unwrap() - lp).abs() < 1e-9);
     }
 
+    // --by nli: each check's entailed-or-contradicted entropy times P(addressed), summed.
+    let nli_sums: Vec<(String, f64)> = reviews[..3]
+        .iter()
+        .map(|r| {
+            let sum = r["checks"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|c| {
+                    let (e, k) = (
+                        c["probs"]["Entailment"].as_f64().unwrap(),
+                        c["probs"]["Contradiction"].as_f64().unwrap(),
+                    );
+                    let h: f64 = [e / (e + k), k / (e + k)]
+                        .iter()
+                        .filter(|&&q| q > 0.0)
+                        .map(|&q| -q * q.ln())
+                        .sum();
+                    (e + k) * h
+                })
+                .sum();
+            (r["doc_id"].as_str().unwrap().to_string(), sum)
+        })
+        .collect();
+    let mut nli_order = nli_sums.clone();
+    nli_order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let nli_picks = d.join("nli-picks.jsonl");
+    ok(hone(&[
+        "data",
+        "select",
+        "--adapter",
+        &s(&ad),
+        "--pool",
+        &s(&pool),
+        "--budget",
+        "3",
+        "--near",
+        "0.99",
+        "--by",
+        "nli",
+        "--store",
+        &s(&d.join("nli.db")),
+        "--out",
+        &s(&nli_picks),
+    ]));
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&nli_picks)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3);
+    for (g, want) in got.iter().zip(&nli_order) {
+        assert_eq!(
+            g["doc_id"].as_str().unwrap(),
+            want.0,
+            "{got:?} vs {nli_order:?}"
+        );
+        let u = g["uncertainty"].as_f64().unwrap();
+        assert!((u - want.1).abs() < 1e-6, "{u} vs {}", want.1);
+        // never above the summed three-label entropy of the same document
+        let all = sums.iter().find(|x| x.0 == want.0).unwrap().1;
+        assert!(u <= all + 1e-9, "{u} > {all}");
+    }
+
     // Entropy ranks label distributions: a chat adapter is told so.
     let chat = d.join("chat");
     zero_review_adapter(&chat);

@@ -55,6 +55,25 @@ impl Probs {
             .sum::<f64>()
     }
 
+    /// How unsure the entailed-or-contradicted decision is, weighted by how likely the check is
+    /// addressed at all: `(1 - P(NotMentioned)) * H(E | addressed, C | addressed)`, the binary
+    /// entropy in nats (at most ln 2, reached when the check is surely addressed and E and C are
+    /// even). Unlike [`Probs::entropy`] it ignores doubt about whether a check is mentioned,
+    /// which is what short documents with few clauses mostly raise.
+    pub fn nli_entropy(&self) -> f64 {
+        let addressed = self.entailment + self.contradiction;
+        if addressed <= 0.0 {
+            return 0.0;
+        }
+        let h = [self.entailment, self.contradiction]
+            .iter()
+            .map(|&p| p / addressed)
+            .filter(|&q| q > 0.0)
+            .map(|q| -q * q.ln())
+            .sum::<f64>();
+        addressed.min(1.0) * h
+    }
+
     /// The gap between the two likeliest labels (1 when one is certain, 0 on a tie).
     pub fn margin(&self) -> f64 {
         let mut a = self.as_array();
@@ -165,5 +184,27 @@ mod tests {
         };
         assert!((p.entropy() - 0.801_818_5).abs() < 1e-6, "{}", p.entropy());
         assert!((p.margin() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nli_entropy_weighs_the_entailed_or_contradicted_doubt_by_addressed() {
+        let p = |e: f64, c: f64, n: f64| Probs {
+            entailment: e,
+            contradiction: c,
+            not_mentioned: n,
+        };
+        // surely addressed, E and C even: ln 2, the most
+        assert!((p(0.5, 0.5, 0.0).nli_entropy() - 2f64.ln()).abs() < 1e-12);
+        // 0.3 addressed, E : C = 2 : 1, so 0.3 * -(2/3 ln 2/3 + 1/3 ln 1/3) = 0.190954
+        assert!((p(0.2, 0.1, 0.7).nli_entropy() - 0.190_954_4).abs() < 1e-6);
+        // doubt about whether the check is mentioned alone counts nothing
+        assert_eq!(p(0.5, 0.0, 0.5).nli_entropy(), 0.0);
+        assert_eq!(p(0.0, 0.0, 1.0).nli_entropy(), 0.0);
+        // unsure whether the check is mentioned against unsure which way it goes: the entropy
+        // of all three labels puts the first higher (0.845 > 0.500), this the second
+        let (mention, verdict) = (p(0.4, 0.05, 0.55), p(0.8, 0.2, 0.0));
+        assert!(mention.entropy() > verdict.entropy());
+        assert!(verdict.nli_entropy() > mention.nli_entropy());
+        assert!((verdict.nli_entropy() - verdict.entropy()).abs() < 1e-12);
     }
 }

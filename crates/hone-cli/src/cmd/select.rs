@@ -28,6 +28,10 @@ pub enum Uncertainty {
     /// Review adapters: the entropy of each check's label distribution, summed over the 17
     /// checks, highest first (the default for them).
     Entropy,
+    /// Review adapters: how unsure each check's entailed-or-contradicted decision is (the
+    /// entropy between the two, times the chance the check is addressed), summed over the 17
+    /// checks, highest first. Doubt about whether a check is mentioned at all counts nothing.
+    Nli,
 }
 
 #[derive(Args, Debug)]
@@ -152,9 +156,11 @@ pub fn run(a: SelectArgs) -> Result<()> {
     }
     let by = a.by.unwrap_or(Uncertainty::Margin);
     anyhow::ensure!(
-        !matches!(by, Uncertainty::Entropy),
-        "--by entropy ranks a review adapter's label distributions; {} is not a review \
+        !matches!(by, Uncertainty::Entropy | Uncertainty::Nli),
+        "--by {} ranks a review adapter's label distributions; {} is not a review \
          adapter (rank chat answers by margin or logprob)",
+        by.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         a.adapter.display()
     );
     let pool = read_pool(&a.pool)?;
@@ -164,7 +170,9 @@ pub fn run(a: SelectArgs) -> Result<()> {
         .iter()
         .map(|s| match by {
             Uncertainty::Margin => s.margin.map_or(f64::NAN, |m| -m),
-            Uncertainty::Logprob | Uncertainty::Entropy => s.mean_logprob.map_or(f64::NAN, |l| -l),
+            Uncertainty::Logprob | Uncertainty::Entropy | Uncertainty::Nli => {
+                s.mean_logprob.map_or(f64::NAN, |l| -l)
+            }
         })
         .collect();
     let texts: Vec<String> = pool.iter().map(|m| question(m)).collect();

@@ -1,6 +1,7 @@
 //! `hone data select` with a review adapter: it reviews every document of the pool, and the
 //! `budget` documents whose 17 decisions it was least sure of (summed over the checks: the
-//! entropy of each check's label distribution, or one minus the gap between its two likeliest
+//! entropy of each check's label distribution, or of its entailed-or-contradicted decision
+//! weighted by the chance it is addressed, or one minus the gap between its two likeliest
 //! labels, or the negated mean log-probability of the chosen labels), near-copies of a pick
 //! skipped, go to the review queue, where a person corrects the labels and evidence per check
 //! (each decided check proposes its confident evidence spans, `aggregate::propose`).
@@ -17,6 +18,7 @@ use super::select::{picker_name, write_picks, SelectArgs, Uncertainty};
 fn check_uncertainty(by: Uncertainty, label: &str, p: &Probs) -> f64 {
     match by {
         Uncertainty::Entropy => p.entropy(),
+        Uncertainty::Nli => p.nli_entropy(),
         Uncertainty::Margin => 1.0 - p.margin(),
         Uncertainty::Logprob => {
             let chosen = match label {
@@ -146,6 +148,10 @@ mod tests {
         assert!(
             (check_uncertainty(Uncertainty::Logprob, "NotMentioned", &p) - 0.356_674_9).abs()
                 < 1e-6
+        );
+        // 0.3 addressed, E : C = 2 : 1
+        assert!(
+            (check_uncertainty(Uncertainty::Nli, "NotMentioned", &p) - 0.190_954_3).abs() < 1e-6
         );
         // the chosen label, not the likeliest, is what logprob scores
         assert!(
