@@ -5,7 +5,8 @@
 //! [model]
 //! base = "smollm2"          # name or path (.gguf or HF folder)
 //! quantize = "none"         # or "nf4" (QLoRA)
-//! dtype = "auto"            # "bf16" or "f32": precision of the frozen-weight products
+//! dtype = "auto"            # "bf16" or "f32": precision of the frozen-weight products (auto:
+//!                           # bf16 where the CPU multiplies it faster, AMX or AMD AVX-512 BF16)
 //! [lora]
 //! r = 16
 //! alpha = 32
@@ -76,7 +77,7 @@ pub enum Quantize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComputeDtype {
-    /// bf16 where the CPU multiplies bf16 faster than f32 (AMX), else f32.
+    /// bf16 where the CPU multiplies bf16 faster than f32 (AMX; `vdpbf16ps` on AMD), else f32.
     #[default]
     Auto,
     F32,
@@ -88,7 +89,7 @@ impl ComputeDtype {
     /// Whether the frozen-weight products run in bf16 on this machine.
     pub fn use_bf16(self) -> bool {
         match self {
-            ComputeDtype::Auto => hone_model::bf16::Kernel::best() == hone_model::bf16::Kernel::Amx,
+            ComputeDtype::Auto => hone_model::bf16::Kernel::best().beats_f32(),
             ComputeDtype::F32 => false,
             ComputeDtype::Bf16 => true,
         }

@@ -499,7 +499,7 @@ fn a_run_initialised_from_an_adapter_starts_at_that_adapters_loss() {
     let data = hone_train::dataset::load(&prev.join("train.jsonl"), &m.tokenizer, &m.template, 256)
         .unwrap();
     let a = load_adapter(&prev_out).unwrap();
-    // In the precision the run used (`model.dtype`, bf16 where the CPU has AMX).
+    // In the precision the run used (`model.dtype`: bf16 where it beats f32 on this CPU).
     let l = hone_train::backprop::Backprop::new(&m.model, &a, 0.0)
         .with_bf16(cfg.model.dtype.use_bf16())
         .eval_loss(&data.seqs);

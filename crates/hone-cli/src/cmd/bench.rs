@@ -85,7 +85,7 @@ pub struct BenchTrainArgs {
     /// LoRA dropout.
     #[arg(long, default_value_t = 0.05)]
     pub dropout: f32,
-    /// Precision of the frozen-weight products: auto (bf16 where the CPU has AMX), bf16, f32.
+    /// Precision of the frozen-weight products: auto (bf16 where the CPU has AMX, or AVX-512 BF16 on AMD), bf16, f32.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bf16", "f32"])]
     pub dtype: String,
     #[arg(long)]

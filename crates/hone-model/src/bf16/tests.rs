@@ -140,3 +140,16 @@ fn weights_forward_and_backward_are_the_layer_products() {
     }
     assert_eq!(bw.storage_bytes(), 2 * (2 * 64 * 96)); // both packs, padded
 }
+
+#[test]
+fn bf16_beats_f32_with_amx_and_with_vdpbf16ps_on_amd_only() {
+    assert!(Kernel::Amx.beats_f32());
+    assert!(!Kernel::Scalar.beats_f32());
+    // the vendor CPUID reports is the one the kernel lists
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        if let Some(line) = info.lines().find(|l| l.starts_with("vendor_id")) {
+            let amd = line.trim_end().ends_with("AuthenticAMD");
+            assert_eq!(Kernel::Avx512.beats_f32(), amd, "{line}");
+        }
+    }
+}
