@@ -595,3 +595,44 @@ fn pack_changes_the_weights_type_and_keeps_the_review_files() {
     };
     assert_eq!(review(&src), review(&wide));
 }
+
+#[test]
+fn bench_review_times_the_peer_unless_told_not_to() {
+    if !model_cached() {
+        return;
+    }
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "bench",
+            "review",
+            "--base-only",
+            "--docs",
+            "1",
+            "--runs",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = hone(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let both = bench(&[]);
+    let alone = bench(&["--no-peer"]);
+    for b in [&both, &alone] {
+        assert_eq!(b["documents"], 1);
+        assert!(b["doc_ms"]["p50"].as_f64().unwrap() > 0.0, "{b}");
+        assert!(b["spans_per_doc"].as_f64().unwrap() > 10.0, "{b}");
+    }
+    // the same document either way
+    assert_eq!(both["tokens_per_doc"], alone["tokens_per_doc"]);
+    assert!(alone["peer"].is_null(), "{alone}");
+    let peer = &both["peer"];
+    assert!(peer["doc_ms"]["p50"].as_f64().unwrap() > 0.0, "{both}");
+    // the peer reads the prefix once per span, so it runs more tokens than hone
+    assert!(
+        peer["tokens_per_doc"].as_f64().unwrap() > both["tokens_per_doc"].as_f64().unwrap(),
+        "{both}"
+    );
+}

@@ -57,13 +57,20 @@ pub struct ReviewBench {
     pub doc_ms: Percentiles,
     /// Document time divided by its spans.
     pub span_ms: Percentiles,
-    /// The per-span-prompt peer: document time and per-span time.
-    pub peer_doc_ms: Percentiles,
-    pub peer_span_ms: Percentiles,
+    /// The per-span-prompt peer, unless it was skipped.
+    pub peer: Option<PeerBench>,
+}
+
+/// The per-span-prompt peer's side of a review benchmark.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerBench {
+    /// Document time and per-span time.
+    pub doc_ms: Percentiles,
+    pub span_ms: Percentiles,
     /// peer time / engine time (mean over documents): how much faster the engine is.
     pub speedup: f64,
     /// Tokens the peer runs through the model per document (the prefix once per span).
-    pub peer_tokens_per_doc: f64,
+    pub tokens_per_doc: f64,
 }
 
 /// The peer: each span its own sequence `prefix + span + slot`, batched up to
@@ -141,11 +148,13 @@ pub fn synthetic_contracts(n: usize, seed: u64) -> Result<Vec<InputDoc>> {
         .collect()
 }
 
-/// Reviews every document `runs` times with the engine and once per run with the peer.
+/// Reviews every document `runs` times with the engine and, with `peer`, once per run with
+/// the per-span-prompt peer (several times the engine's time on a real adapter).
 pub fn run(
     r: &Reviewer,
     docs: &[InputDoc],
     runs: usize,
+    peer: bool,
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ReviewBench> {
     let runs = runs.max(1);
@@ -164,6 +173,11 @@ pub fn run(
             span_ms.push(ms / n);
             tokens += rev.timing.tokens;
             spans += d.spans.len();
+            if !peer {
+                done += 1;
+                on_progress(done, total);
+                continue;
+            }
             let texts = hone_data::spans::pair_texts(&d.text, &d.spans);
             let t = Instant::now();
             let (_, pt) = per_span_prompts(r, &texts)?;
@@ -177,7 +191,19 @@ pub fn run(
     }
     let k = total.max(1) as f64;
     let doc = Percentiles::of(&doc_ms);
-    let peer = Percentiles::of(&peer_doc);
+    let peer = peer.then(|| {
+        let p = Percentiles::of(&peer_doc);
+        PeerBench {
+            doc_ms: p,
+            span_ms: Percentiles::of(&peer_span),
+            speedup: if doc.mean > 0.0 {
+                p.mean / doc.mean
+            } else {
+                0.0
+            },
+            tokens_per_doc: peer_tokens as f64 / k,
+        }
+    });
     Ok(ReviewBench {
         documents: docs.len(),
         runs,
@@ -185,14 +211,7 @@ pub fn run(
         tokens_per_doc: tokens as f64 / k,
         doc_ms: doc,
         span_ms: Percentiles::of(&span_ms),
-        peer_doc_ms: peer,
-        peer_span_ms: Percentiles::of(&peer_span),
-        speedup: if doc.mean > 0.0 {
-            peer.mean / doc.mean
-        } else {
-            0.0
-        },
-        peer_tokens_per_doc: peer_tokens as f64 / k,
+        peer,
     })
 }
 
