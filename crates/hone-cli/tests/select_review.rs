@@ -61,6 +61,35 @@ fn zero_review_adapter(ad: &Path) {
     .unwrap();
 }
 
+/// `hone data select` of 3 documents of `pool` (near-copies at 0.99 skipped), picks to `out`.
+fn select_three(ad: &Path, pool: &Path, by: &[&str], db: &Path, out: &Path) -> String {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (ad, pool, db, out) = (s(ad), s(pool), s(db), s(out));
+    let mut args = vec![
+        "data",
+        "select",
+        "--adapter",
+        &ad,
+        "--pool",
+        &pool,
+        "--budget",
+        "3",
+        "--near",
+        "0.99",
+    ];
+    args.extend_from_slice(by);
+    args.extend_from_slice(&["--store", &db, "--out", &out]);
+    ok(hone(&args))
+}
+
+fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn entropy(p: &serde_json::Value) -> f64 {
     ["Entailment", "Contradiction", "NotMentioned"]
         .iter()
@@ -157,28 +186,9 @@ fn review_pool_is_ranked_by_summed_check_entropy_and_queued_with_the_document() 
 
     let picks = d.join("picks.jsonl");
     let db = d.join("store.db");
-    let out = ok(hone(&[
-        "data",
-        "select",
-        "--adapter",
-        &s(&ad),
-        "--pool",
-        &s(&pool),
-        "--budget",
-        "3",
-        "--near",
-        "0.99",
-        "--store",
-        &s(&db),
-        "--out",
-        &s(&picks),
-    ]));
+    let out = select_three(&ad, &pool, &[], &db, &picks);
     assert!(out.contains("3 of 6 pool documents picked"), "{out}");
-    let got: Vec<serde_json::Value> = std::fs::read_to_string(&picks)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = read_jsonl(&picks);
     assert_eq!(got.len(), 3);
     for (k, (g, want)) in got.iter().zip(&originals).enumerate() {
         assert_eq!(g["rank"], k + 1);
@@ -274,29 +284,8 @@ fn review_pool_is_ranked_by_summed_check_entropy_and_queued_with_the_document() 
     let mut nli_order = nli_sums.clone();
     nli_order.sort_by(|a, b| b.1.total_cmp(&a.1));
     let nli_picks = d.join("nli-picks.jsonl");
-    ok(hone(&[
-        "data",
-        "select",
-        "--adapter",
-        &s(&ad),
-        "--pool",
-        &s(&pool),
-        "--budget",
-        "3",
-        "--near",
-        "0.99",
-        "--by",
-        "nli",
-        "--store",
-        &s(&d.join("nli.db")),
-        "--out",
-        &s(&nli_picks),
-    ]));
-    let got: Vec<serde_json::Value> = std::fs::read_to_string(&nli_picks)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    select_three(&ad, &pool, &["--by", "nli"], &d.join("nli.db"), &nli_picks);
+    let got = read_jsonl(&nli_picks);
     assert_eq!(got.len(), 3);
     for (g, want) in got.iter().zip(&nli_order) {
         assert_eq!(
