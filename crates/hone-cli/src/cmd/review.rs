@@ -454,46 +454,66 @@ pub fn bench(a: BenchReviewArgs) -> Result<()> {
         b.tokens_per_doc,
         hone_model::num_threads()
     );
-    let Some(p) = &b.peer else {
+    let peer = b.peer.as_ref();
+    if peer.is_some() {
+        println!("| measurement | hone review | one prompt per span | ratio |");
+        println!("|---|---|---|---|");
+    } else {
         println!("| measurement | hone review |");
         println!("|---|---|");
-        println!("| per document, p50 | {:.2} s |", b.doc_ms.p50 / 1e3);
-        println!("| per document, p95 | {:.2} s |", b.doc_ms.p95 / 1e3);
-        println!("| per span, p50 | {:.1} ms |", b.span_ms.p50);
-        println!("| per span, p95 | {:.1} ms |", b.span_ms.p95);
-        println!("| tokens per document | {:.0} |", b.tokens_per_doc);
-        return Ok(());
-    };
-    println!("| measurement | hone review | one prompt per span | ratio |");
-    println!("|---|---|---|---|");
-    let ratio = |peer: f64, hone: f64| peer / hone.max(1e-9);
-    println!(
-        "| per document, p50 | {:.2} s | {:.2} s | {:.2}x |",
-        b.doc_ms.p50 / 1e3,
-        p.doc_ms.p50 / 1e3,
-        ratio(p.doc_ms.p50, b.doc_ms.p50)
-    );
-    println!(
-        "| per document, p95 | {:.2} s | {:.2} s | {:.2}x |",
-        b.doc_ms.p95 / 1e3,
-        p.doc_ms.p95 / 1e3,
-        ratio(p.doc_ms.p95, b.doc_ms.p95)
-    );
-    println!(
-        "| per span, p50 | {:.1} ms | {:.1} ms | {:.2}x |",
-        b.span_ms.p50,
-        p.span_ms.p50,
-        ratio(p.span_ms.p50, b.span_ms.p50)
-    );
-    println!(
-        "| per span, p95 | {:.1} ms | {:.1} ms | {:.2}x |",
-        b.span_ms.p95,
-        p.span_ms.p95,
-        ratio(p.span_ms.p95, b.span_ms.p95)
-    );
-    println!(
-        "| tokens per document | {:.0} | {:.0} | |",
-        b.tokens_per_doc, p.tokens_per_doc
-    );
+    }
+    let secs: fn(f64) -> String = |ms| format!("{:.2} s", ms / 1e3);
+    let ms: fn(f64) -> String = |ms| format!("{ms:.1} ms");
+    let count: fn(f64) -> String = |n| format!("{n:.0}");
+    // (measurement, how to show it, hone's figure, the peer's, whether their ratio is shown)
+    let rows = [
+        (
+            "per document, p50",
+            secs,
+            b.doc_ms.p50,
+            peer.map(|p| p.doc_ms.p50),
+            true,
+        ),
+        (
+            "per document, p95",
+            secs,
+            b.doc_ms.p95,
+            peer.map(|p| p.doc_ms.p95),
+            true,
+        ),
+        (
+            "per span, p50",
+            ms,
+            b.span_ms.p50,
+            peer.map(|p| p.span_ms.p50),
+            true,
+        ),
+        (
+            "per span, p95",
+            ms,
+            b.span_ms.p95,
+            peer.map(|p| p.span_ms.p95),
+            true,
+        ),
+        (
+            "tokens per document",
+            count,
+            b.tokens_per_doc,
+            peer.map(|p| p.tokens_per_doc),
+            false,
+        ),
+    ];
+    for (what, show, hone, of_peer, ratio) in rows {
+        match of_peer {
+            Some(p) if ratio => println!(
+                "| {what} | {} | {} | {:.2}x |",
+                show(hone),
+                show(p),
+                p / hone.max(1e-9)
+            ),
+            Some(p) => println!("| {what} | {} | {} | |", show(hone), show(p)),
+            None => println!("| {what} | {} |", show(hone)),
+        }
+    }
     Ok(())
 }
