@@ -11,9 +11,10 @@
 # split again into INIT labelled documents and an unlabelled pool (POOL documents); an adapter A
 # is trained on the INIT documents; `hone data select --adapter A --pool POOL --budget BUDGET
 # --by BY` picks BUDGET documents by uncertainty (arm `uncertain-BY`), and BUDGET documents are
-# drawn at random from the same pool with the same seed (arm `random`). Their gold annotations stand in for the reviewer's labels. Two
-# adapters are trained the same way from scratch, on INIT + uncertain picks and on INIT + random
-# picks, reviewed on the test documents and scored by `hone eval contractnli`. The table at the
+# drawn at random from the same pool with the same seed (arm `random`). Their gold annotations
+# stand in for the reviewer's labels. Two adapters are trained the same way from scratch, on
+# INIT + uncertain picks and on INIT + random picks, reviewed on the test documents and scored
+# by `hone eval contractnli`. The table at the
 # end (WORKDIR/results.tsv) has one row per seed and arm.
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone), HONE_THREADS,
