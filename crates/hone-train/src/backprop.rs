@@ -488,6 +488,21 @@ impl<'a> Backprop<'a> {
             .collect()
     }
 
+    /// Cached hidden states at the first LoRA layer, packed as the batch's layout wants them.
+    fn packed_start(&self, h: &[&[f32]], lay: &Layout) -> Vec<f32> {
+        let d = self.model.hidden_size();
+        let mut x = Vec::with_capacity(lay.n * d);
+        for s in h {
+            x.extend_from_slice(s);
+        }
+        assert_eq!(
+            x.len(),
+            lay.n * d,
+            "cached hidden states do not match the batch"
+        );
+        x
+    }
+
     fn linear(&self, l: usize, m: usize) -> &dyn Linear {
         self.model.layers[l]
             .module(MODULES[m])
@@ -948,22 +963,10 @@ impl<'a> Backprop<'a> {
     ) -> StepLoss {
         let ids: Vec<&[u32]> = batch.iter().map(|s| &s.ids[..]).collect();
         let lay = Layout::new(&ids);
-        let d = self.model.hidden_size();
         let first = self.slots.first;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut x = match start {
-            Some(h) => {
-                let mut x = Vec::with_capacity(lay.n * d);
-                for s in h {
-                    x.extend_from_slice(s);
-                }
-                assert_eq!(
-                    x.len(),
-                    lay.n * d,
-                    "cached hidden states do not match the batch"
-                );
-                x
-            }
+            Some(h) => self.packed_start(h, &lay),
             None => {
                 let mut x = self.embed(&ids);
                 for l in 0..first {
@@ -992,10 +995,19 @@ impl<'a> Backprop<'a> {
 
     /// Loss only (validation): no saves, no dropout.
     pub fn eval_loss(&self, batch: &[TrainSeq]) -> StepLoss {
+        self.eval_loss_from(batch, None)
+    }
+
+    /// [`Backprop::eval_loss`] from each sequence's hidden state at the first LoRA layer when
+    /// `start` gives it (what the fast mode caches for the validation windows too).
+    pub fn eval_loss_from(&self, batch: &[TrainSeq], start: Option<&[&[f32]]>) -> StepLoss {
         let ids: Vec<&[u32]> = batch.iter().map(|s| &s.ids[..]).collect();
         let lay = Layout::new(&ids);
-        let mut x = self.embed(&ids);
-        for l in 0..self.model.layers.len() {
+        let (mut x, first) = match start {
+            Some(h) => (self.packed_start(h, &lay), self.slots.first),
+            None => (self.embed(&ids), 0),
+        };
+        for l in first..self.model.layers.len() {
             self.layer_forward(l, &mut x, &lay, None, false);
         }
         let (loss, _) = self.loss(&x, batch, 0.0);

@@ -86,7 +86,7 @@ pub struct BatchShape {
     pub tokens: usize,
     /// The longest sequence.
     pub longest: usize,
-    /// Tokens of all training sequences (what `train.fast` caches).
+    /// Tokens of all training and validation sequences (what `train.fast` caches).
     pub all_tokens: usize,
 }
 

@@ -359,7 +359,13 @@ pub fn run_with_memory(
     // Before the adapter, the optimizer and the first batch are allocated (and before the
     // run folder is written): a run that cannot fit is refused with the numbers.
     let lengths: Vec<usize> = train.seqs.iter().map(|s| s.ids.len()).collect();
-    let batch = memory::BatchShape::of(&lengths, cfg.optim.batch_size);
+    let mut batch = memory::BatchShape::of(&lengths, cfg.optim.batch_size);
+    // The fast mode caches the validation windows too.
+    batch.all_tokens += val
+        .iter()
+        .flat_map(|v| v.seqs.iter())
+        .map(|s| s.ids.len())
+        .sum::<usize>();
     let threads = rayon::current_num_threads();
     let shape = memory::ModelShape::of(model);
     if let Some(est) = memory::estimate(
@@ -462,6 +468,8 @@ pub fn run_with_memory(
         cfg.model.dtype.describe()
     )));
     let mut cache: HashMap<usize, Vec<f32>> = HashMap::new();
+    // The validation windows' hidden states at the first LoRA layer, for the same reason.
+    let mut val_cache: Vec<Vec<f32>> = Vec::new();
     let fast = cfg.train.fast;
     let mut interrupted = false;
     let mut early = false;
@@ -535,9 +543,28 @@ pub fn run_with_memory(
         // End of epoch: validation, best adapter, checkpoint.
         let val_loss = val.as_ref().map(|v| {
             let bp = Backprop::new(model, &adapter, 0.0).with_bf16(bf16);
+            let cached = fast && bp.first_lora_layer() > 0;
+            if cached && val_cache.is_empty() {
+                val_cache = v
+                    .seqs
+                    .iter()
+                    .map(|s| {
+                        let h = bp.hidden_at_first_lora(&[&s.ids[..]]);
+                        h.into_iter().next().unwrap_or_default()
+                    })
+                    .collect();
+            }
             let (mut s, mut t) = (0f64, 0usize);
-            for b in v.seqs.chunks(bs) {
-                let l = bp.eval_loss(b);
+            for (k, b) in v.seqs.chunks(bs).enumerate() {
+                let l = if cached {
+                    let hs: Vec<&[f32]> = val_cache[k * bs..k * bs + b.len()]
+                        .iter()
+                        .map(|h| &h[..])
+                        .collect();
+                    bp.eval_loss_from(b, Some(&hs))
+                } else {
+                    bp.eval_loss(b)
+                };
                 s += l.loss_sum;
                 t += l.tokens;
             }

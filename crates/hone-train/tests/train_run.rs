@@ -669,3 +669,45 @@ fn keep_last_keeps_the_last_epoch_and_patience_zero_runs_them_all() {
     }
     assert_ne!(adapters[0], adapters[1]);
 }
+
+/// `train.fast` caches the hidden states below the first adapted layer, for the training and
+/// the validation windows: the run learns and validates exactly as without the cache.
+#[test]
+fn the_fast_mode_trains_and_validates_as_the_full_pass_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(base) = tiny_with_real_tokenizer(tmp.path()) else {
+        return;
+    };
+    let never = AtomicBool::new(false);
+    let mut runs = Vec::new();
+    for fast in [false, true] {
+        let d = tmp.path().join(format!("fast-{fast}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let extra = format!("[train]\nfast = {fast}\ntop_layers = 1\n");
+        let cfg = TrainConfig::load(&config(&d, &base, &extra), &[]).unwrap();
+        run(&cfg, false, &never, &mut |_| {}).unwrap();
+        let records = std::fs::read_to_string(d.join("out/metrics.jsonl")).unwrap();
+        let val: Vec<f64> = records
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["val_loss"].as_f64())
+            .collect();
+        assert_eq!(val.len(), 3, "{records}");
+        runs.push((val, adapter_values(&d.join("out"))));
+    }
+    let ((val_full, a_full), (val_fast, a_fast)) = (&runs[0], &runs[1]);
+    for (a, b) in val_full.iter().zip(val_fast) {
+        assert!(
+            (a - b).abs() < 1e-5 * a.abs(),
+            "{val_full:?} vs {val_fast:?}"
+        );
+    }
+    // the run trained (the validation loss moved) and both runs moved the same weights
+    assert!((val_full[0] - val_full[2]).abs() > 1e-4, "{val_full:?}");
+    let scale = a_full.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a_full
+        .iter()
+        .zip(a_fast)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 1e-4 * scale, "max |diff| {worst} of {scale}");
+}
