@@ -1,14 +1,16 @@
 //! Comparing predictions files (base few-shot against a fine-tuned adapter, ...) on the same
-//! gold documents: each one's metrics and review latency.
+//! gold documents: each one's metrics and review latency, and how each differs from the first
+//! beyond noise ([`paired_differences`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap::{paired_differences, BootstrapInfo, BootstrapOptions, Difference};
 use super::evaluate::{evaluate, ContractNliMetrics};
 use super::gold::read_gold;
-use super::predictions::{read_predictions_timed, DocTiming};
+use super::predictions::{read_predictions_timed, DocTiming, Predictions};
 use crate::{Error, Result};
 
 /// Latency of one candidate's reviews, from each predicted document's `timing.total_ms`
@@ -86,6 +88,14 @@ pub struct Comparison {
     pub documents: usize,
     /// One entry per predictions file, in the order given.
     pub candidates: Vec<Candidate>,
+    /// How the differences were resampled; `None` with a single candidate or no resamples.
+    #[serde(default)]
+    pub bootstrap: Option<BootstrapInfo>,
+    /// Every candidate after the first against the first, metric by metric in
+    /// [`overall_metrics`] order, with 95% paired bootstrap intervals
+    /// ([`paired_differences`]); empty when `bootstrap` is `None`.
+    #[serde(default)]
+    pub differences: Vec<Difference>,
 }
 
 /// Reads a candidate given as `NAME=PATH` or a bare `PATH` (named by its file stem, `pred`
@@ -127,10 +137,21 @@ pub fn parse_candidate(arg: &str) -> Result<(String, PathBuf)> {
 }
 
 /// Scores every predictions file against the same gold documents (read once): per candidate the
-/// [`evaluate`] metrics and the [`ReviewLatency`]. Errors: no candidates, an empty name, a name
-/// given twice (naming both files), and whatever [`read_gold`], [`read_predictions`](super::read_predictions) and
-/// [`evaluate`] refuse (naming the file).
+/// [`evaluate`] metrics and the [`ReviewLatency`], and with two or more candidates each one's
+/// [`paired_differences`] from the first, over the default [`BootstrapOptions`]. Errors: no
+/// candidates, an empty name, a name given twice (naming both files), and whatever
+/// [`read_gold`], [`read_predictions`](super::read_predictions) and [`evaluate`] refuse (naming
+/// the file).
 pub fn compare(gold: &Path, candidates: &[(String, PathBuf)]) -> Result<Comparison> {
+    compare_with(gold, candidates, BootstrapOptions::default())
+}
+
+/// [`compare`] with the differences resampled as `bootstrap` says (`resamples: 0`: none).
+pub fn compare_with(
+    gold: &Path,
+    candidates: &[(String, PathBuf)],
+    bootstrap: BootstrapOptions,
+) -> Result<Comparison> {
     if candidates.is_empty() {
         return Err(Error::Invalid("no predictions files to compare".into()));
     }
@@ -151,22 +172,38 @@ pub fn compare(gold: &Path, candidates: &[(String, PathBuf)]) -> Result<Comparis
         }
     }
     let docs = read_gold(gold)?;
-    let candidates = candidates
+    let mut preds = Vec::with_capacity(candidates.len());
+    let scored = candidates
         .iter()
         .map(|(name, path)| {
-            let (preds, timings) = read_predictions_timed(path)?;
-            Ok(Candidate {
+            let (p, timings) = read_predictions_timed(path)?;
+            let k = Candidate {
                 name: name.clone(),
                 path: path.clone(),
-                metrics: evaluate(&docs, &preds)?,
+                metrics: evaluate(&docs, &p)?,
                 latency: ReviewLatency::from_timings(&timings),
-            })
+            };
+            preds.push(p);
+            Ok(k)
         })
         .collect::<Result<Vec<_>>>()?;
+    let named: Vec<(&str, &Predictions)> = scored
+        .iter()
+        .zip(&preds)
+        .map(|(k, p)| (k.name.as_str(), p))
+        .collect();
+    let differences = paired_differences(&docs, &named, bootstrap)?;
+    let bootstrap = (!differences.is_empty()).then(|| BootstrapInfo {
+        resamples: bootstrap.resamples,
+        seed: bootstrap.seed,
+        baseline: scored[0].name.clone(),
+    });
     Ok(Comparison {
         gold: gold.to_path_buf(),
         documents: docs.len(),
-        candidates,
+        candidates: scored,
+        bootstrap,
+        differences,
     })
 }
 

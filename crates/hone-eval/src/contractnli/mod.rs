@@ -40,7 +40,12 @@
 //! decision at all (wrong, and a false negative for the gold class), so an absent answer never
 //! earns credit. A predicted document that lacks a check is scored the same way for that check
 //! and counted in `missing_checks`.
+//!
+//! Comparing several predictions files ([`compare`]) also measures each one against the first
+//! with a paired bootstrap over the gold documents ([`paired_differences`]):
+//! a difference whose 95% interval contains 0 is within noise.
 
+mod bootstrap;
 mod compare;
 mod evaluate;
 mod evidence;
@@ -51,8 +56,12 @@ mod route;
 mod table;
 mod text;
 
+pub use bootstrap::{
+    draws, paired_differences, resample_gold, resample_predictions, BootstrapInfo,
+    BootstrapOptions, Difference, Reading, ResampleScorer, DEFAULT_RESAMPLES, DEFAULT_SEED,
+};
 pub use compare::{
-    compare, overall_metrics, parse_candidate, Candidate, Comparison, ReviewLatency,
+    compare, compare_with, overall_metrics, parse_candidate, Candidate, Comparison, ReviewLatency,
 };
 pub use evaluate::{evaluate, evaluate_files, ContractNliMetrics, HypothesisMetrics};
 pub use evidence::{average_precision, covers, span_scores, EvidenceRange};
@@ -62,7 +71,8 @@ pub use predictions::{
     Predictions,
 };
 pub use report::{
-    comparison_html, comparison_markdown, overall_table, write_comparison, ComparisonFiles,
+    comparison_html, comparison_markdown, differences_table, overall_table, write_comparison,
+    ComparisonFiles,
 };
 pub use route::{merged, review_curve, review_queries, ReviewQueries};
 pub use table::{Cell, Table};

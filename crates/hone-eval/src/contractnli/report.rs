@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::bootstrap::{Difference, Reading};
 use super::compare::{overall_metrics, Candidate, Comparison};
 use super::evaluate::HypothesisMetrics;
 use super::table::{Cell, Table, REPORT_DASH};
@@ -85,6 +86,156 @@ pub fn overall_table(c: &Comparison) -> Table {
     }
 }
 
+/// `x` with its sign and 3 decimals, `minus` as the minus sign (0 is `+0.000`).
+fn signed(x: f64, minus: &str) -> String {
+    let x = if x == 0.0 { 0.0 } else { x };
+    format!("{x:+.3}").replace('-', minus)
+}
+
+/// A candidate's name and, per [`overall_metrics`] metric, its difference from the first.
+type CandidateDifferences<'a> = (&'a str, Vec<(&'static str, Option<&'a Difference>)>);
+
+/// The candidates after the first, each with its differences in [`overall_metrics`] order
+/// (`None` where the comparison has none for a metric).
+fn differences_by_candidate(c: &Comparison) -> Vec<CandidateDifferences<'_>> {
+    let Some(first) = c.candidates.first() else {
+        return Vec::new();
+    };
+    let names = overall_metrics(&first.metrics).map(|x| x.0);
+    c.candidates[1..]
+        .iter()
+        .filter(|k| c.differences.iter().any(|d| d.candidate == k.name))
+        .map(|k| {
+            let each = names
+                .iter()
+                .map(|&m| {
+                    let d = c
+                        .differences
+                        .iter()
+                        .find(|d| d.candidate == k.name && d.metric == m);
+                    (m, d)
+                })
+                .collect();
+            (k.name.as_str(), each)
+        })
+        .collect()
+}
+
+/// A difference and its interval, `+0.022 [−0.031, +0.070]` (with `minus` as the minus sign);
+/// `dash` for an undefined difference or interval.
+fn difference_cell(d: Option<&Difference>, minus: &str, dash: &str) -> String {
+    let Some(delta) = d.and_then(|d| d.delta) else {
+        return dash.to_string();
+    };
+    match d.and_then(|d| d.low.zip(d.high)) {
+        Some((low, high)) => format!(
+            "{} [{}, {}]",
+            signed(delta, minus),
+            signed(low, minus),
+            signed(high, minus)
+        ),
+        None => format!("{} [{dash}]", signed(delta, minus)),
+    }
+}
+
+/// The differences of a comparison as a table: one row per candidate after the first, one
+/// column per [`overall_metrics`] metric, each cell the difference from the first candidate on
+/// the documents and its 95% paired bootstrap interval, `+0.022 [−0.031, +0.070]` (`minus` as the
+/// minus sign, `dash` for what is undefined). `None` when the comparison has no differences
+/// (one candidate, or `--bootstrap 0`).
+pub fn differences_table(c: &Comparison, minus: &str, dash: &str) -> Option<Table> {
+    let rows = differences_by_candidate(c);
+    if c.bootstrap.is_none() || rows.is_empty() {
+        return None;
+    }
+    let mut head = vec!["candidate".to_string()];
+    head.extend(rows[0].1.iter().map(|(m, _)| m.to_string()));
+    let better = vec![None; head.len()];
+    let rows = rows
+        .iter()
+        .map(|(name, each)| {
+            let mut row = vec![Cell::Text(name.to_string())];
+            row.extend(
+                each.iter()
+                    .map(|(_, d)| Cell::Text(difference_cell(*d, minus, dash))),
+            );
+            row
+        })
+        .collect();
+    Some(Table {
+        head,
+        rows,
+        left: 1,
+        better,
+    })
+}
+
+/// "Differences against `recipe` (95% paired bootstrap over the 32 documents, 1000
+/// resamples)", names between `quote`s; `None` without differences.
+pub(super) fn differences_heading(c: &Comparison, quote: &str) -> Option<String> {
+    let b = c.bootstrap.as_ref()?;
+    Some(format!(
+        "Differences against {quote}{}{quote} (95% paired bootstrap over the {}, {} resamples)",
+        b.baseline,
+        plural(c.documents, "document"),
+        b.resamples
+    ))
+}
+
+/// One line per candidate after the first: on which metrics its interval lies above 0, below
+/// 0, contains 0 (within noise), or is missing (the metric defined on fewer than half of the
+/// resamples).
+pub(super) fn differences_readings(c: &Comparison, quote: &str) -> Vec<String> {
+    let Some(b) = &c.bootstrap else {
+        return Vec::new();
+    };
+    differences_by_candidate(c)
+        .iter()
+        .map(|(name, each)| {
+            let of = |r: Option<Reading>| -> Vec<&str> {
+                each.iter()
+                    .filter(|(_, d)| d.map(|d| d.reading) == Some(r))
+                    .map(|(m, _)| *m)
+                    .collect()
+            };
+            let mut parts = Vec::new();
+            for r in [Reading::Above, Reading::Below, Reading::WithinNoise] {
+                let ms = of(Some(r));
+                if ms.len() == each.len() {
+                    parts.push(format!("{} on every metric", r.as_str()));
+                } else if !ms.is_empty() {
+                    parts.push(format!("{} on {}", r.as_str(), ms.join(", ")));
+                }
+            }
+            let none: Vec<String> = each
+                .iter()
+                .filter_map(|(m, d)| match d {
+                    Some(d) if d.reading.is_none() => Some(format!(
+                        "{m} (defined on {} of {} resamples)",
+                        d.resamples, b.resamples
+                    )),
+                    None => Some(format!("{m} (not computed)")),
+                    _ => None,
+                })
+                .collect();
+            if !none.is_empty() {
+                parts.push(format!("no interval for {}", none.join(", ")));
+            }
+            format!(
+                "{quote}{name}{quote} against {quote}{}{quote}: {}.",
+                b.baseline,
+                parts.join("; ")
+            )
+        })
+        .collect()
+}
+
+/// What the differences' intervals are and how they read.
+const DIFFERENCES_NOTE: &str = "Each cell: the candidate minus the baseline on the documents, \
+     and the 2.5th to 97.5th percentile of that difference over resamples of the documents \
+     (drawn with replacement, the same draw for every candidate). Above: the interval lies above \
+     0; below: below 0; within noise: it contains 0.";
+
 /// Per hypothesis (in the order of the first candidate, all share the gold): id, name, and
 /// each candidate's metrics for it.
 fn per_hypothesis_rows(
@@ -119,7 +270,9 @@ const LATENCY_NOTE: &str = "Latency is each predicted document's `timing.total_m
      counted in `timed`, never guessed. Spans per second: the spans of the timed documents that \
      report them over their time.";
 
-/// The Markdown report: the overall table, one line per candidate, the per-hypothesis table.
+/// The Markdown report: the overall table, one line per candidate, the differences from the
+/// first candidate ([`differences_table`] and how each reads, when there are any), the
+/// per-hypothesis table.
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut s = String::new();
     let hyps = c.candidates.first().map_or(0, |k| k.metrics.hypotheses);
@@ -138,6 +291,18 @@ pub fn comparison_markdown(c: &Comparison) -> String {
     s.push('\n');
     for k in &c.candidates {
         let _ = writeln!(s, "- {}", candidate_line(k, "`"));
+    }
+    if let (Some(heading), Some(table)) = (
+        differences_heading(c, "`"),
+        differences_table(c, "−", REPORT_DASH),
+    ) {
+        let _ = writeln!(s, "\n## {heading}\n");
+        s.push_str(&table.markdown());
+        s.push('\n');
+        for line in differences_readings(c, "`") {
+            let _ = writeln!(s, "- {line}");
+        }
+        let _ = writeln!(s, "\n{DIFFERENCES_NOTE}");
     }
     s.push_str("\n## Per hypothesis\n\n| id | hypothesis | docs |");
     for k in &c.candidates {
@@ -208,10 +373,52 @@ pub(super) fn plural(n: usize, what: &str) -> String {
 const COMPARISON_CSS: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 th:first-child,td:first-child{text-align:left}th{background:#f0f4f8}.best{font-weight:bold;background:#e6f4ea}\
-.charts{display:flex;flex-wrap:wrap;gap:16px}.muted{color:#666}td.name,th.name{text-align:left}th[colspan]{text-align:center}";
+.above{background:#e6f4ea}.below{background:#fbe9e7}.charts{display:flex;flex-wrap:wrap;gap:16px}.muted{color:#666}td.name,th.name{text-align:left}th[colspan]{text-align:center}";
 
-/// The self-contained HTML report: the overall table (best values highlighted), a bar chart of
-/// the overall metrics, the latency histogram, a bar chart of evidence mAP per hypothesis and
+/// The differences section of the HTML report (nothing without differences): the heading, the
+/// table with intervals above 0 in green and below 0 in red, the readings.
+fn differences_html(c: &Comparison, s: &mut String) {
+    use crate::svg::esc;
+    let (Some(b), Some(table)) = (&c.bootstrap, differences_table(c, "−", REPORT_DASH)) else {
+        return;
+    };
+    let _ = write!(
+        s,
+        "<h2>Differences against <code>{}</code></h2><p class=\"muted\">95% paired bootstrap \
+         over the {}, {} resamples.</p><table><tr>",
+        esc(&b.baseline),
+        plural(c.documents, "document"),
+        b.resamples
+    );
+    for h in &table.head {
+        let _ = write!(s, "<th>{}</th>", esc(h));
+    }
+    s.push_str("</tr>");
+    for (row, (_, each)) in table.rows.iter().zip(differences_by_candidate(c)) {
+        s.push_str("<tr>");
+        for (j, cell) in row.iter().enumerate() {
+            let reading = j
+                .checked_sub(1)
+                .and_then(|m| each.get(m))
+                .and_then(|(_, d)| d.and_then(|d| d.reading));
+            let cls = match reading {
+                Some(Reading::Above) => " class=\"above\"",
+                Some(Reading::Below) => " class=\"below\"",
+                _ => "",
+            };
+            let _ = write!(s, "<td{cls}>{}</td>", esc(&cell.show(REPORT_DASH)));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table><ul>");
+    for line in differences_readings(c, "") {
+        let _ = write!(s, "<li>{}</li>", esc(&line));
+    }
+    let _ = write!(s, "</ul><p class=\"muted\">{}</p>", esc(DIFFERENCES_NOTE));
+}
+
+/// The self-contained HTML report: the overall table (best values highlighted), the differences
+/// from the first candidate (when there are any), a bar chart of the overall metrics, the latency histogram, a bar chart of evidence mAP per hypothesis and
 /// the per-hypothesis table.
 pub fn comparison_html(c: &Comparison) -> String {
     use crate::svg::{self, esc};
@@ -253,7 +460,9 @@ pub fn comparison_html(c: &Comparison) -> String {
     for k in &c.candidates {
         let _ = write!(s, "<li>{}</li>", esc(&candidate_line(k, "")));
     }
-    s.push_str("</ul><div class=\"charts\">");
+    s.push_str("</ul>");
+    differences_html(c, &mut s);
+    s.push_str("<div class=\"charts\">");
     let names: Vec<String> = overall_metrics(&c.candidates[0].metrics)
         .iter()
         .map(|x| x.0.to_string())

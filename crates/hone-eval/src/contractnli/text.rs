@@ -6,11 +6,15 @@ use std::fmt::Write as _;
 
 use super::compare::{overall_metrics, Comparison};
 use super::evaluate::ContractNliMetrics;
-use super::report::{candidate_line, overall_table};
+use super::report::{
+    candidate_line, differences_heading, differences_readings, differences_table, overall_table,
+};
 use super::table::{Cell, Table};
 
 /// Several predictions files: the gold counts, the [`overall_table`] (one row per candidate:
-/// metrics and review latency), what each candidate is made of, and what the columns mean.
+/// metrics and review latency), what each candidate is made of, what the columns mean, and
+/// (when the comparison has them) the [`differences_table`] against the first candidate with
+/// how each candidate reads.
 pub fn comparison_text(c: &Comparison) -> String {
     let mut s = String::new();
     let (hyps, binary) = c.candidates.first().map_or((0, 0), |k| {
@@ -37,6 +41,22 @@ pub fn comparison_text(c: &Comparison) -> String {
          spans of the timed documents that report them over their time; timed: predicted \
          documents with timing (the others are left out of the latency, not guessed)"
     );
+    if let (Some(heading), Some(table)) =
+        (differences_heading(c, ""), differences_table(c, "-", "-"))
+    {
+        let _ = writeln!(s, "\n{heading}:\n");
+        s.push_str(&table.text());
+        s.push('\n');
+        for line in differences_readings(c, "") {
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(
+            s,
+            "\neach cell: candidate minus baseline [2.5th, 97.5th percentile over resamples of the \
+             documents]; above / below: the interval lies above / below 0; within noise: it \
+             contains 0"
+        );
+    }
     s
 }
 

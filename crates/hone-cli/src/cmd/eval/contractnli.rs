@@ -1,8 +1,9 @@
 //! `hone eval contractnli --gold G --pred [NAME=]P [--pred [NAME=]P2 ...] [--json] [--out DIR]`.
 //!
 //! One `--pred` prints that file's metrics (tables, or `--json` the metrics object); several
-//! print one comparison row per file (metrics and review latency), or `--json` the whole
-//! comparison. `--out DIR` also writes `report.json`, `report.md` and `report.html` there. The
+//! print one comparison row per file (metrics and review latency) and each file's differences
+//! from the first with 95% paired bootstrap intervals (`--bootstrap N` resamples, 0 for none),
+//! or `--json` the whole comparison. `--out DIR` also writes `report.json`, `report.md` and `report.html` there. The
 //! tables are hone-eval's ([`contractnli::metrics_text`], [`contractnli::comparison_text`]), the
 //! comparison's the same one the reports hold.
 
@@ -21,14 +22,20 @@ pub struct Args {
     pub gold: PathBuf,
     /// Predictions written by `hone review` (JSONL, one document a line), as NAME=PATH or a
     /// bare PATH (named by its file stem). Repeat to compare several, e.g.
-    /// `--pred base=base.jsonl --pred tuned=tuned.jsonl`.
+    /// `--pred base=base.jsonl --pred tuned=tuned.jsonl`; the first is the baseline the others'
+    /// differences are measured against.
     #[arg(long, required = true, value_name = "[NAME=]PATH")]
     pub pred: Vec<String>,
     /// Print JSON instead of tables: with one --pred the metrics object (nli_acc, f1_c, f1_e,
     /// acc3, evidence_map, evidence_map_macro_doc, counts and per_hypothesis), with several the comparison
-    /// (`candidates`, each with name, path, metrics and latency).
+    /// (`candidates`, each with name, path, metrics and latency; `bootstrap` and `differences`).
     #[arg(long)]
     pub json: bool,
+    /// With several --pred: resamples of the gold documents for the differences from the first
+    /// --pred (95% paired bootstrap intervals: is a difference above, below or within noise);
+    /// 0 leaves the differences out.
+    #[arg(long, value_name = "N", default_value_t = contractnli::DEFAULT_RESAMPLES)]
+    pub bootstrap: usize,
     /// Also write report.json, report.md and report.html (with charts) into this folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -77,7 +84,11 @@ fn candidates(preds: &[String]) -> Result<Vec<(String, PathBuf)>> {
 
 fn output(a: &Args) -> Result<Output> {
     let cands = candidates(&a.pred)?;
-    let c = contractnli::compare(&a.gold, &cands).with_context(|| {
+    let bootstrap = contractnli::BootstrapOptions {
+        resamples: a.bootstrap,
+        ..Default::default()
+    };
+    let c = contractnli::compare_with(&a.gold, &cands, bootstrap).with_context(|| {
         format!(
             "scoring --pred {} against --gold {}",
             a.pred.join(" --pred "),
@@ -116,6 +127,7 @@ mod tests {
             pred: vec![dir.join("no-such-file.jsonl").display().to_string()],
             json: false,
             out: None,
+            bootstrap: contractnli::DEFAULT_RESAMPLES,
         })
         .unwrap_err();
         let msg = format!("{e:#}");
@@ -133,6 +145,7 @@ mod tests {
             pred: preds.to_vec(),
             json,
             out,
+            bootstrap: contractnli::DEFAULT_RESAMPLES,
         }
     }
 
@@ -213,6 +226,51 @@ mod tests {
         );
         assert!((c[0]["metrics"]["nli_acc"].as_f64().unwrap() - 0.5).abs() < 1e-12);
         assert!((c[1]["latency"]["p50_s"].as_f64().unwrap() - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn several_preds_show_the_differences_from_the_first_unless_bootstrap_is_0() {
+        let o = output(&args(&two(), false, None)).unwrap();
+        let t = &o.stdout;
+        let heading = "Differences against base (95% paired bootstrap over the 4 documents, \
+                       1000 resamples):";
+        let at = t
+            .find(heading)
+            .unwrap_or_else(|| panic!("no differences: {t}"));
+        // After the overall table, one row for tuned: NLI acc 1 against 1/2.
+        let section = &t[at..];
+        let row = section
+            .lines()
+            .find(|l| l.starts_with("tuned "))
+            .unwrap_or_else(|| panic!("no tuned row: {section}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells.len(), 1 + 6 * 3, "{row}");
+        assert_eq!(cells[..2], ["tuned", "+0.500"], "{row}");
+        assert!(cells[2].starts_with('['), "{row}");
+        assert!(section.contains("tuned against base: "), "{section}");
+        assert!(t[..at].contains("candidate predicted"), "{t}");
+
+        let v: serde_json::Value =
+            serde_json::from_str(&output(&args(&two(), true, None)).unwrap().stdout).unwrap();
+        assert_eq!(v["bootstrap"]["resamples"], 1000);
+        assert_eq!(v["bootstrap"]["baseline"], "base");
+        let d = v["differences"].as_array().unwrap();
+        assert_eq!(d.len(), 6);
+        assert_eq!(
+            (&d[0]["candidate"], &d[0]["metric"]),
+            (&"tuned".into(), &"NLI acc".into())
+        );
+        assert!((d[0]["delta"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+
+        let mut a = args(&two(), false, None);
+        a.bootstrap = 0;
+        let o0 = output(&a).unwrap();
+        assert!(!o0.stdout.contains("Differences against"), "{}", o0.stdout);
+        assert_eq!(o0.stdout, t[..at].trim_end_matches('\n').to_string() + "\n");
+        a.json = true;
+        let v: serde_json::Value = serde_json::from_str(&output(&a).unwrap().stdout).unwrap();
+        assert!(v["bootstrap"].is_null(), "{v}");
+        assert_eq!(v["differences"].as_array().map(Vec::len), Some(0));
     }
 
     #[test]
