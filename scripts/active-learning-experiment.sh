@@ -19,8 +19,10 @@
 #
 # Environment: HONE (the hone binary; default: build and use target/release/hone), HONE_THREADS,
 # SEEDS (default "1 2 3"), BY (nli; or entropy, margin, logprob), INIT (12), BUDGET (12),
-# POOL (48), TEST (32), VALID (12), TOP_LAYERS (4), EPOCHS (3), LR (1e-3). Rerunning in the
-# same WORKDIR with another BY trains only the new arm: init and random are shared.
+# POOL (48), TEST (32), VALID (12), TOP_LAYERS (4), EPOCHS (3), LR (1e-3), PATIENCE (1: stop
+# when the validation loss turns; 0 runs the whole schedule), KEEP (best; or last, the adapter
+# of the last epoch, as scripts/contractnli-benchmark.sh does). Rerunning in the same WORKDIR
+# with another BY trains only the new arm: init and random are shared.
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: $0 TRAIN_JSON WORKDIR" >&2
@@ -76,12 +78,13 @@ batch_size = 4
 epochs = ${EPOCHS:-3}
 max_seq_len = 1152
 warmup_ratio = 0.05
-patience = 1
+patience = ${PATIENCE:-1}
 seed = 7
 [train]
 fast = true
 top_layers = ${TOP_LAYERS:-4}
 log_every = 20
+keep = "${KEEP:-best}"
 [data]
 train = "$2"
 validation = "$work/fixed/valid.jsonl"
